@@ -1,0 +1,69 @@
+"""Shared CLI pieces: the --home option, error display, progress bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from renkei.config import resolve_home
+from renkei.errors import RenkeiError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console()
+err = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="状態を置くディレクトリ (state directory; default: $RENKEI_HOME or ~/.local/share/renkei)"),
+]
+
+
+def home_dir(home: Path | None) -> Path:
+    return resolve_home(home)
+
+
+def parse_date(value: str, what: str = "--as-of") -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} は YYYY-MM-DD 形式の日付ではありません (not a YYYY-MM-DD date)", param_hint=what) from None
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Show a RenkeiError as a clear message and exit with its code; anything else is a bug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except RenkeiError as exc:
+            err.print(f"[bold red]エラー (error)[/]: {exc.render()}", highlight=False, markup=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+@contextmanager
+def byte_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar fed with (bytes done, bytes total); silent when not a terminal."""
+    if not enabled or not err.is_terminal:
+        yield lambda done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

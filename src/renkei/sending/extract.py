@@ -1,0 +1,145 @@
+"""``renkei extract``: one raw export in, one pseudonymized dataset (Parquet + manifest) out, atomically.
+
+The output is built in a hidden temporary directory inside DIR and renamed into place only when complete, so
+after any error (bad input, a leftover identifier, a full disk, Ctrl-C) nothing is left in DIR.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from renkei import __version__
+from renkei.errors import InputError, Location, RenkeiError
+from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
+from renkei.sending.pipeline import Transformer
+from renkei.sending.pseudonym import Pseudonymizer, load_key
+from renkei.sending.read import CsvHeader, iter_batches, read_header
+from renkei.spec import DatasetSpec
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractResult:
+    directory: Path
+    manifest: Manifest
+
+
+def check_columns(spec: DatasetSpec, header: CsvHeader, path: Path) -> None:
+    """Default deny: every column in the file must be declared, and every declared column present."""
+    undeclared = [c for c in header.columns if c not in spec.columns]
+    missing = [c for c in spec.columns if c not in header.columns]
+    where = Location(path, 1)
+    if undeclared:
+        names = "、".join(undeclared)
+        raise InputError(
+            f"仕様にない列があります（既定で拒否）: {names}。仕様に役割を書いてください",
+            f"columns not declared in the spec (default deny): {undeclared}",
+            where,
+        )
+    if missing:
+        names = "、".join(missing)
+        raise InputError(
+            f"仕様にある列がファイルにありません: {names}", f"declared columns missing from the file: {missing}", where
+        )
+
+
+def open_source(spec: DatasetSpec, path: Path, progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
+    """Check the header against the spec, then stream the rows."""
+    header = read_header(path, spec.encoding)
+    check_columns(spec, header, path)
+    return iter_batches(path, spec.encoding, header, on_progress=progress)
+
+
+def output_name(spec: DatasetSpec, as_of: dt.date) -> str:
+    return f"{spec.dataset}_{as_of.isoformat()}"
+
+
+def extract(
+    spec: DatasetSpec,
+    source: Path,
+    as_of: dt.date,
+    out_dir: Path,
+    home: Path,
+    progress: Progress | None = None,
+) -> ExtractResult:
+    """Pseudonymize ``source`` by ``spec`` into ``out_dir/<dataset>_<as_of>/``."""
+    final = out_dir / output_name(spec, as_of)
+    if final.exists():
+        raise RenkeiError(
+            "同じデータセット・基準日の出力が既にあります（上書きしません）",
+            "output for this dataset and as-of date already exists; not overwriting",
+            Location(final),
+        )
+    key = load_key(home)
+    batches = open_source(spec, source, progress)
+    created_dir = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=out_dir))
+    try:
+        manifest = _write(spec, as_of, Transformer(spec, as_of, Pseudonymizer(key)), batches, work)
+        _fsync_dir(work)
+        work.rename(final)
+        _fsync_dir(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if created_dir and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return ExtractResult(final, manifest)
+
+
+def _write(
+    spec: DatasetSpec,
+    as_of: dt.date,
+    transformer: Transformer,
+    batches: Iterator[pa.RecordBatch],
+    work: Path,
+) -> Manifest:
+    data = work / DATA_FILE
+    with pq.ParquetWriter(data, spec.output_schema, compression="zstd") as writer:
+        for batch in transformer.transform_all(batches):
+            writer.write_batch(batch)
+    _fsync(data)
+    counts = transformer.counts
+    manifest = Manifest(
+        dataset=spec.dataset,
+        title=spec.title,
+        owner=spec.owner,
+        as_of=as_of,
+        rows_in=counts.rows_in,
+        rows_out=counts.rows_out,
+        counts=counts.as_dict(),
+        schema=schema_fields(spec.output_schema),
+        columns=spec.column_dictionary(),
+        spec_hash=spec.spec_hash,
+        tool=f"renkei {__version__}",
+        data_bytes=data.stat().st_size,
+        content_sha256=sha256_file(data),
+        created_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+    (work / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    _fsync(work / MANIFEST_FILE)
+    return manifest
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,146 @@
+"""Spec + batches of raw text → pseudonymized batches + counts per rule.
+
+Each rule is a vectorized function over a whole column of a batch (see the modules it calls). This module only
+wires them to the roles of the spec, in spec order, and counts what each rule did. A column that could hold
+personal data after its rule (every kept text column) is scanned for identifier-shaped values; any hit stops
+the extract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from renkei.errors import LeftoverIdentifierError
+from renkei.sending.address import truncate_addresses
+from renkei.sending.birthdate import ages
+from renkei.sending.dates import coarsen_dates, parse_dates
+from renkei.sending.identifiers import LeftoverHit, scan_leftovers
+from renkei.sending.pseudonym import Pseudonymizer
+from renkei.spec import AGE, SCHOOL_AGE, ColumnSpec, DatasetSpec, Role
+
+_INTEGER = r"^[+-]?[0-9]+$"
+
+
+@dataclass
+class ExtractCounts:
+    """Rows in and out, and per source column how many rows each rule outcome applied to."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    rules: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    leftovers: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, column: str, outcome: str, rows: int) -> None:
+        if rows:
+            self.rules[column][outcome] += rows
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {col: dict(sorted(c.items())) for col, c in self.rules.items()}
+
+    def leftover_hits(self) -> list[LeftoverHit]:
+        return [LeftoverHit(column=c, kind=k, rows=n) for (c, k), n in sorted(self.leftovers.items())]
+
+
+class Transformer:
+    """Applies a spec's rules to batches; one instance per extract run."""
+
+    def __init__(self, spec: DatasetSpec, as_of: dt.date, pseudonymizer: Pseudonymizer) -> None:
+        self.spec = spec
+        self.as_of = as_of
+        self.pseudonymizer = pseudonymizer
+        self.counts = ExtractCounts()
+
+    def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays: list[pa.Array] = []
+        for name, col in self.spec.columns.items():
+            arrays.extend(self._apply(name, col, batch.column(name)))
+        out = pa.RecordBatch.from_arrays(arrays, schema=self.spec.output_schema)
+        self.counts.rows_in += batch.num_rows
+        self.counts.rows_out += out.num_rows
+        self._scan(out)
+        return out
+
+    def transform_all(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            yield self.transform(batch)
+        self.raise_on_leftovers()
+
+    def _apply(self, name: str, col: ColumnSpec, values: pa.Array) -> list[pa.Array]:
+        match col.role:
+            case Role.PERSON_KEY | Role.LINK_KEY:
+                result = self.pseudonymizer.ids(values, col.key_domain)
+                self.counts.add(name, "pseudonymized", len(values) - result.blank)
+                self.counts.add(name, "blank", result.blank)
+                return [result.ids]
+            case Role.BIRTH_DATE:
+                return self._birth_date(name, values)
+            case Role.ADDRESS:
+                addr = truncate_addresses(values)
+                for outcome, rows in addr.counts.items():
+                    self.counts.add(name, outcome, rows)
+                return [addr.address, addr.ward, addr.town, addr.chome]
+            case Role.DATE:
+                parsed = parse_dates(values)
+                self._count_dates(name, parsed.invalid, parsed.blank, len(values))
+                dates = parsed.dates if col.coarsen is None else coarsen_dates(parsed.dates, col.coarsen)
+                return [dates]
+            case Role.KEEP:
+                return [self._keep(name, col, values)]
+            case _:
+                self.counts.add(name, "deleted", len(values))
+                return []
+
+    def _birth_date(self, name: str, values: pa.Array) -> list[pa.Array]:
+        parsed = parse_dates(values)
+        result = ages(parsed.dates, self.as_of)
+        self._count_dates(name, parsed.invalid, parsed.blank, len(values))
+        self.counts.add(name, "future", result.future)
+        self.counts.add(name, f"deleted → {AGE}, {SCHOOL_AGE}", len(values))
+        return [result.age, result.school_age]
+
+    def _count_dates(self, name: str, invalid: int, blank: int, total: int) -> None:
+        self.counts.add(name, "valid", total - invalid - blank)
+        self.counts.add(name, "invalid", invalid)
+        self.counts.add(name, "blank", blank)
+
+    def _keep(self, name: str, col: ColumnSpec, values: pa.Array) -> pa.Array:
+        text = pc.utf8_trim_whitespace(values)
+        if col.type == "string":
+            self.counts.add(name, "kept", len(values))
+            return text
+        digits = pc.replace_substring(pc.utf8_normalize(text, "NFKC"), ",", "")
+        valid = pc.match_substring_regex(digits, _INTEGER)
+        blank = pc.sum(pc.equal(text, "")).as_py() or 0
+        invalid = len(values) - (pc.sum(valid).as_py() or 0) - blank
+        self.counts.add(name, "kept", len(values) - invalid - blank)
+        self.counts.add(name, "invalid", invalid)
+        self.counts.add(name, "blank", blank)
+        return pc.cast(pc.if_else(valid, digits, pa.scalar(None, pa.string())), pa.int64())
+
+    def _scan(self, out: pa.RecordBatch) -> None:
+        for f in out.schema:
+            if pa.types.is_string(f.type) and f.name not in self._pseudonym_columns:
+                for hit in scan_leftovers(f.name, out.column(f.name)):
+                    self.counts.leftovers[(hit.column, hit.kind)] += hit.rows
+
+    @property
+    def _pseudonym_columns(self) -> set[str]:
+        return {c.output_key_name() for _, c in self.spec.columns_with(Role.PERSON_KEY, Role.LINK_KEY)}
+
+    def raise_on_leftovers(self) -> None:
+        hits = self.counts.leftover_hits()
+        if not hits:
+            return
+        ja = "、".join(f"列「{h.column}」の {h.rows} 行に {h.kind} の形の値" for h in hits)
+        en = "; ".join(f"column {h.column!r}: {h.rows} rows look like {h.kind}" for h in hits)
+        raise LeftoverIdentifierError(
+            f"残すはずの列に個人識別符号などの形の値が見つかったため、抽出を中止しました: {ja}。"
+            "仕様でその列を identifier か drop にしてください",
+            f"extract stopped: identifier-shaped values in kept columns: {en}",
+        )

@@ -1,0 +1,148 @@
+"""CSV readers for core-system exports: CP932 or UTF-8 (BOM accepted), every column as text, streamed.
+
+CP932 here is Microsoft's code page (Python's ``cp932``), not strict Shift_JIS: NEC and IBM extensions such as
+①, ㈱ and 髙 must survive. Every column is read as a string so that leading zeros of 宛名番号 survive; typing
+happens in the rules. The file is read in blocks, so peak memory depends on the block size, not the file size.
+
+The fast path is pyarrow's streaming reader. Its errors do not say where the problem is, so when it fails the
+file is scanned again in Python to find the line and column (slow, but only on bad input). Error messages never
+include cell values: they may be personal data.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from renkei.errors import InputError, Location
+
+BLOCK_SIZE = 16 << 20
+ENCODINGS = {"cp932": "cp932", "utf-8": "utf-8-sig"}
+_OTHER = {"cp932": "utf-8", "utf-8": "cp932"}
+
+
+@dataclass(frozen=True, slots=True)
+class CsvHeader:
+    columns: tuple[str, ...]
+
+
+def read_header(path: Path, encoding: str) -> CsvHeader:
+    """Read and check the header row: decodable, no blank or duplicate names."""
+    codec = ENCODINGS[encoding]
+    try:
+        with path.open("rb") as raw:
+            first = raw.readline(1 << 20)
+    except FileNotFoundError:
+        raise InputError("入力ファイルが見つかりません", "input file not found", Location(path)) from None
+    except IsADirectoryError:
+        raise InputError("入力はファイルではありません", "input is a directory", Location(path)) from None
+    if not first.strip(b"\r\n\t \xef\xbb\xbf"):
+        raise InputError("入力ファイルが空です（見出し行がありません）", "empty file: no header row", Location(path, 1))
+    try:
+        text = first.decode(codec)
+    except UnicodeDecodeError:
+        raise _encoding_error(path, encoding, 1, first) from None
+    columns = tuple(next(csv.reader([text.rstrip("\r\n")])))
+    where = Location(path, 1)
+    for i, name in enumerate(columns, start=1):
+        if not name.strip():
+            raise InputError(f"見出し行の {i} 番目の列名が空です", f"header field {i} is blank", where)
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        names = "、".join(duplicates)
+        raise InputError(f"見出し行に同じ列名が重複しています: {names}", f"duplicate header names: {duplicates}", where)
+    return CsvHeader(columns)
+
+
+def _encoding_error(path: Path, encoding: str, line: int, raw_line: bytes, column: str | None = None) -> InputError:
+    """Name the line, and say so when the bytes read fine in the other supported encoding."""
+    other = _OTHER[encoding]
+    hint_ja = hint_en = ""
+    try:
+        raw_line.decode(ENCODINGS[other])
+        hint_ja, hint_en = f"（{other} で保存されている可能性があります）", f"; the file looks like {other}"
+    except UnicodeDecodeError:
+        pass
+    return InputError(
+        f"文字コードが {encoding} として読めません{hint_ja}",
+        f"cannot decode as {encoding}{hint_en}",
+        Location(path, line, column),
+    )
+
+
+def iter_batches(
+    path: Path,
+    encoding: str,
+    header: CsvHeader,
+    block_size: int = BLOCK_SIZE,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the data rows as record batches of strings; errors name the line (and column when known).
+
+    ``on_progress(bytes_read, bytes_total)`` is called after each batch.
+    """
+    bad_rows: list[int | None] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        bad_rows.append(row.number)
+        return "error"
+
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(header.columns, pa.string()),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    read = pacsv.ReadOptions(encoding=ENCODINGS[encoding], block_size=block_size, use_threads=True)
+    parse = pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=False)
+    total = path.stat().st_size
+    try:
+        with path.open("rb") as raw:
+            reader = pacsv.open_csv(raw, read_options=read, parse_options=parse, convert_options=convert)
+            for batch in reader:
+                if on_progress is not None:
+                    on_progress(raw.tell(), total)
+                yield batch
+    except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
+        raise locate_problem(path, encoding, header) or InputError(
+            "CSV として読めません", f"cannot parse CSV: {type(exc).__name__}", Location(path)
+        ) from None
+
+
+def locate_problem(path: Path, encoding: str, header: CsvHeader) -> InputError | None:
+    """Slow path after a failed fast read: find the first undecodable or malformed line."""
+    decoder = codecs.getincrementaldecoder(ENCODINGS[encoding])()
+    width = len(header.columns)
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                text = decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                column = _column_at(header, line, exc.start, encoding)
+                return _encoding_error(path, encoding, number, line, column)
+            if number == 1:
+                continue
+            stripped = text.rstrip("\r\n")
+            if not stripped:
+                continue
+            fields = next(csv.reader(io.StringIO(stripped)), [])
+            if len(fields) != width:
+                return InputError(
+                    f"列の数が見出し行と違います（{width} 列のはずが {len(fields)} 列）",
+                    f"malformed row: expected {width} fields, found {len(fields)}",
+                    Location(path, number),
+                )
+    return None
+
+
+def _column_at(header: CsvHeader, line: bytes, offset: int, encoding: str) -> str | None:
+    """The header name of the field containing byte ``offset`` of a data line, if it can be told."""
+    prefix = line[:offset].decode(ENCODINGS[encoding], errors="replace")
+    index = len(next(csv.reader([prefix]), [""])) - 1
+    return header.columns[index] if 0 <= index < len(header.columns) else None
