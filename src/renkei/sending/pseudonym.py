@@ -121,7 +121,7 @@ class Pseudonymizer:
         opad = bytes(b ^ 0x5C for b in padded)
         self._con.register("values_in", pa.table({"v": normalized}))
         try:
-            result = self._con.execute(_HMAC_SQL, {"ipad": ipad, "opad": opad}).fetch_arrow_reader().read_all()
+            result = self._con.sql(_HMAC_SQL, params={"ipad": ipad, "opad": opad}).to_arrow_table()
         finally:
             self._con.unregister("values_in")
         return result.column("id").combine_chunks()

@@ -1,0 +1,156 @@
+"""Dates as Japanese core systems export them: 西暦 and 和暦 forms, recognized without configuration.
+
+One column may mix forms (``2012-04-01``, ``20120401``, ``平成24年4月1日``, ``H24.4.1``, ``4240401``). Every
+value is NFKC-normalized (full-width digits, ``㍻`` → ``平成``) and trimmed, then matched against a fixed
+list of forms. A value that matches no form, or names a day that does not exist (2月30日, 2月29日 of a
+common year, 平成31年5月1日 which is 令和元年), becomes null and is counted as invalid: a date is never
+guessed. The rules and their sources are in docs/rules/dates-and-ages.md.
+
+Date columns have few distinct values (a few tens of thousands of birth dates in a city of 1.5 million),
+so each distinct value is parsed once in Python and the results are mapped back with ``take``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass(frozen=True)
+class ParsedDates:
+    """A column of dates and what could not be read."""
+
+    dates: pa.Array  # pa.date32(), null where blank or invalid
+    invalid: int  # non-blank values that are not a valid date
+    blank: int  # null or whitespace-only values
+
+
+class Era(NamedTuple):
+    """One 元号: its names, its code in the 7-digit form, and the first and last day it was in use."""
+
+    name: str
+    letter: str
+    code: int
+    first_year: int  # 西暦 of 元年
+    first_day: dt.date  # first day a date in this era is accepted
+    last_day: dt.date | None  # None: the current era
+
+
+# Boundaries (sources in docs/rules/dates-and-ages.md): each 改元 took effect on the first day of the new
+# era, so the old era ends the day before. 明治 dates before 明治6年1月1日 are 旧暦 (lunisolar) dates that do
+# not map to 西暦 by adding years, so they are rejected rather than converted wrongly.
+ERAS: tuple[Era, ...] = (
+    Era("明治", "M", 1, 1868, dt.date(1873, 1, 1), dt.date(1912, 7, 29)),
+    Era("大正", "T", 2, 1912, dt.date(1912, 7, 30), dt.date(1926, 12, 24)),
+    Era("昭和", "S", 3, 1926, dt.date(1926, 12, 25), dt.date(1989, 1, 7)),
+    Era("平成", "H", 4, 1989, dt.date(1989, 1, 8), dt.date(2019, 4, 30)),
+    Era("令和", "R", 5, 2019, dt.date(2019, 5, 1), None),
+)
+_ERA_BY_TOKEN: dict[str, Era] = {
+    **{era.name: era for era in ERAS},
+    **{era.letter: era for era in ERAS},
+    **{era.letter.lower(): era for era in ERAS},
+    **{str(era.code): era for era in ERAS},
+}
+
+# Explicit [0-9]: Python's \d would also accept other scripts' digits, which NFKC leaves unchanged.
+_ERA = r"(?P<era>明治|大正|昭和|平成|令和|[MTSHRmtshr])\s*(?P<ey>[0-9]{1,2}|元)"
+_MONTH_DAY_SEP = r"(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
+_MONTH_DAY_KANJI = r"\s*年\s*(?P<m>[0-9]{1,2})\s*月\s*(?P<d>[0-9]{1,2})\s*日"
+
+_WESTERN_FORMS = (
+    re.compile(r"(?P<y>[0-9]{4})" + _MONTH_DAY_SEP),  # 2012-04-01, 2012/4/1, 2012.4.1
+    re.compile(r"(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"),  # 20120401
+    re.compile(r"(?P<y>[0-9]{4})" + _MONTH_DAY_KANJI),  # 2012年4月1日
+)
+_ERA_FORMS = (
+    re.compile(_ERA + _MONTH_DAY_SEP),  # H24.4.1, H24/4/1, 平成24.4.1
+    re.compile(_ERA + _MONTH_DAY_KANJI),  # 平成24年4月1日, 令和元年5月1日, H24年4月1日
+    re.compile(r"(?P<era>[1-5])(?P<ey>[0-9]{2})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"),  # 4240401
+)
+
+
+def parse_date(text: str) -> dt.date | None:
+    """One value in any recognized form → the date, or None if it is not a valid date (never a guess)."""
+    value = unicodedata.normalize("NFKC", text).strip()
+    for form in _WESTERN_FORMS:
+        if match := form.fullmatch(value):
+            return _calendar_date(int(match["y"]), int(match["m"]), int(match["d"]))
+    for form in _ERA_FORMS:
+        if match := form.fullmatch(value):
+            era = _ERA_BY_TOKEN[match["era"]]
+            era_year = 1 if match["ey"] == "元" else int(match["ey"])
+            return _era_date(era, era_year, int(match["m"]), int(match["d"]))
+    return None
+
+
+def _calendar_date(year: int, month: int, day: int) -> dt.date | None:
+    # Gregorian validity (leap years included) is exactly what datetime.date checks.
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _era_date(era: Era, era_year: int, month: int, day: int) -> dt.date | None:
+    """和暦 → 西暦: 元年 is ``first_year``; the day must exist and lie inside the era (平成31年5月1日 does not)."""
+    if era_year < 1:
+        return None
+    date = _calendar_date(era.first_year + era_year - 1, month, day)
+    if date is None or date < era.first_day or (era.last_day is not None and date > era.last_day):
+        return None
+    return date
+
+
+def parse_dates(values: pa.Array | pa.ChunkedArray) -> ParsedDates:
+    """A column of date text → date32, parsing each distinct value once; blanks and invalid values are counted.
+
+    Columns that already hold dates or timestamps are cast; integer columns (``20120401`` read as a number)
+    are read as their decimal text.
+    """
+    column = _combined(values)
+    if pa.types.is_date(column.type) or pa.types.is_timestamp(column.type):
+        dates = column.cast(pa.date32())
+        return ParsedDates(dates=dates, invalid=0, blank=dates.null_count)
+    encoded = _dictionary_of_text(column)
+    return _parse_dictionary(encoded)
+
+
+def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values
+
+
+def _dictionary_of_text(column: pa.Array) -> pa.DictionaryArray:
+    if pa.types.is_dictionary(column.type):
+        return column.cast(pa.dictionary(column.type.index_type, pa.string()))
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.string())  # integers, string_view, all-null columns
+    return pc.dictionary_encode(column)
+
+
+def _parse_dictionary(encoded: pa.DictionaryArray) -> ParsedDates:
+    distinct: list[str] = encoded.dictionary.to_pylist()
+    parsed = pa.array([parse_date(text) for text in distinct], pa.date32())
+    is_blank = pa.array([not text.strip() for text in distinct], pa.bool_())
+    dates = parsed.take(encoded.indices)
+    blank = encoded.null_count + _count_true(is_blank.take(encoded.indices))
+    return ParsedDates(dates=dates, invalid=dates.null_count - blank, blank=blank)
+
+
+def _count_true(mask: pa.Array) -> int:
+    return int(pc.sum(mask).as_py() or 0)
+
+
+def coarsen_dates(dates: pa.Array, to: Literal["month", "year"]) -> pa.Array:
+    """Truncate date32 values to the 1st of their month (``month``) or to 1月1日 of their year (``year``)."""
+    if to not in ("month", "year"):
+        raise ValueError(f"coarsen_dates: to must be 'month' or 'year', not {to!r}")
+    return pc.floor_temporal(dates, unit=to).cast(pa.date32())

@@ -1,0 +1,112 @@
+"""Array helpers on pyarrow.compute, the vector engine of the generator.
+
+numpy is not a dependency of renkei, so the generator does its per-person arithmetic with pyarrow.compute
+kernels; these helpers give the few numpy-like operations it needs readable names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+Array = Any  # a pyarrow Array or ChunkedArray (pyarrow ships no type stubs)
+
+EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal(): date32 counts days from here
+
+
+def arange(n: int) -> Array:
+    return pa.array(range(n), pa.int64())
+
+
+def const(value: Any, n: int, type_: Any = None) -> Array:
+    return pa.repeat(pa.scalar(value, type_), n) if n else pa.array([], type_)
+
+
+def ints(values: Sequence[int], type_: Any = pa.int64()) -> Array:
+    return pa.array(values, type_)
+
+
+def take(values: Sequence[Any] | Array, indices: Array) -> Array:
+    """``values[indices]`` for a Python sequence or an array."""
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        values = pa.array(values)
+    return pc.take(values, indices)
+
+
+def floor_int(values: Array) -> Array:
+    return pc.cast(pc.floor(values), pa.int64())
+
+
+def clip(values: Array, low: Any, high: Any) -> Array:
+    return pc.min_element_wise(pc.max_element_wise(values, low), high)
+
+
+def where(mask: Array, if_true: Any, if_false: Any) -> Array:
+    return pc.if_else(mask, if_true, if_false)
+
+
+def repeat(values: Array, counts: Array) -> Array:
+    """Each ``values[i]`` repeated ``counts[i]`` times (numpy.repeat)."""
+    ends = pc.cumulative_sum(counts)
+    total = ends[-1].as_py() if len(ends) else 0
+    return pc.take(values, pc.search_sorted(ends, arange(total), side="right"))
+
+
+def segment_starts(sizes: Array) -> Array:
+    """Start position of each consecutive segment of the given sizes."""
+    return pc.subtract(pc.cumulative_sum(sizes), sizes)
+
+
+def inverse_permutation(order: Array) -> Array:
+    return pc.sort_indices(order)
+
+
+def rank_within_sorted(sorted_keys: Array) -> Array:
+    """For an ascending array, each element's position among the equal elements before it."""
+    first = pc.search_sorted(sorted_keys, sorted_keys, side="left")
+    return pc.subtract(arange(len(sorted_keys)), pc.cast(first, pa.int64()))
+
+
+def pad(values: Array, width: int) -> Array:
+    """Integers as zero-padded decimal strings."""
+    return pc.utf8_lpad(pc.cast(values, pa.string()), width=width, padding="0")
+
+
+def text(values: Array) -> Array:
+    return pc.cast(values, pa.string())
+
+
+def join(*parts: Any) -> Array:
+    """Element-wise string concatenation; scalars broadcast, nulls count as empty."""
+    return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+
+
+def days(value: Any) -> int:
+    """A ``datetime.date`` as days since 1970-01-01 (the date32 representation)."""
+    return int(value.toordinal()) - EPOCH_ORDINAL
+
+
+def as_date32(day_numbers: Array) -> Array:
+    return pc.cast(pc.cast(day_numbers, pa.int32()), pa.date32())
+
+
+def hash_int(*values: Array, salt: int = 0) -> Array:
+    """A cheap deterministic integer hash of integer arrays (non-negative, 31 bits): same inputs, same hash."""
+    h: Array = pa.scalar(salt * 2_654_435_761 + 97_531, pa.int64())
+    for v in values:
+        h = pc.multiply(pc.add(h, pc.cast(v, pa.int64())), 6_364_136_223_846_793_005)
+        h = pc.bit_wise_xor(h, pc.shift_right(h, 29))
+    return pc.bit_wise_and(pc.shift_right(h, 17), 0x7FFF_FFFF)
+
+
+def counts_by(values: Array, size: int) -> list[int]:
+    """Histogram of small non-negative integers 0 … size-1."""
+    out = [0] * size
+    vc = pc.value_counts(values)
+    for value, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+        if value is not None and 0 <= value < size:
+            out[value] = count
+    return out

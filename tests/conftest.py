@@ -1,0 +1,54 @@
+"""Shared fixtures: isolated homes, so no test ever touches a developer's real state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from renkei.sending.pseudonym import create_key
+
+
+@pytest.fixture(autouse=True)
+def _isolate_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("RENKEI_HOME", str(tmp_path_factory.mktemp("default-home")))
+    monkeypatch.delenv("RENKEI_DATABASE_URL", raising=False)
+    yield
+
+
+@pytest.fixture
+def sender_home(tmp_path: Path) -> Path:
+    home = tmp_path / "sender"
+    create_key(home)
+    return home
+
+
+POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    """A fresh schema in the shared `test` database, dropped afterwards, so runs never see each other."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each catalog/audit test runs against SQLite and against the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        yield from _postgres_schema_url()
