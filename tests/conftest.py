@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from renkei.sending.pseudonym import create_key
 
 
 @pytest.fixture(autouse=True)
-def _isolate_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolate_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     monkeypatch.setenv("RENKEI_HOME", str(tmp_path_factory.mktemp("default-home")))
     monkeypatch.delenv("RENKEI_DATABASE_URL", raising=False)
     yield
@@ -29,10 +33,6 @@ POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 def _postgres_schema_url() -> Iterator[str]:
     """A fresh schema in the shared `test` database, dropped afterwards, so runs never see each other."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -195,9 +195,13 @@ def load_spec(path: Path) -> DatasetSpec:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError("YAML の書式に誤りがあります", f"invalid YAML: {problem}", Location(path, line)) from None
+        raise SpecError(
+            "YAML の書式に誤りがあります", f"invalid YAML: {problem}", Location(path, line)
+        ) from None
     if not isinstance(data, CommentedMap):
-        raise SpecError("仕様ファイルの中身がキーと値の組ではありません", "spec must be a YAML mapping", Location(path))
+        raise SpecError(
+            "仕様ファイルの中身がキーと値の組ではありません", "spec must be a YAML mapping", Location(path)
+        )
     try:
         return DatasetSpec.model_validate(_plain(data))
     except ValidationError as exc:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import stat
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def test_missing_and_permissive_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="sender init"):
         load_key(tmp_path)
     path = create_key(tmp_path)
-    os.chmod(path, 0o644)
+    path.chmod(0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
         load_key(tmp_path)
 
@@ -54,7 +53,7 @@ def test_ids_are_keyed_stable_and_domain_separated() -> None:
 
 def test_id_is_hmac_sha256_of_the_domain_subkey() -> None:
     p = Pseudonymizer(KEY)
-    expected = hmac.new(p.subkey("person"), "0000000001".encode(), hashlib.sha256).hexdigest()[:32]
+    expected = hmac.new(p.subkey("person"), b"0000000001", hashlib.sha256).hexdigest()[:32]
     assert p.ids(pa.array(["0000000001"]), "person").ids[0].as_py() == expected
 
 

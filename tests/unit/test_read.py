@@ -8,10 +8,16 @@ import pytest
 from renkei.errors import InputError
 from renkei.sending.read import iter_batches, read_header
 
-ROWS = ["宛名番号,氏名,住所", "0000000001,髙橋　①子,神戸市中央区加納町6-5-1", "0000000002,㈱テスト,神戸市灘区"]
+ROWS = [
+    "宛名番号,氏名,住所",
+    "0000000001,髙橋　①子,神戸市中央区加納町6-5-1",
+    "0000000002,㈱テスト,神戸市灘区",
+]
 
 
-def write(tmp_path: Path, lines: list[str], encoding: str, *, bom: bool = False, newline: str = "\r\n") -> Path:
+def write(
+    tmp_path: Path, lines: list[str], encoding: str, *, bom: bool = False, newline: str = "\r\n"
+) -> Path:
     path = tmp_path / "in.csv"
     data = (newline.join(lines) + newline).encode(encoding)
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
@@ -21,7 +27,9 @@ def write(tmp_path: Path, lines: list[str], encoding: str, *, bom: bool = False,
 def read_all(path: Path, encoding: str, block_size: int = 1 << 20) -> pa.Table:
     header = read_header(path, encoding)
     schema = pa.schema([(c, pa.string()) for c in header.columns])
-    return pa.Table.from_batches(list(iter_batches(path, encoding, header, block_size=block_size)), schema=schema)
+    return pa.Table.from_batches(
+        list(iter_batches(path, encoding, header, block_size=block_size)), schema=schema
+    )
 
 
 def test_cp932_extensions_and_leading_zeros_survive(tmp_path: Path) -> None:
@@ -43,7 +51,9 @@ def test_streams_in_batches(tmp_path: Path) -> None:
     path = write(tmp_path, lines, "cp932")
     header = read_header(path, "cp932")
     seen: list[int] = []
-    batches = list(iter_batches(path, "cp932", header, block_size=64 << 10, on_progress=lambda d, t: seen.append(d)))
+    batches = list(
+        iter_batches(path, "cp932", header, block_size=64 << 10, on_progress=lambda d, t: seen.append(d))
+    )
     assert len(batches) > 3
     assert sum(b.num_rows for b in batches) == 20000
     assert seen == sorted(seen) and seen[-1] == path.stat().st_size

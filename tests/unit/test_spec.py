@@ -36,7 +36,16 @@ def test_the_example_of_the_issue_loads(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, GOOD))
     assert spec.columns["世帯番号"].role is Role.LINK_KEY
     assert spec.output_schema.names == [
-        "pid", "household_id", "住所", "住所_ward", "住所_town", "住所_chome", "age", "school_age", "性別", "異動日",
+        "pid",
+        "household_id",
+        "住所",
+        "住所_ward",
+        "住所_town",
+        "住所_chome",
+        "age",
+        "school_age",
+        "性別",
+        "異動日",
     ]
     assert spec.output_schema.field("異動日").type == pa.date32()
 
@@ -51,7 +60,9 @@ def test_every_bundled_spec_is_valid(path: Path) -> None:
 
 def test_spec_hash_ignores_comments_and_key_order(tmp_path: Path) -> None:
     a = load_spec(write(tmp_path, GOOD))
-    reordered = GOOD.replace("title: 住民基本台帳\nowner: 市民課", "owner: 市民課  # 所管課\ntitle: 住民基本台帳")
+    reordered = GOOD.replace(
+        "title: 住民基本台帳\nowner: 市民課", "owner: 市民課  # 所管課\ntitle: 住民基本台帳"
+    )
     b = load_spec(write(tmp_path, reordered))
     c = load_spec(write(tmp_path, GOOD.replace("coarsen: month", "coarsen: year")))
     assert a.spec_hash == b.spec_hash != c.spec_hash
@@ -61,7 +72,12 @@ def test_spec_hash_ignores_comments_and_key_order(tmp_path: Path) -> None:
     ("old", "new", "line", "key"),
     [
         ("{role: drop}", "{role: dorp}", 10, "columns.方書.role"),
-        ("{role: identifier, kind: my_number}", "{role: identifier, kind: shoe_size}", 12, "columns.個人番号"),
+        (
+            "{role: identifier, kind: my_number}",
+            "{role: identifier, kind: shoe_size}",
+            12,
+            "columns.個人番号",
+        ),
         ("{role: link_key, kind: household}", "{role: link_key}", 7, "columns.世帯番号"),
         ("{role: keep}", "{role: keep, coarsen: month}", 13, "columns.性別"),
         ("owner: 市民課\n", "", None, "owner"),
@@ -70,7 +86,9 @@ def test_spec_hash_ignores_comments_and_key_order(tmp_path: Path) -> None:
         ("title: 住民基本台帳\n", "title: 住民基本台帳\ncolour: blue\n", 3, "colour"),
     ],
 )
-def test_invalid_specs_name_the_key_and_line(tmp_path: Path, old: str, new: str, line: int | None, key: str) -> None:
+def test_invalid_specs_name_the_key_and_line(
+    tmp_path: Path, old: str, new: str, line: int | None, key: str
+) -> None:
     path = write(tmp_path, GOOD.replace(old, new))
     with pytest.raises(SpecError) as info:
         load_spec(path)
@@ -107,7 +125,10 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 def test_second_person_key_links_in_the_person_domain() -> None:
     spec = DatasetSpec.model_validate(
         {
-            "dataset": "x", "title": "x", "owner": "x", "encoding": "utf-8",
+            "dataset": "x",
+            "title": "x",
+            "owner": "x",
+            "encoding": "utf-8",
             "columns": {"a": {"role": "person_key"}, "b": {"role": "person_key", "output": "guardian_pid"}},
         }
     )

@@ -24,7 +24,10 @@ err = Console(stderr=True)
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="状態を置くディレクトリ (state directory; default: $RENKEI_HOME or ~/.local/share/renkei)"),
+    typer.Option(
+        "--home",
+        help="状態を置くディレクトリ (state directory; default: $RENKEI_HOME or ~/.local/share/renkei)",
+    ),
 ]
 
 
@@ -36,7 +39,9 @@ def parse_date(value: str, what: str = "--as-of") -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} は YYYY-MM-DD 形式の日付ではありません (not a YYYY-MM-DD date)", param_hint=what) from None
+        raise typer.BadParameter(
+            f"{value!r} は YYYY-MM-DD 形式の日付ではありません (not a YYYY-MM-DD date)", param_hint=what
+        ) from None
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:

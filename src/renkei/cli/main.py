@@ -24,7 +24,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="版を表示 (show version)"),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="版を表示 (show version)"
+    ),
 ) -> None:
     """renkei (連携): pseudonymize on the sending side, accumulate and analyse on the hub."""
 

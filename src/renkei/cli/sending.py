@@ -17,6 +17,7 @@ from renkei.sending.extract import extract as run_extract
 from renkei.sending.extract import open_source
 from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, create_key, load_key
+from renkei.sending.synth import generate_city
 from renkei.spec import load_spec
 
 sender = typer.Typer(help="共通基盤（送信側）の設定 (sending-side setup)", no_args_is_help=True)
@@ -32,7 +33,9 @@ def sender_init(home: HomeOption = None) -> None:
     """仮名化鍵を作成する (create the pseudonymization key; never overwrites)."""
     path = create_key(home_dir(home))
     out.print(f"仮名化鍵を作成しました (created the pseudonymization key): {path}")
-    out.print("この鍵を失うと、以後の pid は過去の pid と連結できません。安全な場所に控えを保管してください。")
+    out.print(
+        "この鍵を失うと、以後の pid は過去の pid と連結できません。安全な場所に控えを保管してください。"
+    )
     out.print("(If this key is lost, new pids no longer link to earlier ones. Keep a protected backup.)")
 
 
@@ -67,9 +70,9 @@ def preview(
     transformer = Transformer(dataset, parse_date(as_of), Pseudonymizer(load_key(home_dir(home))))
     batches: list[pa.RecordBatch] = []
     remaining = limit or None
-    for batch in open_source(dataset, input_file):
+    for raw in open_source(dataset, input_file):
+        batch = raw if remaining is None else raw.slice(0, remaining)
         if remaining is not None:
-            batch = batch.slice(0, remaining)
             remaining -= batch.num_rows
         batches.append(transformer.transform(batch))
         if remaining == 0:
@@ -93,11 +96,11 @@ def synth(
     as_of: AsOfOption,
     out_dir: Annotated[Path, typer.Option("--out", help="出力先 (output directory)")],
     seed: Annotated[int, typer.Option("--seed", help="乱数の種 (random seed)")] = 0,
-    years: Annotated[int, typer.Option("--years", min=1, help="年次スナップショットの数 (annual snapshots)")] = 1,
+    years: Annotated[
+        int, typer.Option("--years", min=1, help="年次スナップショットの数 (annual snapshots)")
+    ] = 1,
 ) -> None:
     """架空の神戸型都市の基幹系 CSV を生成する (generate a synthetic Kobe-like city)."""
-    from renkei.sending.synth import generate_city
-
     snapshots = generate_city(residents, parse_date(as_of), out_dir, seed=seed, years=years)
     view = Table("基準日 (as-of)", "データセット (dataset)", "行数 (rows)", "ファイル (file)")
     for snap in snapshots:
@@ -125,4 +128,3 @@ def register(app: typer.Typer) -> None:
     app.command("extract")(extract)
     app.command("preview")(preview)
     app.command("synth")(synth)
-

@@ -7,7 +7,6 @@ after any error (bad input, a leftover identifier, a full disk, Ctrl-C) nothing 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,10 +18,12 @@ import pyarrow.parquet as pq
 
 from renkei import __version__
 from renkei.errors import InputError, Location, RenkeiError
+from renkei.files import fsync_dir, fsync_file
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, load_key
 from renkei.sending.read import CsvHeader, iter_batches, read_header
+from renkei.sending.seal import hub_recipient, load_sender, package_name, seal
 from renkei.spec import DatasetSpec
 
 Progress = Callable[[int, int], None]
@@ -32,6 +33,7 @@ Progress = Callable[[int, int], None]
 class ExtractResult:
     directory: Path
     manifest: Manifest
+    package: Path | None  # the sealed package for the hub, when a hub is trusted
 
 
 def check_columns(spec: DatasetSpec, header: CsvHeader, path: Path) -> None:
@@ -49,7 +51,9 @@ def check_columns(spec: DatasetSpec, header: CsvHeader, path: Path) -> None:
     if missing:
         names = "、".join(missing)
         raise InputError(
-            f"仕様にある列がファイルにありません: {names}", f"declared columns missing from the file: {missing}", where
+            f"仕様にある列がファイルにありません: {names}",
+            f"declared columns missing from the file: {missing}",
+            where,
         )
 
 
@@ -72,30 +76,43 @@ def extract(
     home: Path,
     progress: Progress | None = None,
 ) -> ExtractResult:
-    """Pseudonymize ``source`` by ``spec`` into ``out_dir/<dataset>_<as_of>/``."""
+    """Pseudonymize ``source`` by ``spec`` into ``out_dir/<dataset>_<as_of>/``.
+
+    When the sending side trusts a hub, the result is also sealed into ``out_dir/<dataset>_<as_of>.rkpkg``.
+    """
     final = out_dir / output_name(spec, as_of)
-    if final.exists():
-        raise RenkeiError(
-            "同じデータセット・基準日の出力が既にあります（上書きしません）",
-            "output for this dataset and as-of date already exists; not overwriting",
-            Location(final),
-        )
+    package = out_dir / package_name(spec.dataset, as_of)
+    for existing in (final, package):
+        if existing.exists():
+            raise RenkeiError(
+                "同じデータセット・基準日の出力が既にあります（上書きしません）",
+                "output for this dataset and as-of date already exists; not overwriting",
+                Location(existing),
+            )
     key = load_key(home)
+    recipient = hub_recipient(home)
+    sender = load_sender(home) if recipient is not None else None
     batches = open_source(spec, source, progress)
     created_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=out_dir))
     try:
         manifest = _write(spec, as_of, Transformer(spec, as_of, Pseudonymizer(key)), batches, work)
-        _fsync_dir(work)
+        if sender is not None and recipient is not None:
+            sealed = seal(work, manifest, sender, recipient, work / package.name)
+            fsync_file(sealed)
+            sealed.rename(package)
+        fsync_dir(work)
         work.rename(final)
-        _fsync_dir(out_dir)
+        fsync_dir(out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        if sender is not None and not final.exists():
+            package.unlink(missing_ok=True)
         if created_dir and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
-    return ExtractResult(final, manifest)
+    return ExtractResult(final, manifest, package if sender is not None else None)
 
 
 def _write(
@@ -109,7 +126,7 @@ def _write(
     with pq.ParquetWriter(data, spec.output_schema, compression="zstd") as writer:
         for batch in transformer.transform_all(batches):
             writer.write_batch(batch)
-    _fsync(data)
+    fsync_file(data)
     counts = transformer.counts
     manifest = Manifest(
         dataset=spec.dataset,
@@ -128,18 +145,5 @@ def _write(
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
     )
     (work / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-    _fsync(work / MANIFEST_FILE)
+    fsync_file(work / MANIFEST_FILE)
     return manifest
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,8 +6,8 @@ This module is the only place that handles the pseudonymization key. The key exi
 Rules (documented in docs/rules/pseudonyms.md):
 - input normalization: Unicode NFKC, then leading/trailing whitespace trimmed; blank → null (counted).
   Leading zeros are significant: ``0001`` and ``1`` are different keys.
-- one subkey per domain, derived with HKDF-SHA-256 from the master key: every person key (宛名番号, 受給者宛名番号)
-  shares the ``person`` domain so that pids link across datasets and years; each link key kind (household,
+- one subkey per domain, derived with HKDF-SHA-256 from the master key: every person key (宛名番号,
+  受給者宛名番号) shares the ``person`` domain so that pids link across datasets and years; each link key kind (household,
   case …) has its own domain, so a 世帯番号 equal to some 宛名番号 does not give the same ID.
 - ID = first 128 bits of HMAC-SHA-256(subkey, UTF-8 bytes), as 32 lower-case hex characters.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import stat
 import unicodedata
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from renkei.errors import KeyFileError, Location
+from renkei.files import write_private
 
 KEY_FILE = "pseudonym.key"
 KEY_BYTES = 32
@@ -46,18 +46,12 @@ _HMAC_SQL = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), 32)
 def create_key(home: Path) -> Path:
     """Create the sending side's key file; never overwrite an existing one."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = home / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise KeyFileError(
-            "仮名化鍵は既に存在します。上書きすると過去の pid と連結できなくなるため、作成を中止しました",
-            "pseudonym key already exists; refusing to overwrite it (pids would no longer link)",
-            Location(path),
-        ) from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(KEY_BYTES))
-    return path
+    return write_private(
+        home / KEY_FILE,
+        secrets.token_bytes(KEY_BYTES),
+        ja="仮名化鍵は既に存在します。上書きすると過去の pid と連結できなくなるため、作成を中止しました",
+        en="pseudonym key already exists; refusing to overwrite it (pids would no longer link)",
+    )
 
 
 def load_key(home: Path) -> bytes:
@@ -79,7 +73,9 @@ def load_key(home: Path) -> bytes:
         )
     key = path.read_bytes()
     if len(key) != KEY_BYTES:
-        raise KeyFileError("仮名化鍵の形式が正しくありません", "pseudonym key has the wrong length", Location(path))
+        raise KeyFileError(
+            "仮名化鍵の形式が正しくありません", "pseudonym key has the wrong length", Location(path)
+        )
     return key
 
 
@@ -99,7 +95,9 @@ class Pseudonymizer:
 
     def subkey(self, domain: str) -> bytes:
         if domain not in self._subkeys:
-            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"renkei/pseudonym/v1/{domain}".encode())
+            hkdf = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=f"renkei/pseudonym/v1/{domain}".encode()
+            )
             self._subkeys[domain] = hkdf.derive(self._master)
         return self._subkeys[domain]
 

@@ -1,7 +1,7 @@
 """CSV readers for core-system exports: CP932 or UTF-8 (BOM accepted), every column as text, streamed.
 
-CP932 here is Microsoft's code page (Python's ``cp932``), not strict Shift_JIS: NEC and IBM extensions such as
-①, ㈱ and 髙 must survive. Every column is read as a string so that leading zeros of 宛名番号 survive; typing
+CP932 here is Microsoft's code page (Python's ``cp932``), not strict Shift_JIS: NEC and IBM extensions
+such as ①, ㈱ and 髙 must survive. Every column is read as a string so that leading zeros of 宛名番号 survive; typing
 happens in the rules. The file is read in blocks, so peak memory depends on the block size, not the file size.
 
 The fast path is pyarrow's streaming reader. Its errors do not say where the problem is, so when it fails the
@@ -44,7 +44,9 @@ def read_header(path: Path, encoding: str) -> CsvHeader:
     except IsADirectoryError:
         raise InputError("入力はファイルではありません", "input is a directory", Location(path)) from None
     if not first.strip(b"\r\n\t \xef\xbb\xbf"):
-        raise InputError("入力ファイルが空です（見出し行がありません）", "empty file: no header row", Location(path, 1))
+        raise InputError(
+            "入力ファイルが空です（見出し行がありません）", "empty file: no header row", Location(path, 1)
+        )
     try:
         text = first.decode(codec)
     except UnicodeDecodeError:
@@ -57,11 +59,15 @@ def read_header(path: Path, encoding: str) -> CsvHeader:
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
         names = "、".join(duplicates)
-        raise InputError(f"見出し行に同じ列名が重複しています: {names}", f"duplicate header names: {duplicates}", where)
+        raise InputError(
+            f"見出し行に同じ列名が重複しています: {names}", f"duplicate header names: {duplicates}", where
+        )
     return CsvHeader(columns)
 
 
-def _encoding_error(path: Path, encoding: str, line: int, raw_line: bytes, column: str | None = None) -> InputError:
+def _encoding_error(
+    path: Path, encoding: str, line: int, raw_line: bytes, column: str | None = None
+) -> InputError:
     """Name the line, and say so when the bytes read fine in the other supported encoding."""
     other = _OTHER[encoding]
     hint_ja = hint_en = ""

