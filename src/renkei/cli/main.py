@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from renkei import __version__
-from renkei.cli import sending
+from renkei.cli import demo, hub, sending
 
 app = typer.Typer(
     name="renkei",
@@ -32,6 +32,8 @@ def main(
 
 
 sending.register(app)
+hub.register(app)
+demo.register(app)
 
 if __name__ == "__main__":
     app()

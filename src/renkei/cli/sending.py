@@ -17,6 +17,7 @@ from renkei.sending.extract import extract as run_extract
 from renkei.sending.extract import open_source
 from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, create_key, load_key
+from renkei.sending.seal import create_sender, load_sender, trust_hub
 from renkei.sending.synth import generate_city
 from renkei.spec import load_spec
 
@@ -54,6 +55,8 @@ def extract(
         result = run_extract(dataset, input_file, parse_date(as_of), out_dir, home_dir(home), progress)
     if not quiet:
         print_summary(result.manifest, result.directory)
+        if result.package is not None:
+            out.print(f"封緘パッケージ (sealed package for the hub): {result.package}")
 
 
 @handle_errors

@@ -97,3 +97,8 @@ def init_hub(home: Path) -> Hub:
         session.commit()
     hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
     return hub
+
+
+def rotate_kek(hub: Hub) -> int:
+    """Replace the KEK file with a new key and rewrap every data key; data files are not rewritten."""
+    return hub.vault.rotate_kek(new_kek_file(hub.home))

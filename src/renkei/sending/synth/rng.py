@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from renkei.sending.synth.vec import Array, floor_int
+from renkei.sending.synth.vec import Array, floor_int, unit_hash
 
 
 class Rng:
@@ -69,6 +69,10 @@ class Rng:
         """
         u = pc.subtract(1.0, self.uniform(name, len(weights)))
         return pc.divide(pc.ln(u), pc.cast(weights, pa.float64()))
+
+    def by_id(self, name: str, ids: Array) -> Array:
+        """A uniform per id that stays the same across snapshots: a person's or household's latent draw."""
+        return unit_hash(ids, self.key(name))
 
     def permutation(self, name: str, n: int) -> Array:
         return pc.sort_indices(self.uniform(name, n))

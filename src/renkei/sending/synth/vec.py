@@ -93,13 +93,22 @@ def as_date32(day_numbers: Array) -> Array:
     return pc.cast(pc.cast(day_numbers, pa.int32()), pa.date32())
 
 
-def hash_int(*values: Array, salt: int = 0) -> Array:
-    """A cheap deterministic integer hash of integer arrays (non-negative, 31 bits): same inputs, same hash."""
-    h: Array = pa.scalar(salt * 2_654_435_761 + 97_531, pa.int64())
-    for v in values:
-        h = pc.multiply(pc.add(h, pc.cast(v, pa.int64())), 6_364_136_223_846_793_005)
-        h = pc.bit_wise_xor(h, pc.shift_right(h, 29))
-    return pc.bit_wise_and(pc.shift_right(h, 17), 0x7FFF_FFFF)
+def hash_int(values: Array, salt: int) -> Array:
+    """splitmix64 of ``values + salt`` (uint64): a deterministic, well-mixed hash of integer ids."""
+    z = pc.add(pc.cast(values, pa.uint64()), _u64(salt % 2**64))
+    z = pc.multiply(pc.bit_wise_xor(z, pc.shift_right(z, _u64(30))), _u64(0xBF58476D1CE4E5B9))
+    z = pc.multiply(pc.bit_wise_xor(z, pc.shift_right(z, _u64(27))), _u64(0x94D049BB133111EB))
+    return pc.bit_wise_xor(z, pc.shift_right(z, _u64(31)))
+
+
+def _u64(value: int) -> Any:
+    return pa.scalar(value, pa.uint64())
+
+
+def unit_hash(values: Array, salt: int) -> Array:
+    """A uniform double in [0, 1) per id, the same every time for the same (id, salt)."""
+    top53 = pc.cast(pc.shift_right(hash_int(values, salt), _u64(11)), pa.float64())
+    return pc.multiply(top53, 2.0**-53)
 
 
 def counts_by(values: Array, size: int) -> list[int]:

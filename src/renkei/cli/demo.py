@@ -1,0 +1,110 @@
+"""``renkei demo``: the whole flow on a synthetic city, from core-system CSVs to an encrypted, audited vault."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from renkei.cli.common import handle_errors, out
+from renkei.errors import Location, RenkeiError
+from renkei.hub.catalog import Sender
+from renkei.hub.home import init_hub
+from renkei.hub.importer import Importer
+from renkei.sending.extract import extract
+from renkei.sending.pseudonym import create_key
+from renkei.sending.seal import create_sender, trust_hub
+from renkei.sending.synth import generate_city
+from renkei.spec import bundled_specs, load_spec
+
+MARKER = ".renkei-demo"
+SENDER_NAME = "kyotsu-kiban"
+
+
+def _fresh_dir(path: Path) -> None:
+    """Reuse a directory only if an earlier demo made it; never wipe anything else."""
+    if path.exists() and any(path.iterdir()):
+        if not (path / MARKER).exists():
+            raise RenkeiError(
+                "デモ用ディレクトリが空ではありません（デモが作ったものではないため消しません）",
+                "demo directory is not empty and was not made by the demo; not deleting it",
+                Location(path),
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARKER).write_text("made by `renkei demo`; safe to delete\n", encoding="utf-8")
+
+
+@handle_errors
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="デモの作業ディレクトリ (work directory)")] = Path("demo"),
+    residents: Annotated[int, typer.Option("--residents", min=100, help="住民数 (residents)")] = 20_000,
+    years: Annotated[int, typer.Option("--years", min=1, help="年次スナップショット数 (annual periods)")] = 3,
+    as_of: Annotated[str, typer.Option("--as-of", help="最新の基準日 (latest as-of date)")] = "2025-01-01",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 (run the whole flow)."""
+    _fresh_dir(directory)
+    sender_home, hub_home = directory / "sender", directory / "hub"
+    out.rule("1. 準備 (set-up): 送信側と基盤の鍵 (keys on both sides)")
+    hub = init_hub(hub_home)
+    create_key(sender_home)
+    sender = create_sender(sender_home, SENDER_NAME)
+    trust_hub(sender_home, hub.package_recipient())
+    with hub.session() as session:
+        session.add(Sender(name=SENDER_NAME, public_key=sender.public_key_b64))
+        hub.audit.append_in(session, actor="demo", action="admin.sender_add", resource=f"sender/{SENDER_NAME}")
+        session.commit()
+    out.print(f"送信側 (sending side): {sender_home}   基盤 (hub): {hub_home}")
+
+    out.rule(f"2. 架空都市の生成 (synthetic city): {residents:,} 人 × {years} 年")
+    snapshots = generate_city(residents, dt.date.fromisoformat(as_of), directory / "raw", seed=seed, years=years)
+
+    out.rule("3. 共通基盤: 仮名加工と封緘 (pseudonymize and seal)")
+    specs = {name: load_spec(path) for name, path in bundled_specs().items()}
+    summary = Table("基準日", "データセット", "行数 (rows)", "住所: 番地まで残す/町字まで", "生年月日の無効値", "パッケージ")
+    for snap in snapshots:
+        for name, source in snap.files.items():
+            result = extract(specs[name], source, snap.as_of, directory / "extracts", sender_home)
+            assert result.package is not None
+            result.package.rename(hub.inbox / result.package.name)  # the one-way hand-off
+            counts = result.manifest.counts
+            addr = counts.get("住所", {})
+            births = next((c for col, c in counts.items() if "生年月日" in col), {})
+            summary.add_row(
+                str(snap.as_of),
+                name,
+                f"{result.manifest.rows_out:,}",
+                f"{addr.get('block_kept', 0):,} / {addr.get('block_deleted', 0) + addr.get('town_fallback', 0):,}",
+                f"{births.get('invalid', 0):,}",
+                result.package.name,
+            )
+    out.print(summary)
+
+    out.rule("4. 基盤: 受入 (import from the inbox)")
+    with hub.session() as session:
+        importer = Importer(session, hub.vault, hub.audit, hub.package_identity())
+        for package in sorted(hub.inbox.iterdir()):
+            outcome = importer.import_package(package)
+            out.print(f"受入 (imported): {outcome.resource} — {outcome.rows:,} 行")
+
+    out.rule("5. 検証 (verify)")
+    problems = hub.vault.verify()
+    report = hub.audit.verify()
+    out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 (problems) {len(problems)} 件")
+    out.print(f"監査ログ (audit log): {report.size} 件, {'正常 (verifies)' if report.ok else report.message_ja}")
+    out.print(
+        f"\n次に試すこと (try next):\n  renkei catalog list --home {hub_home}\n"
+        f"  renkei catalog show juki --home {hub_home}\n  renkei audit tail --home {hub_home}"
+    )
+    if problems or not report.ok:
+        raise typer.Exit(5)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+

@@ -1,0 +1,235 @@
+"""Commands of the hub (庁内データ連携基盤): init, senders, import, catalog, vault, audit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from renkei.cli.common import HomeOption, err, handle_errors, home_dir, out
+from renkei.errors import Location, RenkeiError
+from renkei.hub.audit import Checkpoint
+from renkei.hub.catalog import Dataset, Sender
+from renkei.hub.home import Hub, init_hub, rotate_kek
+from renkei.hub.importer import Importer, PackageRejectedError
+from renkei.package import PACKAGE_SUFFIX
+
+hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
+catalog_app = typer.Typer(help="カタログ: データセットとスナップショット (catalog)", no_args_is_help=True)
+vault_app = typer.Typer(help="暗号化保管庫 (encrypted vault)", no_args_is_help=True)
+audit_app = typer.Typer(help="監査ログ (tamper-evident audit log)", no_args_is_help=True)
+
+
+def cli_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@hub_app.command("init")
+@handle_errors
+def hub_init(home: HomeOption = None) -> None:
+    """基盤のホームを作成する: 鍵・カタログ・保管庫・受入箱 (create the hub's home)."""
+    hub = init_hub(home_dir(home))
+    out.print(f"基盤を作成しました (hub created): {hub.home}")
+    out.print("送信側で次を実行して、この基盤を信頼させてください (on the sending side run):")
+    out.print(f"  renkei sender trust-hub {hub.package_recipient()}", soft_wrap=True)
+
+
+@hub_app.command("public-key")
+@handle_errors
+def hub_public_key(home: HomeOption = None) -> None:
+    """パッケージの暗号化先となる基盤の公開鍵を表示 (print the hub's age recipient)."""
+    typer.echo(Hub(home_dir(home)).package_recipient())
+
+
+@hub_app.command("add-sender")
+@handle_errors
+def hub_add_sender(
+    name: Annotated[str, typer.Option("--name", help="送信元の名前 (sender name)")],
+    public_key: Annotated[str, typer.Option("--public-key", help="送信元の Ed25519 公開鍵 (base64)")],
+    home: HomeOption = None,
+) -> None:
+    """送信元（共通基盤）の署名公開鍵を登録する (register a sending system's public key)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        if session.scalar(select(Sender).where(Sender.name == name)) is not None:
+            raise RenkeiError(f"送信元 {name} は登録済みです", f"sender {name!r} is already registered")
+        session.add(Sender(name=name, public_key=_check_public_key(public_key)))
+        session.flush()
+        hub.audit.append_in(session, actor=cli_actor(), action="admin.sender_add", resource=f"sender/{name}")
+        session.commit()
+    out.print(f"送信元を登録しました (sender registered): {name}")
+
+
+def _check_public_key(value: str) -> str:
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(value.strip(), validate=True))
+    except (binascii.Error, ValueError):
+        raise RenkeiError("Ed25519 公開鍵（base64）ではありません", "not a base64 Ed25519 public key") from None
+    return value.strip()
+
+
+@handle_errors
+def import_packages(
+    packages: Annotated[list[Path] | None, typer.Argument(help="封緘パッケージ (sealed packages)")] = None,
+    inbox: Annotated[Path | None, typer.Option("--inbox", help="受入箱の全パッケージ (every package in DIR)")] = None,
+    home: HomeOption = None,
+) -> None:
+    """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
+    paths = list(packages or [])
+    if inbox is not None:
+        paths += sorted(inbox.glob(f"*{PACKAGE_SUFFIX}"))
+    if not paths:
+        raise RenkeiError("受け入れるパッケージがありません", "no packages given", Location(inbox) if inbox else None)
+    hub = Hub(home_dir(home))
+    rejected = 0
+    with hub.session() as session:
+        importer = Importer(session, hub.vault, hub.audit, hub.package_identity())
+        for path in paths:
+            try:
+                outcome = importer.import_package(path)
+            except PackageRejectedError as exc:
+                rejected += 1
+                err.print(f"[red]拒否 (rejected)[/] {exc.render()}", highlight=False)
+                continue
+            mark = "受入 (imported)" if outcome.status == "imported" else "受入済み (already imported)"
+            out.print(f"{mark}: {outcome.resource} — {outcome.rows:,} 行 ← {path.name}")
+    if rejected:
+        raise typer.Exit(PackageRejectedError.exit_code)
+
+
+@catalog_app.command("list")
+@handle_errors
+def catalog_list(home: HomeOption = None) -> None:
+    """登録データセットの一覧 (list datasets)."""
+    hub = Hub(home_dir(home))
+    view = Table("データセット", "名称 (title)", "所管課 (owner)", "期間数 (periods)", "最新 (latest)", "行数 (rows)")
+    with hub.session() as session:
+        datasets = session.scalars(
+            select(Dataset).options(selectinload(Dataset.snapshots), selectinload(Dataset.owner)).order_by(Dataset.name)
+        ).all()
+        for ds in datasets:
+            latest = ds.snapshots[-1] if ds.snapshots else None
+            periods = len({s.period for s in ds.snapshots})
+            view.add_row(
+                ds.name,
+                ds.title,
+                ds.owner.name,
+                str(periods),
+                f"{latest.period} v{latest.version}" if latest else "—",
+                f"{latest.rows:,}" if latest else "—",
+            )
+    out.print(view)
+
+
+@catalog_app.command("show")
+@handle_errors
+def catalog_show(dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None) -> None:
+    """データセットの詳細: 期間・版・行数・所管課・列と処理 (periods, versions, columns, treatments)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
+        if ds is None:
+            raise RenkeiError(f"データセット {dataset} は登録されていません", f"unknown dataset {dataset!r}")
+        out.print(f"[bold]{ds.title}[/] ({ds.name}) — 所管課 (owner): {ds.owner.name}")
+        if ds.description:
+            out.print(ds.description)
+        snaps = Table("基準日 (period)", "版 (version)", "行数 (rows)", "バイト (bytes)", "送信元", "受入日時 (imported)")
+        for s in ds.snapshots:
+            snaps.add_row(
+                str(s.period), f"v{s.version}", f"{s.rows:,}", f"{s.bytes:,}", s.sender.name, f"{s.imported_at:%Y-%m-%d %H:%M}"
+            )
+        out.print(snaps)
+        cols = Table("元の列 (source column)", "役割 (role)", "処理 (treatment)")
+        for c in ds.columns:
+            cols.add_row(c["source"], c["role"], c["treatment"])
+        out.print(cols)
+
+
+@vault_app.command("verify")
+@handle_errors
+def vault_verify(home: HomeOption = None) -> None:
+    """全スナップショットのハッシュ・復号可能性と監査ログを検査する (verify every snapshot and the audit log)."""
+    hub = Hub(home_dir(home))
+    problems = hub.vault.verify()
+    report = hub.audit.verify()
+    for p in problems:
+        err.print(f"[red]問題 (problem)[/] {p}", highlight=False)
+    ok = not problems and report.ok
+    hub.audit.append(
+        actor=cli_actor(),
+        action="vault.verify",
+        result="ok" if ok else "error",
+        details={"snapshots": len(hub.vault.snapshots()), "problems": len(problems), "audit_ok": report.ok},
+    )
+    out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 {len(problems)} 件")
+    out.print(f"監査ログ (audit log): {'正常 (ok)' if report.ok else report.message_ja}")
+    if not ok:
+        raise typer.Exit(5)
+
+
+@vault_app.command("rotate-key")
+@handle_errors
+def vault_rotate_key(home: HomeOption = None) -> None:
+    """鍵暗号化鍵を更新し、データ鍵を包み直す。データは書き換えない (rotate the KEK; data untouched)."""
+    hub = Hub(home_dir(home))
+    count = rotate_kek(hub)
+    hub.audit.append(actor=cli_actor(), action="vault.rotate_key", details={"rewrapped": count})
+    out.print(f"データ鍵 {count} 個を新しい鍵暗号化鍵で包み直しました (rewrapped {count} data keys)")
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")] = None,
+    home: HomeOption = None,
+) -> None:
+    """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log)."""
+    hub = Hub(home_dir(home))
+    kept = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
+    report = hub.audit.verify(kept)
+    if report.ok:
+        out.print(f"監査ログは正常です (audit log verifies): {report.size} 件")
+        return
+    err.print(f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})")
+    raise typer.Exit(5)
+
+
+@audit_app.command("checkpoint")
+@handle_errors
+def audit_checkpoint(
+    out_file: Annotated[Path, typer.Option("--out", help="書き出し先 (file to keep outside the system)")],
+    home: HomeOption = None,
+) -> None:
+    """署名付きチェックポイントを書き出す (write a signed checkpoint to keep outside the system)."""
+    cp = Hub(home_dir(home)).audit.checkpoint()
+    out_file.write_text(cp.to_json(), encoding="utf-8")
+    out.print(f"チェックポイント (checkpoint): size {cp.size}, root {cp.root_hex[:16]}… → {out_file}")
+
+
+@audit_app.command("tail")
+@handle_errors
+def audit_tail(
+    n: Annotated[int, typer.Option("-n", min=1, help="件数 (entries)")] = 20, home: HomeOption = None
+) -> None:
+    """監査ログの末尾を表示 (show the last entries)."""
+    entries = Hub(home_dir(home)).audit.tail(n)
+    view = Table("#", "日時 (UTC)", "主体 (actor)", "操作 (action)", "対象 (resource)", "結果", "理由 (reason)")
+    for e in entries:
+        view.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.resource, e.result, e.reason)
+    out.print(view)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(hub_app, name="hub")
+    app.command("import")(import_packages)
+    app.add_typer(catalog_app, name="catalog")
+    app.add_typer(vault_app, name="vault")
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,1 @@
+"""People and permissions: designated users, terminals, login, data-use applications, grants, quotas."""
