@@ -254,6 +254,12 @@ def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> in
     the rotation again and it resumes with the same new key. The old key is gone afterwards; key files in
     older backups of the vault need it, so archive it first if such backups exist.
     """
+    for variable in (KMS_ENV, KEK_ENV):
+        if os.environ.get(variable):
+            raise KekError(
+                f"{variable} が設定されているため、鍵ファイルの交換はできません",
+                f"{variable} is set, so the KEK does not come from {KEK_FILE}; rotate it where it is kept",
+            )
     new = new_kek_file(home)
     count = rewrap(new)
     os.replace(home / PENDING_KEK_FILE, home / KEK_FILE)

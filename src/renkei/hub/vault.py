@@ -1,0 +1,833 @@
+"""The vault (保管庫): every stored snapshot, encrypted at rest, written once and never changed or deleted.
+
+Layout under ``<hub home>/vault/``::
+
+    <dataset>/<period as-of date>/v<version>/     one snapshot (dir 0500, files 0400)
+        data.parquet.age                          the file, age-encrypted to its own X25519 identity (the DEK)
+        data.parquet.age.key.json                 that DEK, wrapped by the KEK (AES-256-GCM, bound to the file)
+        manifest.json.age (+ .key.json)           …one pair per stored file
+        checksums.json.age (+ .key.json)          sizes and SHA-256 of every file, plaintext and ciphertext
+    .staging/                                     snapshots being written (never read as snapshots)
+    .lock                                         writers share it; sweeping and key rotation take it alone
+
+Why this shape (docs/vault.md): DuckDB cannot safely read encrypted Parquet written by pyarrow (engine facts
+§1), so files are encrypted whole and decrypted at workspace open into sealed memfds that DuckDB reads as
+``/proc/self/fd/N`` (§9, design b). age is a standard authenticated streaming format (ChaCha20-Poly1305 in
+64 KiB chunks; truncation and reordering are detected). The file's identity is generated for that file and
+its public half is never stored, so only a holder of the KEK can open a file or make a valid one.
+
+Write protocol (crash-safe, append-only): files are encrypted into ``.staging/<token>/<dataset>/<period>/vN``
+and fsynced, then the highest level that does not exist yet is renamed into place in one ``rename`` and the
+parent directory is fsynced. A ``kill -9`` at any moment leaves the complete snapshot or nothing visible; the
+next write (or :meth:`Vault.sweep_staging`) removes what was left in staging. An existing snapshot is never
+replaced: a correction is stored as the next version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyrage
+
+from renkei.errors import Location, RenkeiError
+from renkei.files import fsync_dir
+from renkei.hub.keys import KeyEncryptionKey, WrappedKey, WrongKekError, check_kek_id
+
+CIPHER_SUFFIX = ".age"
+KEY_SUFFIX = ".key.json"
+CHECKSUMS = "checksums.json"
+STAGING = ".staging"
+LOCK = ".lock"
+FILE_MODE = 0o400
+SNAPSHOT_MODE = 0o500
+DIR_MODE = 0o700
+KEY_FORMAT = "renkei-dek/1"
+CHECKSUMS_FORMAT = "renkei-checksums/1"
+DEK_AAD_PREFIX = b"renkei/dek/v1|"
+MEMFD_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+
+_DATASET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+_VERSION = re.compile(r"v([1-9][0-9]{0,8})\Z")
+_IO_BUFFER = 1 << 20
+
+
+class VaultError(RenkeiError):
+    """The vault refuses or cannot complete an operation."""
+
+
+class SnapshotExistsError(VaultError):
+    """The snapshot is already stored; the vault never replaces one (store the next version instead)."""
+
+
+class SnapshotNotFoundError(VaultError):
+    """Unknown dataset, snapshot, or file in a snapshot."""
+
+
+class CorruptedFileError(VaultError):
+    """A stored file fails authentication or its recorded checksum: damaged or tampered with."""
+
+    exit_code = 3
+
+
+class VaultFullError(VaultError):
+    """The disk filled up while storing; nothing was stored."""
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class SnapshotRef:
+    """One snapshot: a dataset as of a date (the period), in a version (corrections are v2, v3 …)."""
+
+    dataset: str
+    period: dt.date
+    version: int
+
+    def __post_init__(self) -> None:
+        _check_dataset(self.dataset)
+        if isinstance(self.period, dt.datetime) or not isinstance(self.period, dt.date):
+            raise VaultError("期間は日付で指定してください", f"period must be a date, got {self.period!r}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise VaultError("版は 1 以上の整数です", f"version must be an integer >= 1, got {self.version!r}")
+
+    @property
+    def parts(self) -> tuple[str, str, str]:
+        return self.dataset, self.period.isoformat(), f"v{self.version}"
+
+    def __str__(self) -> str:
+        return "/".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    name: str
+    plain_sha256: str
+    plain_bytes: int
+    cipher_sha256: str
+    cipher_bytes: int
+
+    def to_json(self) -> dict[str, str | int]:
+        return {
+            "plain_sha256": self.plain_sha256,
+            "plain_bytes": self.plain_bytes,
+            "cipher_sha256": self.cipher_sha256,
+            "cipher_bytes": self.cipher_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    ref: SnapshotRef
+    path: Path
+    files: Mapping[str, StoredFile]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyProblem:
+    """One finding of :meth:`Vault.verify`; ``kind`` is unreadable, checksum, missing, unexpected, mode or staging."""
+
+    path: Path
+    kind: str
+    ja: str
+    en: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.ja} ({self.en})"
+
+
+class Vault:
+    """Encrypted, append-only snapshot store under ``root`` (``<hub home>/vault``)."""
+
+    def __init__(self, root: Path, kek: KeyEncryptionKey) -> None:
+        self.root = root
+        self._kek = kek
+
+    @property
+    def kek_id(self) -> str:
+        return self._kek.key_id
+
+    # -- listing ------------------------------------------------------------------------------------------
+
+    def exists(self, ref: SnapshotRef) -> bool:
+        """Whether the snapshot is stored (visible snapshots are always complete)."""
+        return self._dir(ref).is_dir()
+
+    def next_version(self, dataset: str, period: dt.date) -> int:
+        _check_dataset(dataset)
+        period_dir = self.root / dataset / period.isoformat()
+        return max([0, *(_version_of(entry) for entry in _names(period_dir))]) + 1
+
+    def snapshots(self, dataset: str | None = None) -> list[SnapshotRef]:
+        """Stored snapshots, sorted; a named dataset must have at least one."""
+        if dataset is None:
+            datasets = [name for name in _names(self.root) if _DATASET.match(name)]
+        else:
+            _check_dataset(dataset)
+            if not (self.root / dataset).is_dir():
+                raise _unknown_dataset(self.root / dataset)
+            datasets = [dataset]
+        return sorted(ref for name in datasets for ref in self._dataset_snapshots(name))
+
+    def _dataset_snapshots(self, dataset: str) -> Iterator[SnapshotRef]:
+        for period_name in _names(self.root / dataset):
+            period = _parse_period(period_name)
+            if period is None:
+                continue
+            for version_name in _names(self.root / dataset / period_name):
+                if version := _version_of(version_name):
+                    yield SnapshotRef(dataset, period, version)
+
+    def files(self, ref: SnapshotRef) -> list[str]:
+        """Names of the files stored in a snapshot (as given to :meth:`store`)."""
+        return sorted(_stored_names(self._existing_dir(ref)))
+
+    # -- storing ------------------------------------------------------------------------------------------
+
+    def store(self, ref: SnapshotRef, files: Mapping[str, Path]) -> StoredSnapshot:
+        """Encrypt ``files`` (name → plaintext path) as snapshot ``ref``; fails if ``ref`` already exists."""
+        _check_inputs(files)
+        if self.exists(ref):
+            raise _exists(self._dir(ref))
+        _make_dirs(self.root / STAGING)
+        with self._writer_lock():
+            staged = self._stage_dir(ref)
+            try:
+                stored = self._write_snapshot(staged, ref, files)
+                self._publish(staged, ref)
+            except OSError as e:
+                self._discard(staged)
+                if e.errno == errno.ENOSPC:
+                    raise _disk_full(self.root, e) from e
+                raise
+            except BaseException:
+                self._discard(staged)
+                raise
+            self._finish(staged, ref)
+        return StoredSnapshot(ref, self._dir(ref), stored)
+
+    def _stage_dir(self, ref: SnapshotRef) -> Path:
+        """A private staging tree, with a note of where it goes so a crash after the rename can be finished."""
+        token = secrets.token_hex(8)
+        staging = self.root / STAGING
+        _write_new(staging / f"{token}.target", str(ref).encode())
+        staged = staging / token / Path(*ref.parts)
+        staged.mkdir(mode=DIR_MODE, parents=True)
+        return staged
+
+    def _write_snapshot(self, staged: Path, ref: SnapshotRef, files: Mapping[str, Path]) -> dict[str, StoredFile]:
+        stored: dict[str, StoredFile] = {}
+        for name, source in sorted(files.items()):
+            with source.open("rb") as plain:
+                stored[name] = self._encrypt(plain, staged, ref, name)
+        index = {"format": CHECKSUMS_FORMAT, "snapshot": str(ref), "files": {n: f.to_json() for n, f in stored.items()}}
+        self._encrypt(io.BytesIO(_json_bytes(index)), staged, ref, CHECKSUMS)
+        for directory in (staged, staged.parent, staged.parent.parent):
+            fsync_dir(directory)
+        return stored
+
+    def _encrypt(self, plain: BinaryIO, directory: Path, ref: SnapshotRef, name: str) -> StoredFile:
+        """Encrypt one stream to a fresh identity (its DEK) and store the DEK wrapped beside it."""
+        identity = pyrage.x25519.Identity.generate()
+        target = directory / (name + CIPHER_SUFFIX)
+        reader = _Tap(plain)
+        with _create_file(target) as out:
+            writer = _Tap(out)
+            try:
+                pyrage.encrypt_io(reader, writer, [identity.to_public()])
+            except pyrage.EncryptError as e:
+                raise (writer.error or reader.error or VaultError("暗号化に失敗しました", str(e))) from e
+            out.flush()
+            os.fsync(out.fileno())
+        aad = _dek_aad(ref, name)
+        self._write_key_file(directory / (name + CIPHER_SUFFIX + KEY_SUFFIX), self._kek.wrap(str(identity).encode(), aad), ref, name)
+        return StoredFile(name, reader.sha256.hexdigest(), reader.size, writer.sha256.hexdigest(), writer.size)
+
+    def _write_key_file(self, path: Path, wrapped: WrappedKey, ref: SnapshotRef, name: str) -> None:
+        _write_new(path, _json_bytes({"format": KEY_FORMAT, "file_id": _file_id(ref, name), **wrapped.to_json()}))
+
+    def _publish(self, staged: Path, ref: SnapshotRef) -> None:
+        """Rename the highest missing level into place: one atomic step, so a crash shows all or nothing."""
+        staging_root = staged.parents[2]
+        for depth in (1, 2, 3):
+            relative = Path(*ref.parts[:depth])
+            if depth < 3 and (self.root / relative).is_dir():
+                continue
+            try:
+                os.rename(staging_root / relative, self.root / relative)
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                if depth == 3:
+                    raise _exists(self._dir(ref)) from None
+                continue  # another writer created this level meanwhile: publish one level deeper
+            fsync_dir((self.root / relative).parent)
+            return
+
+    def _finish(self, staged: Path, ref: SnapshotRef) -> None:
+        """Make the published snapshot read-only, then drop the staging leftovers (empty dirs, the note)."""
+        _seal_dir(self._dir(ref))
+        self._discard(staged)
+
+    def _discard(self, staged: Path) -> None:
+        token_dir = staged.parents[2]
+        shutil.rmtree(token_dir, ignore_errors=True)
+        (token_dir.parent / f"{token_dir.name}.target").unlink(missing_ok=True)
+
+    # -- staging and locks --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """Shared by writers. A writer that finds no other writer first sweeps leftovers of dead ones."""
+        fd = self._lock_fd()
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._sweep_locked()
+            except BlockingIOError:
+                pass  # other writers are active; their staging dirs are live
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _exclusive_lock(self, blocking: bool = True) -> Iterator[bool]:
+        """Alone in the vault (no writer active); yields False if not blocking and the vault is busy."""
+        fd = self._lock_fd()
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _lock_fd(self) -> int:
+        _make_dirs(self.root)
+        return os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def sweep_staging(self) -> int:
+        """Remove what crashed writers left in staging (waits for active writers); returns entries removed."""
+        if not (self.root / STAGING).is_dir():
+            return 0
+        with self._exclusive_lock():
+            return self._sweep_locked()
+
+    def _sweep_locked(self) -> int:
+        staging = self.root / STAGING
+        entries = sorted(staging.iterdir())
+        for note in (entry for entry in entries if entry.suffix == ".target"):
+            self._complete_interrupted(note)
+        for entry in entries:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        return len(entries)
+
+    def _complete_interrupted(self, note: Path) -> None:
+        """A writer killed after its rename left the snapshot writable: make it read-only as it would have."""
+        ref = _parse_ref(note.read_text(encoding="utf-8", errors="replace").strip())
+        if ref is not None and self.exists(ref):
+            _seal_dir(self._dir(ref))
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def open_plain(self, ref: SnapshotRef, name: str) -> Iterator[BinaryIO]:
+        """Stream one stored file's plaintext; reading to the end raises if the file fails authentication."""
+        path, identity = self._open_parts(ref, name)
+        stream = _DecryptingStream(path, identity)
+        with io.BufferedReader(stream, buffer_size=_IO_BUFFER) as reader:
+            yield reader
+
+    def decrypt_to_memfd(self, ref: SnapshotRef, name: str) -> int:
+        """Decrypt one stored file into a sealed memfd; returns a read-only fd the caller must close.
+
+        The seals (no write, shrink or grow, no further seals) hold against every writer, root included, so a
+        sandboxed DuckDB reading ``/proc/self/fd/N`` cannot alter it; the plaintext vanishes with the process.
+        """
+        path, identity = self._open_parts(ref, name)
+        fd = os.memfd_create(f"renkei:{ref}/{name}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            with open(fd, "wb", buffering=_IO_BUFFER, closefd=False) as out:
+                _decrypt(path, identity, out)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
+            return os.open(memfd_path(fd), os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(fd)
+
+    def _open_parts(self, ref: SnapshotRef, name: str) -> tuple[Path, Any]:
+        """The ciphertext path and its identity; raises before any plaintext is produced."""
+        directory = self._existing_dir(ref)
+        path = directory / (name + CIPHER_SUFFIX)
+        if name == CHECKSUMS or not _FILE_NAME.match(name) or not path.is_file():
+            raise SnapshotNotFoundError(
+                f"スナップショット {ref} にファイル {name} はありません（あるもの: {', '.join(self.files(ref))}）",
+                f"snapshot {ref} has no file {name!r} (it has: {', '.join(self.files(ref))})",
+                Location(path),
+            )
+        return path, self._identity(path, ref, name)
+
+    def _identity(self, cipher_path: Path, ref: SnapshotRef, name: str) -> Any:
+        key_path = cipher_path.with_name(cipher_path.name + KEY_SUFFIX)
+        wrapped = _read_key_file(key_path, _file_id(ref, name))
+        try:
+            check_kek_id(self._kek, wrapped)
+            dek = self._kek.unwrap(wrapped, _dek_aad(ref, name))
+        except WrongKekError as e:
+            raise WrongKekError(e.ja, e.en, Location(key_path)) from None
+        try:
+            return pyrage.x25519.Identity.from_str(dek.decode("ascii"))
+        except (pyrage.IdentityError, UnicodeDecodeError):
+            raise _corrupted(key_path) from None
+
+    def _existing_dir(self, ref: SnapshotRef) -> Path:
+        directory = self._dir(ref)
+        if directory.is_dir():
+            return directory
+        if not (self.root / ref.dataset).is_dir():
+            raise _unknown_dataset(self.root / ref.dataset)
+        raise SnapshotNotFoundError(
+            f"スナップショット {ref} は保管されていません", f"snapshot {ref} is not in the vault", Location(directory)
+        )
+
+    def _dir(self, ref: SnapshotRef) -> Path:
+        return self.root.joinpath(*ref.parts)
+
+    # -- verifying ----------------------------------------------------------------------------------------
+
+    def verify(self) -> list[VerifyProblem]:
+        """Check every snapshot (decrypts, checksums, file set, modes), stray entries and staging leftovers."""
+        if not self.root.is_dir():
+            return []
+        problems = self._staging_leftovers() + self._stray_entries()
+        for ref in self.snapshots():
+            problems += self.verify_snapshot(ref)
+        return problems
+
+    def verify_snapshot(self, ref: SnapshotRef) -> list[VerifyProblem]:
+        directory = self._existing_dir(ref)
+        problems = _mode_problems(directory)
+        index, index_problems = self._read_index(ref)
+        problems += index_problems
+        names = set(index) if index is not None else _stored_names(directory)
+        expected = {entry for name in {*names, CHECKSUMS} for entry in _entries_of(name)}
+        present = set(_names(directory))
+        problems += [_problem(directory / e, "unexpected", "想定外のファイル", "unexpected file") for e in sorted(present - expected)]
+        problems += [_problem(directory / e, "missing", "ファイルがありません", "file is missing") for e in sorted(expected - present)]
+        for name in sorted(names):
+            if _entries_of(name) <= present:
+                problems += self._check_file(ref, name, index.get(name) if index is not None else None)
+        return problems
+
+    def _read_index(self, ref: SnapshotRef) -> tuple[dict[str, dict[str, Any]] | None, list[VerifyProblem]]:
+        path = self._dir(ref) / (CHECKSUMS + CIPHER_SUFFIX)
+        buffer = io.BytesIO()
+        try:
+            _decrypt(path, self._identity(path, ref, CHECKSUMS), buffer)
+            index = json.loads(buffer.getvalue())
+            if index.get("format") != CHECKSUMS_FORMAT or index.get("snapshot") != str(ref):
+                raise ValueError("checksums belong to another snapshot or format")
+            return dict(index["files"]), []
+        except (RenkeiError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            return None, [_problem(path, "unreadable", "チェックサム一覧を読めません", f"cannot read the checksums: {_brief(e)}")]
+
+    def _check_file(self, ref: SnapshotRef, name: str, expected: Mapping[str, Any] | None) -> list[VerifyProblem]:
+        path = self._dir(ref) / (name + CIPHER_SUFFIX)
+        try:
+            actual = _digest(path, self._identity(path, ref, name), name)
+        except (RenkeiError, OSError) as e:
+            return [_problem(path, "unreadable", "復号できません", _brief(e))]
+        if expected is not None and actual.to_json() != dict(expected):
+            return [_problem(path, "checksum", "チェックサムが記録と違います", "checksum differs from the recorded one")]
+        return []
+
+    def _staging_leftovers(self) -> list[VerifyProblem]:
+        """Entries in staging while no writer is active were left by a crash (``sweep_staging`` removes them)."""
+        staging = self.root / STAGING
+        if not staging.is_dir():
+            return []
+        with self._exclusive_lock(blocking=False) as alone:
+            leftovers = sorted(staging.iterdir()) if alone else []
+        return [_problem(p, "staging", "書き込み途中の残骸があります", "staging leftover from an interrupted write") for p in leftovers]
+
+    def _stray_entries(self) -> list[VerifyProblem]:
+        stray: list[Path] = []
+        for dataset in _names(self.root):
+            if dataset in (STAGING, LOCK):
+                continue
+            if not _DATASET.match(dataset) or not (self.root / dataset).is_dir():
+                stray.append(self.root / dataset)
+                continue
+            for period in _names(self.root / dataset):
+                period_dir = self.root / dataset / period
+                if _parse_period(period) is None or not period_dir.is_dir():
+                    stray.append(period_dir)
+                    continue
+                stray += [period_dir / v for v in _names(period_dir) if not _version_of(v) or not (period_dir / v).is_dir()]
+        return [_problem(p, "unexpected", "想定外の項目", "unexpected entry in the vault") for p in stray]
+
+    # -- key rotation -------------------------------------------------------------------------------------
+
+    def rotate_kek(self, new: KeyEncryptionKey) -> int:
+        """Rewrap every DEK from the current KEK to ``new``; returns how many. Data files are not touched.
+
+        Each ``.key.json`` is replaced atomically, so an interrupted rotation leaves every file readable with
+        the old or the new KEK; run it again (same old and new KEK) and it resumes, skipping rewrapped ones.
+        """
+        with self._exclusive_lock():
+            if (self.root / STAGING).is_dir():
+                self._sweep_locked()
+            count = sum(self._rewrap(ref, new) for ref in self.snapshots())
+        self._kek = new
+        return count
+
+    def _rewrap(self, ref: SnapshotRef, new: KeyEncryptionKey) -> int:
+        directory = self._dir(ref)
+        pending: list[tuple[Path, bytes]] = []
+        for name in sorted({*_stored_names(directory), CHECKSUMS}):
+            key_path = directory / (name + CIPHER_SUFFIX + KEY_SUFFIX)
+            if _read_key_file(key_path, _file_id(ref, name)).kek_id == new.key_id:
+                continue  # done by an earlier, interrupted rotation
+            dek = str(self._identity(directory / (name + CIPHER_SUFFIX), ref, name)).encode()
+            entry = {"format": KEY_FORMAT, "file_id": _file_id(ref, name), **new.wrap(dek, _dek_aad(ref, name)).to_json()}
+            pending.append((key_path, _json_bytes(entry)))
+        if pending:
+            os.chmod(directory, DIR_MODE)  # a replace needs a writable directory, for this moment only
+            try:
+                for key_path, content in pending:
+                    self._replace_key_file(key_path, content)
+            finally:
+                _seal_dir(directory)
+        elif stat.S_IMODE(directory.stat().st_mode) != SNAPSHOT_MODE:
+            _seal_dir(directory)  # an earlier rotation was interrupted before it could restore the mode
+        return len(pending)
+
+    def _replace_key_file(self, key_path: Path, content: bytes) -> None:
+        temporary = self.root / STAGING / f"rotate-{secrets.token_hex(8)}{KEY_SUFFIX}"
+        _make_dirs(temporary.parent)
+        _write_new(temporary, content)
+        os.replace(temporary, key_path)
+
+
+# -- streaming helpers ------------------------------------------------------------------------------------
+
+
+class _Tap:
+    """Sits between pyrage and a file: hashes and counts the bytes, and keeps the OSError (e.g. ENOSPC) that
+    pyrage would otherwise flatten into a message."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.error: OSError | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self._file.read(size)
+        except OSError as e:
+            self.error = e
+            raise
+        self._count(chunk)
+        return chunk
+
+    def write(self, data: bytes) -> int:
+        try:
+            self._file.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+        self._count(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def _count(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.size += len(data)
+
+
+class _Sink:
+    """A writer that only hashes (verification reads whole files without keeping them)."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _decrypt(path: Path, identity: Any, out: Any) -> _Tap:
+    """Decrypt ``path`` into ``out``; authentication failure → CorruptedFileError naming the file."""
+    with path.open("rb") as cipher:
+        reader = _Tap(cipher)
+        writer = _Tap(out)
+        try:
+            pyrage.decrypt_io(reader, writer, [identity])
+        except (pyrage.DecryptError, OSError) as e:
+            if reader.error is not None or writer.error is not None:
+                raise
+            raise _corrupted(path) from e
+        writer.flush()
+    return reader
+
+
+def _digest(path: Path, identity: Any, name: str) -> StoredFile:
+    sink = _Sink()
+    reader = _decrypt(path, identity, sink)
+    return StoredFile(name, sink.sha256.hexdigest(), sink.size, reader.sha256.hexdigest(), reader.size)
+
+
+class _DecryptingStream(io.RawIOBase):
+    """Plaintext of one file through a pipe fed by a decrypting thread, so memory stays flat.
+
+    age releases a chunk only after authenticating it; the end-of-stream check happens when the reader hits
+    EOF, which raises instead of returning a silently truncated file.
+    """
+
+    def __init__(self, path: Path, identity: Any) -> None:
+        super().__init__()
+        self._path = path
+        self._read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _IO_BUFFER)
+        except OSError:
+            pass  # a bigger pipe only saves context switches
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._pump, args=(identity, write_fd), daemon=True)
+        self._thread.start()
+
+    def _pump(self, identity: Any, write_fd: int) -> None:
+        try:
+            with open(write_fd, "wb", buffering=_IO_BUFFER) as pipe:
+                _decrypt(self._path, identity, pipe)
+        except BaseException as e:  # handed to the reading thread at EOF
+            self._error = e
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = os.read(self._read_fd, len(buffer))
+        if not data:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._read_fd)  # an unfinished writer gets EPIPE and stops
+            self._thread.join()
+        super().close()
+
+
+# -- small helpers ----------------------------------------------------------------------------------------
+
+
+def memfd_path(fd: int) -> str:
+    """The path DuckDB opens to read a file descriptor of this process."""
+    return f"/proc/self/fd/{fd}"
+
+
+def _create_file(path: Path) -> BinaryIO:
+    """A new file (never an existing one), already read-only for later opens."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    return open(fd, "wb", buffering=_IO_BUFFER)
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    with _create_file(path) as out:
+        out.write(content)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _make_dirs(path: Path) -> None:
+    """Create missing directories (0700), fsyncing each parent so they survive a crash."""
+    if path.is_dir():
+        return
+    _make_dirs(path.parent)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        return
+    fsync_dir(path.parent)
+
+
+def _seal_dir(directory: Path) -> None:
+    os.chmod(directory, SNAPSHOT_MODE)
+    fsync_dir(directory)
+
+
+def _json_bytes(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _read_key_file(path: Path, file_id: str) -> WrappedKey:
+    try:
+        data = json.loads(path.read_bytes())
+        if data.get("format") != KEY_FORMAT:
+            raise ValueError(f"unknown key file format {data.get('format')!r}")
+        wrapped = WrappedKey.from_json(data)
+    except FileNotFoundError:
+        raise VaultError("鍵ファイルがありません", "key file is missing", Location(path)) from None
+    except (ValueError, AttributeError):
+        raise _corrupted(path) from None
+    if data.get("file_id") != file_id:
+        raise CorruptedFileError(
+            "鍵ファイルが別のファイルのものです（取り違え）",
+            f"key file belongs to {data.get('file_id')!r}, not to {file_id!r}",
+            Location(path),
+        )
+    return wrapped
+
+
+def _file_id(ref: SnapshotRef, name: str) -> str:
+    return f"{ref}/{name}"
+
+
+def _dek_aad(ref: SnapshotRef, name: str) -> bytes:
+    """Associated data binding a wrapped DEK to one file: moved or swapped key files fail to unwrap."""
+    return DEK_AAD_PREFIX + _file_id(ref, name).encode()
+
+
+def _names(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _entries_of(name: str) -> set[str]:
+    return {name + CIPHER_SUFFIX, name + CIPHER_SUFFIX + KEY_SUFFIX}
+
+
+def _stored_names(directory: Path) -> set[str]:
+    """File names of a snapshot, read from its ciphertexts (without the checksums index)."""
+    entries = _names(directory)
+    names = {e.removesuffix(CIPHER_SUFFIX) for e in entries if e.endswith(CIPHER_SUFFIX)}
+    return names - {CHECKSUMS}
+
+
+def _mode_problems(directory: Path) -> list[VerifyProblem]:
+    problems: list[VerifyProblem] = []
+    if stat.S_IMODE(directory.stat().st_mode) != SNAPSHOT_MODE:
+        problems.append(_problem(directory, "mode", "フォルダが読み取り専用ではありません", "snapshot directory is not 0500"))
+    for name in _names(directory):
+        mode = (directory / name).lstat().st_mode
+        if not stat.S_ISREG(mode) or stat.S_IMODE(mode) != FILE_MODE:
+            problems.append(_problem(directory / name, "mode", "読み取り専用のファイルではありません", "not a 0400 regular file"))
+    return problems
+
+
+def _version_of(name: str) -> int:
+    match = _VERSION.match(name)
+    return int(match.group(1)) if match else 0
+
+
+def _parse_period(name: str) -> dt.date | None:
+    try:
+        period = dt.date.fromisoformat(name)
+    except ValueError:
+        return None
+    return period if period.isoformat() == name else None
+
+
+def _parse_ref(text: str) -> SnapshotRef | None:
+    parts = text.split("/")
+    if len(parts) != 3:
+        return None
+    period, version = _parse_period(parts[1]), _version_of(parts[2])
+    if not _DATASET.match(parts[0]) or period is None or not version:
+        return None
+    return SnapshotRef(parts[0], period, version)
+
+
+def _check_dataset(name: object) -> None:
+    if not isinstance(name, str) or not _DATASET.match(name):
+        raise VaultError(
+            "データセット名は英小文字・数字・_・- で 64 文字までです",
+            f"dataset name must be lower-case letters, digits, _ or -, at most 64 characters: {name!r}",
+        )
+
+
+def _check_inputs(files: Mapping[str, Path]) -> None:
+    if not files:
+        raise VaultError("保管するファイルがありません", "no files to store")
+    for name, path in files.items():
+        if name == CHECKSUMS or not _FILE_NAME.match(name):
+            raise VaultError(
+                f"ファイル名 {name} は使えません", f"file name {name!r} is reserved or not a plain file name"
+            )
+        if not path.is_file():
+            raise VaultError("保管するファイルがありません", f"input for {name!r} is not a file", Location(path))
+
+
+def _problem(path: Path, kind: str, ja: str, en: str) -> VerifyProblem:
+    return VerifyProblem(path, kind, ja, en)
+
+
+def _brief(error: BaseException) -> str:
+    if isinstance(error, RenkeiError):
+        return error.en
+    return f"{type(error).__name__}: {error}"
+
+
+def _exists(directory: Path) -> SnapshotExistsError:
+    return SnapshotExistsError(
+        "このスナップショットは既に保管されています。訂正は次の版として保管してください",
+        "snapshot already exists; the vault never replaces one — store a correction as the next version",
+        Location(directory),
+    )
+
+
+def _unknown_dataset(directory: Path) -> SnapshotNotFoundError:
+    return SnapshotNotFoundError(
+        f"データセット {directory.name} は保管庫にありません",
+        f"unknown dataset {directory.name!r}: nothing stored",
+        Location(directory),
+    )
+
+
+def _corrupted(path: Path) -> CorruptedFileError:
+    return CorruptedFileError(
+        "保管ファイルが壊れているか改ざんされています（認証に失敗）",
+        "stored file is corrupted or was tampered with (authentication failed)",
+        Location(path),
+    )
+
+
+def _disk_full(root: Path, error: OSError) -> VaultFullError:
+    return VaultFullError(
+        "ディスクの空きが足りないため保管を中止しました（何も保存されていません）",
+        f"disk full while storing; nothing was stored ({error.strerror})",
+        Location(root),
+    )
