@@ -174,7 +174,11 @@ class FileKek(AesGcmKek):
             )
         key = path.read_bytes()
         if len(key) != KEK_BYTES:
-            raise KeyFileError("鍵暗号化鍵の形式が正しくありません", "key-encryption key has the wrong length", Location(path))
+            raise KeyFileError(
+                "鍵暗号化鍵の形式が正しくありません",
+                "key-encryption key has the wrong length",
+                Location(path),
+            )
         return cls(key, str(path))
 
 
@@ -262,6 +266,6 @@ def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> in
             )
     new = new_kek_file(home)
     count = rewrap(new)
-    os.replace(home / PENDING_KEK_FILE, home / KEK_FILE)
+    (home / PENDING_KEK_FILE).replace(home / KEK_FILE)
     fsync_dir(home)
     return count

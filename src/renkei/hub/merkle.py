@@ -60,7 +60,9 @@ class Frontier:
     def __init__(self, size: int = 0, hashes: Iterable[bytes] = ()) -> None:
         hashes = list(hashes)
         if size < 0 or len(hashes) != size.bit_count() or any(len(h) != HASH_SIZE for h in hashes):
-            raise ValueError(f"a frontier of size {size} needs {size.bit_count()} hashes of {HASH_SIZE} bytes")
+            raise ValueError(
+                f"a frontier of size {size} needs {size.bit_count()} hashes of {HASH_SIZE} bytes"
+            )
         self._size = size
         self._hashes = hashes
 
@@ -158,8 +160,10 @@ def _subproof(m: int, d: Sequence[bytes], *, complete: bool) -> list[bytes]:
 # --- verification (port of transparency-dev/merkle proof/verify.go) -----------------------------------------
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], expected_root: bytes) -> bool:
-    """True iff ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree of ``size`` with ``expected_root``."""
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], expected_root: bytes
+) -> bool:
+    """True iff ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree (``size``, ``expected_root``)."""
     try:
         return root_from_inclusion_proof(index, size, leaf, proof) == _hash_arg(expected_root, "root")
     except ProofError:
@@ -238,7 +242,7 @@ def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
 
 
 def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
-    """Like _chain_inner, but only left siblings count: the hash of the older, smaller version of the subtree."""
+    """Like _chain_inner, but only left siblings count: the hash of the older, smaller subtree."""
     for level, sibling in enumerate(proof):
         if (index >> level) & 1:
             seed = node_hash(sibling, seed)

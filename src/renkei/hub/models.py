@@ -1,6 +1,32 @@
 """Imports every module that defines hub tables, so that Base.metadata is complete (for Alembic and tests)."""
 
 from renkei.hub import audit, catalog
-from renkei.hub.access import people
+from renkei.hub.access import (
+    applications,
+    cards,
+    grants,
+    login,
+    passwords,
+    people,
+    quotas,
+    sessions,
+    terminals,
+    throttle,
+    totp,
+)
 
-__all__ = ["audit", "catalog", "people"]
+__all__ = [
+    "applications",
+    "audit",
+    "cards",
+    "catalog",
+    "grants",
+    "login",
+    "passwords",
+    "people",
+    "quotas",
+    "sessions",
+    "terminals",
+    "throttle",
+    "totp",
+]

@@ -25,6 +25,7 @@ replaced: a correction is stored as the next version.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import fcntl
@@ -66,6 +67,7 @@ _DATASET = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _VERSION = re.compile(r"v([1-9][0-9]{0,8})\Z")
 _IO_BUFFER = 1 << 20
+AGE_AUTH_FAILURE = "decryption error"  # pyrage's message when a chunk fails authentication
 
 
 class VaultError(RenkeiError):
@@ -103,7 +105,9 @@ class SnapshotRef:
         if isinstance(self.period, dt.datetime) or not isinstance(self.period, dt.date):
             raise VaultError("期間は日付で指定してください", f"period must be a date, got {self.period!r}")
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
-            raise VaultError("版は 1 以上の整数です", f"version must be an integer >= 1, got {self.version!r}")
+            raise VaultError(
+                "版は 1 以上の整数です", f"version must be an integer >= 1, got {self.version!r}"
+            )
 
     @property
     def parts(self) -> tuple[str, str, str]:
@@ -201,40 +205,49 @@ class Vault:
     def store(self, ref: SnapshotRef, files: Mapping[str, Path]) -> StoredSnapshot:
         """Encrypt ``files`` (name → plaintext path) as snapshot ``ref``; fails if ``ref`` already exists."""
         _check_inputs(files)
-        if self.exists(ref):
-            raise _exists(self._dir(ref))
-        _make_dirs(self.root / STAGING)
-        with self._writer_lock():
-            staged = self._stage_dir(ref)
-            try:
-                stored = self._write_snapshot(staged, ref, files)
-                self._publish(staged, ref)
-            except OSError as e:
-                self._discard(staged)
-                if e.errno == errno.ENOSPC:
-                    raise _disk_full(self.root, e) from e
-                raise
-            except BaseException:
-                self._discard(staged)
-                raise
-            self._finish(staged, ref)
+        try:
+            _make_dirs(self.root / STAGING)
+            with self._writer_lock():
+                if self.exists(ref):  # checked after the sweep, which completes a crashed earlier attempt
+                    raise _exists(self._dir(ref))
+                stored = self._store_staged(ref, files)
+        except OSError as e:
+            if e.errno == errno.ENOSPC and not self.exists(ref):
+                raise _disk_full(self.root, e) from e
+            raise
         return StoredSnapshot(ref, self._dir(ref), stored)
 
-    def _stage_dir(self, ref: SnapshotRef) -> Path:
-        """A private staging tree, with a note of where it goes so a crash after the rename can be finished."""
-        token = secrets.token_hex(8)
-        staging = self.root / STAGING
-        _write_new(staging / f"{token}.target", str(ref).encode())
-        staged = staging / token / Path(*ref.parts)
-        staged.mkdir(mode=DIR_MODE, parents=True)
-        return staged
+    def _store_staged(self, ref: SnapshotRef, files: Mapping[str, Path]) -> dict[str, StoredFile]:
+        staged = self.root.joinpath(STAGING, secrets.token_hex(8), *ref.parts)
+        try:
+            self._stage(staged, ref)
+            stored = self._write_snapshot(staged, ref, files)
+            self._publish(staged, ref)
+        except BaseException:
+            self._discard(staged)
+            raise
+        self._finish(staged, ref)  # if this fails, the staging note lets the next sweep finish the job
+        return stored
 
-    def _write_snapshot(self, staged: Path, ref: SnapshotRef, files: Mapping[str, Path]) -> dict[str, StoredFile]:
+    def _stage(self, staged: Path, ref: SnapshotRef) -> None:
+        """A private staging tree, with a note of where it goes so a crash after the rename can be finished."""
+        token_dir = staged.parents[2]
+        _write_new(token_dir.with_name(token_dir.name + ".target"), str(ref).encode())
+        for directory in (token_dir, *reversed(staged.parents[:2]), staged):
+            directory.mkdir(mode=DIR_MODE)  # one by one: parents=True would ignore the mode
+
+    def _write_snapshot(
+        self, staged: Path, ref: SnapshotRef, files: Mapping[str, Path]
+    ) -> dict[str, StoredFile]:
         stored: dict[str, StoredFile] = {}
         for name, source in sorted(files.items()):
             with source.open("rb") as plain:
                 stored[name] = self._encrypt(plain, staged, ref, name)
-        index = {"format": CHECKSUMS_FORMAT, "snapshot": str(ref), "files": {n: f.to_json() for n, f in stored.items()}}
+        index = {
+            "format": CHECKSUMS_FORMAT,
+            "snapshot": str(ref),
+            "files": {n: f.to_json() for n, f in stored.items()},
+        }
         self._encrypt(io.BytesIO(_json_bytes(index)), staged, ref, CHECKSUMS)
         for directory in (staged, staged.parent, staged.parent.parent):
             fsync_dir(directory)
@@ -253,12 +266,11 @@ class Vault:
                 raise (writer.error or reader.error or VaultError("暗号化に失敗しました", str(e))) from e
             out.flush()
             os.fsync(out.fileno())
-        aad = _dek_aad(ref, name)
-        self._write_key_file(directory / (name + CIPHER_SUFFIX + KEY_SUFFIX), self._kek.wrap(str(identity).encode(), aad), ref, name)
-        return StoredFile(name, reader.sha256.hexdigest(), reader.size, writer.sha256.hexdigest(), writer.size)
-
-    def _write_key_file(self, path: Path, wrapped: WrappedKey, ref: SnapshotRef, name: str) -> None:
-        _write_new(path, _json_bytes({"format": KEY_FORMAT, "file_id": _file_id(ref, name), **wrapped.to_json()}))
+        wrapped = self._kek.wrap(str(identity).encode(), _dek_aad(ref, name))
+        _write_new(directory / (name + CIPHER_SUFFIX + KEY_SUFFIX), _key_file_bytes(ref, name, wrapped))
+        return StoredFile(
+            name, reader.sha256.hexdigest(), reader.size, writer.sha256.hexdigest(), writer.size
+        )
 
     def _publish(self, staged: Path, ref: SnapshotRef) -> None:
         """Rename the highest missing level into place: one atomic step, so a crash shows all or nothing."""
@@ -268,18 +280,19 @@ class Vault:
             if depth < 3 and (self.root / relative).is_dir():
                 continue
             try:
-                os.rename(staging_root / relative, self.root / relative)
+                (staging_root / relative).rename(self.root / relative)
             except OSError as e:
                 if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
                 if depth == 3:
                     raise _exists(self._dir(ref)) from None
                 continue  # another writer created this level meanwhile: publish one level deeper
-            fsync_dir((self.root / relative).parent)
             return
 
     def _finish(self, staged: Path, ref: SnapshotRef) -> None:
-        """Make the published snapshot read-only, then drop the staging leftovers (empty dirs, the note)."""
+        """Make the rename durable and the snapshot read-only, then drop the staging leftovers and the note."""
+        for directory in self._dir(ref).parents[:3]:
+            fsync_dir(directory)  # the parent of whichever level was renamed into place
         _seal_dir(self._dir(ref))
         self._discard(staged)
 
@@ -367,8 +380,7 @@ class Vault:
         path, identity = self._open_parts(ref, name)
         fd = os.memfd_create(f"renkei:{ref}/{name}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
-            with open(fd, "wb", buffering=_IO_BUFFER, closefd=False) as out:
-                _decrypt(path, identity, out)
+            _decrypt_file(path, identity, memfd_path(fd))
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
             return os.open(memfd_path(fd), os.O_RDONLY | os.O_CLOEXEC)
         finally:
@@ -406,7 +418,9 @@ class Vault:
         if not (self.root / ref.dataset).is_dir():
             raise _unknown_dataset(self.root / ref.dataset)
         raise SnapshotNotFoundError(
-            f"スナップショット {ref} は保管されていません", f"snapshot {ref} is not in the vault", Location(directory)
+            f"スナップショット {ref} は保管されていません",
+            f"snapshot {ref} is not in the vault",
+            Location(directory),
         )
 
     def _dir(self, ref: SnapshotRef) -> Path:
@@ -431,8 +445,14 @@ class Vault:
         names = set(index) if index is not None else _stored_names(directory)
         expected = {entry for name in {*names, CHECKSUMS} for entry in _entries_of(name)}
         present = set(_names(directory))
-        problems += [_problem(directory / e, "unexpected", "想定外のファイル", "unexpected file") for e in sorted(present - expected)]
-        problems += [_problem(directory / e, "missing", "ファイルがありません", "file is missing") for e in sorted(expected - present)]
+        problems += [
+            _problem(directory / e, "unexpected", "想定外のファイル", "unexpected file")
+            for e in sorted(present - expected)
+        ]
+        problems += [
+            _problem(directory / e, "missing", "ファイルがありません", "file is missing")
+            for e in sorted(expected - present)
+        ]
         for name in sorted(names):
             if _entries_of(name) <= present:
                 problems += self._check_file(ref, name, index.get(name) if index is not None else None)
@@ -448,16 +468,29 @@ class Vault:
                 raise ValueError("checksums belong to another snapshot or format")
             return dict(index["files"]), []
         except (RenkeiError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            return None, [_problem(path, "unreadable", "チェックサム一覧を読めません", f"cannot read the checksums: {_brief(e)}")]
+            return None, [
+                _problem(
+                    path,
+                    "unreadable",
+                    "チェックサム一覧を読めません",
+                    f"cannot read the checksums: {_brief(e)}",
+                )
+            ]
 
-    def _check_file(self, ref: SnapshotRef, name: str, expected: Mapping[str, Any] | None) -> list[VerifyProblem]:
+    def _check_file(
+        self, ref: SnapshotRef, name: str, expected: Mapping[str, Any] | None
+    ) -> list[VerifyProblem]:
         path = self._dir(ref) / (name + CIPHER_SUFFIX)
         try:
             actual = _digest(path, self._identity(path, ref, name), name)
         except (RenkeiError, OSError) as e:
             return [_problem(path, "unreadable", "復号できません", _brief(e))]
         if expected is not None and actual.to_json() != dict(expected):
-            return [_problem(path, "checksum", "チェックサムが記録と違います", "checksum differs from the recorded one")]
+            return [
+                _problem(
+                    path, "checksum", "チェックサムが記録と違います", "checksum differs from the recorded one"
+                )
+            ]
         return []
 
     def _staging_leftovers(self) -> list[VerifyProblem]:
@@ -467,7 +500,12 @@ class Vault:
             return []
         with self._exclusive_lock(blocking=False) as alone:
             leftovers = sorted(staging.iterdir()) if alone else []
-        return [_problem(p, "staging", "書き込み途中の残骸があります", "staging leftover from an interrupted write") for p in leftovers]
+        return [
+            _problem(
+                p, "staging", "書き込み途中の残骸があります", "staging leftover from an interrupted write"
+            )
+            for p in leftovers
+        ]
 
     def _stray_entries(self) -> list[VerifyProblem]:
         stray: list[Path] = []
@@ -482,7 +520,11 @@ class Vault:
                 if _parse_period(period) is None or not period_dir.is_dir():
                     stray.append(period_dir)
                     continue
-                stray += [period_dir / v for v in _names(period_dir) if not _version_of(v) or not (period_dir / v).is_dir()]
+                stray += [
+                    period_dir / v
+                    for v in _names(period_dir)
+                    if not _version_of(v) or not (period_dir / v).is_dir()
+                ]
         return [_problem(p, "unexpected", "想定外の項目", "unexpected entry in the vault") for p in stray]
 
     # -- key rotation -------------------------------------------------------------------------------------
@@ -508,10 +550,10 @@ class Vault:
             if _read_key_file(key_path, _file_id(ref, name)).kek_id == new.key_id:
                 continue  # done by an earlier, interrupted rotation
             dek = str(self._identity(directory / (name + CIPHER_SUFFIX), ref, name)).encode()
-            entry = {"format": KEY_FORMAT, "file_id": _file_id(ref, name), **new.wrap(dek, _dek_aad(ref, name)).to_json()}
-            pending.append((key_path, _json_bytes(entry)))
+            wrapped = new.wrap(dek, _dek_aad(ref, name))
+            pending.append((key_path, _key_file_bytes(ref, name, wrapped)))
         if pending:
-            os.chmod(directory, DIR_MODE)  # a replace needs a writable directory, for this moment only
+            directory.chmod(DIR_MODE)  # a replace needs a writable directory, for this moment only
             try:
                 for key_path, content in pending:
                     self._replace_key_file(key_path, content)
@@ -525,7 +567,7 @@ class Vault:
         temporary = self.root / STAGING / f"rotate-{secrets.token_hex(8)}{KEY_SUFFIX}"
         _make_dirs(temporary.parent)
         _write_new(temporary, content)
-        os.replace(temporary, key_path)
+        temporary.replace(key_path)
 
 
 # -- streaming helpers ------------------------------------------------------------------------------------
@@ -583,25 +625,53 @@ class _Sink:
         pass
 
 
-def _decrypt(path: Path, identity: Any, out: Any) -> _Tap:
-    """Decrypt ``path`` into ``out``; authentication failure → CorruptedFileError naming the file."""
+def _decrypt(path: Path, identity: Any, out: Any) -> None:
     with path.open("rb") as cipher:
-        reader = _Tap(cipher)
-        writer = _Tap(out)
-        try:
-            pyrage.decrypt_io(reader, writer, [identity])
-        except (pyrage.DecryptError, OSError) as e:
-            if reader.error is not None or writer.error is not None:
-                raise
+        _decrypt_stream(cipher, identity, out, path)
+    out.flush()
+
+
+def _decrypt_file(path: Path, identity: Any, target: str) -> None:
+    """pyrage's native file-to-file path, about 1.5× faster than ``decrypt_io`` (docs/vault.md).
+
+    Its errors carry no errno, so only age's message tells an authentication failure from an I/O failure;
+    either way nothing is returned.
+    """
+    try:
+        pyrage.decrypt_file(str(path), target, [identity])
+    except pyrage.DecryptError as e:
+        raise _corrupted(path) from e
+    except OSError as e:
+        if str(e) == AGE_AUTH_FAILURE:
             raise _corrupted(path) from e
-        writer.flush()
-    return reader
+        raise VaultError(
+            "保管ファイルを読めません", f"cannot read the stored file: {e}", Location(path)
+        ) from e
+
+
+def _decrypt_stream(cipher: Any, identity: Any, out: Any, path: Path) -> None:
+    """Decrypt into ``out``; authentication failure → CorruptedFileError naming the file.
+
+    pyrage passes the Python I/O errors of ``cipher`` and ``out`` through unchanged (they carry an errno); its
+    own failures, a wrong identity or a chunk that does not authenticate ("decryption error"), carry none.
+    """
+    try:
+        pyrage.decrypt_io(cipher, out, [identity])
+    except pyrage.DecryptError as e:
+        raise _corrupted(path) from e
+    except OSError as e:
+        if e.errno is not None:
+            raise
+        raise _corrupted(path) from e
 
 
 def _digest(path: Path, identity: Any, name: str) -> StoredFile:
-    sink = _Sink()
-    reader = _decrypt(path, identity, sink)
-    return StoredFile(name, sink.sha256.hexdigest(), sink.size, reader.sha256.hexdigest(), reader.size)
+    """Sizes and hashes of a stored file, of its ciphertext and of the plaintext it authenticates to."""
+    plain = _Sink()
+    with path.open("rb") as file:
+        cipher = _Tap(file)
+        _decrypt_stream(cipher, identity, plain, path)
+    return StoredFile(name, plain.sha256.hexdigest(), plain.size, cipher.sha256.hexdigest(), cipher.size)
 
 
 class _DecryptingStream(io.RawIOBase):
@@ -615,17 +685,15 @@ class _DecryptingStream(io.RawIOBase):
         super().__init__()
         self._path = path
         self._read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        try:
+        with contextlib.suppress(OSError):  # a bigger pipe only saves context switches
             fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _IO_BUFFER)
-        except OSError:
-            pass  # a bigger pipe only saves context switches
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._pump, args=(identity, write_fd), daemon=True)
         self._thread.start()
 
     def _pump(self, identity: Any, write_fd: int) -> None:
         try:
-            with open(write_fd, "wb", buffering=_IO_BUFFER) as pipe:
+            with os.fdopen(write_fd, "wb", buffering=_IO_BUFFER) as pipe:
                 _decrypt(self._path, identity, pipe)
         except BaseException as e:  # handed to the reading thread at EOF
             self._error = e
@@ -660,7 +728,7 @@ def memfd_path(fd: int) -> str:
 def _create_file(path: Path) -> BinaryIO:
     """A new file (never an existing one), already read-only for later opens."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-    return open(fd, "wb", buffering=_IO_BUFFER)
+    return os.fdopen(fd, "wb", buffering=_IO_BUFFER)
 
 
 def _write_new(path: Path, content: bytes) -> None:
@@ -683,12 +751,16 @@ def _make_dirs(path: Path) -> None:
 
 
 def _seal_dir(directory: Path) -> None:
-    os.chmod(directory, SNAPSHOT_MODE)
+    directory.chmod(SNAPSHOT_MODE)
     fsync_dir(directory)
 
 
 def _json_bytes(data: Mapping[str, Any]) -> bytes:
     return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _key_file_bytes(ref: SnapshotRef, name: str, wrapped: WrappedKey) -> bytes:
+    return _json_bytes({"format": KEY_FORMAT, "file_id": _file_id(ref, name), **wrapped.to_json()})
 
 
 def _read_key_file(path: Path, file_id: str) -> WrappedKey:
@@ -721,7 +793,7 @@ def _dek_aad(ref: SnapshotRef, name: str) -> bytes:
 
 def _names(directory: Path) -> list[str]:
     try:
-        return sorted(os.listdir(directory))
+        return sorted(entry.name for entry in directory.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -740,11 +812,22 @@ def _stored_names(directory: Path) -> set[str]:
 def _mode_problems(directory: Path) -> list[VerifyProblem]:
     problems: list[VerifyProblem] = []
     if stat.S_IMODE(directory.stat().st_mode) != SNAPSHOT_MODE:
-        problems.append(_problem(directory, "mode", "フォルダが読み取り専用ではありません", "snapshot directory is not 0500"))
+        problems.append(
+            _problem(
+                directory, "mode", "フォルダが読み取り専用ではありません", "snapshot directory is not 0500"
+            )
+        )
     for name in _names(directory):
         mode = (directory / name).lstat().st_mode
         if not stat.S_ISREG(mode) or stat.S_IMODE(mode) != FILE_MODE:
-            problems.append(_problem(directory / name, "mode", "読み取り専用のファイルではありません", "not a 0400 regular file"))
+            problems.append(
+                _problem(
+                    directory / name,
+                    "mode",
+                    "読み取り専用のファイルではありません",
+                    "not a 0400 regular file",
+                )
+            )
     return problems
 
 
@@ -788,7 +871,7 @@ def _check_inputs(files: Mapping[str, Path]) -> None:
                 f"ファイル名 {name} は使えません", f"file name {name!r} is reserved or not a plain file name"
             )
         if not path.is_file():
-            raise VaultError("保管するファイルがありません", f"input for {name!r} is not a file", Location(path))
+            raise VaultError("入力ファイルがありません", f"input for {name!r} is not a file", Location(path))
 
 
 def _problem(path: Path, kind: str, ja: str, en: str) -> VerifyProblem:

@@ -7,9 +7,11 @@ needs the real town names of Kobe's nine wards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -72,8 +74,32 @@ def towns_of(prefecture: str, municipality: str) -> tuple[Town, ...]:
         rows = conn.execute(
             "select data from postal_data where prefecture = ? and city = ?", (prefecture, municipality)
         ).fetchall()
+    return _towns_from_records(prefecture, municipality, [data for (data,) in rows])
+
+
+def towns_of_many(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[Town, ...]]:
+    """:func:`towns_of` for several (都道府県, 市区町村) at once, with one scan of the table.
+
+    The table has no index on the municipality, so each :func:`towns_of` call scans all 120k rows (~0.1 s);
+    resolving a ward name shared by a dozen cities (北区, 中央区) needs them all.
+    """
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return {}
+    cities = sorted({municipality for _, municipality in wanted})
+    query = f"select prefecture, city, data from postal_data where city in ({','.join('?' * len(cities))})"
+    with contextlib.closing(_connect()) as conn:
+        rows = conn.execute(query, cities).fetchall()
+    records: dict[tuple[str, str], list[str]] = {pair: [] for pair in wanted}
+    for prefecture, municipality, data in rows:
+        if (prefecture, municipality) in records:
+            records[(prefecture, municipality)].append(data)
+    return {pair: _towns_from_records(*pair, records[pair]) for pair in wanted}
+
+
+def _towns_from_records(prefecture: str, municipality: str, datas: list[str]) -> tuple[Town, ...]:
     by_name: dict[str, Town] = {}
-    for (data,) in rows:
+    for data in datas:
         records = [json.loads(data)]
         records += records[0].get("alternates") or []
         for rec in records:

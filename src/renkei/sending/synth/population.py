@@ -148,7 +148,7 @@ def draw_people(rng: Rng, residents: int, as_of: dt.date) -> pa.Table:
     return pa.table({"ward": ward, "sex": sex, "age": age, "birth": birth_days(rng, "birth", age, as_of)})
 
 
-def _years_before(date: dt.date, years: int) -> dt.date:
+def years_before(date: dt.date, years: int) -> dt.date:
     try:
         return date.replace(year=date.year - years)
     except ValueError:  # 2月29日 → 2月28日
@@ -157,7 +157,7 @@ def _years_before(date: dt.date, years: int) -> dt.date:
 
 def birth_days(rng: Rng, name: str, ages: Array, as_of: dt.date) -> Array:
     """A birth date (days since 1970) for each age, uniform over the year of birthdays giving that age."""
-    latest = [days(_years_before(as_of, a)) for a in range(AGES + 1)]
+    latest = [days(years_before(as_of, a)) for a in range(AGES + 1)]
     earliest = [latest[a + 1] + 1 for a in range(AGES)]
     low = take(earliest, ages)
     span = pc.subtract(pc.add(take(latest[:AGES], ages), 1), low)

@@ -6,7 +6,7 @@ kernels; these helpers give the few numpy-like operations it needs readable name
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -18,7 +18,12 @@ EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal(): date32 counts days from
 
 
 def arange(n: int) -> Array:
-    return pa.array(range(n), pa.int64())
+    return pa.arange(0, n)
+
+
+def flat(values: Array) -> Array:
+    """A plain Array (table columns are ChunkedArrays, which some kernels and concat_arrays reject)."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def const(value: Any, n: int, type_: Any = None) -> Array:
@@ -55,6 +60,14 @@ def repeat(values: Array, counts: Array) -> Array:
     return pc.take(values, pc.search_sorted(ends, arange(total), side="right"))
 
 
+def scatter(values: Array, indices: Array, new_values: Array) -> Array:
+    """A copy of ``values`` with ``values[indices[i]] = new_values[i]``."""
+    kept = pc.indices_nonzero(pc.invert(pc.is_in(arange(len(values)), value_set=indices)))
+    positions = pa.concat_arrays([pc.cast(kept, pa.int64()), pc.cast(flat(indices), pa.int64())])
+    merged = pa.concat_arrays([flat(pc.take(values, kept)), flat(new_values)])
+    return pc.take(merged, pc.sort_indices(positions))
+
+
 def segment_starts(sizes: Array) -> Array:
     """Start position of each consecutive segment of the given sizes."""
     return pc.subtract(pc.cumulative_sum(sizes), sizes)
@@ -79,9 +92,37 @@ def text(values: Array) -> Array:
     return pc.cast(values, pa.string())
 
 
+_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+_FULLWIDTH_NUMBERS = pa.array([str(i).translate(_FULLWIDTH) for i in range(2100)], pa.string())
+
+
+def fullwidth(values: Array, width: int = 0) -> Array:
+    """Integers 0 … 2099 in full-width digits (１２３), zero-padded to ``width``."""
+    digits = pc.take(_FULLWIDTH_NUMBERS, values)
+    return pc.utf8_lpad(digits, width=width, padding="０") if width else digits
+
+
 def join(*parts: Any) -> Array:
     """Element-wise string concatenation; scalars broadcast, nulls count as empty."""
     return pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+
+
+def by_case(cases: Array, builders: Sequence[Callable[[Array], Array]]) -> Array:
+    """``builders[cases[i]]`` applied to row i, each builder called once with the row indices of its case.
+
+    Cheaper than ``pc.choose`` over fully built alternatives when each alternative is an expensive string
+    build: every row is built exactly once.
+    """
+    rows, values = [], []
+    for case, build in enumerate(builders):
+        indices = pc.indices_nonzero(pc.equal(cases, case))
+        if len(indices):
+            rows.append(indices)
+            values.append(build(indices))
+    if not rows:
+        return pa.array([], pa.string())
+    order = pc.sort_indices(pa.concat_arrays(rows))
+    return pc.take(pa.concat_arrays([flat(pc.cast(v, pa.string())) for v in values]), order)
 
 
 def days(value: Any) -> int:

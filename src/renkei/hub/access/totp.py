@@ -1,0 +1,129 @@
+"""TOTP (RFC 6238): the possession factor for users whose terminal has no card reader.
+
+30-second steps, 6 digits, SHA-1 (what every authenticator app implements), and one step of tolerance either
+side for clock drift and typing time. Each step is accepted at most once: the last step used is stored and
+only later steps are accepted afterwards, so a code seen over someone's shoulder cannot be replayed (RFC 6238
+§5.2). Guessing is limited by the login throttle: every code needs a fresh password step, which is counted.
+
+An admin enrolls the secret (``renkei user totp-enroll LOGIN``), which prints the ``otpauth://`` URI once for
+the user's authenticator app. A user has either staff cards or TOTP: enrolling TOTP is refused while a card is
+registered, and registering a card removes the TOTP secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import re
+import unicodedata
+
+import pyotp
+from sqlalchemy import BigInteger, ForeignKey, String, delete, or_, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from renkei.clock import SYSTEM_CLOCK, Clock
+from renkei.hub.access.people import User
+from renkei.hub.audit import UTCDateTime
+from renkei.hub.db import Base
+
+STEP_SECONDS = 30
+DIGITS = 6
+VALID_WINDOW = 1  # steps accepted before and after the current one
+ISSUER = "renkei"
+_CODE = re.compile(rf"[0-9]{{{DIGITS}}}")
+
+
+class TotpSecret(Base):
+    """A user's TOTP shared secret and the last step accepted (single use)."""
+
+    __tablename__ = "totp_secrets"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # base32, 160 bits (RFC 4226 §4 recommends 160)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    enrolled_by: Mapped[str] = mapped_column(String(128))
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+def enroll_totp(session: Session, user: User, *, enrolled_by: str, clock: Clock = SYSTEM_CLOCK) -> str:
+    """Give ``user`` a new secret (replacing any old one) and return its ``otpauth://`` URI, to show once."""
+    secret = pyotp.random_base32()
+    record = session.get(TotpSecret, user.id)
+    if record is None:
+        record = TotpSecret(user_id=user.id)
+        session.add(record)
+    record.secret = secret
+    record.enrolled_at = clock.now()
+    record.enrolled_by = enrolled_by
+    record.last_used_step = None
+    session.flush()
+    return str(_totp(secret).provisioning_uri(name=user.login_id, issuer_name=ISSUER))
+
+
+def has_totp(session: Session, user_id: int) -> bool:
+    return session.get(TotpSecret, user_id) is not None
+
+
+def remove_totp(session: Session, user_id: int) -> bool:
+    result = session.execute(delete(TotpSecret).where(TotpSecret.user_id == user_id))
+    return bool(_rowcount(result))
+
+
+def normalize_code(code: str) -> str | None:
+    """Six ASCII digits from what was typed (full-width digits and spaces allowed), or None."""
+    digits = "".join(unicodedata.normalize("NFKC", code).split())
+    return digits if _CODE.fullmatch(digits) else None
+
+
+def verify_totp(session: Session, user_id: int, code: str, *, clock: Clock = SYSTEM_CLOCK) -> bool:
+    """Accept ``code`` once if it matches a step within the window that is later than the last one used."""
+    record = session.get(TotpSecret, user_id)
+    typed = normalize_code(code)
+    if record is None or typed is None:
+        return False
+    step = _matching_step(record, typed, clock.now())
+    if step is None:
+        return False
+    # Conditional update: of two concurrent logins with the same code, only one moves the step forward.
+    claimed = session.execute(
+        update(TotpSecret)
+        .where(
+            TotpSecret.user_id == user_id,
+            or_(TotpSecret.last_used_step.is_(None), TotpSecret.last_used_step < step),
+        )
+        .values(last_used_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(record)
+    return _rowcount(claimed) == 1
+
+
+def current_code(secret: str, at: dt.datetime) -> str:
+    """The code for ``at`` (for tests and for checking an app during enrollment)."""
+    return str(_totp(secret).generate_otp(_step(at)))
+
+
+def _matching_step(record: TotpSecret, typed: str, now: dt.datetime) -> int | None:
+    totp = _totp(record.secret)
+    current = _step(now)
+    match = None
+    for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
+        if record.last_used_step is not None and step <= record.last_used_step:
+            continue
+        # Every candidate is compared (no early exit), each in constant time.
+        if hmac.compare_digest(str(totp.generate_otp(step)), typed) and match is None:
+            match = step
+    return match
+
+
+def _step(at: dt.datetime) -> int:
+    return int(at.timestamp()) // STEP_SECONDS
+
+
+def _totp(secret: str) -> pyotp.TOTP:
+    return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
+
+
+def _rowcount(result: object) -> int:
+    return result.rowcount if isinstance(result, CursorResult) else 0

