@@ -89,7 +89,7 @@ def main() -> None:
         create_key(home)
     t0 = time.perf_counter()
     snaps = generate_city(args.residents, AS_OF, work / "raw", seed=1, years=1, datasets=["juki"])
-    source = snaps[-1].files["juki"]
+    source = snaps[-1].paths["juki"]
     rows = snaps[-1].rows["juki"]
     print(f"synthetic juki: {rows:,} rows, {source.stat().st_size / 1e6:.1f} MB CP932, {time.perf_counter() - t0:.1f} s")
 

@@ -1,22 +1,21 @@
 """kill -9 during ``Vault.store``: afterwards the snapshot is complete or absent, and a re-run completes it.
 
-A child process runs one store. Every file-system step it takes (open, write, fsync, mkdir, rename, chmod,
-unlink …) is counted, and the child SIGKILLs itself just before step N, for every N; further children are
-killed by the parent after random delays. Each kill starts from a fresh copy of the same vault.
+A child process imports the vault once, then forks one writer per kill point, each on a fresh copy of the
+same vault. Every file-system step a writer takes (open, write, fsync, mkdir, rename, chmod, unlink …) is
+counted, and the writer SIGKILLs itself just before step N, for every N. Further writers are SIGKILLed
+from outside after random delays. The test then checks each vault as a restarted hub would find it.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,36 +25,54 @@ from renkei.hub.vault import SnapshotExistsError, SnapshotRef, Vault
 
 KEY = bytes(range(100, 132))
 PERIOD = dt.date(2024, 1, 1)
-MAX_KILL_POINTS = 60
-RANDOM_KILLS = 10
+RANDOM_KILLS = 12
 
+# argv: data, manifest, then jobs "root|dataset|version|step|N" (kill before step N; 0 = never, print the
+# step count) or "root|dataset|version|delay|S" (killed by its parent after S seconds).
+# Prints one JSON list: how each writer ended (negative = killed by that signal).
 CHILD = r"""
-import datetime as dt, os, signal, sys
+import datetime as dt, json, os, signal, sys, time
 from pathlib import Path
 from renkei.hub import vault as vault_module
 from renkei.hub.keys import load_kek
 
-root, data, manifest, dataset, version, kill_at = sys.argv[1:]
-kill_at, steps = int(kill_at), 0
+data, manifest, *jobs = sys.argv[1:]
 
-def counted(function):
-    def step(*args, **kwargs):
-        global steps
-        steps += 1
-        if steps == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return function(*args, **kwargs)
-    return step
+def count_steps(kill_at):
+    steps = 0
+    def counted(function):
+        def step(*args, **kwargs):
+            nonlocal steps
+            steps += 1
+            if steps == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return function(*args, **kwargs)
+        return step
+    for name in ("open", "fsync", "mkdir", "rename", "replace", "chmod", "unlink", "rmdir"):
+        setattr(os, name, counted(getattr(os, name)))
+    vault_module._Tap.write = counted(vault_module._Tap.write)
+    return lambda: steps
 
-for name in ("open", "fsync", "mkdir", "rename", "replace", "chmod", "unlink", "rmdir"):
-    setattr(os, name, counted(getattr(os, name)))
-vault_module._Tap.write = counted(vault_module._Tap.write)
+def write(root, dataset, version):
+    vault = vault_module.Vault(Path(root), load_kek(Path(root)))
+    ref = vault_module.SnapshotRef(dataset, dt.date(2024, 1, 1), int(version))
+    vault.store(ref, {"data.parquet": Path(data), "manifest.json": Path(manifest)})
 
-vault = vault_module.Vault(Path(root), load_kek(Path(root)))
-ref = vault_module.SnapshotRef(dataset, dt.date(2024, 1, 1), int(version))
-print("ready", flush=True)
-vault.store(ref, {"data.parquet": Path(data), "manifest.json": Path(manifest)})
-print(steps, flush=True)
+ended = []
+for job in jobs:
+    root, dataset, version, mode, value = job.split("|")
+    pid = os.fork()
+    if pid == 0:
+        steps = count_steps(int(value)) if mode == "step" else lambda: 0
+        write(root, dataset, version)
+        if mode == "step" and value == "0":
+            print(steps(), flush=True)
+        os._exit(0)
+    if mode == "delay":
+        time.sleep(float(value))
+        os.kill(pid, signal.SIGKILL)
+    ended.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(json.dumps(ended), flush=True)
 """
 
 
@@ -73,32 +90,15 @@ def kek() -> AesGcmKek:
     return AesGcmKek(KEY, "test")
 
 
-def _child_command(root: Path, inputs: dict[str, Path], ref: SnapshotRef, kill_at: int) -> list[str]:
-    args = [
-        str(root),
-        str(inputs["data.parquet"]),
-        str(inputs["manifest.json"]),
-        ref.dataset,
-        str(ref.version),
-    ]
-    return [sys.executable, "-c", CHILD, *args, str(kill_at)]
+def _run_writers(inputs: dict[str, Path], jobs: list[str]) -> list[str]:
+    command = [sys.executable, "-c", CHILD, str(inputs["data.parquet"]), str(inputs["manifest.json"]), *jobs]
+    env = {**os.environ, KEK_ENV: base64.b64encode(KEY).decode()}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
 
 
-CHILD_ENV = {**os.environ, KEK_ENV: base64.b64encode(KEY).decode()}
-
-
-def _run_child(root: Path, inputs: dict[str, Path], ref: SnapshotRef, kill_at: int) -> int:
-    command = _child_command(root, inputs, ref, kill_at)
-    return subprocess.run(command, env=CHILD_ENV, capture_output=True, check=False).returncode
-
-
-@contextmanager
-def _started_child(root: Path, inputs: dict[str, Path], ref: SnapshotRef) -> Iterator[subprocess.Popen[str]]:
-    """A child that has imported everything and is about to store (it printed "ready")."""
-    command = _child_command(root, inputs, ref, kill_at=0)
-    with subprocess.Popen(command, env=CHILD_ENV, stdout=subprocess.PIPE, text=True) as child:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        yield child
+def _job(root: Path, ref: SnapshotRef, mode: str, value: float) -> str:
+    return f"{root}|{ref.dataset}|{ref.version}|{mode}|{value}"
 
 
 def _tree(folder: Path) -> list[str]:
@@ -130,7 +130,8 @@ def _check_after_kill(
         assert {name: _read(vault, ref, name) for name in inputs} == {
             n: p.read_bytes() for n, p in inputs.items()
         }
-        assert [p.kind for p in vault.verify_snapshot(ref) if p.kind != "mode"] == []
+        unsealed = (vault.root.joinpath(*ref.parts), "mode")
+        assert [(p.path, p.kind) for p in vault.verify_snapshot(ref) if (p.path, p.kind) != unsealed] == []
     else:
         assert _tree(root / ref.dataset) == before, "a partial snapshot is visible"
     try:
@@ -145,58 +146,41 @@ def _check_after_kill(
     assert len(vault.snapshots()) == (2 if ref.version == 1 else 3)  # earlier snapshots intact
 
 
-def _kill_points(total: int) -> list[int]:
-    if total <= MAX_KILL_POINTS:
-        return list(range(1, total + 1))
-    return sorted({round(1 + i * (total - 1) / (MAX_KILL_POINTS - 1)) for i in range(MAX_KILL_POINTS)})
-
-
-def _count_steps(tmp_path: Path, kek: AesGcmKek, inputs: dict[str, Path], scenario: str) -> tuple[int, float]:
-    root = tmp_path / "count"
+def _count_steps(tmp_path: Path, kek: AesGcmKek, inputs: dict[str, Path], scenario: str) -> int:
+    root = tmp_path / f"count-{scenario}"
     ref = _prepare(root, kek, inputs, scenario)
-    with _started_child(root, inputs, ref) as child:
-        started = time.perf_counter()
-        assert child.stdout is not None
-        total = int(child.stdout.readline())
-        duration = time.perf_counter() - started
-    assert child.returncode == 0
+    steps, ended = _run_writers(inputs, [_job(root, ref, "step", 0)])
+    assert json.loads(ended) == [0]
     assert Vault(root, kek).verify() == []
-    return total, duration
-
-
-def _fresh_roots(tmp_path: Path) -> Iterator[Path]:
-    for number in range(10_000):
-        yield tmp_path / f"run{number}"
+    return int(steps)
 
 
 @pytest.mark.parametrize("scenario", ["new-dataset", "next-version"])
 def test_sigkill_at_every_step_leaves_all_or_nothing(
     tmp_path: Path, kek: AesGcmKek, inputs: dict[str, Path], scenario: str
 ) -> None:
-    total, _ = _count_steps(tmp_path, kek, inputs, scenario)
-    points = _kill_points(total)
-    assert len(points) >= 20
-    roots = _fresh_roots(tmp_path)
-    outcomes = {"visible": 0, "absent": 0}
-    for kill_at in points:
-        root = next(roots)
-        ref = _prepare(root, kek, inputs, scenario)
-        before = _tree(root / ref.dataset)
-        assert _run_child(root, inputs, ref, kill_at) == -signal.SIGKILL
-        outcomes["visible" if Vault(root, kek).exists(ref) else "absent"] += 1
-        _check_after_kill(root, kek, inputs, ref, before)
-    assert outcomes["visible"] and outcomes["absent"]  # the kills landed on both sides of the rename
+    total = _count_steps(tmp_path, kek, inputs, scenario)
+    assert total >= 20
+    runs = [(tmp_path / f"kill{n}", n) for n in range(1, total + 1)]
+    refs = {root: _prepare(root, kek, inputs, scenario) for root, _ in runs}
+    befores = {root: _tree(root / ref.dataset) for root, ref in refs.items()}
+    (ended,) = _run_writers(inputs, [_job(root, refs[root], "step", n) for root, n in runs])
+    assert json.loads(ended) == [-signal.SIGKILL] * total
+    visible = [Vault(root, kek).exists(refs[root]) for root, _ in runs]
+    for root, _ in runs:
+        _check_after_kill(root, kek, inputs, refs[root], befores[root])
+    assert any(visible) and not all(visible)  # the kills landed on both sides of the rename
 
 
 def test_sigkill_after_random_delays(tmp_path: Path, kek: AesGcmKek, inputs: dict[str, Path]) -> None:
-    _, duration = _count_steps(tmp_path, kek, inputs, "next-version")
     rng = random.Random(2024)
-    roots = _fresh_roots(tmp_path)
-    for _ in range(RANDOM_KILLS):
-        root = next(roots)
-        ref = _prepare(root, kek, inputs, "next-version")
-        before = _tree(root / ref.dataset)
-        with _started_child(root, inputs, ref) as child:
-            time.sleep(rng.uniform(0, duration * 1.2))
-            child.kill()
-        _check_after_kill(root, kek, inputs, ref, before)
+    roots = [tmp_path / f"delay{n}" for n in range(RANDOM_KILLS)]
+    refs = {root: _prepare(root, kek, inputs, "next-version") for root in roots}
+    befores = {root: _tree(root / ref.dataset) for root, ref in refs.items()}
+    delays = [rng.uniform(0, 0.12) for _ in roots]
+    (ended,) = _run_writers(
+        inputs, [_job(root, refs[root], "delay", d) for root, d in zip(roots, delays, strict=True)]
+    )
+    assert -signal.SIGKILL in json.loads(ended) and set(json.loads(ended)) <= {0, -signal.SIGKILL}
+    for root in roots:
+        _check_after_kill(root, kek, inputs, refs[root], befores[root])

@@ -34,7 +34,9 @@ class SoftwareAuthenticator:
     origin: str = "https://localhost"
     sign_count: int = 0
     counter_step: int = 1  # 0 plays a card without a signature counter
-    private_key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    private_key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     credential_id: bytes = field(default_factory=lambda: os.urandom(32))
     aaguid: bytes = bytes(16)
 
@@ -50,7 +52,11 @@ class SoftwareAuthenticator:
             + encode_cbor(self._cose_public_key())
         )
         attestation = encode_cbor({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        response = {"clientDataJSON": _b64(client_data), "attestationObject": _b64(attestation), "transports": ["nfc"]}
+        response = {
+            "clientDataJSON": _b64(client_data),
+            "attestationObject": _b64(attestation),
+            "transports": ["nfc"],
+        }
         return self._credential(response)
 
     def get(self, options_json: str) -> dict[str, Any]:
@@ -62,7 +68,9 @@ class SoftwareAuthenticator:
         self.sign_count += self.counter_step
         client_data = self._client_data("webauthn.get", options["challenge"])
         auth_data = self._auth_data_head(options["rpId"], FLAG_USER_PRESENT)
-        signature = self.private_key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
+        signature = self.private_key.sign(
+            auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
+        )
         response = {
             "clientDataJSON": _b64(client_data),
             "authenticatorData": _b64(auth_data),

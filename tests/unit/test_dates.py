@@ -158,6 +158,15 @@ def test_parse_dates_takes_chunked_dictionary_integer_and_large_string_columns()
         assert (parsed.blank, parsed.invalid) == (1, 0)
 
 
+def test_null_entries_of_a_given_dictionary_are_blank() -> None:
+    column = pa.DictionaryArray.from_arrays(
+        pa.array([0, 1, None, 2], pa.int8()), pa.array(["H24.4.1", None, "x"])
+    )
+    parsed = parse_dates(column)
+    assert parsed.dates.to_pylist() == [D(2012, 4, 1), None, None, None]
+    assert (parsed.blank, parsed.invalid) == (2, 1)
+
+
 def test_parse_dates_passes_dates_and_timestamps_through() -> None:
     as_dates = pa.array([D(2012, 4, 1), None], pa.date32())
     as_timestamps = pa.array([dt.datetime(2012, 4, 1, 13, 0), None], pa.timestamp("s"))

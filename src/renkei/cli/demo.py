@@ -68,7 +68,7 @@ def demo(
     specs = {name: load_spec(path) for name, path in bundled_specs().items()}
     summary = Table("基準日", "データセット", "行数 (rows)", "住所: 番地まで残す/町字まで", "生年月日の無効値", "パッケージ")
     for snap in snapshots:
-        for name, source in snap.files.items():
+        for name, source in snap.paths.items():
             result = extract(specs[name], source, snap.as_of, directory / "extracts", sender_home)
             assert result.package is not None
             result.package.rename(hub.inbox / result.package.name)  # the one-way hand-off

@@ -107,7 +107,7 @@ def synth(
     snapshots = generate_city(residents, parse_date(as_of), out_dir, seed=seed, years=years)
     view = Table("基準日 (as-of)", "データセット (dataset)", "行数 (rows)", "ファイル (file)")
     for snap in snapshots:
-        for name, path in snap.files.items():
+        for name, path in snap.paths.items():
             view.add_row(snap.as_of.isoformat(), name, f"{snap.rows[name]:,}", str(path))
     out.print(view)
 

@@ -46,6 +46,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
@@ -191,13 +192,27 @@ _entries = cast(Table, AuditEntry.__table__)
 _head = cast(Table, AuditHead.__table__)
 _checkpoints = cast(Table, AuditCheckpointRow.__table__)
 
+# Built once, so SQLAlchemy compiles each statement once and an append only binds new parameters.
+_INSERT_ENTRY = insert(_entries)
+_INSERT_CHECKPOINT = insert(_checkpoints)
+_CREATE_HEAD = {
+    "sqlite": sqlite_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing(),
+    "postgresql": pg_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing(),
+}
+_LOCK_HEAD = select(_head.c.size, _head.c.frontier).where(_head.c.id == 1).with_for_update()
+_UPDATE_HEAD = (
+    update(_head)
+    .where(_head.c.id == 1)
+    .values(size=bindparam("new_size"), frontier=bindparam("new_frontier"))
+)
+
 
 # --- canonical form and leaf hash ---------------------------------------------------------------------------
 
 
 def format_time(at: dt.datetime) -> str:
-    """The canonical timestamp: UTC, microseconds, ``Z``."""
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The canonical timestamp: UTC, microseconds, ``Z`` (e.g. ``2024-01-01T09:00:00.000000Z``)."""
+    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def canonical_json(fields: Mapping[str, Any]) -> bytes:
@@ -675,7 +690,7 @@ class AuditLog:
         values = draft.values(frontier.size, _now())
         leaf = entry_leaf_hash(values)
         try:
-            conn.execute(insert(_entries).values(**values, leaf_hash=leaf.hex()))
+            conn.execute(_INSERT_ENTRY, {**values, "leaf_hash": leaf.hex()})
         except IntegrityError:
             raise AuditError(
                 f"監査ログの先頭情報と記録が一致しません（seq {frontier.size} が既に存在）。"
@@ -683,9 +698,7 @@ class AuditLog:
                 f"audit log head is inconsistent (seq {frontier.size} exists); run `renkei audit verify`",
             ) from None
         frontier.append(leaf)
-        conn.execute(
-            update(_head).where(_head.c.id == 1).values(size=frontier.size, frontier=frontier.to_hex())
-        )
+        conn.execute(_UPDATE_HEAD, {"new_size": frontier.size, "new_frontier": frontier.to_hex()})
         if self._key is not None and frontier.size % self._every == 0:
             _store_checkpoint(conn, Checkpoint.sign(frontier.size, frontier.root(), values["at"], self._key))
         return AuditEntry(**values, leaf_hash=leaf.hex())
@@ -842,10 +855,9 @@ def _now() -> dt.datetime:
 
 def _lock_head(conn: Connection) -> merkle.Frontier:
     """Lock the head row (creating it for an empty log) and return the tree it describes."""
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
     # On SQLite this write also takes the database write lock before anything is read.
-    conn.execute(dialect_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing())
-    row = conn.execute(select(_head.c.size, _head.c.frontier).where(_head.c.id == 1).with_for_update()).one()
+    conn.execute(_CREATE_HEAD[conn.dialect.name])
+    row = conn.execute(_LOCK_HEAD).one()
     try:
         return merkle.Frontier.from_hex(row.size, row.frontier)
     except ValueError:
@@ -856,11 +868,14 @@ def _lock_head(conn: Connection) -> merkle.Frontier:
 
 
 def _store_checkpoint(conn: Connection, cp: Checkpoint) -> None:
-    conn.execute(
-        insert(_checkpoints).values(
-            size=cp.size, root_hex=cp.root_hex, at=cp.at, key_id=cp.key_id, signature=cp.signature
-        )
-    )
+    values = {
+        "size": cp.size,
+        "root_hex": cp.root_hex,
+        "at": cp.at,
+        "key_id": cp.key_id,
+        "signature": cp.signature,
+    }
+    conn.execute(_INSERT_CHECKPOINT, values)
 
 
 # --- verification internals ---------------------------------------------------------------------------------

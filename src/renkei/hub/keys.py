@@ -111,9 +111,10 @@ def check_kek_id(kek: KeyEncryptionKey, wrapped: WrappedKey) -> None:
     """Fail with a clear message when a key file names another KEK (e.g. an unfinished rotation)."""
     if wrapped.kek_id != kek.key_id:
         raise WrongKekError(
-            f"鍵暗号化鍵が違います（鍵ファイルは {wrapped.kek_id}、読み込んだ鍵は {kek.key_id}）",
+            f"鍵暗号化鍵が違います（鍵ファイルは {wrapped.kek_id}、読み込んだ鍵は {kek.key_id}）。"
+            "鍵の交換が中断した場合は、もう一度 rotate-key を実行してください",
             f"wrong key-encryption key: the key file was wrapped by {wrapped.kek_id}, the loaded KEK is "
-            f"{kek.key_id}",
+            f"{kek.key_id} (if a key rotation was interrupted, run rotate-key again)",
         )
 
 
@@ -241,7 +242,7 @@ def load_kek(home: Path) -> KeyEncryptionKey:
     return FileKek.load(home / KEK_FILE)
 
 
-def new_kek_file(home: Path) -> FileKek:
+def _pending_kek_file(home: Path) -> FileKek:
     """The next KEK for a rotation, in ``<home>/kek.key.new``; reused if an earlier rotation was interrupted."""
     path = home / PENDING_KEK_FILE
     if not path.exists():
@@ -264,7 +265,7 @@ def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> in
                 f"{variable} が設定されているため、鍵ファイルの交換はできません",
                 f"{variable} is set, so the KEK does not come from {KEK_FILE}; rotate it where it is kept",
             )
-    new = new_kek_file(home)
+    new = _pending_kek_file(home)
     count = rewrap(new)
     (home / PENDING_KEK_FILE).replace(home / KEK_FILE)
     fsync_dir(home)

@@ -241,7 +241,7 @@ class Vault:
     ) -> dict[str, StoredFile]:
         stored: dict[str, StoredFile] = {}
         for name, source in sorted(files.items()):
-            with source.open("rb") as plain:
+            with source.open("rb", buffering=_IO_BUFFER) as plain:
                 stored[name] = self._encrypt(plain, staged, ref, name)
         index = {
             "format": CHECKSUMS_FORMAT,

@@ -38,10 +38,11 @@ import re
 import sys
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache, lru_cache
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,7 +51,9 @@ from renkei.sending.towns import Town, municipalities, towns_of_many
 
 OUTCOMES = ("block_kept", "block_deleted", "no_number", "town_fallback", "unreadable", "empty")
 BLOCK_KEPT, BLOCK_DELETED, NO_NUMBER, TOWN_FALLBACK, UNREADABLE, EMPTY = range(len(OUTCOMES))
-_SLOW = len(OUTCOMES)  # internal outcome: the row is read whole by truncate_address
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ def _canon(name: str) -> str:
     return _KANJI_RUN.sub(lambda m: str(_kanji_value(m[0])), name.translate(_FOLD))
 
 
+@lru_cache(maxsize=1 << 16)
 def _numerals_to_arabic(text: str) -> str:
     """Kanji numbers in numeric positions → arabic (五番地の三 → 5番地の3); 三田, 二番町 stay as they are."""
     text = _DIGIT_DASH.sub("-", text)
@@ -307,9 +311,17 @@ class _AfterTown:
     rest: str
 
 
-@lru_cache(maxsize=1 << 17)
+_HEADS: dict[str, _Place] = {}  # heads repeat across calls: a city has a few thousand
+
+
 def _read_head(raw_head: str) -> _Place:
-    """A head (the text before the first number) → the place it names; cached, heads repeat."""
+    """A head (the text before the first number) → the place it names."""
+    if (place := _HEADS.get(raw_head)) is None:
+        place = _HEADS[raw_head] = _read_new_head(raw_head)
+    return place
+
+
+def _read_new_head(raw_head: str) -> _Place:
     text = _nfkc(raw_head).strip()
     if not text or text == "〒":  # 〒 before a postal code: the whole reading strips both
         return _Place(_BLANK)
@@ -559,25 +571,45 @@ def _read_whole(raw: str) -> AddressReading:
 def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
     """Apply the address rule to a string column (see the module docstring for the output form)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    array = array.cast(pa.string())
-    if array.null_count:
-        array = pc.fill_null(array, "")  # a null's offsets may span bytes; "" reads as empty
-    pieces = _slices(array, _workers(len(array)))
-    if len(pieces) == 1:
-        columns = [_truncate_chunk(pieces[0])]
-    else:
-        with ThreadPoolExecutor(len(pieces)) as pool:  # Arrow kernels release the GIL
-            columns = list(pool.map(_truncate_chunk, pieces))
-    return _combine(columns, values)
+    codes = pc.dictionary_encode(array.cast(pa.string()))  # a household's people share one address
+    slices = _slices(codes.dictionary)
+    parts = _parallel(_truncate_distinct, slices)
+    per_value = _concat([columns for columns, _ in parts])
+    index = codes.indices
+    if any(position is not None for _, position in parts):  # some values were moved to the end of their part
+        offsets = [sum(len(s) for s in slices[:i]) for i in range(len(slices))]
+        positions = [
+            pc.add(_arange(len(s)) if position is None else position, offset)
+            for s, (_, position), offset in zip(slices, parts, offsets, strict=True)
+        ]
+        index = pc.take(pa.concat_arrays(positions), index)
+    rows = _concat(_parallel(lambda i: per_value.take(i), _slices(index)))
+    outcome = pc.fill_null(rows.outcome, EMPTY)  # null rows have null indices
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for entry in pc.value_counts(outcome).to_pylist():
+        counts[OUTCOMES[entry["values"]]] = entry["counts"]
+    return AddressResult(rows.address, rows.ward, rows.town, rows.chome, counts)
 
 
-def _workers(rows: int) -> int:
-    return max(1, min(os.cpu_count() or 1, 4, rows // 200_000))
+def _arange(n: int) -> pa.Array:
+    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), n)), 1)
 
 
-def _slices(array: pa.Array, parts: int) -> list[pa.Array]:
-    step = -(-len(array) // parts) if len(array) else 1
+_ROWS_PER_WORKER = 200_000
+
+
+def _slices(array: pa.Array) -> list[pa.Array]:
+    """At most one slice per core, none smaller than _ROWS_PER_WORKER."""
+    parts = max(1, min(os.cpu_count() or 1, len(array) // _ROWS_PER_WORKER))
+    step = max(1, -(-len(array) // parts))
     return [array.slice(i, step) for i in range(0, len(array), step)] or [array]
+
+
+def _parallel(work: Callable[[pa.Array], _T], slices: list[pa.Array]) -> list[_T]:
+    if len(slices) == 1:
+        return [work(slices[0])]
+    with ThreadPoolExecutor(len(slices)) as pool:  # Arrow kernels release the GIL
+        return list(pool.map(work, slices))
 
 
 @dataclass(frozen=True)
@@ -588,37 +620,59 @@ class _Columns:
     chome: pa.Array
     outcome: pa.Array  # int8 codes into OUTCOMES
 
-
-def _combine(columns: list[_Columns], values: pa.Array | pa.ChunkedArray) -> AddressResult:
-    def concat(name: str) -> pa.Array:
-        arrays = [getattr(c, name) for c in columns]
-        return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
-
-    outcome = concat("outcome")
-    counts = dict.fromkeys(OUTCOMES, 0)
-    for row in pc.value_counts(outcome).to_pylist():
-        counts[OUTCOMES[row["values"]]] = row["counts"]
-    return AddressResult(concat("address"), concat("ward"), concat("town"), concat("chome"), counts)
+    def take(self, index: pa.Array) -> _Columns:
+        return _Columns(*(pc.take(getattr(self, f.name), index) for f in fields(self)))
 
 
-def _truncate_chunk(array: pa.Array) -> _Columns:
+def _concat(parts: list[_Columns]) -> _Columns:
+    if len(parts) == 1:
+        return parts[0]
+    return _Columns(*(pa.concat_arrays([getattr(p, f.name) for p in parts]) for f in fields(_Columns)))
+
+
+def _truncate_distinct(array: pa.Array) -> tuple[_Columns, pa.Array | None]:
+    """The rule over distinct non-null values: the columns, and where each value's row is in them when the
+    values read whole in Python were moved to the end (None when none were)."""
     heads, tails = _split(array)
-    head_codes = pc.dictionary_encode(heads)
-    tail_codes = pc.dictionary_encode(tails)
+    head_codes, tail_codes = pc.dictionary_encode(heads), pc.dictionary_encode(tails)
     places = _read_heads(head_codes.dictionary)
-    table = _read_tails(tail_codes.dictionary)
-    head_index = head_codes.indices
+    head_index, tail_index = head_codes.indices, pc.cast(tail_codes.indices, pa.int32())
     mode = pc.take(places.mode, head_index)
-    variant = pc.add(pc.multiply(mode, len(tail_codes.dictionary)), pc.cast(tail_codes.indices, pa.int32()))
-    outcome = pc.take(table.outcome, variant)
-    address = pc.binary_join_element_wise(
-        pc.take(places.prefix, head_index), pc.take(table.part, variant), ""
+    tail_present = pc.take(pc.not_equal(tail_codes.dictionary, ""), tail_index)
+    whole = pc.or_(pc.equal(mode, _SLOW_PLACE), pc.and_(pc.equal(mode, _BLANK), tail_present))
+    table = _read_tails(tail_codes.dictionary)
+    if not pc.any(whole).as_py():
+        return _assemble(places, table, head_index, pc.add(pc.multiply(mode, table.tails), tail_index)), None
+    rest = pc.cast(pc.indices_nonzero(pc.invert(whole)), pa.int32())
+    moved = pc.cast(pc.indices_nonzero(whole), pa.int32())
+    variant = pc.add(pc.multiply(mode, table.tails), tail_index)
+    columns = _assemble(places, table, pc.take(head_index, rest), pc.take(variant, rest))
+    readings = [_read_whole(text) for text in pc.take(array, moved).to_pylist()]
+    position = pc.inverse_permutation(pa.concat_arrays([rest, moved]))
+    return _concat([columns, _columns_of(readings)]), position
+
+
+def _assemble(places: _Places, table: _TailTable, head_index: pa.Array, variant: pa.Array) -> _Columns:
+    """Per value: the head's place joined with the reading of its tail after a head of that mode."""
+    return _Columns(
+        address=pc.binary_join_element_wise(
+            pc.take(places.prefix, head_index), pc.take(table.part, variant), ""
+        ),
+        ward=pc.take(places.ward, head_index),
+        town=pc.take(places.town, head_index),
+        chome=pc.coalesce(pc.take(table.chome, variant), pc.take(places.chome, head_index)),
+        outcome=pc.take(table.outcome, variant),
     )
-    chome = pc.coalesce(pc.take(table.chome, variant), pc.take(places.chome, head_index))
-    columns = _Columns(
-        address, pc.take(places.ward, head_index), pc.take(places.town, head_index), chome, outcome
+
+
+def _columns_of(readings: list[AddressReading]) -> _Columns:
+    return _Columns(
+        address=pa.array([r.address for r in readings], pa.string()),
+        ward=pa.array([r.ward for r in readings], pa.string()),
+        town=pa.array([r.town for r in readings], pa.string()),
+        chome=pa.array([r.chome for r in readings], pa.int16()),
+        outcome=pa.array([OUTCOMES.index(r.outcome) for r in readings], pa.int8()),
     )
-    return _read_slow_rows(array, columns)
 
 
 def _split(array: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -652,7 +706,7 @@ class _Places:
 
 def _read_heads(heads: pa.Array) -> _Places:
     texts = heads.to_pylist()
-    _preload(texts)
+    _preload([t for t in texts if t not in _HEADS])
     places = [_read_head(t) for t in texts]
     return _Places(
         mode=pa.array([p.mode for p in places], pa.int32()),
@@ -679,12 +733,15 @@ class _TailTable:
     outcome: pa.Array  # int8
     part: pa.Array  # string
     chome: pa.Array  # int16
+    tails: int
 
 
 def _read_tails(raw_tails: pa.Array) -> _TailTable:
     tails = _prepare_tails(raw_tails)
     groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
     field = {name: groups.field(name) for name in ("c", "cs", "n1", "u1", "s1", "n2", "u2", "s2", "n3", "u3", "r")}
+    field["n1u1"] = pc.binary_join_element_wise(field["n1"], field["u1"], "")
+    field["n2u2"] = pc.binary_join_element_wise(field["n2"], field["u2"], "")
     signature_codes = pc.dictionary_encode(_signatures(field))
     signatures = signature_codes.dictionary.to_pylist()
     n = len(tails)
@@ -694,12 +751,12 @@ def _read_tails(raw_tails: pa.Array) -> _TailTable:
             decisions = [_classify(s, mode) for s in signatures]
             outcome, part, chome = _apply(decisions, signature_codes.indices, field)
         else:
-            outcome = _fixed_outcome(mode, tails)
+            outcome = _fixed_outcome(mode, n)
             part, chome = pa.repeat(pa.scalar("", pa.string()), n), pa.nulls(n, pa.int16())
         outcomes.append(outcome)
         parts.append(part)
         chomes.append(chome)
-    return _TailTable(pa.concat_arrays(outcomes), pa.concat_arrays(parts), pa.concat_arrays(chomes))
+    return _TailTable(pa.concat_arrays(outcomes), pa.concat_arrays(parts), pa.concat_arrays(chomes), n)
 
 
 def _prepare_tails(raw_tails: pa.Array) -> pa.Array:
@@ -751,36 +808,15 @@ def _apply(
     l1 = pc.choose(
         pc.take(l1_of, signature_index),
         pa.repeat(pa.scalar("", pa.string()), n),
-        pc.binary_join_element_wise(field["n1"], field["u1"], ""),
-        pc.binary_join_element_wise(field["n2"], field["u2"], ""),
+        field["n1u1"],
+        field["n2u2"],
     )
     chome_part = pc.coalesce(pc.binary_join_element_wise(pc.cast(chome, pa.string()), "丁目", ""), "")
     part = pc.binary_join_element_wise(chome_part, l1, "")
     return pc.take(outcome_of, signature_index), part, chome
 
 
-def _fixed_outcome(mode: int, tails: pa.Array) -> pa.Array:
-    n = len(tails)
-    if mode == _BLANK:  # a tail alone may still start with a postal code: read it whole
-        return pc.cast(pc.if_else(pc.equal(tails, ""), EMPTY, _SLOW), pa.int8())
-    fixed = {_TAIL_NO_NUMBER: NO_NUMBER, _TAIL_FALLBACK: TOWN_FALLBACK, _NO_PLACE: UNREADABLE}
-    return pa.repeat(pa.scalar(fixed.get(mode, _SLOW), pa.int8()), n)
-
-
-def _read_slow_rows(array: pa.Array, columns: _Columns) -> _Columns:
-    """Rows whose head needs the whole-address reading: read once per distinct value, put back in place."""
-    slow = pc.equal(columns.outcome, _SLOW)
-    if not pc.any(slow).as_py():
-        return columns
-    readings = [_read_whole(text) for text in pc.filter(array, slow).to_pylist()]
-
-    def put(column: pa.Array, values: list[object], type_: pa.DataType) -> pa.Array:
-        return pc.replace_with_mask(column, slow, pa.array(values, type_))
-
-    return _Columns(
-        address=put(columns.address, [r.address for r in readings], pa.string()),
-        ward=put(columns.ward, [r.ward for r in readings], pa.string()),
-        town=put(columns.town, [r.town for r in readings], pa.string()),
-        chome=put(columns.chome, [r.chome for r in readings], pa.int16()),
-        outcome=put(columns.outcome, [OUTCOMES.index(r.outcome) for r in readings], pa.int8()),
-    )
+def _fixed_outcome(mode: int, n: int) -> pa.Array:
+    """Modes whose tail is not read (a blank head with a tail, or a slow head, is read whole instead)."""
+    fixed = {_TAIL_NO_NUMBER: NO_NUMBER, _TAIL_FALLBACK: TOWN_FALLBACK, _BLANK: EMPTY}
+    return pa.repeat(pa.scalar(fixed.get(mode, UNREADABLE), pa.int8()), n)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -64,29 +65,36 @@ _ERA = r"(?P<era>明治|大正|昭和|平成|令和|[MTSHRmtshr])\s*(?P<ey>[0-9]
 _MONTH_DAY_SEP = r"(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
 _MONTH_DAY_KANJI = r"\s*年\s*(?P<m>[0-9]{1,2})\s*月\s*(?P<d>[0-9]{1,2})\s*日"
 
-_WESTERN_FORMS = (
-    re.compile(r"(?P<y>[0-9]{4})" + _MONTH_DAY_SEP),  # 2012-04-01, 2012/4/1, 2012.4.1
-    re.compile(r"(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"),  # 20120401
-    re.compile(r"(?P<y>[0-9]{4})" + _MONTH_DAY_KANJI),  # 2012年4月1日
+
+def _western(match: re.Match[str]) -> dt.date | None:
+    return _calendar_date(int(match["y"]), int(match["m"]), int(match["d"]))
+
+
+def _wareki(match: re.Match[str]) -> dt.date | None:
+    era_year = 1 if match["ey"] == "元" else int(match["ey"])
+    return _era_date(_ERA_BY_TOKEN[match["era"]], era_year, int(match["m"]), int(match["d"]))
+
+
+_Form = tuple[re.Pattern[str], Callable[[re.Match[str]], dt.date | None]]
+_STARTING_WITH_A_DIGIT: tuple[_Form, ...] = (
+    (re.compile(r"(?P<y>[0-9]{4})" + _MONTH_DAY_SEP), _western),  # 2012-04-01, 2012/4/1, 2012.4.1
+    (re.compile(r"(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"), _western),  # 20120401
+    (re.compile(r"(?P<y>[0-9]{4})" + _MONTH_DAY_KANJI), _western),  # 2012年4月1日
+    (re.compile(r"(?P<era>[1-5])(?P<ey>[0-9]{2})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"), _wareki),  # 4240401
 )
-_ERA_FORMS = (
-    re.compile(_ERA + _MONTH_DAY_SEP),  # H24.4.1, H24/4/1, 平成24.4.1
-    re.compile(_ERA + _MONTH_DAY_KANJI),  # 平成24年4月1日, 令和元年5月1日, H24年4月1日
-    re.compile(r"(?P<era>[1-5])(?P<ey>[0-9]{2})(?P<m>[0-9]{2})(?P<d>[0-9]{2})"),  # 4240401
+_STARTING_WITH_AN_ERA: tuple[_Form, ...] = (
+    (re.compile(_ERA + _MONTH_DAY_SEP), _wareki),  # H24.4.1, H24/4/1, 平成24.4.1
+    (re.compile(_ERA + _MONTH_DAY_KANJI), _wareki),  # 平成24年4月1日, 令和元年5月1日, H24年4月1日
 )
 
 
 def parse_date(text: str) -> dt.date | None:
     """One value in any recognized form → the date, or None if it is not a valid date (never a guess)."""
     value = unicodedata.normalize("NFKC", text).strip()
-    for form in _WESTERN_FORMS:
+    forms = _STARTING_WITH_A_DIGIT if value[:1].isdigit() else _STARTING_WITH_AN_ERA
+    for form, to_date in forms:
         if match := form.fullmatch(value):
-            return _calendar_date(int(match["y"]), int(match["m"]), int(match["d"]))
-    for form in _ERA_FORMS:
-        if match := form.fullmatch(value):
-            era = _ERA_BY_TOKEN[match["era"]]
-            era_year = 1 if match["ey"] == "元" else int(match["ey"])
-            return _era_date(era, era_year, int(match["m"]), int(match["d"]))
+            return to_date(match)
     return None
 
 
@@ -137,9 +145,9 @@ def _dictionary_of_text(column: pa.Array) -> pa.DictionaryArray:
 
 
 def _parse_dictionary(encoded: pa.DictionaryArray) -> ParsedDates:
-    distinct: list[str] = encoded.dictionary.to_pylist()
-    parsed = pa.array([parse_date(text) for text in distinct], pa.date32())
-    is_blank = pa.array([not text.strip() for text in distinct], pa.bool_())
+    distinct: list[str | None] = encoded.dictionary.to_pylist()  # None only in a dictionary given to us
+    parsed = pa.array([None if text is None else parse_date(text) for text in distinct], pa.date32())
+    is_blank = pa.array([text is None or not text.strip() for text in distinct], pa.bool_())
     dates = parsed.take(encoded.indices)
     blank = encoded.null_count + _count_true(is_blank.take(encoded.indices))
     return ParsedDates(dates=dates, invalid=dates.null_count - blank, blank=blank)

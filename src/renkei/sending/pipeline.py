@@ -101,7 +101,6 @@ class Transformer:
         result = ages(parsed.dates, self.as_of)
         self._count_dates(name, parsed.invalid, parsed.blank, len(values))
         self.counts.add(name, "future", result.future)
-        self.counts.add(name, f"deleted → {AGE}, {SCHOOL_AGE}", len(values))
         return [result.age, result.school_age]
 
     def _count_dates(self, name: str, invalid: int, blank: int, total: int) -> None:

@@ -876,9 +876,9 @@ def _may_move(
     try:
         check_move(event, application, part, parties)
     except InvalidTransition as exc:
-        return deny("deny:state", exc.ja, exc.en, conflict=True, **context)
+        return deny("deny:state", exc.ja, exc.en, error=InvalidTransition, **context)
     except SeparationOfDuties as exc:
-        return deny("deny:separation-of-duties", exc.ja, exc.en, **context)
+        return deny("deny:separation-of-duties", exc.ja, exc.en, error=SeparationOfDuties, **context)
     except Forbidden as exc:
         return deny("deny:party", exc.ja, exc.en, **context)
     party = min(parties & EVENT_PARTIES[event])

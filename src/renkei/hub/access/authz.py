@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
+from renkei.hub.access.sessions import LoginSession
 from renkei.hub.audit import AuditLog
 from renkei.hub.catalog import Dataset, Snapshot
 
@@ -100,6 +101,11 @@ class Actor:
         return cls(user.login_id, user.id, terminal, client_addr, session_id)
 
     @classmethod
+    def for_session(cls, login: LoginSession, *, client_addr: str = "") -> Actor:
+        """The web's actor: the session's user and terminal, and the session's record id (not its token)."""
+        return cls(login.login_id, login.user_id, login.terminal_name, client_addr, str(login.id))
+
+    @classmethod
     def cli(cls, name: str) -> Actor:
         """The CLI acts with admin rights: whoever runs it on the hub already holds the hub's keys."""
         return cls(name, terminal="console", console_admin=True)
@@ -150,9 +156,26 @@ class Principal:
     department_id: int | None
 
 
+class Forbidden(RenkeiError):  # noqa: N818 (the name every layer uses: HTTP 403 Forbidden)
+    """Access denied. The web answers 403; the CLI exits with ``exit_code``."""
+
+    exit_code = 6
+    http_status = 403
+
+    def __init__(self, ja: str, en: str, decision: Decision | None = None) -> None:
+        super().__init__(ja, en)
+        self.decision = decision
+
+
+class InvalidTransition(Forbidden):
+    """The object's state does not allow it (already decided, withdrawn, expired …): HTTP 409."""
+
+    http_status = 409
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What a rule decided and why. ``conflict``: denied for the object's state (409), not for who asks."""
+    """What a rule decided and why; ``error`` is what :func:`check` raises when it denies."""
 
     allowed: bool
     policy: str
@@ -161,7 +184,7 @@ class Verdict:
     grant_ids: tuple[int, ...] = ()
     application_id: int | None = None
     label: str = ""  # a readable name of the resource, once the rule has loaded it
-    conflict: bool = False
+    error: type[Forbidden] = Forbidden
 
 
 def allow(policy: str, ja: str, en: str, **kwargs: Any) -> Verdict:
@@ -184,23 +207,6 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.verdict.allowed
-
-
-class Forbidden(RenkeiError):  # noqa: N818 (the name every layer uses: HTTP 403 Forbidden)
-    """Access denied. The web answers 403; the CLI exits with ``exit_code``."""
-
-    exit_code = 6
-    http_status = 403
-
-    def __init__(self, ja: str, en: str, decision: Decision | None = None) -> None:
-        super().__init__(ja, en)
-        self.decision = decision
-
-
-class InvalidTransition(Forbidden):
-    """The object's state does not allow it (already decided, withdrawn, expired …): HTTP 409."""
-
-    http_status = 409
 
 
 # --- rules ------------------------------------------------------------------------------------------------
@@ -277,8 +283,7 @@ def check(
     decision = authorize(session, audit, actor, action, resource, clock=clock)
     verdict = decision.verdict
     if not verdict.allowed:
-        error = InvalidTransition if verdict.conflict else Forbidden
-        raise error(verdict.reason_ja, verdict.reason_en, decision)
+        raise verdict.error(verdict.reason_ja, verdict.reason_en, decision)
     return decision
 
 

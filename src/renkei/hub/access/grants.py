@@ -379,7 +379,11 @@ def _may_handle_grant(
     label = f"grant/{grant.id}"
     if action is Action.GRANT_REVOKE and grant.revoked_at is not None:
         return deny(
-            "deny:revoked", "既に取り消されています", "grant already revoked", label=label, conflict=True
+            "deny:revoked",
+            "既に取り消されています",
+            "grant already revoked",
+            label=label,
+            error=InvalidTransition,
         )
     if principal.role is Role.ADMIN:
         return allow("role:admin", "基盤管理者です", "admins oversee every grant", label=label)

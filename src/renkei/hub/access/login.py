@@ -285,6 +285,8 @@ class LoginService:
                     settings=self.card_settings,
                     clock=self.clock,
                 )
+                # Password and a valid ticket prove as much as a login does: the attempt is taken back.
+                self.throttle.succeeded(session, attempt.throttle_id, client_addr)
                 self._audit_in(session, attempt, "ok", details={"ticket_id": found.id})
                 return start
             if user is not None:

@@ -234,7 +234,7 @@ def check_new_password(password: str, *, login_id: str = "", display_name: str =
         raise WeakPasswordError(
             "context",
             "利用者ID・氏名・「renkei」「神戸」など推測されやすい語が主な部分です。他人に推測されない語を加えてください",
-            "the password consists mostly of guessable words (your login id, your name, renkei, Kobe …)",
+            "the password consists mostly of guessable words (your login id, your name, renkei, Kobe ...)",
         )
 
 

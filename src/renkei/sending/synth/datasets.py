@@ -350,11 +350,7 @@ class Snapshot:
                 "前住所": pc.fill_null(self.people["prev"], ""),
             }
         )
-        order = pc.sort_indices(
-            pa.table({"s": self.setai, "r": self.people["rel"], "b": self.people["birth"]}),
-            sort_keys=[("s", "ascending"), ("r", "ascending"), ("b", "ascending")],
-        )
-        return table.take(order)
+        return table  # the state is kept in 世帯番号 order (city.ordered)
 
     def kojin_juminzei(self) -> pa.Table:
         rows = pc.indices_nonzero(pc.or_(self.taxpayer, self.has_income_record))
@@ -385,7 +381,7 @@ class Snapshot:
                 "徴収方法": where(taxpayer, collection, ""),
             }
         )
-        return _sorted_by(table, "宛名番号")
+        return table
 
     @cached_property
     def kokuho_member(self) -> Array:
@@ -439,7 +435,7 @@ class Snapshot:
                 "所得区分": where(pc.greater_equal(age, 70), over_70, under_70),
             }
         )
-        return _sorted_by(table, "世帯番号", "宛名番号")
+        return table
 
     def kaigo(self) -> pa.Table:
         rate = take(_care_rate_by_age(), clip(self.age, 0, AGES - 1))
@@ -478,7 +474,7 @@ class Snapshot:
             }
         )
         del n
-        return _sorted_by(table, "宛名番号")
+        return table
 
     def _care_ward_factor(self, rate: Array) -> list[float]:
         """Per ward, the factor that brings certified ÷ 65+ to the ward's §5a ratio for today's age mix."""
@@ -532,7 +528,7 @@ class Snapshot:
                 "認定日": self.event_date("jido_teate", approved, row_pid),
             }
         )
-        return _sorted_by(table, "受給者宛名番号", "児童生年月日")
+        return table
 
     def _child_recipient(self) -> Array:
         """Per person, the row of the parent who receives their allowance: the recorded guardian if still in the
@@ -609,7 +605,7 @@ class Snapshot:
                 "保護費月額": text(pc.multiply(floor_int(pc.divide(monthly, 10.0)), 10)),
             }
         )
-        return _sorted_by(table, "ケース番号", "生年月日")
+        return table
 
     def _welfare_start(self, hh: Array, head: Array) -> Array:
         hid = take(self.households["hid"], hh)
@@ -636,10 +632,6 @@ BUILDERS: Final[dict[str, Callable[[Snapshot], pa.Table]]] = {
     "jido_teate": Snapshot.jido_teate,
     "seikatsu_hogo": Snapshot.seikatsu_hogo,
 }
-
-
-def _sorted_by(table: pa.Table, *columns: str) -> pa.Table:
-    return table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in columns]))
 
 
 def _bracket(values: Array, thresholds: tuple[tuple[int, str], ...], otherwise: str) -> Array:

@@ -28,7 +28,7 @@ from renkei.sending.synth.calibration import (
     WARD_POPULATION,
     WARDS,
 )
-from renkei.sending.synth.city import NAME_GROUP, City, Counters, Reason, pick_top, pick_until, settle
+from renkei.sending.synth.city import NAME_GROUP, City, Counters, Reason, ordered, pick_top, pick_until, settle
 from renkei.sending.synth.names import draw_given
 from renkei.sending.synth.population import AGES, Rel, ages_at, birth_days
 from renkei.sending.synth.rng import Rng
@@ -61,7 +61,7 @@ def advance(city: City, rng: Rng, to: dt.date) -> City:
     city = _move_within(city, rng, to, start, end, ward_sizes)
     city = _births(city, rng, to, start, end, ward_sizes)
     city = _move_in(city, rng, to, start, end, ward_sizes)
-    return replace(_tidy(city), as_of=to)
+    return ordered(replace(_tidy(city), as_of=to))
 
 
 def _ward_sizes(city: City) -> list[int]:

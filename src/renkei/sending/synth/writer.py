@@ -1,9 +1,9 @@
 """CP932 CSV files the way core systems export them: header row, CRLF, quotes only where needed.
 
-Lines are built with pyarrow.compute (quote the values that need it, join the columns, append CRLF), so the
-UTF-8 body of a chunk is simply the string array's data buffer; Python then transcodes each chunk to CP932.
-A file is written under a temporary name and renamed into place, so a crash never leaves a half file under the
-final name.
+Each column is transcoded by its distinct values: ASCII-only columns (numbers, ISO dates) are already CP932
+bytes; the others are dictionary-encoded and each distinct value is quoted if needed and encoded once. The lines
+are then joined as binary with pyarrow.compute, and a chunk's bytes are the data buffer of that array. A file is
+written under a temporary name and renamed into place, so a crash never leaves a half file under the final name.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from renkei.sending.synth.vec import Array, join, where
+from renkei.sending.synth.vec import Array, flat
 
 ENCODING: Final = "cp932"
 NEWLINE: Final = "\r\n"
@@ -31,10 +31,11 @@ def write_csv(table: pa.Table, path: Path, *, stage: str = "", progress: Progres
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     total = table.num_rows
     try:
+        fields = [field_bytes(table.column(i), name) for i, name in enumerate(table.column_names)]
         with temporary.open("wb") as out:
             out.write((",".join(_quoted_header(table.column_names)) + NEWLINE).encode(ENCODING))
             for offset in range(0, total, CHUNK_ROWS):
-                out.write(encode_rows(table.slice(offset, CHUNK_ROWS)))
+                out.write(join_lines([f.slice(offset, CHUNK_ROWS) for f in fields]))
                 if progress:
                     progress(stage, min(offset + CHUNK_ROWS, total), total)
             out.flush()
@@ -47,23 +48,49 @@ def write_csv(table: pa.Table, path: Path, *, stage: str = "", progress: Progres
 
 
 def encode_rows(table: pa.Table) -> bytes:
-    """The CSV lines of a table of string columns, CP932-encoded."""
-    if table.num_rows == 0:
+    """The CSV lines (no header) of a table of string columns, CP932-encoded."""
+    return join_lines([field_bytes(table.column(i), name) for i, name in enumerate(table.column_names)])
+
+
+def join_lines(fields: list[Array]) -> bytes:
+    """CSV lines from columns already in CP932 field form (see :func:`field_bytes`)."""
+    if not fields or len(fields[0]) == 0:
         return b""
-    columns = [_quote_if_needed(pc.fill_null(table.column(i).combine_chunks(), "")) for i in range(table.num_columns)]
-    lines = join(pc.binary_join_element_wise(*columns, ","), NEWLINE)
-    if isinstance(lines, pa.ChunkedArray):
-        lines = lines.combine_chunks()
+    last = pc.binary_join_element_wise(fields[-1], _NEWLINE_BYTES, b"")
+    lines = flat(pc.binary_join_element_wise(*fields[:-1], last, b","))
     _, offset_buffer, data = lines.buffers()
     offsets = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, offset_buffer], offset=lines.offset)
-    body = memoryview(data)[offsets[0].as_py() : offsets[-1].as_py()]
-    return str(body, "utf-8").encode(ENCODING)
+    return bytes(memoryview(data)[offsets[0].as_py() : offsets[-1].as_py()])
 
 
-def _quote_if_needed(values: Array) -> Array:
-    needs = pc.match_substring_regex(values, '[",\r\n]')
-    quoted = join('"', pc.replace_substring(values, '"', '""'), '"')
-    return where(needs, quoted, values)
+def field_bytes(values: Array, column: str = "") -> Array:
+    """A string column as CSV fields in CP932 (binary), quoted where needed."""
+    values = flat(pc.fill_null(values, ""))
+    if len(values) == 0:
+        return pa.array([], pa.binary())
+    if pc.all(pc.string_is_ascii(values)).as_py() and not pc.any(pc.match_substring_regex(values, _NEEDS_QUOTES)).as_py():
+        return pc.cast(values, pa.binary())  # ASCII is the same in CP932
+    encoded = pc.dictionary_encode(values)
+    distinct = flat(encoded.dictionary)
+    needs_quotes = pc.match_substring_regex(distinct, _NEEDS_QUOTES)
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(distinct, '"', '""'), '"', "")
+    distinct = pc.if_else(needs_quotes, quoted, distinct)
+    return pc.take(_transcode(distinct, column), encoded.indices)
+
+
+def _transcode(values: Array, column: str) -> Array:
+    """UTF-8 strings to CP932 bytes in one codec call: NUL never occurs inside a CP932 character."""
+    text = "\x00".join(values.to_pylist())
+    try:
+        blob = text.encode(ENCODING)
+    except UnicodeEncodeError as error:
+        bad = text[error.start : error.end]
+        raise ValueError(f"column {column}: {bad!r} cannot be written in {ENCODING}") from error
+    return pa.array(blob.split(b"\x00"), pa.binary())
+
+
+_NEEDS_QUOTES: Final = '[",\r\n]'
+_NEWLINE_BYTES: Final = NEWLINE.encode("ascii")
 
 
 def _quoted_header(names: list[str]) -> list[str]:

@@ -1,0 +1,351 @@
+"""Admin commands for people and devices: departments, designated users (指名職員), staff cards, TOTP, terminals.
+
+Every change is written to the audit log in the same transaction, with actor ``cli:<os user>``. Secrets that
+a command creates (enrollment tickets, TOTP URIs, PKCS#12 passwords) are printed once and never stored.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from renkei.cli.common import HomeOption, handle_errors, home_dir, out
+from renkei.cli.hub import cli_actor
+from renkei.errors import RenkeiError
+from renkei.hub.access import cards, totp
+from renkei.hub.access.passwords import Passwords, set_password
+from renkei.hub.access.people import ROLE_LABELS_JA, Role, User
+from renkei.hub.access.sessions import SessionStore, write_transaction
+from renkei.hub.access.terminals import Terminal, TerminalCA, enroll_terminal, revoke_terminal
+from renkei.hub.catalog import Department
+from renkei.hub.db import session_factory
+from renkei.hub.home import Hub
+
+dept_app = typer.Typer(help="部署（所管課など）の登録と一覧 (departments)", no_args_is_help=True)
+user_app = typer.Typer(
+    help="指名職員: 指名・無効化・パスワード・職員証・TOTP (designated users and their authenticators)",
+    no_args_is_help=True,
+)
+terminal_app = typer.Typer(help="専用端末: 登録・失効・一覧 (dedicated terminals)", no_args_is_help=True)
+
+LOGIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+LoginArgument = Annotated[str, typer.Argument(help="利用者ID (login id)")]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="パスワードを標準入力の1行目から読む (read the password from the first line of stdin)",
+    ),
+]
+
+
+@contextmanager
+def _admin_change(home: Path | None) -> Iterator[tuple[Hub, Session]]:
+    """The hub and a transaction holding the write lock; committed when the command's block ends."""
+    hub = Hub(home_dir(home))
+    with write_transaction(session_factory(hub.engine)) as session:
+        yield hub, session
+
+
+def _audit(hub: Hub, session: Session, action: str, resource: str, **details: object) -> None:
+    hub.audit.append_in(session, actor=cli_actor(), action=action, resource=resource, details=details)
+
+
+def _user(session: Session, login_id: str) -> User:
+    user = session.scalar(select(User).where(func.lower(User.login_id) == login_id.lower()))
+    if user is None:
+        raise RenkeiError(f"利用者 {login_id} は指名されていません", f"no designated user {login_id!r}")
+    return user
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    entered: str = typer.prompt(
+        "パスワード (password)", hide_input=True, confirmation_prompt="確認のためもう一度 (repeat)"
+    )
+    return entered
+
+
+# --- departments --------------------------------------------------------------------------------------------
+
+
+@dept_app.command("add")
+@handle_errors
+def dept_add(
+    name: Annotated[str, typer.Argument(help="部署名 (department name)")], home: HomeOption = None
+) -> None:
+    """部署を登録する (register a department)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise RenkeiError("部署名は 1〜100 文字にしてください", "a department name has 1 to 100 characters")
+    with _admin_change(home) as (hub, session):
+        if session.scalar(select(Department).where(Department.name == name)) is not None:
+            raise RenkeiError(f"部署 {name} は登録済みです", f"department {name!r} already exists")
+        session.add(Department(name=name))
+        session.flush()
+        _audit(hub, session, "admin.dept_add", f"department/{name}")
+    out.print(f"部署を登録しました (department added): {name}")
+
+
+@dept_app.command("list")
+@handle_errors
+def dept_list(home: HomeOption = None) -> None:
+    """部署の一覧 (list departments)."""
+    hub = Hub(home_dir(home))
+    view = Table("部署 (department)", "指名職員数 (users)")
+    with hub.session() as session:
+        counts = dict(
+            session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all()
+        )
+        for dept in session.scalars(select(Department).order_by(Department.name)):
+            view.add_row(dept.name, str(counts.get(dept.id, 0)))
+    out.print(view)
+
+
+# --- users --------------------------------------------------------------------------------------------------
+
+
+@user_app.command("add")
+@handle_errors
+def user_add(
+    login_id: LoginArgument,
+    name: Annotated[str, typer.Option("--name", help="氏名 (display name)")],
+    role: Annotated[Role, typer.Option("--role", help="役割 (role)")],
+    dept: Annotated[str, typer.Option("--dept", help="所属部署 (department)")],
+    password_stdin: PasswordStdinOption = False,
+    home: HomeOption = None,
+) -> None:
+    """職員を指名し、初期パスワードを設定する。初回ログイン後に本人が変更する (designate a user)."""
+    login_id = _check_login_id(login_id)
+    display_name = name.strip()
+    if not display_name or len(display_name) > 100:
+        raise RenkeiError("氏名は 1〜100 文字にしてください", "a display name has 1 to 100 characters")
+    password = _read_password(password_stdin)
+    with _admin_change(home) as (hub, session):
+        department = session.scalar(select(Department).where(Department.name == dept.strip()))
+        if department is None:
+            raise RenkeiError(
+                f"部署 {dept} は登録されていません（renkei dept add で登録）", f"unknown department {dept!r}"
+            )
+        if session.scalar(select(User.id).where(func.lower(User.login_id) == login_id)) is not None:
+            raise RenkeiError(f"利用者 {login_id} は指名済みです", f"user {login_id!r} already exists")
+        user = User(
+            login_id=login_id,
+            display_name=display_name,
+            role=role,
+            department=department,
+            designated_by=cli_actor(),
+        )
+        session.add(user)
+        session.flush()
+        set_password(session, user, password, passwords=Passwords(), changed_by=cli_actor(), must_change=True)
+        _audit(hub, session, "admin.user_add", f"user/{login_id}", role=str(role), department=department.name)
+    out.print(
+        f"指名しました (designated): {login_id} — {display_name}, {ROLE_LABELS_JA[role]}, {department.name}"
+    )
+    out.print("次に職員証の登録チケット（user card-ticket）か TOTP（user totp-enroll）を発行してください")
+
+
+def _check_login_id(login_id: str) -> str:
+    if not LOGIN_ID.fullmatch(login_id):
+        raise RenkeiError(
+            f"利用者IDが不正です: {login_id!r}（英小文字・数字・. _ - で 2〜64 文字）",
+            f"invalid login id {login_id!r}: 2-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+        )
+    return login_id
+
+
+@user_app.command("disable")
+@handle_errors
+def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
+    """利用者を無効にし、そのセッションを直ちに終了する (disable a user; their sessions end at once)."""
+    with _admin_change(home) as (hub, session):
+        user = _user(session, login_id)
+        user.disabled = True
+        ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
+        _audit(hub, session, "admin.user_disable", f"user/{user.login_id}", sessions_ended=ended)
+    out.print(f"無効にしました (disabled): {user.login_id} — 終了したセッション (sessions ended): {ended}")
+
+
+@user_app.command("list")
+@handle_errors
+def user_list(home: HomeOption = None) -> None:
+    """指名職員の一覧: 役割・部署・第二要素・状態 (list designated users)."""
+    hub = Hub(home_dir(home))
+    view = Table(
+        "利用者ID", "氏名 (name)", "役割 (role)", "部署 (dept)", "第二要素 (factor)", "状態 (status)"
+    )
+    with hub.session() as session:
+        for user in session.scalars(select(User).order_by(User.login_id)):
+            factor = _factor_label(session, user.id)
+            status = "無効 (disabled)" if user.disabled else "有効 (active)"
+            view.add_row(
+                user.login_id, user.display_name, str(user.role), user.department.name, factor, status
+            )
+    out.print(view)
+
+
+def _factor_label(session: Session, user_id: int) -> str:
+    if count := len(cards.active_cards(session, user_id)):
+        return f"職員証 (card) ×{count}"
+    return "TOTP" if totp.has_totp(session, user_id) else "なし (none)"
+
+
+@user_app.command("set-password")
+@handle_errors
+def user_set_password(
+    login_id: LoginArgument, password_stdin: PasswordStdinOption = False, home: HomeOption = None
+) -> None:
+    """パスワードを再設定する。本人は次のログインで変更し、既存のセッションは終了する (reset a password)."""
+    password = _read_password(password_stdin)
+    with _admin_change(home) as (hub, session):
+        user = _user(session, login_id)
+        set_password(session, user, password, passwords=Passwords(), changed_by=cli_actor(), must_change=True)
+        ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
+        _audit(hub, session, "admin.user_set_password", f"user/{user.login_id}", sessions_ended=ended)
+    out.print(f"パスワードを再設定しました (password reset): {user.login_id}（次回ログイン時に変更が必要）")
+
+
+@user_app.command("card-ticket")
+@handle_errors
+def user_card_ticket(login_id: LoginArgument, home: HomeOption = None) -> None:
+    """職員証の登録チケット（1回限り・期限付き）を発行する (issue a one-time card enrollment ticket)."""
+    with _admin_change(home) as (hub, session):
+        user = _active_user(session, login_id)
+        ticket = cards.create_ticket(session, user, created_by=cli_actor())
+        expires = ticket.expires_at.isoformat(timespec="minutes")
+        _audit(
+            hub,
+            session,
+            "admin.card_ticket",
+            f"user/{user.login_id}",
+            ticket_id=ticket.ticket_id,
+            expires_at=expires,
+        )
+    out.print(f"職員証の登録チケット (card enrollment ticket) for {user.login_id}:")
+    out.print(f"  {ticket.code}", highlight=False)
+    out.print(f"有効期限 (valid until): {expires} UTC。本人に直接渡してください（1回限り）")
+
+
+@user_app.command("card-revoke")
+@handle_errors
+def user_card_revoke(login_id: LoginArgument, home: HomeOption = None) -> None:
+    """利用者の職員証をすべて無効にする（紛失・退職時）(disable all of a user's staff cards)."""
+    with _admin_change(home) as (hub, session):
+        user = _user(session, login_id)
+        revoked = cards.revoke_cards(session, user.id, reason="revoked_by_admin")
+        _audit(hub, session, "admin.card_revoke", f"user/{user.login_id}", cards_revoked=revoked)
+    out.print(f"職員証を無効にしました (cards disabled): {user.login_id} — {revoked} 枚")
+
+
+@user_app.command("totp-enroll")
+@handle_errors
+def user_totp_enroll(login_id: LoginArgument, home: HomeOption = None) -> None:
+    """カード読取機のない端末向けに TOTP を登録し、otpauth URI を一度だけ表示する (enroll TOTP)."""
+    with _admin_change(home) as (hub, session):
+        user = _active_user(session, login_id)
+        if cards.active_cards(session, user.id):
+            raise RenkeiError(
+                f"{user.login_id} には職員証が登録されています。TOTP にするには先に `renkei user card-revoke` してください",
+                f"{user.login_id} has a staff card; revoke it first (`renkei user card-revoke`) to switch to TOTP",
+            )
+        uri = totp.enroll_totp(session, user, enrolled_by=cli_actor())
+        _audit(hub, session, "admin.totp_enroll", f"user/{user.login_id}")
+    out.print(
+        f"TOTP を登録しました (TOTP enrolled) for {user.login_id}。本人の認証アプリに次の URI を登録してください:"
+    )
+    out.print(f"  {uri}", highlight=False, soft_wrap=True)
+    out.print("この URI は二度と表示されません（保存しないでください）(shown once; do not keep it)")
+
+
+def _active_user(session: Session, login_id: str) -> User:
+    user = _user(session, login_id)
+    if user.disabled:
+        raise RenkeiError(f"利用者 {user.login_id} は無効です", f"user {user.login_id!r} is disabled")
+    return user
+
+
+# --- terminals ----------------------------------------------------------------------------------------------
+
+
+@terminal_app.command("enroll")
+@handle_errors
+def terminal_enroll(
+    name: Annotated[str, typer.Argument(help="端末名 (terminal name, the certificate's CN)")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="端末の鍵と証明書の書き出し先 (directory for the files)")
+    ],
+    home: HomeOption = None,
+) -> None:
+    """専用端末を登録し、クライアント証明書を発行する (register a terminal and issue its certificate)."""
+    with _admin_change(home) as (hub, session):
+        ca = TerminalCA.load_or_create(hub.home)
+        enrolled = enroll_terminal(session, ca, name, out_dir, enrolled_by=cli_actor())
+        terminal = enrolled.terminal
+        _audit(
+            hub,
+            session,
+            "admin.terminal_enroll",
+            f"terminal/{terminal.name}",
+            serial=terminal.serial,
+            fingerprint=terminal.fingerprint_sha256,
+            not_after=terminal.not_after.isoformat(timespec="seconds"),
+        )
+    out.print(f"端末を登録しました (terminal enrolled): {terminal.name}, serial {terminal.serial}")
+    for path in (enrolled.key_file, enrolled.cert_file, enrolled.bundle_file):
+        out.print(f"  {path}", highlight=False)
+    out.print(
+        f"PKCS#12 のパスワード (bundle password, shown once): {enrolled.bundle_password}", highlight=False
+    )
+    out.print("端末に導入したら、書き出したファイルは削除してください (delete the files once installed)")
+
+
+@terminal_app.command("revoke")
+@handle_errors
+def terminal_revoke(
+    name: Annotated[str, typer.Argument(help="端末名 (terminal name)")], home: HomeOption = None
+) -> None:
+    """端末の証明書を失効させ、その端末のセッションを直ちに終了する (revoke a terminal at once)."""
+    with _admin_change(home) as (hub, session):
+        terminal = revoke_terminal(session, name, revoked_by=cli_actor())
+        ended = SessionStore(session_factory(hub.engine)).end_all_for_terminal_in(session, terminal.id)
+        _audit(hub, session, "admin.terminal_revoke", f"terminal/{terminal.name}", sessions_ended=ended)
+    out.print(f"端末を失効させました (terminal revoked): {terminal.name} — 終了したセッション: {ended}")
+
+
+@terminal_app.command("list")
+@handle_errors
+def terminal_list(home: HomeOption = None) -> None:
+    """登録端末の一覧 (list terminals)."""
+    hub = Hub(home_dir(home))
+    view = Table(
+        "端末 (terminal)", "serial", "SHA-256", "登録 (enrolled)", "期限 (not after)", "状態 (status)"
+    )
+    with hub.session() as session:
+        for t in session.scalars(select(Terminal).order_by(Terminal.name, Terminal.id)):
+            status = "有効 (active)" if t.active else f"失効 (revoked {t.revoked_at:%Y-%m-%d})"
+            view.add_row(
+                t.name,
+                t.serial,
+                t.fingerprint_sha256[:16] + "…",
+                f"{t.enrolled_at:%Y-%m-%d}",
+                f"{t.not_after:%Y-%m-%d}",
+                status,
+            )
+    out.print(view)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dept_app, name="dept")
+    app.add_typer(user_app, name="user")
+    app.add_typer(terminal_app, name="terminal")

@@ -1,0 +1,259 @@
+"""Commands for applications, grants, download quotas and folder access lists.
+
+Analysts apply and stewards decide in the web portal. The CLI is the admin's view, plus the admin's levers:
+revoking a grant and setting quotas. It acts as ``cli:<os user>`` with admin rights. Every command passes the
+same choke point (:mod:`renkei.hub.access.authz`) as the portal, so each one is on the audit record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from renkei.cli.common import HomeOption, handle_errors, home_dir, out
+from renkei.cli.hub import cli_actor
+from renkei.clock import SYSTEM_CLOCK
+from renkei.errors import RenkeiError
+from renkei.hub.access.applications import (
+    PART_LABELS_JA,
+    STATE_LABELS_JA,
+    Application,
+    ApplicationPart,
+    effective_state,
+)
+from renkei.hub.access.authz import Action, Actor, Resource, ResourceType, check
+from renkei.hub.access.grants import Grant, city_today, folder_acl, revoke_grant
+from renkei.hub.access.people import User
+from renkei.hub.access.quotas import set_quota
+from renkei.hub.catalog import Dataset
+from renkei.hub.home import Hub
+
+application_app = typer.Typer(help="データ利用承認申請 (data-use applications)", no_args_is_help=True)
+grant_app = typer.Typer(help="利用承認 (grants)", no_args_is_help=True)
+quota_app = typer.Typer(help="ダウンロード制限 (download quotas)", no_args_is_help=True)
+folder_app = typer.Typer(help="フォルダのアクセス制御 (folder access lists)", no_args_is_help=True)
+
+
+def _actor() -> Actor:
+    return Actor.cli(cli_actor())
+
+
+def _yes_no(flag: bool) -> str:
+    return "あり (yes)" if flag else "なし (no)"
+
+
+@application_app.command("list")
+@handle_errors
+def application_list(home: HomeOption = None) -> None:
+    """申請の一覧 (list applications)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        check(session, hub.audit, _actor(), Action.APPLICATION_READ, Resource.of(ResourceType.APPLICATION))
+        applications = session.scalars(
+            select(Application)
+            .options(selectinload(Application.parts).selectinload(ApplicationPart.department))
+            .options(selectinload(Application.applicant))
+            .order_by(Application.id)
+        ).all()
+        view = Table(
+            "ID", "申請者 (applicant)", "状態 (state)", "利用期間 (period of use)", "所管課 (parts)", "個票"
+        )
+        for a in applications:
+            parts = ", ".join(f"{p.department.name}: {PART_LABELS_JA[p.state]}" for p in a.parts)
+            state = effective_state(a)
+            view.add_row(
+                str(a.id),
+                a.applicant.login_id,
+                f"{STATE_LABELS_JA[state]} ({state})",
+                f"{a.use_start} 〜 {a.use_end}",
+                parts,
+                _yes_no(a.row_level),
+            )
+    out.print(view)
+
+
+@application_app.command("show")
+@handle_errors
+def application_show(
+    application_id: Annotated[int, typer.Argument(help="申請 ID (application id)")], home: HomeOption = None
+) -> None:
+    """申請の詳細: 目的・成果物・所管課ごとの判断・利用承認 (purpose, outputs, decisions, grants)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        resource = Resource.of(ResourceType.APPLICATION, application_id)
+        check(session, hub.audit, _actor(), Action.APPLICATION_READ, resource)
+        application = session.get_one(Application, application_id)
+        _print_application(session, application)
+
+
+def _print_application(session: Session, a: Application) -> None:
+    state = effective_state(a)
+    out.print(f"[bold]申請 {a.id}[/] — {STATE_LABELS_JA[state]} ({state})")
+    out.print(f"申請者 (applicant): {a.applicant.login_id} {a.applicant.display_name}")
+    out.print(f"申請日 (applied on): {a.applied_on}   利用期間 (period of use): {a.use_start} 〜 {a.use_end}")
+    out.print(f"個票閲覧 (row-level viewing): {_yes_no(a.row_level)}")
+    out.print(f"目的 (purpose): {a.purpose}", highlight=False, markup=False)
+    out.print(f"想定する成果物 (intended outputs): {a.outputs}", highlight=False, markup=False)
+    if a.closed_at is not None:
+        out.print(
+            f"終了 (closed): {a.closed_at:%Y-%m-%d %H:%M} by {a.closed_by} {a.close_reason}", markup=False
+        )
+    parts = Table(
+        "所管課 (department)", "判断 (decision)", "判断者 (by)", "日時 (at)", "コメント", "データ (snapshots)"
+    )
+    for p in a.parts:
+        snapshots = ", ".join(
+            f"{i.snapshot.dataset.name} {i.snapshot.period} v{i.snapshot.version}" for i in p.items
+        )
+        parts.add_row(
+            p.department.name,
+            PART_LABELS_JA[p.state],
+            p.decided_by.login_id if p.decided_by else "—",
+            f"{p.decided_at:%Y-%m-%d %H:%M}" if p.decided_at else "—",
+            p.comment or "—",
+            snapshots,
+        )
+    out.print(parts)
+    grants = session.scalars(select(Grant).where(Grant.application_id == a.id).order_by(Grant.id)).all()
+    if grants:
+        out.print(_grant_table(grants))
+
+
+def _grant_table(grants: Sequence[Grant]) -> Table:
+    today = city_today(SYSTEM_CLOCK)
+    view = Table(
+        "ID",
+        "利用者 (user)",
+        "データセット",
+        "基準日・版 (snapshots)",
+        "個票",
+        "期間 (valid)",
+        "状態",
+        "申請",
+    )
+    for g in grants:
+        view.add_row(
+            str(g.id),
+            g.user.login_id,
+            g.dataset.name,
+            ", ".join(f"{s.period} v{s.version}" for s in g.snapshots),
+            _yes_no(g.row_level),
+            f"{g.valid_from} 〜 {g.valid_until}",
+            str(g.status(today)),
+            str(g.application_id),
+        )
+    return view
+
+
+@grant_app.command("list")
+@handle_errors
+def grant_list(
+    user: Annotated[
+        str | None, typer.Option("--user", help="利用者のログイン ID (only this user's grants)")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """利用承認の一覧 (list grants)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        check(session, hub.audit, _actor(), Action.GRANT_READ, Resource.of(ResourceType.GRANT))
+        query = select(Grant).options(selectinload(Grant.snapshots)).order_by(Grant.id)
+        if user is not None:
+            query = query.join(User, User.id == Grant.user_id).where(User.login_id == user)
+        out.print(_grant_table(session.scalars(query).all()))
+
+
+@grant_app.command("revoke")
+@handle_errors
+def grant_revoke(
+    grant_id: Annotated[int, typer.Argument(help="利用承認 ID (grant id)")],
+    reason: Annotated[str, typer.Option("--reason", help="取消しの理由 (why; kept in the audit log)")],
+    home: HomeOption = None,
+) -> None:
+    """利用承認を取り消す。次の要求から効く (revoke a grant; effective on the next request)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        grant = revoke_grant(session, hub.audit, _actor(), grant_id, reason=reason)
+        out.print(
+            f"利用承認 {grant.id} を取り消しました (grant revoked): {grant.user.login_id} / {grant.dataset.name}"
+        )
+
+
+@quota_app.command("set")
+@handle_errors
+def quota_set(
+    login: Annotated[str, typer.Argument(help="利用者のログイン ID (user)")],
+    may_download: Annotated[
+        bool | None,
+        typer.Option("--may-download/--no-may-download", help="ダウンロードの可否 (downloads allowed)"),
+    ] = None,
+    files_per_day: Annotated[
+        int | None, typer.Option("--files-per-day", min=0, help="1日のファイル数")
+    ] = None,
+    rows_per_file: Annotated[
+        int | None, typer.Option("--rows-per-file", min=0, help="1ファイルの行数")
+    ] = None,
+    bytes_per_month: Annotated[
+        int | None, typer.Option("--bytes-per-month", min=0, help="1か月のバイト数")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """ダウンロード制限を設定する。指定しない項目は変わらない (set download limits; others unchanged)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        quota = set_quota(
+            session,
+            hub.audit,
+            _actor(),
+            login,
+            may_download=may_download,
+            files_per_day=files_per_day,
+            rows_per_file=rows_per_file,
+            bytes_per_month=bytes_per_month,
+        )
+        out.print(
+            f"{login}: ダウンロード {_yes_no(quota.may_download)}, 1日 {quota.files_per_day} ファイル, "
+            f"1ファイル {quota.rows_per_file:,} 行, 1か月 {quota.bytes_per_month:,} バイト"
+        )
+
+
+@folder_app.command("acl")
+@handle_errors
+def folder_acl_command(
+    dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None
+) -> None:
+    """フォルダのアクセス一覧: 利用承認から導かれる (the folder's access list, derived from grants)."""
+    hub = Hub(home_dir(home))
+    with hub.session() as session:
+        found = session.scalar(select(Dataset).where(Dataset.name == dataset))
+        if found is None:
+            raise RenkeiError(f"データセット {dataset} は登録されていません", f"unknown dataset {dataset!r}")
+        check(session, hub.audit, _actor(), Action.FOLDER_READ_ACL, Resource.dataset(found))
+        acl = folder_acl(session, found)
+    out.print(f"[bold]{acl.dataset}[/] — 所管課 (owner): {acl.owner}")
+    out.print(f"承認者 (stewards): {', '.join(acl.stewards) or '—'}")
+    view = Table(
+        "利用者 (user)", "氏名", "利用承認", "権限 (access)", "期間 (valid)", "基準日・版 (snapshots)"
+    )
+    for entry in acl.readers:
+        view.add_row(
+            entry.login_id,
+            entry.display_name,
+            str(entry.grant_id),
+            "読取・個票 (read, rows)" if entry.row_level else "読取 (read)",
+            f"{entry.valid_from} 〜 {entry.valid_until}",
+            ", ".join(entry.snapshots),
+        )
+    out.print(view)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(application_app, name="application")
+    app.add_typer(grant_app, name="grant")
+    app.add_typer(quota_app, name="quota")
+    app.add_typer(folder_app, name="folder")
