@@ -243,6 +243,11 @@ class World:
 
     # --- the audit log
 
+    def last_decision(self) -> AuditEntry:
+        with self.session() as session:
+            query = select(AuditEntry).where(AuditEntry.action == "authz.decision")
+            return session.scalars(query.order_by(AuditEntry.seq.desc()).limit(1)).one()
+
     def entries(self, since: int = 0) -> list[AuditEntry]:
         with self.session() as session:
             return list(

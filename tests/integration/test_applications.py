@@ -162,7 +162,7 @@ def can_read(world: World, user: User, dataset: str, period: dt.date, *, rows: b
 
 
 def last_decision(world: World) -> dict[str, Any]:
-    entry = [e for e in world.entries() if e.action == "authz.decision"][-1]
+    entry = world.last_decision()
     return {"result": entry.result, "reason": entry.reason, **entry.details}
 
 
@@ -172,6 +172,7 @@ def last_decision(world: World) -> dict[str, Any]:
 def test_apply_each_department_approves_grants_become_active_and_reads_are_allowed(
     world: World, staff: Staff
 ) -> None:
+    size = world.audit.size()
     application = apply(world, staff.analyst)
     assert application.state is S.DRAFT
     assert len(application.parts) == 2  # one part per owning department
@@ -197,7 +198,7 @@ def test_apply_each_department_approves_grants_become_active_and_reads_are_allow
     assert not can_read(world, staff.analyst, "juki", MARCH_2026, rows=True)  # no row-level viewing asked
     assert not can_read(world, staff.other_analyst, "juki", MARCH_2026)  # grants are personal
 
-    events = [e.action for e in world.entries() if e.action != "authz.decision"]
+    events = [e.action for e in world.entries(size) if e.action != "authz.decision"]
     assert events == [
         "application.create",
         "application.submit",
@@ -407,7 +408,7 @@ def test_a_grant_is_active_from_the_first_to_the_end_of_the_last_day_in_japan(
         assert effective_state(session.get_one(Application, application_id), world.clock) is S.EXPIRED
         assert application_id in expire_due(session, world.audit, world.clock)
     assert state_of(world, application_id) is S.EXPIRED
-    assert world.entries()[-1].action == "application.expire"
+    assert world.audit.tail(1)[0].action == "application.expire"
 
 
 # --- revocation and withdrawal ----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,11 +177,12 @@ def test_unknown_user_and_wrong_password_take_similar_time(tmp_path: Path) -> No
 
         timed("warm-up")
         unknown, known = [], []
-        for _ in range(4):
+        for _ in range(5):  # interleaved, so a busy machine slows both alike
             unknown.append(timed("nobody"))
             known.append(timed("yamada"))
-    ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.6 < ratio < 1.6, (unknown, known)
+    # The fastest run of each is the work itself; without the dummy hash the ratio would be about 0.1.
+    ratio = min(unknown) / min(known)
+    assert 0.5 < ratio < 2.0, (unknown, known)
 
 
 # --- throttling ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ lower them).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ class AccessWorld:
             return user
 
     def add_terminal(self, name: str) -> tuple[Terminal, bytes]:
-        return _enroll(self.engine, self.ca, self.clock, name, self.home / "out")
+        return _enroll(self.engine, self.ca, self.clock, name, self.home / "out" / secrets.token_hex(4))
 
     def card_ticket(self, user: User) -> str:
         """What ``renkei user card-ticket`` gives the admin to hand over."""

@@ -241,6 +241,7 @@ def test_interrupted_kek_file_rotation_resumes_with_the_same_new_key(tmp_path: P
     with pytest.raises(KeyboardInterrupt):
         rotate_kek_file(tmp_path, crash)
     pending = (tmp_path / PENDING_KEK_FILE).read_bytes()
+    assert len(pending) == 32 and stat.S_IMODE((tmp_path / PENDING_KEK_FILE).stat().st_mode) == 0o600
     assert load_kek(tmp_path).key_id == vault.kek_id  # the old key is still in force
     assert rotate_kek_file(tmp_path, Vault(tmp_path / "vault", load_kek(tmp_path)).rotate_kek) == 2
     assert (tmp_path / KEK_FILE).read_bytes() == pending
@@ -255,3 +256,13 @@ def test_kek_file_rotation_refuses_when_the_kek_comes_from_elsewhere(
     with pytest.raises(KekError, match="RENKEI_KEK is set"):
         rotate_kek_file(tmp_path, lambda new: 0)
     assert not (tmp_path / PENDING_KEK_FILE).exists()
+
+
+def test_a_pending_kek_cut_short_by_a_crash_is_replaced(tmp_path: Path) -> None:
+    create_kek_file(tmp_path)
+    vault, ref, data = _store_one(tmp_path)
+    (tmp_path / PENDING_KEK_FILE).write_bytes(b"partial")  # killed while writing it: never used to wrap
+    (tmp_path / PENDING_KEK_FILE).chmod(0o600)
+    assert rotate_kek_file(tmp_path, vault.rotate_kek) == 2
+    with Vault(tmp_path / "vault", load_kek(tmp_path)).open_plain(ref, "data.parquet") as plain:
+        assert plain.read() == data

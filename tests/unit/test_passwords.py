@@ -137,7 +137,15 @@ def test_length_limits_count_characters_after_nfkc() -> None:
 
 @pytest.mark.parametrize(
     "password",
-    ["password1234", "qwerty123456", "iloveyou2024", "P@ssw0rd2024", "Password!!!!", "1qaz2wsx3edc", "sunshine0000"],
+    [
+        "password1234",
+        "qwerty123456",
+        "iloveyou2024",
+        "P@ssw0rd2024",
+        "Password!!!!",
+        "1qaz2wsx3edc",
+        "sunshine0000",
+    ],
 )
 def test_common_passwords_are_refused(password: str) -> None:
     assert reason_for(password) in {"common", "repetitive"}
@@ -145,7 +153,15 @@ def test_common_passwords_are_refused(password: str) -> None:
 
 @pytest.mark.parametrize(
     "password",
-    ["aaaaaaaaaaaa", "abcabcabcabc", "abcdefghijkl", "123456789012", "qwertyuiopas", "zyxwvutsrqpo", "あいうえおかきくけこさし"],
+    [
+        "aaaaaaaaaaaa",
+        "abcabcabcabc",
+        "abcdefghijkl",
+        "123456789012",
+        "qwertyuiopas",
+        "zyxwvutsrqpo",
+        "あいうえおかきくけこさし",
+    ],
 )
 def test_repetitive_and_sequential_strings_are_refused(password: str) -> None:
     assert reason_for(password) == "repetitive"

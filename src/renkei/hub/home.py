@@ -30,7 +30,7 @@ from renkei.files import write_private
 from renkei.hub.audit import AuditLog, create_audit_key, load_audit_key
 from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
-from renkei.hub.keys import create_kek_file, load_kek
+from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
 from renkei.hub.migrate import upgrade
 from renkei.hub.vault import Vault
 from renkei.spec import bundled_specs, load_spec
@@ -101,4 +101,4 @@ def init_hub(home: Path) -> Hub:
 
 def rotate_kek(hub: Hub) -> int:
     """Replace the KEK file with a new key and rewrap every data key; data files are not rewritten."""
-    return hub.vault.rotate_kek(new_kek_file(hub.home))
+    return rotate_kek_file(hub.home, hub.vault.rotate_kek)

@@ -245,6 +245,8 @@ def load_kek(home: Path) -> KeyEncryptionKey:
 def _pending_kek_file(home: Path) -> FileKek:
     """The next KEK for a rotation, in ``<home>/kek.key.new``; reused if an earlier rotation was interrupted."""
     path = home / PENDING_KEK_FILE
+    if path.exists() and path.stat().st_size != KEK_BYTES:
+        path.unlink()  # cut short by a crash while it was written, so nothing was ever wrapped with it
     if not path.exists():
         write_private(path, secrets.token_bytes(KEK_BYTES))
         fsync_dir(home)

@@ -47,7 +47,7 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from renkei.sending.towns import Town, municipalities, towns_of_many
+from renkei.sending.towns import HYOGO, KOBE, Town, municipalities, towns_of_many
 
 OUTCOMES = ("block_kept", "block_deleted", "no_number", "town_fallback", "unreadable", "empty")
 BLOCK_KEPT, BLOCK_DELETED, NO_NUMBER, TOWN_FALLBACK, UNREADABLE, EMPTY = range(len(OUTCOMES))
@@ -126,18 +126,18 @@ _REST_CLASSES = (
 )
 _REST_CLASS_RES = tuple((name, re.compile(pattern)) for name, pattern in _REST_CLASSES)
 
-_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケ"
+_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋
 _FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
 _KANJI_RUN = re.compile(f"[{_KANJI}]+")
 # A kanji number in a numeric position (before a unit, a separator and a number, a space or the end).
 _KANJI_NUMBER = re.compile(
-    rf"[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t]|$)"
+    rf"[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t]|[ァ-テトナ-ヺA-Za-z]|$)"
 )
 _DIGIT_DASH = re.compile(r"(?<=[0-9])[一ー](?=[0-9])")  # 1一3 and 1ー3 are 1-3 (ABR issue131)
 _ARABIC = re.compile(r"[0-9]")
 _POSTAL_CODE = re.compile(r"^〒?[ \t]*[0-9]{3}-?[0-9]{4}[ \t]*")
 _CHOME = re.compile(rf"(?P<n>[0-9{_KANJI}]+)丁目[ \t]*[{_SEP}]?[ \t]*")
-_AZA = re.compile(rf"大?字[^ \t0-9{_SEP}]+")
+_AZA = re.compile(r"大?字[^ \t0-9\-‐‑‒–—―−─━]+")  # 小字 names may hold の/ノ (字北ノ谷)
 _AZA_START = re.compile("大?字")
 _NO_NUMBER_WORD = re.compile("番外地|無番地")
 _EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+丁目|大?字|[ \t0-9]|$)")
@@ -265,6 +265,7 @@ def _match_municipality(text: str) -> tuple[tuple[tuple[str, str], ...], int] | 
     return None
 
 
+_HOME_CITY = HYOGO + KOBE  # preferred when a bare ward and town fit several cities equally
 _GAZETTEERS: dict[tuple[str, str], _Gazetteer] = {}
 _GAZETTEER_LOCK = threading.Lock()
 
@@ -344,7 +345,9 @@ def _read_place(text: str, full: bool) -> _Place:
         return _Place(_NO_PLACE)
     best = max(score for score, _ in readings)
     places = {place for score, place in readings if score == best}
-    return places.pop() if len(places) == 1 else _Place(_NO_PLACE)  # two cities fit equally well
+    if len(places) > 1:  # 中央区相生町: several cities have one; the platform's own city wins, or none
+        places = {p for p in places if p.prefix and p.prefix.startswith(_HOME_CITY)}
+    return places.pop() if len(places) == 1 else _Place(_NO_PLACE)
 
 
 def _read_locality(gazetteer: _Gazetteer, text: str, full: bool) -> list[tuple[int, _Place]]:
@@ -572,6 +575,8 @@ def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
     """Apply the address rule to a string column (see the module docstring for the output form)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     codes = pc.dictionary_encode(array.cast(pa.string()))  # a household's people share one address
+    if not len(codes.dictionary):  # no rows, or only nulls
+        return _all_empty(len(array))
     slices = _slices(codes.dictionary)
     parts = _parallel(_truncate_distinct, slices)
     per_value = _concat([columns for columns, _ in parts])
@@ -589,6 +594,11 @@ def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
     for entry in pc.value_counts(outcome).to_pylist():
         counts[OUTCOMES[entry["values"]]] = entry["counts"]
     return AddressResult(rows.address, rows.ward, rows.town, rows.chome, counts)
+
+
+def _all_empty(n: int) -> AddressResult:
+    text = pa.nulls(n, pa.string())
+    return AddressResult(text, text, text, pa.nulls(n, pa.int16()), dict.fromkeys(OUTCOMES, 0) | {"empty": n})
 
 
 def _arange(n: int) -> pa.Array:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from renkei.sending.synth import dirt, ids
-from renkei.sending.synth.addresses import FORM_COLUMNS, ADDRESS_COLUMNS, render, town_table
+from renkei.sending.synth.addresses import ADDRESS_COLUMNS, FORM_COLUMNS, KATAGAKI_FORM_WEIGHTS, render, town_table
 from renkei.sending.synth.calibration import (
     CARE_LEVELS,
     CARE_MONTHLY_BENEFIT,
@@ -47,6 +47,7 @@ from renkei.sending.synth.vec import (
     clip,
     const,
     days,
+    flat,
     floor_int,
     join,
     pad,
@@ -106,6 +107,9 @@ SALARY_AGE_FACTOR: Final = ((15, 0.45), (20, 0.6), (25, 0.8), (30, 1.0), (40, 1.
 SPECIAL_COLLECTION_OF_SALARY: Final = 0.835  # 特別徴収: §5e 62.6 % of taxpayers ÷ 75 % salaried
 PENSION_COLLECTION_OF_PENSION: Final = 0.90  # 年金特徴: §5e 16.5 % of taxpayers ÷ 18.4 % pensioners
 KOKUHO_INSURER_NUMBER: Final = KOKUHO_INSURER_BODY + ids.insurer_check_digit(KOKUHO_INSURER_BODY)
+# ESTIMATE: written forms of the non-住基 systems (see addresses.ADDRESS_FORM_WEIGHTS): mostly the standard one.
+OTHER_SYSTEM_FORMS: Final = (0.7, 0.1, 0.05, 0.05, 0.05, 0.03, 0.02)
+OTHER_SYSTEM_PREFIXES: Final = (0.3, 0.65, 0.05)
 CARE_VALIDITY_MONTHS: Final = ((12, 0.35), (24, 0.20), (36, 0.35), (48, 0.10))
 
 
@@ -171,33 +175,44 @@ class Snapshot:
     def my_number(self) -> Array:
         return ids.my_numbers(self.rng, self.pid)
 
-    def birth(self, dataset: str, weights: tuple[float, ...]) -> Array:
-        forms = dirt.date_forms(self.rng, f"{dataset}.birth", self.pid, weights)
-        return render_dates(self.people["birth"], forms)
+    def birth(self, dataset: str, weights: tuple[float, ...], rows: Array | None = None) -> Array:
+        """生年月日 of the given person rows (all if None) in the forms this dataset's records carry."""
+        pid = self.pid if rows is None else take(self.pid, rows)
+        birth = self.people["birth"] if rows is None else take(self.people["birth"], rows)
+        return render_dates(birth, dirt.date_forms(self.rng, f"{dataset}.birth", pid, weights))
 
     def event_date(self, dataset: str, day_numbers: Array, row_ids: Array) -> Array:
         forms = dirt.date_forms(self.rng, f"{dataset}.dates", row_ids, dirt.EVENT_DATE_FORMS)
         return render_dates(day_numbers, forms)
 
-    def address(self, dataset: str) -> tuple[Array, Array]:
-        """住所 and 方書 per person as this dataset's system writes them (the household's own way for 住基)."""
+    def address(self, dataset: str, rows: Array | None = None) -> tuple[Array, Array]:
+        """住所 and 方書 of the given person rows (all if None) as this dataset's system writes them.
+
+        住基 writes each household's own habitual form; the other systems have their own (stable per household)
+        and no 方書 column, so half of them write the building into 住所 and half drop it. Addresses are
+        rendered per household or per row, whichever is fewer.
+        """
         households = self.households
-        parts = {c: households[c].combine_chunks() for c in ADDRESS_COLUMNS}
+        hh = self.hh if rows is None else take(self.hh, rows)
+        per_household = len(hh) >= households.num_rows
+        at = None if per_household else hh
+        parts = {c: _pick(households[c], at) for c in ADDRESS_COLUMNS}
+        hid = _pick(households["hid"], at)
         if dataset == "juki":
-            forms = {c: households[c].combine_chunks() for c in FORM_COLUMNS}
+            forms = {c: _pick(households[c], at) for c in FORM_COLUMNS}
         else:
-            # Other systems have no 方書 column: half of them write the building into 住所, half drop it.
-            hid = households["hid"]
             forms = {
-                "form": choice_from(self.rng.by_id(f"{dataset}.form", hid), (0.7, 0.1, 0.05, 0.05, 0.05, 0.03, 0.02)),
-                "prefix": choice_from(self.rng.by_id(f"{dataset}.prefix", hid), (0.3, 0.65, 0.05)),
+                "form": choice_from(self.rng.by_id(f"{dataset}.form", hid), OTHER_SYSTEM_FORMS),
+                "prefix": choice_from(self.rng.by_id(f"{dataset}.prefix", hid), OTHER_SYSTEM_PREFIXES),
                 "dash": const(0, len(hid), pa.int64()),
                 "glued": pc.less(self.rng.by_id(f"{dataset}.glued", hid), 0.5),
-                "katagaki_form": choice_from(self.rng.by_id(f"{dataset}.katagaki", hid), (0.6, 0.25, 0.15)),
+                "katagaki_form": choice_from(self.rng.by_id(f"{dataset}.katagaki", hid), KATAGAKI_FORM_WEIGHTS),
             }
         address, katagaki = render(parts, forms)
-        address = dirt.spoil_addresses(self.rng, f"{dataset}.address", households["hid"], address)
-        return take(address, self.hh), take(katagaki, self.hh)
+        address = dirt.spoil_addresses(self.rng, f"{dataset}.address", hid, address)
+        if per_household:
+            return take(address, hh), take(katagaki, hh)
+        return address, katagaki
 
     # --- finance: work status, taxpayers, incomes ---
     @cached_property
@@ -364,13 +379,13 @@ class Snapshot:
             where(pc.and_(pc.equal(kind, 2), pc.less(u, PENSION_COLLECTION_OF_PENSION)), "年金特徴", "普通徴収"),
         )
         name, _ = self.names
-        address, _ = self.address("kojin_juminzei")
+        address, _ = self.address("kojin_juminzei", rows)
         table = pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "氏名": take(name, rows),
-                "生年月日": take(self.birth("kojin_juminzei", dirt.OTHER_BIRTH_FORMS), rows),
-                "住所": take(address, rows),
+                "生年月日": self.birth("kojin_juminzei", dirt.OTHER_BIRTH_FORMS, rows),
+                "住所": address,
                 "個人番号": take(self.my_number, rows),
                 "課税年度": const(str(fiscal_year(self.on)), len(rows), pa.string()),
                 "課税区分": where(taxpayer, where(kinto_only, "均等割のみ", "課税"), "非課税"),
@@ -419,14 +434,14 @@ class Snapshot:
         symbol = pad(pc.add(take(self.households["ward"], hh), 1), 2)
         number = pad(ids.scrambled(self.rng, "kokuho", take(self.households["hid"], hh), 7), 7)
         name, _ = self.names
-        address, _ = self.address("kokuho")
+        address, _ = self.address("kokuho", rows)
         table = pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "世帯番号": take(self.setai, rows),
                 "氏名": take(name, rows),
-                "生年月日": take(self.birth("kokuho", dirt.OTHER_BIRTH_FORMS), rows),
-                "住所": take(address, rows),
+                "生年月日": self.birth("kokuho", dirt.OTHER_BIRTH_FORMS, rows),
+                "住所": address,
                 "個人番号": take(self.my_number, rows),
                 "保険者番号": const(KOKUHO_INSURER_NUMBER, len(rows), pa.string()),
                 "被保険者記号番号": join(symbol, "-", number),
@@ -458,14 +473,14 @@ class Snapshot:
         benefit = pc.multiply(floor_int(pc.divide(benefit, 10.0)), 10)
         benefit = where(pc.less(self.rng.by_id("care.unused", row_pid), CARE_NO_SERVICE_SHARE), 0, benefit)
         name, _ = self.names
-        address, _ = self.address("kaigo")
+        address, _ = self.address("kaigo", rows)
         table = pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "被保険者番号": pad(ids.scrambled(self.rng, "kaigo", row_pid, 10), 10),
                 "氏名": take(name, rows),
-                "生年月日": take(self.birth("kaigo", dirt.KAIGO_BIRTH_FORMS), rows),
-                "住所": take(address, rows),
+                "生年月日": self.birth("kaigo", dirt.KAIGO_BIRTH_FORMS, rows),
+                "住所": address,
                 "被保険者区分": where(take(first, rows), "第1号", "第2号"),
                 "要介護度": take(CARE_LEVELS, level),
                 "認定日": self.event_date("kaigo", start, row_pid),
@@ -512,17 +527,17 @@ class Snapshot:
             days(self.on),
         )
         name, _ = self.names
-        address, _ = self.address("jido_teate")
+        address, _ = self.address("jido_teate", rows)
         table = pa.table(
             {
                 "児童宛名番号": take(self.atena, rows),
                 "児童氏名": take(name, rows),
-                "児童生年月日": take(self.birth("jido_teate", dirt.OTHER_BIRTH_FORMS), rows),
+                "児童生年月日": self.birth("jido_teate", dirt.OTHER_BIRTH_FORMS, rows),
                 "受給者宛名番号": take(self.atena, who),
                 "受給者氏名": take(name, who),
                 "受給者個人番号": take(self.my_number, who),
                 "世帯番号": take(self.setai, rows),
-                "住所": take(address, rows),
+                "住所": address,
                 "支給区分": where(special, "特例", "本則"),
                 "支給月額": text(amount),
                 "認定日": self.event_date("jido_teate", approved, row_pid),
@@ -588,7 +603,7 @@ class Snapshot:
         monthly = pc.multiply(monthly, pc.add(0.9, pc.multiply(take(self.rng.by_id("welfare.amount", hid), hh), 0.2)))
         started = self._welfare_start(hh, head)
         name, _ = self.names
-        address, _ = self.address("seikatsu_hogo")
+        address, _ = self.address("seikatsu_hogo", rows)
         case = join(pad(pc.add(take(self.households["ward"], hh), 1), 2), "-", pad(ids.scrambled(self.rng, "case", take(hid, hh), 6), 6))
         table = pa.table(
             {
@@ -596,8 +611,8 @@ class Snapshot:
                 "ケース番号": case,
                 "世帯番号": take(self.setai, rows),
                 "氏名": take(name, rows),
-                "生年月日": take(self.birth("seikatsu_hogo", dirt.OTHER_BIRTH_FORMS), rows),
-                "住所": take(address, rows),
+                "生年月日": self.birth("seikatsu_hogo", dirt.OTHER_BIRTH_FORMS, rows),
+                "住所": address,
                 "電話番号": take(self._phones(), hh),
                 "保護開始日": self.event_date("seikatsu_hogo", started, take(hid, hh)),
                 "世帯類型": kind,
@@ -632,6 +647,10 @@ BUILDERS: Final[dict[str, Callable[[Snapshot], pa.Table]]] = {
     "jido_teate": Snapshot.jido_teate,
     "seikatsu_hogo": Snapshot.seikatsu_hogo,
 }
+
+
+def _pick(column: Array, rows: Array | None) -> Array:
+    return flat(column) if rows is None else take(column, rows)
 
 
 def _bracket(values: Array, thresholds: tuple[tuple[int, str], ...], otherwise: str) -> Array:
