@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -252,7 +253,7 @@ def test_nobody_approves_their_own_application_even_after_becoming_its_steward(
         policy = refused(
             world,
             SeparationOfDuties,
-            lambda decide=decide: run(world, decide, staff.analyst, parts[OWN], comment="自分で判断"),
+            functools.partial(run, world, decide, staff.analyst, parts[OWN], comment="自分で判断"),
             application_id,
         )
         assert policy == "deny:separation-of-duties"
@@ -263,7 +264,7 @@ def test_only_a_steward_of_the_owning_department_approves_its_part(world: World,
     policies = {}
     for who in ("other_steward", "admin", "analyst", "other_analyst", "auditor", "cli_admin"):
         actor = Actor.cli("cli:operator") if who == "cli_admin" else world.actor(getattr(staff, who))
-        attempt = lambda actor=actor: run(world, approve_part, actor, parts[OWN])  # noqa: E731
+        attempt = functools.partial(run, world, approve_part, actor, parts[OWN])
         policies[who] = refused(world, Forbidden, attempt, application_id)
     assert policies == {
         "other_steward": "deny:party",

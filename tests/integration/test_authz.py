@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def build(world: World, action: str, relation: str, role: Role) -> tuple[Actor, 
         return world.actor(user), application_case(
             world, user, kind, relation, ApplicationState(spec["state"])
         )
-    builders = {
+    builders: dict[ResourceType, Callable[[], Resource]] = {
         ResourceType.SNAPSHOT: lambda: snapshot_case(world, user, relation),
         ResourceType.EXPORT: lambda: export_case(world, user, relation),
         ResourceType.GRANT: lambda: grant_case(world, user, relation),

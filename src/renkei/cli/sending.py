@@ -30,14 +30,37 @@ AsOfOption = Annotated[str, typer.Option("--as-of", help="基準日 YYYY-MM-DD (
 
 @sender.command("init")
 @handle_errors
-def sender_init(home: HomeOption = None) -> None:
-    """仮名化鍵を作成する (create the pseudonymization key; never overwrites)."""
-    path = create_key(home_dir(home))
+def sender_init(
+    name: Annotated[str, typer.Option("--name", help="この送信元の名前 (sender name)")] = "kyotsu-kiban",
+    home: HomeOption = None,
+) -> None:
+    """仮名化鍵と署名鍵を作成する。既存の鍵は上書きしない (create the keys; never overwrites)."""
+    where = home_dir(home)
+    path = create_key(where)
+    identity = create_sender(where, name)
     out.print(f"仮名化鍵を作成しました (created the pseudonymization key): {path}")
-    out.print(
-        "この鍵を失うと、以後の pid は過去の pid と連結できません。安全な場所に控えを保管してください。"
-    )
+    out.print("この鍵を失うと、以後の pid は過去の pid と連結できません。安全な場所に控えを保管してください。")
     out.print("(If this key is lost, new pids no longer link to earlier ones. Keep a protected backup.)")
+    out.print("基盤の管理者に次を登録してもらってください (ask the hub admin to run):")
+    out.print(f"  renkei hub add-sender --name {name} --public-key {identity.public_key_b64}", soft_wrap=True)
+
+
+@sender.command("trust-hub")
+@handle_errors
+def sender_trust_hub(
+    recipient: Annotated[str, typer.Argument(help="基盤の公開鍵 age1… (`renkei hub public-key`)")],
+    home: HomeOption = None,
+) -> None:
+    """パッケージの暗号化先として基盤の公開鍵を登録する (register the hub's public key)."""
+    path = trust_hub(home_dir(home), recipient)
+    out.print(f"基盤の公開鍵を登録しました。以後の抽出は封緘されます (registered; extracts are now sealed): {path}")
+
+
+@sender.command("public-key")
+@handle_errors
+def sender_public_key(home: HomeOption = None) -> None:
+    """この送信元の署名公開鍵を表示 (print this sender's Ed25519 public key)."""
+    typer.echo(load_sender(home_dir(home)).public_key_b64)
 
 
 @handle_errors

@@ -855,9 +855,12 @@ def _now() -> dt.datetime:
 
 def _lock_head(conn: Connection) -> merkle.Frontier:
     """Lock the head row (creating it for an empty log) and return the tree it describes."""
-    # On SQLite this write also takes the database write lock before anything is read.
-    conn.execute(_CREATE_HEAD[conn.dialect.name])
-    row = conn.execute(_LOCK_HEAD).one()
+    if conn.dialect.name == "sqlite":
+        conn.execute(_CREATE_HEAD["sqlite"])  # also takes the database write lock before anything is read
+    row = conn.execute(_LOCK_HEAD).one_or_none()
+    if row is None:  # PostgreSQL, first append ever; ON CONFLICT makes a concurrent first append wait
+        conn.execute(_CREATE_HEAD["postgresql"])
+        row = conn.execute(_LOCK_HEAD).one()
     try:
         return merkle.Frontier.from_hex(row.size, row.frontier)
     except ValueError:

@@ -95,11 +95,18 @@ _ROOM_UNITS = frozenset({"番館", "号室", "号棟", "号館", "棟", "階", "
 _BLOCK_UNITS = frozenset({"", "番", "番地"})
 
 
+# Katakana and latin letters that start a building name glued to a number (五番コーポ): every katakana but
+# ケ ヶ ツ ノ, which also join numerals inside names (一ノ谷, 二ツ屋, 三ケ谷).
+_GLUED_NAME = "ァ-グゲ-ッヅ-ネハ-ヵヷ-ヺA-Za-z"
+_RAW_GLUED_NAME = _GLUED_NAME + "Ａ-Ｚａ-ｚｦ-ﾝ"
+
+
 def _tail_start(end_of_text: str) -> str:
     """Where the tail begins: the first digit, or a kanji number followed by 番/番地/号/a separator and then
-    a number, a separator, a space or the end (so 一番町, 二ノ宮町 and 七番丁 stay in the head)."""
+    a number, a separator, a space, a glued building name or the end (so 一番町, 二ノ宮町 and 七番丁 stay in
+    the head)."""
     digits = "0-9０-９"
-    follow = f"[{digits}{_KANJI}{_RAW_SEP}{_SPACE}]|{end_of_text}"
+    follow = f"[{digits}{_KANJI}{_RAW_SEP}{_SPACE}{_RAW_GLUED_NAME}]|{end_of_text}"
     return f"[{digits}]|[{_KANJI}]+(?:番地|番|号|[{_RAW_SEP}])(?:{follow})"
 
 
@@ -131,13 +138,13 @@ _FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
 _KANJI_RUN = re.compile(f"[{_KANJI}]+")
 # A kanji number in a numeric position (before a unit, a separator and a number, a space or the end).
 _KANJI_NUMBER = re.compile(
-    rf"[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t]|[ァ-テトナ-ヺA-Za-z]|$)"
+    rf"[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t{_GLUED_NAME}]|$)"
 )
 _DIGIT_DASH = re.compile(r"(?<=[0-9])[一ー](?=[0-9])")  # 1一3 and 1ー3 are 1-3 (ABR issue131)
 _ARABIC = re.compile(r"[0-9]")
 _POSTAL_CODE = re.compile(r"^〒?[ \t]*[0-9]{3}-?[0-9]{4}[ \t]*")
 _CHOME = re.compile(rf"(?P<n>[0-9{_KANJI}]+)丁目[ \t]*[{_SEP}]?[ \t]*")
-_AZA = re.compile(r"大?字[^ \t0-9\-‐‑‒–—―−─━]+")  # 小字 names may hold の/ノ (字北ノ谷)
+_AZA = re.compile(rf"大?字[{_HAN}]+")  # 小字: kanji, hiragana, ノ (字北ノ谷); a glued building is not one
 _AZA_START = re.compile("大?字")
 _NO_NUMBER_WORD = re.compile("番外地|無番地")
 _EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+丁目|大?字|[ \t0-9]|$)")
@@ -420,7 +427,7 @@ def _read_after_town(text: str, full: bool) -> _AfterTown:
         parts.append(f"{value}丁目")
         text = text[match.end() :].lstrip()
     if aza := _AZA.match(text):
-        if not full and aza[0][-1] in _KANJI:  # a kanji 地番 the head cut did not see
+        if not full and not _is_name(aza[0]):  # a kanji 地番 the head cut did not see
             return _AfterTown("", None, False, _SLOW_PLACE, "")
         parts.append(aza[0])
         text, plain = text[aza.end() :].lstrip(), True
@@ -502,7 +509,7 @@ def _classify(signature: str, mode: int) -> tuple[int, int, int]:
     if not tokens:
         dangling = chome_field == "C-" and rest not in ("E", "S")
         return (NO_NUMBER, chome, 0) if rest in ("E", "S", "K") and not dangling else fallback
-    (l1, l1_sep), unit1 = tokens[0], tokens[0][0][1:]
+    unit1, l1_sep = tokens[0][0][1:], tokens[0][1]
     if unit1 in _ROOM_UNITS:
         return NO_NUMBER, chome, 0
     if unit1 not in _BLOCK_UNITS:  # 5号 with no 番
@@ -542,7 +549,9 @@ def _finish(place: _Place, tail: str) -> AddressReading:
     return _reading(address, place.ward, place.town, chome_value, outcome)
 
 
-def _reading(address: str | None, ward: str | None, town: str | None, chome: int | None, outcome: int) -> AddressReading:
+def _reading(
+    address: str | None, ward: str | None, town: str | None, chome: int | None, outcome: int
+) -> AddressReading:
     return AddressReading(address, ward, town, chome, OUTCOMES[outcome])
 
 
@@ -588,7 +597,7 @@ def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
             for s, (_, position), offset in zip(slices, parts, offsets, strict=True)
         ]
         index = pc.take(pa.concat_arrays(positions), index)
-    rows = _concat(_parallel(lambda i: per_value.take(i), _slices(index)))
+    rows = _concat(_parallel(per_value.take, _slices(index)))
     outcome = pc.fill_null(rows.outcome, EMPTY)  # null rows have null indices
     counts = dict.fromkeys(OUTCOMES, 0)
     for entry in pc.value_counts(outcome).to_pylist():
@@ -749,7 +758,9 @@ class _TailTable:
 def _read_tails(raw_tails: pa.Array) -> _TailTable:
     tails = _prepare_tails(raw_tails)
     groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
-    field = {name: groups.field(name) for name in ("c", "cs", "n1", "u1", "s1", "n2", "u2", "s2", "n3", "u3", "r")}
+    field = {
+        name: groups.field(name) for name in ("c", "cs", "n1", "u1", "s1", "n2", "u2", "s2", "n3", "u3", "r")
+    }
     field["n1u1"] = pc.binary_join_element_wise(field["n1"], field["u1"], "")
     field["n2u2"] = pc.binary_join_element_wise(field["n2"], field["u2"], "")
     signature_codes = pc.dictionary_encode(_signatures(field))

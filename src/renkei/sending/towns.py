@@ -87,7 +87,8 @@ def towns_of_many(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tup
     if not wanted:
         return {}
     cities = sorted({municipality for _, municipality in wanted})
-    query = f"select prefecture, city, data from postal_data where city in ({','.join('?' * len(cities))})"
+    placeholders = ",".join("?" * len(cities))
+    query = f"select prefecture, city, data from postal_data where city in ({placeholders})"  # noqa: S608
     with contextlib.closing(_connect()) as conn:
         rows = conn.execute(query, cities).fetchall()
     records: dict[tuple[str, str], list[str]] = {pair: [] for pair in wanted}
