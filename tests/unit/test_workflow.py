@@ -76,6 +76,13 @@ def test_events_are_the_authz_actions_of_the_same_name() -> None:
     assert set(EVENT_ACTION) == set(Event) - {Event.EXPIRE}  # time is not asked, it passes
 
 
+def test_each_state_is_entered_by_one_kind_of_move_so_a_planned_move_keeps_its_name() -> None:
+    entered: dict[ApplicationState, set[Event]] = {}
+    for (_, target), event in TRANSITION_AUDIT_EVENT.items():
+        entered.setdefault(target, set()).add(event)
+    assert all(len(events) == 1 for events in entered.values()), entered
+
+
 def test_a_part_event_is_the_same_move_as_the_application_event() -> None:
     application_events = set(TRANSITION_AUDIT_EVENT.values())
     assert set(PART_EVENT.values()) <= application_events

@@ -43,6 +43,7 @@ RULE_MODULES = (
     "renkei.hub.access.quotas",
 )
 _MAX_LOGGED_NAME = 64  # unknown action or type names come from outside; log only their start
+_MAX_LOGGED_RESOURCE = 256
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -322,7 +323,7 @@ def record_decision(
     entry = audit.append(
         actor=actor.name,
         action=DECISION_EVENT,
-        resource=verdict.label or resource.label,
+        resource=(verdict.label or resource.label)[:_MAX_LOGGED_RESOURCE],
         result=result or ("allowed" if verdict.allowed else "denied"),
         reason=verdict.reason_en,
         terminal=actor.terminal,
