@@ -1,6 +1,6 @@
 """A small hub for the access tests: two departments, three snapshots, users made on demand.
 
-Imported by test_applications.py, test_quotas.py and test_authz.py (pytest puts this directory on sys.path).
+Imported by test_applications.py, test_quotas.py and test_authz.py.
 Creating the schema costs about a second on PostgreSQL, so each test module shares one world per database
 (:func:`worlds`); tests stay independent by making their own users, applications and grants, and by counting
 audit entries from the log's size before they act.
@@ -21,7 +21,6 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 import renkei.hub.models  # noqa: F401  (every table on Base.metadata)
-from conftest import _postgres_schema_url
 from renkei.clock import FakeClock
 from renkei.hub.access.applications import (
     Application,
@@ -37,6 +36,7 @@ from renkei.hub.access.quotas import DownloadQuota
 from renkei.hub.audit import AuditEntry, AuditLog
 from renkei.hub.catalog import Dataset, Department, Sender, Snapshot
 from renkei.hub.db import Base, make_engine
+from tests.conftest import _postgres_schema_url
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import typer
-from access_world import DATABASES, OTHER, OWN, World, worlds
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from typer.testing import CliRunner
@@ -42,6 +41,7 @@ from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import DownloadQuota
 from renkei.hub.audit import create_audit_key
 from renkei.hub.catalog import Snapshot
+from tests.integration.access_world import DATABASES, OTHER, OWN, World, worlds
 
 S = ApplicationState
 MARCH_2025 = dt.date(2025, 3, 31)

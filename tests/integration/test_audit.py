@@ -65,6 +65,15 @@ def log(engine: Engine, signing_key: Ed25519PrivateKey) -> AuditLog:
     return AuditLog(engine, signing_key, checkpoint_every=EVERY)
 
 
+@pytest.fixture
+def sqlite_log(tmp_path: Path) -> Iterator[AuditLog]:
+    """For checks that refuse an entry before any database work: one backend is enough."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    Base.metadata.create_all(engine)
+    yield AuditLog(engine)
+    engine.dispose()
+
+
 def fill(log: AuditLog, engine: Engine, n: int = SIZE) -> None:
     """n entries in one transaction (append_in), so that the tamper tests stay fast."""
     with Session(engine) as session:
@@ -206,24 +215,23 @@ def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(log: Audit
     ["password", "new_password", "api_key", "apiKey", "key", "sessionToken", "client_secret", "kek", "pin",
      "Authorization", "private_keys", "refresh-token"],
 )  # fmt: skip
-def test_secret_like_detail_keys_are_refused(log: AuditLog, name: str) -> None:
+def test_secret_like_detail_keys_are_refused(sqlite_log: AuditLog, name: str) -> None:
     assert is_secret_name(name)
     with pytest.raises(AuditError, match="looks like a secret"):
-        log.append(actor="admin", action="admin.user_add", details={name: "x"})
+        sqlite_log.append(actor="admin", action="admin.user_add", details={name: "x"})
     with pytest.raises(AuditError, match="looks like a secret"):
-        log.append(actor="admin", action="admin.user_add", details={"nested": [{name: "x"}]})
-    assert log.size() == 0
+        sqlite_log.append(actor="admin", action="admin.user_add", details={"nested": [{name: "x"}]})
+    assert sqlite_log.size() == 0
 
 
 @pytest.mark.parametrize(
     "name",
     ["kek_id", "key_id", "keyId", "old_kek_id", "key_fingerprint", "token_count", "rows", "keyword_hits"],
 )
-def test_identifiers_of_keys_are_allowed(log: AuditLog, name: str) -> None:
+def test_identifiers_of_keys_are_allowed(sqlite_log: AuditLog, name: str) -> None:
     assert not is_secret_name(name)
-    assert log.append(actor="admin", action="vault.rotate_key", details={name: "abc"}).details == {
-        name: "abc"
-    }
+    entry = sqlite_log.append(actor="admin", action="vault.rotate_key", details={name: "abc"})
+    assert entry.details == {name: "abc"}
 
 
 @pytest.mark.parametrize(
@@ -239,9 +247,11 @@ def test_identifiers_of_keys_are_allowed(log: AuditLog, name: str) -> None:
         ({f"k{i}": "x" * 500 for i in range(20)}, "too large"),
     ],
 )
-def test_details_must_be_small_plain_metadata(log: AuditLog, details: dict[Any, Any], message: str) -> None:
+def test_details_must_be_small_plain_metadata(
+    sqlite_log: AuditLog, details: dict[Any, Any], message: str
+) -> None:
     with pytest.raises(AuditError, match=message):
-        log.append(actor="admin", action="export", details=details)
+        sqlite_log.append(actor="admin", action="export", details=details)
 
 
 @pytest.mark.parametrize(
@@ -254,9 +264,9 @@ def test_details_must_be_small_plain_metadata(log: AuditLog, details: dict[Any, 
         ({"reason": "r" * 1025}, "reason exceeds 1024"),
     ],
 )
-def test_entry_fields_are_checked(log: AuditLog, fields: dict[str, Any], message: str) -> None:
+def test_entry_fields_are_checked(sqlite_log: AuditLog, fields: dict[str, Any], message: str) -> None:
     with pytest.raises(AuditError, match=message):
-        log.append(**({"actor": "a", "action": "login"} | fields))
+        sqlite_log.append(**({"actor": "a", "action": "login"} | fields))
 
 
 @given(
@@ -391,6 +401,13 @@ TAMPERING: dict[str, tuple[Tamper, Problem, int]] = {
         Problem.MODIFIED,
         3,
     ),
+    "backdate an entry": (
+        lambda e: sql(
+            e, "UPDATE audit_entries SET at = :t WHERE seq = 8", t=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        ),
+        Problem.MODIFIED,
+        8,
+    ),
     "update the stored hash": (
         lambda e: sql(e, "UPDATE audit_entries SET leaf_hash = :h WHERE seq = 0", h="0" * 64),
         Problem.MODIFIED,
@@ -437,6 +454,21 @@ def test_tampering_is_detected_and_located(log: AuditLog, engine: Engine, case: 
     assert report.problem is problem, report.findings
     assert report.first_bad_seq == (None if seq < 0 else seq), report.findings
     assert report.message_ja and report.message_en
+
+
+@pytest.mark.parametrize(
+    ("column", "garbage"), [("details", "not json"), ("at", "yesterday"), ("seq", "x"), ("actor", 42)]
+)
+def test_garbled_values_are_reported_not_fatal(tmp_path: Path, column: str, garbage: object) -> None:
+    """SQLite stores any value in any column; verify must report it, not crash on it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    Base.metadata.create_all(engine)
+    log = AuditLog(engine)
+    fill(log, engine, 6)
+    sql(engine, f"UPDATE audit_entries SET {column} = :g WHERE seq = 4", g=garbage)
+    report = log.verify()
+    assert (report.problem, report.first_bad_seq) in [(Problem.MODIFIED, 4), (Problem.DELETED, 4)]
+    engine.dispose()
 
 
 def test_a_consistent_rewrite_is_caught_by_the_signed_checkpoints(log: AuditLog, engine: Engine) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from access_world import DATABASES, OTHER, OWN, World, worlds
 from ruamel.yaml import YAML
 from sqlalchemy import select
 
@@ -35,6 +34,7 @@ from renkei.hub.access.grants import folder_acl
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import DownloadQuota
 from renkei.hub.catalog import Dataset, Snapshot
+from tests.integration.access_world import DATABASES, OTHER, OWN, World, worlds
 
 MARCH_2025 = dt.date(2025, 3, 31)
 MARCH_2026 = dt.date(2026, 3, 31)

@@ -35,8 +35,8 @@ from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.throttle import Scope, Throttle, ThrottlePolicy
 from renkei.hub.access.totp import TotpSecret, current_code
 from renkei.hub.audit import AuditEntry
-from support import ADDR, AccessWorld, access_world, make_hub_home
-from support.webauthn_authenticator import SoftwareAuthenticator
+from tests.support import ADDR, AccessWorld, access_world, make_hub_home
+from tests.support.webauthn_authenticator import SoftwareAuthenticator
 
 PASSWORD = "Canary-Passw0rd-7f3a9c horse"  # a canary: must never appear in the audit log
 OTHER_PASSWORD = "another fine passphrase 42"
@@ -344,6 +344,44 @@ def test_another_users_card_is_refused(world: AccessWorld) -> None:
             pending, other_card.get(json.dumps(options)), terminal=world.terminal
         )
     assert entries(world, "login.card")[-1].reason == "unknown_card"
+
+
+def test_malformed_card_responses_are_refused_not_crashing(world: AccessWorld) -> None:
+    _, card = card_user(world)
+    pending = world.login.begin_login(world.terminal, "yamada", PASSWORD, ADDR)
+    good = card.get(pending.card_options_json or "")
+    broken: list[object] = [
+        None,
+        7,
+        "",
+        "{}",
+        {},
+        {"id": "x", "rawId": "x", "type": "public-key", "response": {}},
+    ]
+    for field in ("clientDataJSON", "authenticatorData", "signature"):
+        for wrong in ("", "!!!", "AAAA", 5):
+            broken.append({**good, "response": {**good["response"], field: wrong}})
+    for response in broken:
+        world.clock.advance(hours=2)  # let the throttle forget, so each try reaches the card check
+        attempt = world.login.begin_login(world.terminal, "yamada", PASSWORD, ADDR)
+        with pytest.raises(SecondFactorError):
+            world.login.finish_login_with_card(attempt, response, terminal=world.terminal)  # type: ignore[arg-type]
+    ticket = world.card_ticket(world.add_user("kato", PASSWORD))
+    registrations: list[object] = [
+        None,
+        {},
+        "{}",
+        {"id": "x", "rawId": "x", "type": "public-key", "response": {"clientDataJSON": "!!"}},
+    ]
+    for registration in registrations:
+        start = world.login.begin_card_enrollment(world.terminal, "kato", PASSWORD, ticket, ADDR)
+        with pytest.raises(EnrollmentError):
+            world.login.finish_card_enrollment(
+                start.handle,
+                registration,  # type: ignore[arg-type]
+                terminal=world.terminal,
+                client_addr=ADDR,
+            )
 
 
 def test_enrollment_ticket_is_single_use(db_world: AccessWorld) -> None:

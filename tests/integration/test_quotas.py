@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from access_world import DATABASES, World, worlds
 from sqlalchemy import func, select
 
 from renkei.clock import FakeClock
@@ -25,6 +24,7 @@ from renkei.hub.access.quotas import (
     reserve_export,
     set_quota,
 )
+from tests.integration.access_world import DATABASES, World, worlds
 
 MARCH_2026 = dt.date(2026, 3, 31)
 THREADS = 10

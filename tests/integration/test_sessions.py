@@ -26,7 +26,7 @@ from renkei.hub.access.terminals import Terminal, revoke_terminal
 from renkei.hub.audit import AuditEntry
 from renkei.hub.db import session_factory
 from renkei.hub.home import Hub
-from support import ADDR, AccessWorld, access_world, make_hub_home
+from tests.support import ADDR, AccessWorld, access_world, make_hub_home
 
 PASSWORD = "a long enough passphrase"
 

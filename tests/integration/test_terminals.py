@@ -35,7 +35,7 @@ from renkei.hub.access.terminals import (
 )
 from renkei.hub.audit import AuditEntry
 from renkei.hub.home import Hub
-from support import AccessWorld, access_world, make_hub_home
+from tests.support import AccessWorld, access_world, make_hub_home
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from renkei.hub.catalog import get_or_create_department
 from renkei.hub.db import Base, database_url, make_engine
 from renkei.hub.home import init_hub
 from renkei.hub.migrate import MIGRATIONS
-from support.webauthn_authenticator import SoftwareAuthenticator
+from tests.support.webauthn_authenticator import SoftwareAuthenticator
 
 TEST_HASHING = HashParameters(time_cost=1, memory_kib=64, parallelism=1)  # tests only
 ORIGIN = "https://localhost"

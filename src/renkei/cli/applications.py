@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -94,7 +95,7 @@ def application_show(
 def _print_application(session: Session, a: Application) -> None:
     state = effective_state(a)
     out.print(f"[bold]申請 {a.id}[/] — {STATE_LABELS_JA[state]} ({state})")
-    out.print(f"申請者 (applicant): {a.applicant.login_id} {a.applicant.display_name}")
+    out.print(f"申請者 (applicant): {a.applicant.login_id} {a.applicant.display_name}", markup=False)
     out.print(f"申請日 (applied on): {a.applied_on}   利用期間 (period of use): {a.use_start} 〜 {a.use_end}")
     out.print(f"個票閲覧 (row-level viewing): {_yes_no(a.row_level)}")
     out.print(f"目的 (purpose): {a.purpose}", highlight=False, markup=False)
@@ -115,7 +116,7 @@ def _print_application(session: Session, a: Application) -> None:
             PART_LABELS_JA[p.state],
             p.decided_by.login_id if p.decided_by else "—",
             f"{p.decided_at:%Y-%m-%d %H:%M}" if p.decided_at else "—",
-            p.comment or "—",
+            escape(p.comment) or "—",
             snapshots,
         )
     out.print(parts)
@@ -243,7 +244,7 @@ def folder_acl_command(
     for entry in acl.readers:
         view.add_row(
             entry.login_id,
-            entry.display_name,
+            escape(entry.display_name),
             str(entry.grant_id),
             "読取・個票 (read, rows)" if entry.row_level else "読取 (read)",
             f"{entry.valid_from} 〜 {entry.valid_until}",

@@ -49,6 +49,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -199,6 +200,11 @@ _CREATE_HEAD = {
     "sqlite": sqlite_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing(),
     "postgresql": pg_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing(),
 }
+# Verification reads `at` and `details` without type conversion, so that a garbled value is reported as a
+# modified entry instead of stopping the scan.
+_SCAN_ENTRIES = select(
+    *(type_coerce(c, Text).label(c.name) if c.name in ("at", "details") else c for c in _entries.c)
+).order_by(_entries.c.seq)
 _LOCK_HEAD = select(_head.c.size, _head.c.frontier).where(_head.c.id == 1).with_for_update()
 _UPDATE_HEAD = (
     update(_head)
@@ -924,7 +930,7 @@ class _Scan:
 def _scan(conn: Connection, head_size: int | None, wanted: set[int]) -> _Scan:
     scan = _Scan()
     _remember(scan, head_size, wanted)
-    result = conn.execution_options(yield_per=_SCAN_BATCH).execute(select(_entries).order_by(_entries.c.seq))
+    result = conn.execution_options(yield_per=_SCAN_BATCH).execute(_SCAN_ENTRIES)
     with result:  # closes the server-side cursor (PostgreSQL) even when a gap ends the scan early
         for row in result.mappings():
             position = scan.size
@@ -950,13 +956,24 @@ def _remember(scan: _Scan, head_size: int | None, wanted: set[int]) -> None:
 
 def _row_leaf_hash(row: Mapping[Any, Any], seq: int | None = None) -> bytes | None:
     """The leaf hash the row's fields give (optionally as if it had ``seq``); None if they cannot be read."""
-    fields = dict(row)
+    fields = {name: row[name] for name in HASHED_FIELDS}
     if seq is not None:
         fields["seq"] = seq
     try:
+        fields["at"] = _raw_time(fields["at"])
+        if isinstance(fields["details"], str):  # SQLite: JSON text; psycopg has already parsed it
+            fields["details"] = json.loads(fields["details"])
         return entry_leaf_hash(fields)
-    except (TypeError, ValueError, KeyError, AttributeError):
+    except (TypeError, ValueError, AttributeError):
         return None
+
+
+def _raw_time(value: object) -> dt.datetime:
+    if isinstance(value, str):  # SQLite's stored text, UTC
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError("not a timestamp")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def _stored_matches(row: Mapping[Any, Any], seq: int) -> bool:

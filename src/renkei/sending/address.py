@@ -583,35 +583,23 @@ def _read_whole(raw: str) -> AddressReading:
 def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
     """Apply the address rule to a string column (see the module docstring for the output form)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    codes = pc.dictionary_encode(array.cast(pa.string()))  # a household's people share one address
-    if not len(codes.dictionary):  # no rows, or only nulls
-        return _all_empty(len(array))
-    slices = _slices(codes.dictionary)
-    parts = _parallel(_truncate_distinct, slices)
-    per_value = _concat([columns for columns, _ in parts])
-    index = codes.indices
-    if any(position is not None for _, position in parts):  # some values were moved to the end of their part
-        offsets = [sum(len(s) for s in slices[:i]) for i in range(len(slices))]
-        positions = [
-            pc.add(_arange(len(s)) if position is None else position, offset)
-            for s, (_, position), offset in zip(slices, parts, offsets, strict=True)
-        ]
-        index = pc.take(pa.concat_arrays(positions), index)
-    rows = _concat(_parallel(per_value.take, _slices(index)))
-    outcome = pc.fill_null(rows.outcome, EMPTY)  # null rows have null indices
+    rows = _concat(_parallel(_truncate_rows, _slices(array.cast(pa.string()))))
+    outcome = pc.fill_null(rows.outcome, EMPTY)  # null rows
     counts = dict.fromkeys(OUTCOMES, 0)
     for entry in pc.value_counts(outcome).to_pylist():
         counts[OUTCOMES[entry["values"]]] = entry["counts"]
     return AddressResult(rows.address, rows.ward, rows.town, rows.chome, counts)
 
 
-def _all_empty(n: int) -> AddressResult:
-    text = pa.nulls(n, pa.string())
-    return AddressResult(text, text, text, pa.nulls(n, pa.int16()), dict.fromkeys(OUTCOMES, 0) | {"empty": n})
-
-
-def _arange(n: int) -> pa.Array:
-    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), n)), 1)
+def _truncate_rows(array: pa.Array) -> _Columns:
+    """One slice of rows: each distinct value is read once (a household's people share an address)."""
+    codes = pc.dictionary_encode(array)
+    if not len(codes.dictionary):  # no rows, or only nulls
+        text = pa.nulls(len(array), pa.string())
+        return _Columns(text, text, text, pa.nulls(len(array), pa.int16()), pa.nulls(len(array), pa.int8()))
+    per_value, position = _truncate_distinct(codes.dictionary)
+    index = codes.indices if position is None else pc.take(position, codes.indices)
+    return per_value.take(index)  # null rows have null indices: null in every column
 
 
 _ROWS_PER_WORKER = 200_000

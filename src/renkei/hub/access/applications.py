@@ -311,6 +311,12 @@ def check_transition(state: ApplicationState, target: ApplicationState, parties:
             f"an application cannot go from {state} to {target}",
         )
     event = TRANSITION_AUDIT_EVENT[(state, target)]
+    check_parties(event, parties)
+    return event
+
+
+def check_parties(event: Event, parties: frozenset[Party]) -> None:
+    """Whether ``parties`` may make ``event`` at all: separation of duties, then the event's parties."""
     if event in DECISIONS and Party.APPLICANT in parties:
         raise SeparationOfDuties(
             "自分の申請は承認・却下できません", "nobody approves or rejects their own application"
@@ -321,7 +327,6 @@ def check_transition(state: ApplicationState, target: ApplicationState, parties:
             f"この操作は{'・'.join(PARTY_LABELS_JA[p] for p in sorted(allowed))}が行います",
             f"{event} is for: {', '.join(sorted(allowed))}",
         )
-    return event
 
 
 def can_transition(state: ApplicationState, target: ApplicationState, parties: frozenset[Party]) -> bool:
@@ -382,7 +387,11 @@ def plan_move(event: Event, application: Application, part: ApplicationPart | No
 def check_move(
     event: Event, application: Application, part: ApplicationPart | None, parties: frozenset[Party]
 ) -> Move:
-    """Plan ``event`` and check it against both state machines and the parties; raise if it is not allowed."""
+    """Plan ``event`` and check it against both state machines and the parties; raise if it is not allowed.
+
+    Who asks is checked first, so that a stranger learns nothing about the application's state.
+    """
+    check_parties(event, parties)
     move = plan_move(event, application, part)
     if part is not None and move.part_target is not None:
         check_part_transition(part.state, move.part_target)

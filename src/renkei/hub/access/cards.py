@@ -64,6 +64,8 @@ TICKET_BYTES = 15  # 120 bits, shown as 24 base32 characters in groups of four
 
 RP_ID_ENV = "RENKEI_WEBAUTHN_RP_ID"
 ORIGINS_ENV = "RENKEI_WEBAUTHN_ORIGINS"
+# What py_webauthn raises on a response that is not what it claims (it wraps most, not all, parse errors).
+MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, AttributeError)
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )
@@ -297,6 +299,8 @@ def finish_registration(
 ) -> CardCredential:
     """Verify the card's attestation, then consume the ticket and store the card."""
     try:
+        if not isinstance(response, str | dict):
+            raise TypeError("a registration response is JSON text or an object")
         verified = verify_registration_response(
             credential=response,
             expected_challenge=enrollment.challenge,
@@ -304,7 +308,7 @@ def finish_registration(
             expected_origin=list(settings.expected_origins),
             require_user_verification=False,
         )
-    except WebAuthnException:
+    except MALFORMED:
         raise CardError(
             "registration_invalid",
             "職員証の登録応答を検証できませんでした",
@@ -393,7 +397,7 @@ def verify_assertion(
             credential_current_sign_count=0,  # the counter is compared below, where a clone can be recorded
             require_user_verification=False,
         )
-    except WebAuthnException:
+    except MALFORMED:
         raise CardError(
             "assertion_invalid", "職員証の署名を検証できませんでした", "the card's signature did not verify"
         ) from None
@@ -420,8 +424,10 @@ def _counter_went_back(stored: int, received: int) -> bool:
 
 def _card_for(session: Session, user_id: int, assertion: str | dict[str, Any]) -> CardCredential:
     try:
+        if not isinstance(assertion, str | dict):
+            raise TypeError("an assertion is JSON text or an object")
         credential_id = bytes_to_base64url(parse_authentication_credential_json(assertion).raw_id)
-    except (WebAuthnException, ValueError, TypeError):
+    except MALFORMED:
         raise CardError(
             "assertion_malformed", "職員証の応答の形式が不正です", "malformed card response"
         ) from None

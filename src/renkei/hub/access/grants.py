@@ -377,6 +377,14 @@ def _may_handle_grant(
     if grant is None:
         return deny("deny:not-found", "利用承認がありません", "no such grant")
     label = f"grant/{grant.id}"
+    authority = _grant_authority(principal, action, grant)
+    if authority is None:
+        return deny(
+            "deny:not-involved",
+            "この利用承認を扱う権限がありません",
+            f"{action} is not yours on this grant",
+            label=label,
+        )
     if action is Action.GRANT_REVOKE and grant.revoked_at is not None:
         return deny(
             "deny:revoked",
@@ -385,22 +393,20 @@ def _may_handle_grant(
             label=label,
             error=InvalidTransition,
         )
+    return allow(*authority, label=label)
+
+
+def _grant_authority(principal: Principal, action: Action, grant: Grant) -> tuple[str, str, str] | None:
+    """(policy, ja, en) of the principal's standing on the grant for ``action``, or None."""
     if principal.role is Role.ADMIN:
-        return allow("role:admin", "基盤管理者です", "admins oversee every grant", label=label)
+        return "role:admin", "基盤管理者です", "admins oversee every grant"
     if _owning_steward(principal, grant.dataset):
-        return allow(
-            "owning-steward", "所管課のデータ管理者です", "steward of the owning department", label=label
-        )
+        return "owning-steward", "所管課のデータ管理者です", "steward of the owning department"
     if action is Action.GRANT_READ and principal.role is Role.AUDITOR:
-        return allow("role:auditor", "監査担当です", "auditors inspect every grant", label=label)
+        return "role:auditor", "監査担当です", "auditors inspect every grant"
     if action is Action.GRANT_READ and principal.user_id == grant.user_id:
-        return allow("holder", "本人の利用承認です", "the grant's holder", label=label)
-    return deny(
-        "deny:not-involved",
-        "この利用承認を扱う権限がありません",
-        f"{action} is not yours on this grant",
-        label=label,
-    )
+        return "holder", "本人の利用承認です", "the grant's holder"
+    return None
 
 
 @rule(Action.FOLDER_READ_ACL, on=[ResourceType.DATASET])

@@ -20,7 +20,7 @@ from renkei.sending.synth.writer import write_csv
 
 __all__ = ["COLUMNS", "DATASETS", "SnapshotFiles", "generate_city", "snapshot_dates"]
 
-MIN_RESIDENTS = 100
+MIN_RESIDENTS = 1
 
 
 @dataclass(frozen=True)

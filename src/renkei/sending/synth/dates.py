@@ -57,7 +57,9 @@ def render_dates(day_numbers: Array, forms: Array) -> Array:
     """
     table = _calendar_strings()
     size = (CALENDAR_END - CALENDAR_START).days + 1
-    day_index = pc.min_element_wise(pc.max_element_wise(pc.subtract(pc.cast(day_numbers, pa.int64()), days(CALENDAR_START)), 0), size - 1)
+    day_index = pc.min_element_wise(
+        pc.max_element_wise(pc.subtract(pc.cast(day_numbers, pa.int64()), days(CALENDAR_START)), 0), size - 1
+    )
     return take(table, pc.add(pc.multiply(pc.cast(forms, pa.int64()), size), day_index))
 
 
@@ -83,7 +85,9 @@ def _calendar_strings() -> Array:
         DateForm.ISO: join(y4, "-", m2, "-", d2),
         DateForm.SLASH: join(y4, "/", ms, "/", ds),
         DateForm.COMPACT: join(y4, m2, d2),
-        DateForm.WAREKI: join(take(names, era), where(pc.equal(era_year, 1), "元", text(era_year)), "年", ms, "月", ds, "日"),
+        DateForm.WAREKI: join(
+            take(names, era), where(pc.equal(era_year, 1), "元", text(era_year)), "年", ms, "月", ds, "日"
+        ),
         DateForm.WAREKI_SHORT: join(take(letters, era), text(era_year), ".", ms, ".", ds),
         DateForm.ERA_CODE: join(text(pc.add(era, 1)), pad(era_year, 2), m2, d2),
         DateForm.FULLWIDTH: join(fullwidth(y), "-", fullwidth(m, 2), "-", fullwidth(d, 2)),

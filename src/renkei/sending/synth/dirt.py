@@ -33,7 +33,9 @@ JUKI_BIRTH_FORMS: Final = _forms(
 )  # fmt: skip
 # The 介護 system prints 和暦, as care systems for the elderly often do; the others are mostly ISO.
 KAIGO_BIRTH_FORMS: Final = _forms(WAREKI=0.55, WAREKI_SHORT=0.05, IMPOSSIBLE_DAY=0.0005, BLANK=0.0005)
-OTHER_BIRTH_FORMS: Final = _forms(SLASH=0.03, COMPACT=0.02, FULLWIDTH=0.002, IMPOSSIBLE_DAY=0.0005, BLANK=0.0005)
+OTHER_BIRTH_FORMS: Final = _forms(
+    SLASH=0.03, COMPACT=0.02, FULLWIDTH=0.002, IMPOSSIBLE_DAY=0.0005, BLANK=0.0005
+)
 # Other date columns (住民となった日, 異動日, 認定日 …).
 EVENT_DATE_FORMS: Final = _forms(SLASH=0.02, COMPACT=0.01)
 
@@ -65,12 +67,19 @@ def spoil_names(rng: Rng, name: str, ids: Array, names: Array) -> Array:
 def spoil_addresses(rng: Rng, name: str, ids: Array, addresses: Array) -> Array:
     """A few addresses blank, unreadable or with trailing spaces."""
     u = rng.by_id(name, ids)
-    junk = take(JUNK_ADDRESSES, pc.cast(pc.floor(pc.multiply(rng.by_id(name + ".junk", ids), len(JUNK_ADDRESSES))), pa.int64()))
+    junk = take(
+        JUNK_ADDRESSES,
+        pc.cast(pc.floor(pc.multiply(rng.by_id(name + ".junk", ids), len(JUNK_ADDRESSES))), pa.int64()),
+    )
     addresses = where(pc.less(u, ADDRESS_BLANK), "", addresses)
-    addresses = where(pc.and_(pc.greater_equal(u, ADDRESS_BLANK), pc.less(u, ADDRESS_BLANK + ADDRESS_JUNK)), junk, addresses)
+    addresses = where(
+        pc.and_(pc.greater_equal(u, ADDRESS_BLANK), pc.less(u, ADDRESS_BLANK + ADDRESS_JUNK)), junk, addresses
+    )
     trailing = pc.greater_equal(u, 1.0 - ADDRESS_TRAILING_SPACE)
     return where(trailing, join(addresses, "\u3000"), addresses)
 
 
 def postal_codes(rng: Rng, name: str, ids: Array, codes: Array) -> Array:
-    return where(pc.less(rng.by_id(name, ids), POSTAL_WITHOUT_HYPHEN), pc.replace_substring(codes, "-", ""), codes)
+    return where(
+        pc.less(rng.by_id(name, ids), POSTAL_WITHOUT_HYPHEN), pc.replace_substring(codes, "-", ""), codes
+    )

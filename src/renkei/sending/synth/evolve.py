@@ -28,11 +28,33 @@ from renkei.sending.synth.calibration import (
     WARD_POPULATION,
     WARDS,
 )
-from renkei.sending.synth.city import NAME_GROUP, City, Counters, Reason, ordered, pick_top, pick_until, settle
+from renkei.sending.synth.city import (
+    NAME_GROUP,
+    City,
+    Reason,
+    ordered,
+    pick_top,
+    pick_until,
+    settle,
+)
 from renkei.sending.synth.names import draw_given
-from renkei.sending.synth.population import AGES, Rel, ages_at, birth_days
+from renkei.sending.synth.population import AGES, Rel, ages_at, birth_days, by_age
 from renkei.sending.synth.rng import Rng
-from renkei.sending.synth.vec import Array, arange, clip, const, counts_by, days, floor_int, repeat, scatter, take, where
+from renkei.sending.synth.vec import (
+    Array,
+    arange,
+    bincount,
+    clip,
+    const,
+    counts_by,
+    days,
+    flat,
+    floor_int,
+    repeat,
+    scatter,
+    take,
+    where,
+)
 
 # ESTIMATE: Gompertz mortality (doubling about every 7 years), men 55 % above women; rescaled to §4b's 10.6 ‰.
 MORTALITY_AT_ZERO: Final = 1.34e-5
@@ -73,6 +95,18 @@ def _per_ward(sizes: list[int], rate_of: dict[str, float]) -> list[float]:
     return [rate_of[w] * sizes[i] for i, w in enumerate(WARDS)]
 
 
+def _household_quota(persons: list[float]) -> list[float]:
+    """A person quota for picking whole households: households are taken while they fit, which stops short by
+    about half a household on average, so half an average household (one person) is added back."""
+    return [p + 1.0 if p > 0 else 0.0 for p in persons]
+
+
+def _rounded(rng: Rng, name: str, values: list[float]) -> list[int]:
+    """Stochastic rounding (2.3 → 2 or 3, 3 with probability 0.3): unbiased even for a tiny city."""
+    u = rng.uniform(name, len(values)).to_pylist()
+    return [int(v) + (1 if r < v - int(v) else 0) for v, r in zip(values, u, strict=True)]
+
+
 def _deaths(city: City, rng: Rng, to: dt.date) -> City:
     people = city.people
     age = pc.cast(ages_at(people["birth"], to), pa.float64())
@@ -88,7 +122,7 @@ def _deaths(city: City, rng: Rng, to: dt.date) -> City:
 def _household_view(city: City, to: dt.date) -> tuple[Array, Array]:
     """Per household row: size and the 世帯主's age."""
     hh = pc.index_in(city.people["hid"], value_set=city.households["hid"])
-    size = pa.array(counts_by(hh, city.households.num_rows), pa.int64())
+    size = bincount(hh, city.households.num_rows)
     heads = pc.indices_nonzero(pc.equal(city.people["rel"], int(Rel.HEAD)))
     head_hh = take(hh, heads)
     head_age = take(ages_at(take(city.people["birth"], heads), to), pc.sort_indices(head_hh))
@@ -96,8 +130,7 @@ def _household_view(city: City, to: dt.date) -> tuple[Array, Array]:
 
 
 def _mobility(head_age: Array) -> Array:
-    weights = [max(w for a, w in MOBILITY_BY_HEAD_AGE if a <= age) for age in range(AGES)]
-    return take(weights, clip(head_age, 0, AGES - 1))
+    return take(by_age(MOBILITY_BY_HEAD_AGE, 1.0), clip(head_age, 0, AGES - 1))
 
 
 def _move_out(city: City, rng: Rng, to: dt.date, sizes: list[int]) -> City:
@@ -105,7 +138,10 @@ def _move_out(city: City, rng: Rng, to: dt.date, sizes: list[int]) -> City:
     rate = {w: OUT_TO_OUTSIDE_SHARE * WARD_OUT_MIGRANTS[w] / WARD_POPULATION[w] for w in WARDS}
     size, head_age = _household_view(city, to)
     leaving = pick_until(
-        rng.sample_keys("leave", _mobility(head_age)), city.households["ward"], size, _per_ward(sizes, rate)
+        rng.sample_keys("leave", _mobility(head_age)),
+        city.households["ward"],
+        size,
+        _household_quota(_per_ward(sizes, rate)),
     )
     staying = city.households.filter(pc.invert(leaving))
     people = city.people.filter(pc.is_in(city.people["hid"], value_set=staying["hid"]))
@@ -118,65 +154,62 @@ def _move_within(city: City, rng: Rng, to: dt.date, start: int, end: int, sizes:
     rate = {w: between[w] + INTRA_WARD_MOVE_RATE for w in WARDS}
     households = city.households
     size, head_age = _household_view(city, to)
-    moving = pick_until(rng.sample_keys("move", _mobility(head_age)), households["ward"], size, _per_ward(sizes, rate))
-    movers = pc.indices_nonzero(moving)
+    keys = rng.sample_keys("move", _mobility(head_age))
+    quotas = _household_quota(_per_ward(sizes, rate))
+    movers = pc.indices_nonzero(pick_until(keys, households["ward"], size, quotas))
+    if len(movers) == 0:
+        return city
     origin = pc.cast(take(households["ward"], movers), pa.int64())
+    # Another ward in proportion to the wards' 転入 from inside the city, or the same ward.
     inbound = [(1 - IN_FROM_OUTSIDE_SHARE) * WARD_IN_MIGRANTS[w] for w in WARDS]
     tables = [[0.0 if j == i else inbound[j] for j in range(len(WARDS))] for i in range(len(WARDS))]
-    p_other_ward = take([between[w] / rate[w] for w in WARDS], origin)
     other_ward = rng.choice_by_group("destination", origin, tables)
-    destination = where(pc.less(rng.uniform("leave.ward", len(movers)), p_other_ward), other_ward, origin)
+    leaves_ward = pc.less(
+        rng.uniform("leave.ward", len(movers)), take([between[w] / rate[w] for w in WARDS], origin)
+    )
+    destination = where(leaves_ward, other_ward, origin)
 
-    old_parts = {c: take(households[c], movers) for c in ADDRESS_COLUMNS}
-    previous, _ = render(old_parts)
+    previous, _ = render({c: take(households[c], movers) for c in ADDRESS_COLUMNS})
     new = draw_addresses(rng.child("moves"), destination, city.buildings)
-    columns = {c: households[c].combine_chunks() for c in households.column_names}
+    columns = {c: flat(households[c]) for c in households.column_names}
     for c in (*ADDRESS_COLUMNS, *FORM_COLUMNS):
         columns[c] = scatter(columns[c], movers, pc.cast(new[c], columns[c].type))
     columns["ward"] = scatter(columns["ward"], movers, pc.cast(destination, pa.int8()))
-    households = pa.table(columns)
-
     day = rng.integers("move.day", len(movers), start + 1, end + 1)
-    mover_of_person = pc.index_in(city.people["hid"], value_set=take(households["hid"], movers))
-    moved_people = pc.invert(pc.is_null(mover_of_person))
-    idx = pc.fill_null(mover_of_person, 0)
-    people = city.people
-    people = people.set_column(
-        people.schema.get_field_index("reason"), "reason", where(moved_people, pa.scalar(Reason.MOVE_WITHIN, pa.int8()), people["reason"])
-    )
-    people = people.set_column(
-        people.schema.get_field_index("moved"), "moved", where(moved_people, pc.cast(take(day, idx), pa.int32()), people["moved"])
-    )
-    people = people.set_column(
-        people.schema.get_field_index("prev"), "prev", where(moved_people, take(previous, idx), people["prev"])
-    )
-    return replace(city, households=households, people=people)
+    people = _record_move(city.people, take(households["hid"], movers), day, previous)
+    return replace(city, households=pa.table(columns), people=people)
+
+
+def _record_move(people: pa.Table, moved_households: Array, day: Array, previous: Array) -> pa.Table:
+    """異動事由 転居, 異動日 and 前住所 for everyone in the moved households (aligned with ``day``, ``previous``)."""
+    position = pc.index_in(people["hid"], value_set=moved_households)
+    moved = pc.invert(pc.is_null(position))
+    position = pc.fill_null(position, 0)
+    updates = {
+        "reason": where(moved, pa.scalar(int(Reason.MOVE_WITHIN), pa.int8()), people["reason"]),
+        "moved": where(moved, pc.cast(take(day, position), pa.int32()), people["moved"]),
+        "prev": where(moved, take(previous, position), people["prev"]),
+    }
+    for name, values in updates.items():
+        people = people.set_column(people.schema.get_field_index(name), name, values)
+    return people
 
 
 def _births(city: City, rng: Rng, to: dt.date, start: int, end: int, sizes: list[int]) -> City:
-    people = city.people
-    n = people.num_rows
-    age = ages_at(people["birth"], to)
-    band = clip(pc.multiply(pc.divide(age, 5), 5), 0, 100)
-    fertility = take([FERTILITY_BY_BAND.get(b, 0.0) for b in range(0, 101)], band)
-    partnered = pc.is_in(
-        people["rel"], value_set=pa.array([Rel.WIFE, Rel.CHILD_WIFE, Rel.WIFE_UNREGISTERED], pa.int8())
-    )
-    weight = pc.multiply(pc.multiply(fertility, where(partnered, PARTNERED_FERTILITY_FACTOR, 1.0)), pc.cast(pc.equal(people["sex"], 1), pa.float64()))
-    hh = pc.index_in(people["hid"], value_set=city.households["hid"])
-    ward = pc.cast(take(city.households["ward"], hh), pa.int64())
-    quotas = [round(WARD_BIRTHS[w] / WARD_POPULATION[w] * sizes[i]) for i, w in enumerate(WARDS)]
-    mothers = pc.indices_nonzero(pc.and_(pick_top(rng.sample_keys("mother", weight), ward, quotas), pc.greater(weight, 0.0)))
+    """Babies in their mother's household, per ward at §4b's births ‰, mothers by age-specific fertility."""
+    mothers = _mothers(city, rng, to, sizes)
     count = len(mothers)
     if count == 0:
         return city
-
+    people = city.people
     mother_rel = take(people["rel"], mothers)
     grandchild = pc.is_in(mother_rel, value_set=pa.array([Rel.CHILD, Rel.CHILD_WIFE], pa.int8()))
+    # The 世帯主 is the father when the mother is his wife; otherwise the mother receives the allowance.
     heads = pc.indices_nonzero(pc.equal(people["rel"], int(Rel.HEAD)))
-    head_pid = take(take(people["pid"], heads), pc.index_in(take(people["hid"], mothers), value_set=take(people["hid"], heads)))
-    father_is_head = pc.and_(partnered_of(mother_rel), pc.invert(pc.is_null(head_pid)))
-    guardian = where(father_is_head, head_pid, take(people["pid"], mothers))
+    head_of_mother = pc.index_in(take(people["hid"], mothers), value_set=take(people["hid"], heads))
+    head_pid = take(take(people["pid"], heads), head_of_mother)
+    wife = pc.is_in(mother_rel, value_set=pa.array([Rel.WIFE, Rel.WIFE_UNREGISTERED], pa.int8()))
+    guardian = where(pc.and_(wife, pc.invert(pc.is_null(head_pid))), head_pid, take(people["pid"], mothers))
 
     sex = pc.cast(rng.bernoulli("girl", 0.488, count), pa.int64())
     birth = rng.integers("born", count, start + 1, end + 1)
@@ -198,25 +231,39 @@ def _births(city: City, rng: Rng, to: dt.date, start: int, end: int, sizes: list
             "surname": take(people["surname"], mothers),
             "given": pc.cast(given, pa.int32()),
             "since": pc.cast(birth, pa.int32()),
-            "reason": const(Reason.BIRTH, count, pa.int8()),
+            "reason": const(int(Reason.BIRTH), count, pa.int8()),
             "moved": pc.cast(birth, pa.int32()),
             "prev": pa.nulls(count, pa.string()),
         },
         schema=people.schema,
     )
     counters = replace(counters, pid=counters.pid + count, atena=next_atena)
-    del n
     return replace(city, people=pa.concat_tables([people, babies]), counters=counters)
 
 
-def partnered_of(relations: Array) -> Array:
-    return pc.is_in(relations, value_set=pa.array([Rel.WIFE, Rel.WIFE_UNREGISTERED], pa.int8()))
+def _mothers(city: City, rng: Rng, to: dt.date, sizes: list[int]) -> Array:
+    """Rows of this year's mothers: per ward its births quota, weighted by age and partnership."""
+    people = city.people
+    age = ages_at(people["birth"], to)
+    band = clip(pc.multiply(pc.divide(age, 5), 5), 0, 100)
+    fertility = take([FERTILITY_BY_BAND.get(b, 0.0) for b in range(101)], band)
+    partnered = pc.is_in(
+        people["rel"], value_set=pa.array([Rel.WIFE, Rel.CHILD_WIFE, Rel.WIFE_UNREGISTERED], pa.int8())
+    )
+    weight = pc.multiply(fertility, where(partnered, PARTNERED_FERTILITY_FACTOR, 1.0))
+    weight = where(pc.equal(people["sex"], 1), weight, 0.0)
+    ward = take(city.households["ward"], pc.index_in(people["hid"], value_set=city.households["hid"]))
+    quotas = _rounded(
+        rng, "births", [WARD_BIRTHS[w] / WARD_POPULATION[w] * sizes[i] for i, w in enumerate(WARDS)]
+    )
+    chosen = pc.and_(pick_top(rng.sample_keys("mother", weight), ward, quotas), pc.greater(weight, 0.0))
+    return pc.indices_nonzero(chosen)
 
 
 def _move_in(city: City, rng: Rng, to: dt.date, start: int, end: int, sizes: list[int]) -> City:
     """New households from outside the city (§4: 65 % of ward 転入 cross the city boundary)."""
     rate = {w: IN_FROM_OUTSIDE_SHARE * WARD_IN_MIGRANTS[w] / WARD_POPULATION[w] for w in WARDS}
-    persons = [round(x) for x in _per_ward(sizes, rate)]
+    persons = _rounded(rng, "arrivals", _per_ward(sizes, rate))
     total = sum(persons)
     if total == 0:
         return city
@@ -231,10 +278,13 @@ def _move_in(city: City, rng: Rng, to: dt.date, start: int, end: int, sizes: lis
             "birth": birth_days(rng, "arrival.birth", age, to),
         }
     )
-    targets = [max(1, round(p / ARRIVAL_PERSONS_PER_HOUSEHOLD)) if p else 0 for p in persons]
+    household_counts = _rounded(rng, "arrival.households", [p / ARRIVAL_PERSONS_PER_HOUSEHOLD for p in persons])
+    targets = [max(1, h) if p else 0 for p, h in zip(persons, household_counts, strict=True)]
     foreign = [ARRIVAL_FOREIGN_SHARE * p for p in persons]
     moved_in = replace(city, as_of=to)
-    people, households, counters = settle(rng.child("arrivals"), moved_in, batch, targets, foreign, (start, end))
+    people, households, counters = settle(
+        rng.child("arrivals"), moved_in, batch, targets, foreign, (start, end)
+    )
     return replace(
         city,
         people=pa.concat_tables([city.people, people.cast(city.people.schema)]),
@@ -262,6 +312,3 @@ def _tidy(city: City) -> City:
         rel = where(new_head, pa.scalar(int(Rel.HEAD), pa.int8()), people["rel"])
         people = people.set_column(people.schema.get_field_index("rel"), "rel", rel)
     return replace(city, people=people, households=households)
-
-
-__all__ = ["Counters", "advance"]

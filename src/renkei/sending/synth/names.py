@@ -215,10 +215,6 @@ def _japanese_given(sex: int) -> list[list[Pair]]:
     ]
 
 
-def given_key(group: int, sex: int, cohort: int) -> int:
-    return (group * 2 + sex) * len(COHORT_STARTS + (0,)) + cohort
-
-
 @cache
 def name_pools() -> NamePools:
     surnames: list[Pair] = []
@@ -244,7 +240,9 @@ def name_pools() -> NamePools:
                 given_offset.append(len(given))
                 given_size.append(len(pool))
                 given += pool
-    return NamePools(tuple(surnames), padded, tuple(offsets), tuple(given), tuple(given_offset), tuple(given_size))
+    return NamePools(
+        tuple(surnames), padded, tuple(offsets), tuple(given), tuple(given_offset), tuple(given_size)
+    )
 
 
 def draw_surnames(rng: Rng, name: str, groups: Array) -> Array:
@@ -257,7 +255,9 @@ def draw_surnames(rng: Rng, name: str, groups: Array) -> Array:
 def draw_given(rng: Rng, name: str, groups: Array, sexes: Array, birth_years: Array) -> Array:
     """A given-name index per element, typical of the element's group, sex and birth cohort."""
     pools = name_pools()
-    cohorts = pc.cast(pc.search_sorted(pa.array(COHORT_STARTS, pa.int64()), birth_years, side="right"), pa.int64())
+    cohorts = pc.cast(
+        pc.search_sorted(pa.array(COHORT_STARTS, pa.int64()), birth_years, side="right"), pa.int64()
+    )
     keys = pc.add(pc.multiply(pc.add(pc.multiply(groups, 2), sexes), len(COHORT_STARTS) + 1), cohorts)
     size = take(pools.given_size, keys)
     within = floor_int(pc.multiply(rng.uniform(name, len(groups)), size))

@@ -17,9 +17,10 @@ ages it is given. Household building is rank matching, all vectorized:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +41,7 @@ from renkei.sending.synth.vec import (
     const,
     counts_by,
     days,
+    flat,
     floor_int,
     inverse_permutation,
     rank_within_sorted,
@@ -73,9 +75,19 @@ RELATIONS: Final = (
 )  # fmt: skip
 
 AGES: Final = OLDEST_AGE + 1
+T = TypeVar("T")
 
-# ESTIMATE: share of unmarried adults still living with their parents, by age (0 from 50 on).
-_STAY_BY_AGE_BAND: Final = {18: 0.80, 20: 0.50, 25: 0.28, 30: 0.16, 35: 0.10, 40: 0.05, 45: 0.03, 50: 0.0}
+# ESTIMATE: share of adults still living with their parents (as children of the household), by age.
+_STAY_BY_AGE: Final = (
+    (18, 0.80),
+    (20, 0.50),
+    (25, 0.28),
+    (30, 0.16),
+    (35, 0.10),
+    (40, 0.05),
+    (45, 0.03),
+    (50, 0.0),
+)
 # ESTIMATE: children per family (sibling group) 1, 2, 3, 4.
 SIBLING_WEIGHTS: Final = (0.44, 0.41, 0.12, 0.03)
 # ESTIMATE: parents of a family with minor children: both, mother only, father only (ひとり親 ≈ 13 %).
@@ -89,28 +101,25 @@ LODGER_SHARE: Final = 0.025  # of two-adult households: the second adult is a �
 UNREGISTERED_SHARE: Final = 0.01  # … or an unregistered partner (妻（未届）)
 
 
-def _stay_table() -> list[float]:
+def by_age(steps: Sequence[tuple[int, T]], below: T) -> list[T]:
+    """A table indexed by age 0 … OLDEST_AGE from (first age, value) steps; ``below`` before the first step."""
     table = []
     for age in range(AGES):
-        if age < 18:
-            table.append(1.0)
-        else:
-            start = max(k for k in _STAY_BY_AGE_BAND if k <= age)
-            table.append(_STAY_BY_AGE_BAND[start])
+        reached = [value for start, value in steps if start <= age]
+        table.append(reached[-1] if reached else below)
     return table
 
 
-def _couple_weight(sex: int) -> list[float]:
+def _couple_weights(sex: int) -> list[float]:
     # ESTIMATE: how likely an adult not living with parents lives with a partner, by age (women outlive men).
     male = ((18, 0.03), (23, 0.2), (27, 0.45), (30, 0.65), (35, 0.75), (40, 0.8), (65, 0.85), (85, 0.7))
     female = ((18, 0.05), (23, 0.3), (27, 0.55), (30, 0.7), (35, 0.75), (65, 0.7), (75, 0.55), (80, 0.4),
               (85, 0.2), (90, 0.08))  # fmt: skip
-    steps = male if sex == 0 else female
-    return [0.0 if age < 18 else max(w for a, w in steps if a <= age) for age in range(AGES)]
+    return by_age(male if sex == 0 else female, 0.0)
 
 
-STAY_WITH_PARENTS: Final = _stay_table()
-COUPLE_WEIGHT: Final = (_couple_weight(0), _couple_weight(1))
+STAY_WITH_PARENTS: Final = by_age(_STAY_BY_AGE, 1.0)
+COUPLE_WEIGHT: Final = (_couple_weights(0), _couple_weights(1))
 
 
 # --- people ------------------------------------------------------------------------------------------------
@@ -143,7 +152,9 @@ def draw_people(rng: Rng, residents: int, as_of: dt.date) -> pa.Table:
     start = take(BAND_STARTS, band)
     within = floor_int(pc.multiply(rng.uniform("age", n), 5))
     # 100+ is open: ages 100 … 109, each about half as common as the one before.
-    centenarian = pc.min_element_wise(floor_int(pc.divide(pc.ln(pc.subtract(1.0, rng.uniform("age100", n))), -0.7)), 9)
+    centenarian = pc.min_element_wise(
+        floor_int(pc.divide(pc.ln(pc.subtract(1.0, rng.uniform("age100", n))), -0.7)), 9
+    )
     age = pc.add(start, where(pc.equal(start, BAND_STARTS[-1]), centenarian, within))
     return pa.table({"ward": ward, "sex": sex, "age": age, "birth": birth_days(rng, "birth", age, as_of)})
 
@@ -193,7 +204,9 @@ class HouseholdPlan:
     count: int
 
 
-def match_by_age(rng: Rng, name: str, desired: Array, candidates: Array, cand_age: Array, cap: float) -> Array:
+def match_by_age(
+    rng: Rng, name: str, desired: Array, candidates: Array, cand_age: Array, cap: float
+) -> Array:
     """For each desired age, a distinct candidate at least that old (usually exactly), or -1.
 
     Per single year of age at most ``cap`` of the candidates are used; unmet demand moves to the next older
@@ -227,144 +240,227 @@ def form_households(rng: Rng, sex: Array, age: Array, target_households: int) ->
     n = len(age)
     everyone = arange(n)
     is_kid = rng.bernoulli("stay", take(STAY_WITH_PARENTS, age), n)
-    families = _families(rng, everyone, sex, age, is_kid)
-    used = pc.is_in(everyone, value_set=families.members)
-    rest = pc.filter(everyone, pc.invert(used))
-    couples = _couples(rng, rest, sex, age, target_households - families.count)
+    families, n_families = _families(rng, everyone, sex, age, is_kid)
+    rest = pc.filter(everyone, pc.invert(pc.is_in(everyone, value_set=families.person)))
+    couples = _couples(rng, rest, sex, age, target_households - n_families)
     paired = pc.is_in(rest, value_set=pa.concat_arrays([couples.head, couples.partner]))
     singles = pc.filter(rest, pc.invert(paired))
 
-    first_couple = families.count
-    first_single = first_couple + len(couples.head)
-    person = pa.concat_arrays(
-        [families.person, couples.head, couples.partner, singles]
+    n_couples = len(couples.head)
+    couple_ids = pc.add(arange(n_couples), n_families)
+    rows = _Rows.concat(
+        [
+            families,
+            _Rows.of(couples.head, couple_ids, const(int(Rel.HEAD), n_couples, pa.int8())),
+            _Rows.of(couples.partner, couple_ids, couples.partner_relation),
+            _Rows.of(
+                singles,
+                pc.add(arange(len(singles)), n_families + n_couples),
+                const(int(Rel.HEAD), len(singles), pa.int8()),
+            ),
+        ]
     )
-    household = pa.concat_arrays([
-        families.household,
-        pc.add(arange(len(couples.head)), first_couple),
-        pc.add(arange(len(couples.head)), first_couple),
-        pc.add(arange(len(singles)), first_single),
-    ])
-    relation = pa.concat_arrays([
-        families.relation,
-        const(int(Rel.HEAD), len(couples.head), pa.int8()),
-        couples.partner_relation,
-        const(int(Rel.HEAD), len(singles), pa.int8()),
-    ])
-    guardian = pa.concat_arrays([families.guardian, const(-1, n - len(families.person), pa.int64())])
-    order = pc.sort_indices(person)
+    order = pc.sort_indices(rows.person)
     return HouseholdPlan(
-        household=take(household, order),
-        relation=take(relation, order),
-        guardian=take(guardian, order),
-        count=first_single + len(singles),
+        household=take(rows.household, order),
+        relation=take(rows.relation, order),
+        guardian=take(rows.guardian, order),
+        count=n_families + n_couples + len(singles),
     )
 
 
 @dataclass(frozen=True)
-class _Families:
+class _Rows:
+    """Household membership rows under construction: person, household id, 続柄 code, guardian (or -1)."""
+
     person: Array
     household: Array
     relation: Array
     guardian: Array
-    members: Array
-    count: int
+
+    @staticmethod
+    def of(person: Array, household: Array, relation: Array, guardian: Array | None = None) -> _Rows:
+        if guardian is None:
+            guardian = const(-1, len(person), pa.int64())
+        return _Rows(person, household, pc.cast(relation, pa.int8()), guardian)
+
+    @staticmethod
+    def concat(parts: list[_Rows]) -> _Rows:
+        def cat(name: str, type_: Any) -> Array:
+            return pa.concat_arrays([flat(pc.cast(getattr(p, name), type_)) for p in parts])
+
+        return _Rows(
+            cat("person", pa.int64()),
+            cat("household", pa.int64()),
+            cat("relation", pa.int8()),
+            cat("guardian", pa.int64()),
+        )
 
 
-def _families(rng: Rng, everyone: Array, sex: Array, age: Array, is_kid: Array) -> _Families:
-    kids = pc.filter(everyone, is_kid)
+@dataclass(frozen=True)
+class _Siblings:
+    """Children cut into sibling groups: ``kids`` sorted by group, and per group its ages and eldest child."""
+
+    kids: Array
+    group: Array  # per kid
+    eldest: Array  # per group: age of the eldest
+    youngest: Array
+    eldest_kid: Array  # per group: person index of the eldest
+
+    @property
+    def count(self) -> int:
+        return len(self.eldest)
+
+
+@dataclass(frozen=True)
+class _Parents:
+    """Per sibling group: matched mother and father (person index or -1), and who heads the family."""
+
+    mother: Array
+    father: Array
+    primary: Array  # the parent who heads the household (or -1 if nobody could be matched)
+    other: Array  # the other parent, or -1
+
+
+def _families(rng: Rng, everyone: Array, sex: Array, age: Array, is_kid: Array) -> tuple[_Rows, int]:
+    adults = pc.invert(is_kid)
+    siblings = _sibling_groups(rng, pc.filter(everyone, is_kid), age)
+    parents = _parents(rng, siblings, everyone, sex, age, adults)
+    grandparent, grand_heads = _grandparents(rng, siblings, parents, everyone, age, adults)
+    return _family_rows(siblings, parents, grandparent, grand_heads, sex), siblings.count
+
+
+def _sibling_groups(rng: Rng, kids: Array, age: Array) -> _Siblings:
+    """Sort children by a noisy age and cut them into groups of 1–4 (close in age, like siblings)."""
     noisy = pc.add(pc.cast(take(age, kids), pa.float64()), pc.multiply(rng.normal("sibling", len(kids)), 2.5))
     kids = take(kids, pc.sort_indices(noisy))
     kid_age = take(age, kids)
     sizes = pc.add(rng.choice("siblings", len(kids), SIBLING_WEIGHTS), 1)
     group = pc.cast(pc.search_sorted(pc.cumulative_sum(sizes), arange(len(kids)), side="right"), pa.int64())
     count = group[-1].as_py() + 1 if len(kids) else 0
-    stats = pa.table({"g": group, "a": kid_age}).group_by("g", use_threads=False).aggregate(
-        [("a", "max"), ("a", "min")]
+    by_age = pc.sort_indices(
+        pa.table({"g": group, "a": kid_age}), sort_keys=[("g", "ascending"), ("a", "descending")]
     )
-    eldest, youngest = stats["a_max"].combine_chunks(), stats["a_min"].combine_chunks()
+    first = pc.search_sorted(take(group, by_age), arange(count), side="left")
+    stats = (
+        pa.table({"g": group, "a": kid_age})
+        .group_by("g", use_threads=False)
+        .aggregate([("a", "max"), ("a", "min")])
+    )
+    return _Siblings(
+        kids=kids,
+        group=group,
+        eldest=flat(stats["a_max"]),
+        youngest=flat(stats["a_min"]),
+        eldest_kid=take(take(kids, by_age), first),
+    )
 
-    minors = pc.less(eldest, 18)
-    u_type = rng.uniform("parents", count)
-    kind = where(minors, choice_from(u_type, PARENTS_OF_MINORS), choice_from(u_type, PARENTS_OF_ADULTS))
-    adults = pc.invert(is_kid)
+
+def _parents(
+    rng: Rng, siblings: _Siblings, everyone: Array, sex: Array, age: Array, adults: Array
+) -> _Parents:
+    """A mother aged eldest + 20…42 (and below youngest + 45), a father close to her age, or a single parent."""
+    count, eldest = siblings.count, siblings.eldest
+    u_kind = rng.uniform("parents", count)
+    kind = where(
+        pc.less(eldest, 18), choice_from(u_kind, PARENTS_OF_MINORS), choice_from(u_kind, PARENTS_OF_ADULTS)
+    )
     women = pc.filter(everyone, pc.and_(adults, pc.equal(sex, 1)))
     men = pc.filter(everyone, pc.and_(adults, pc.equal(sex, 0)))
 
     gap = floor_int(rng.triangular("mother.gap", count, 20, 30, 42))
-    mother_wish = clip(pc.add(eldest, gap), pc.add(eldest, 18), pc.max_element_wise(pc.add(youngest, 45), pc.add(eldest, 18)))
-    wants_mother = pc.not_equal(kind, 2)
-    mother = _match_where(rng, "mother", wants_mother, mother_wish, women, age, cap=0.9)
+    oldest_allowed = pc.max_element_wise(pc.add(siblings.youngest, 45), pc.add(eldest, 18))
+    mother_wish = clip(pc.add(eldest, gap), pc.add(eldest, 18), oldest_allowed)
+    mother = _match_where(rng, "mother", pc.not_equal(kind, 2), mother_wish, women, age, cap=0.9)
     mother_age = where(pc.greater_equal(mother, 0), take(age, pc.max_element_wise(mother, 0)), mother_wish)
+    spouse_gap = floor_int(rng.triangular("spouse.gap", count, -3, 2, 9))
     father_wish = where(
         pc.equal(kind, 2),
         pc.add(eldest, floor_int(rng.triangular("father.gap", count, 22, 32, 45))),
-        pc.max_element_wise(
-            pc.add(mother_age, floor_int(rng.triangular("spouse.gap", count, -3, 2, 9))), pc.add(eldest, 18)
-        ),
+        pc.max_element_wise(pc.add(mother_age, spouse_gap), pc.add(eldest, 18)),
     )
     father = _match_where(rng, "father", pc.not_equal(kind, 1), father_wish, men, age, cap=0.9)
 
     has_father, has_mother = pc.greater_equal(father, 0), pc.greater_equal(mother, 0)
-    father_heads = pc.and_(has_father, pc.or_(pc.invert(has_mother), rng.bernoulli("fhead", FATHER_IS_HEAD_SHARE, count)))
-    primary = where(father_heads, father, mother)
-    other = where(father_heads, mother, where(has_father, father, -1))
+    father_heads = pc.and_(
+        has_father, pc.or_(pc.invert(has_mother), rng.bernoulli("fhead", FATHER_IS_HEAD_SHARE, count))
+    )
+    return _Parents(
+        mother=mother,
+        father=father,
+        primary=where(father_heads, father, mother),
+        other=where(father_heads, mother, where(has_father, father, -1)),
+    )
 
-    parents = pa.concat_arrays([pc.filter(mother, has_mother), pc.filter(father, has_father)])
-    free = pc.filter(everyone, pc.and_(adults, pc.invert(pc.is_in(everyone, value_set=parents))))
+
+def _grandparents(
+    rng: Rng, siblings: _Siblings, parents: _Parents, everyone: Array, age: Array, adults: Array
+) -> tuple[Array, Array]:
+    """三世代: some families with minors get a grandparent aged 50+ (sometimes as 世帯主); -1 for the rest."""
+    count = siblings.count
+    taken = pa.concat_arrays([pc.filter(parents.mother, pc.greater_equal(parents.mother, 0)),
+                              pc.filter(parents.father, pc.greater_equal(parents.father, 0))])  # fmt: skip
+    free = pc.filter(everyone, pc.and_(adults, pc.invert(pc.is_in(everyone, value_set=taken))))
     free = pc.filter(free, pc.greater_equal(take(age, free), 50))
-    wants_grand = pc.and_(
-        pc.and_(minors, pc.greater_equal(primary, 0)), rng.bernoulli("3gen", THREE_GENERATION_SHARE, count)
+    wanted = pc.and_(
+        pc.and_(pc.less(siblings.eldest, 18), pc.greater_equal(parents.primary, 0)),
+        rng.bernoulli("3gen", THREE_GENERATION_SHARE, count),
     )
-    grand_wish = pc.add(take(age, pc.max_element_wise(primary, 0)), floor_int(rng.triangular("grand.gap", count, 24, 29, 36)))
-    grand = _match_where(rng, "grand", wants_grand, grand_wish, free, age, cap=0.5)
-    has_grand = pc.greater_equal(grand, 0)
-    grand_heads = pc.and_(has_grand, rng.bernoulli("ghead", GRANDPARENT_IS_HEAD_SHARE, count))
+    gap = floor_int(rng.triangular("grand.gap", count, 24, 29, 36))
+    wish = pc.add(take(age, pc.max_element_wise(parents.primary, 0)), gap)
+    grandparent = _match_where(rng, "grand", wanted, wish, free, age, cap=0.5)
+    heads = pc.and_(
+        pc.greater_equal(grandparent, 0), rng.bernoulli("ghead", GRANDPARENT_IS_HEAD_SHARE, count)
+    )
+    return grandparent, heads
 
-    # Groups nobody could parent: the eldest sibling heads the household.
-    kid_order = pc.sort_indices(pa.table({"g": group, "a": kid_age}), sort_keys=[("g", "ascending"), ("a", "descending")])
-    eldest_kid = take(take(kids, kid_order), pc.search_sorted(take(group, kid_order), arange(count), side="left"))
-    orphaned = pc.less(primary, 0)
 
+def _family_rows(
+    siblings: _Siblings, parents: _Parents, grandparent: Array, grand_heads: Array, sex: Array
+) -> _Rows:
+    """続柄 within each family. With a grandparent as 世帯主 the parents are 子 / 子の妻 and the children 孫.
+    A group nobody could parent is headed by its eldest, the others being 弟 / 妹."""
+    count = siblings.count
     group_ids = arange(count)
-    rows_person, rows_household, rows_relation = [], [], []
+    orphaned = pc.less(parents.primary, 0)
+    other_male = pc.equal(take(sex, pc.max_element_wise(parents.other, 0)), 0)
+    spouse_of_head = where(other_male, int(Rel.HUSBAND), int(Rel.WIFE))
+    spouse_of_child = where(other_male, int(Rel.CHILD_HUSBAND), int(Rel.CHILD_WIFE))
+    grand_male = pc.equal(take(sex, pc.max_element_wise(grandparent, 0)), 0)
+    parent_of_head = where(grand_male, int(Rel.FATHER), int(Rel.MOTHER))
 
-    def add(mask: Array, who: Array, relation: Array) -> None:
-        rows_person.append(pc.filter(who, mask))
-        rows_household.append(pc.filter(group_ids, mask))
-        rows_relation.append(pc.cast(pc.filter(relation, mask), pa.int8()))
+    def rows(mask: Array, who: Array, relation: Array) -> _Rows:
+        return _Rows.of(pc.filter(who, mask), pc.filter(group_ids, mask), pc.filter(relation, mask))
 
-    spouse_of_head = where(pc.equal(take(sex, pc.max_element_wise(other, 0)), 0), int(Rel.HUSBAND), int(Rel.WIFE))
-    spouse_of_child = where(
-        pc.equal(take(sex, pc.max_element_wise(other, 0)), 0), int(Rel.CHILD_HUSBAND), int(Rel.CHILD_WIFE)
+    kids, group = siblings.kids, siblings.group
+    is_orphan_head = pc.is_in(kids, value_set=pc.filter(siblings.eldest_kid, orphaned))
+    younger = where(pc.equal(take(sex, kids), 0), int(Rel.YOUNGER_BROTHER), int(Rel.YOUNGER_SISTER))
+    child = where(take(grand_heads, group), int(Rel.GRANDCHILD), int(Rel.CHILD))
+    kid_relation = where(take(orphaned, group), younger, child)
+    guardian = where(pc.greater_equal(parents.father, 0), parents.father, parents.mother)
+    keep = pc.invert(is_orphan_head)
+    children = _Rows.of(
+        pc.filter(kids, keep),
+        pc.filter(group, keep),
+        pc.filter(kid_relation, keep),
+        take(guardian, pc.filter(group, keep)),
     )
-    parent_of_head = where(pc.equal(take(sex, pc.max_element_wise(grand, 0)), 0), int(Rel.FATHER), int(Rel.MOTHER))
-    add(pc.invert(orphaned), primary, where(grand_heads, int(Rel.CHILD), int(Rel.HEAD)))
-    add(pc.greater_equal(other, 0), other, where(grand_heads, spouse_of_child, spouse_of_head))
-    add(has_grand, grand, where(grand_heads, int(Rel.HEAD), parent_of_head))
-    add(orphaned, eldest_kid, const(int(Rel.HEAD), count, pa.int8()))
-
-    kid_group_orphaned = take(orphaned, group)
-    is_eldest_kid = pc.is_in(kids, value_set=pc.filter(eldest_kid, orphaned))
-    sibling = where(pc.equal(take(sex, kids), 0), int(Rel.YOUNGER_BROTHER), int(Rel.YOUNGER_SISTER))
-    kid_relation = where(kid_group_orphaned, sibling, where(take(grand_heads, group), int(Rel.GRANDCHILD), int(Rel.CHILD)))
-    keep = pc.invert(is_eldest_kid)
-    rows_person.append(pc.filter(kids, keep))
-    rows_household.append(pc.filter(group, keep))
-    rows_relation.append(pc.cast(pc.filter(kid_relation, keep), pa.int8()))
-
-    person = pa.concat_arrays(rows_person)
-    household = pa.concat_arrays(rows_household)
-    guardian_of_group = where(has_father, father, mother)
-    is_child_row = pc.is_in(person, value_set=kids)
-    guardian = where(is_child_row, take(guardian_of_group, household), -1)
-    return _Families(
-        person=person,
-        household=household,
-        relation=pa.concat_arrays(rows_relation),
-        guardian=guardian,
-        members=person,
-        count=count,
+    return _Rows.concat(
+        [
+            rows(pc.invert(orphaned), parents.primary, where(grand_heads, int(Rel.CHILD), int(Rel.HEAD))),
+            rows(
+                pc.greater_equal(parents.other, 0),
+                parents.other,
+                where(grand_heads, spouse_of_child, spouse_of_head),
+            ),
+            rows(
+                pc.greater_equal(grandparent, 0),
+                grandparent,
+                where(grand_heads, int(Rel.HEAD), parent_of_head),
+            ),
+            rows(orphaned, siblings.eldest_kid, const(int(Rel.HEAD), count, pa.int8())),
+            children,
+        ]
     )
 
 
@@ -398,14 +494,18 @@ def _couples(rng: Rng, adults: Array, sex: Array, age: Array, households_left: i
     women = take(women, top_k(rng.sample_keys("women", take(COUPLE_WEIGHT[1], take(age, women))), count))
 
     def by_noisy_age(people: Array, name: str) -> Array:
-        noisy = pc.add(pc.cast(take(age, people), pa.float64()), pc.multiply(rng.normal(name, len(people)), 2.0))
+        noisy = pc.add(
+            pc.cast(take(age, people), pa.float64()), pc.multiply(rng.normal(name, len(people)), 2.0)
+        )
         return take(people, pc.sort_indices(noisy))
 
     men, women = by_noisy_age(men, "men.age"), by_noisy_age(women, "women.age")
     husband_heads = rng.bernoulli("hhead", HUSBAND_IS_HEAD_SHARE, count)
     head = where(husband_heads, men, women)
     partner = where(husband_heads, women, men)
-    kind = rng.choice("partner", count, (1 - LODGER_SHARE - UNREGISTERED_SHARE, LODGER_SHARE, UNREGISTERED_SHARE))
+    kind = rng.choice(
+        "partner", count, (1 - LODGER_SHARE - UNREGISTERED_SHARE, LODGER_SHARE, UNREGISTERED_SHARE)
+    )
     registered = where(husband_heads, int(Rel.WIFE), int(Rel.HUSBAND))
     unregistered = where(husband_heads, int(Rel.WIFE_UNREGISTERED), int(Rel.HUSBAND_UNREGISTERED))
     relation = pc.choose(kind, registered, int(Rel.LODGER), unregistered)

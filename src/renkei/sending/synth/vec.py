@@ -38,10 +38,6 @@ def const(value: Any, n: int, type_: Any = None) -> Array:
     return pa.repeat(pa.scalar(value, type_), n) if n else pa.array([], type_)
 
 
-def ints(values: Sequence[int], type_: Any = pa.int64()) -> Array:
-    return pa.array(values, type_)
-
-
 def take(values: Sequence[Any] | Array, indices: Array) -> Array:
     """``values[indices]`` for a Python sequence or an array."""
     if not isinstance(values, pa.Array | pa.ChunkedArray):
@@ -74,11 +70,6 @@ def scatter(values: Array, indices: Array, new_values: Array) -> Array:
     positions = pa.concat_arrays([pc.cast(kept, pa.int64()), pc.cast(flat(indices), pa.int64())])
     merged = pa.concat_arrays([flat(pc.take(values, kept)), flat(new_values)])
     return pc.take(merged, pc.sort_indices(positions))
-
-
-def segment_starts(sizes: Array) -> Array:
-    """Start position of each consecutive segment of the given sizes."""
-    return pc.subtract(pc.cumulative_sum(sizes), sizes)
 
 
 def inverse_permutation(order: Array) -> Array:
@@ -138,10 +129,6 @@ def days(value: Any) -> int:
     return int(value.toordinal()) - EPOCH_ORDINAL
 
 
-def as_date32(day_numbers: Array) -> Array:
-    return pc.cast(pc.cast(day_numbers, pa.int32()), pa.date32())
-
-
 def hash_int(values: Array, salt: int) -> Array:
     """splitmix64 of ``values + salt`` (uint64): a deterministic, well-mixed hash of integer ids."""
     z = pc.add(pc.cast(values, pa.uint64()), _u64(salt % 2**64))
@@ -160,8 +147,17 @@ def unit_hash(values: Array, salt: int) -> Array:
     return pc.multiply(top53, 2.0**-53)
 
 
+def bincount(values: Array, size: int) -> Array:
+    """How often each of 0 … size-1 occurs in ``values`` (numpy.bincount), as an int64 array."""
+    values = pc.cast(values, pa.int64())
+    sorted_values = pc.take(values, pc.sort_indices(values))
+    below = pc.search_sorted(sorted_values, arange(size), side="left")
+    upto = pc.search_sorted(sorted_values, arange(size), side="right")
+    return pc.cast(pc.subtract(upto, below), pa.int64())
+
+
 def counts_by(values: Array, size: int) -> list[int]:
-    """Histogram of small non-negative integers 0 … size-1."""
+    """Histogram of small non-negative integers 0 … size-1, as a Python list (for short loops)."""
     out = [0] * size
     vc = pc.value_counts(values)
     for value, count in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):

@@ -68,9 +68,9 @@ def field_bytes(values: Array, column: str = "") -> Array:
     values = flat(pc.fill_null(values, ""))
     if len(values) == 0:
         return pa.array([], pa.binary())
-    if pc.all(pc.string_is_ascii(values)).as_py():
-        if not pc.any(pc.match_substring_regex(values, _NEEDS_QUOTES)).as_py():
-            return pc.cast(values, pa.binary())  # ASCII is the same in CP932
+    ascii_only = pc.all(pc.string_is_ascii(values)).as_py()
+    if ascii_only and not pc.any(pc.match_substring_regex(values, _NEEDS_QUOTES)).as_py():
+        return pc.cast(values, pa.binary())  # ASCII is the same in CP932
     encoded = pc.dictionary_encode(values)
     distinct = flat(encoded.dictionary)
     needs_quotes = pc.match_substring_regex(distinct, _NEEDS_QUOTES)

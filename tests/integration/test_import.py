@@ -1,0 +1,233 @@
+"""受入: sealed packages into the vault; every kind of bad package is rejected, logged, and stores nothing."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import func, select
+
+from renkei.hub.audit import AuditEntry
+from renkei.hub.catalog import Dataset, Package, Snapshot, register_dataset
+from renkei.hub.importer import PackageRejectedError
+from renkei.hub.vault import SnapshotRef
+from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
+from renkei.package import ENVELOPE, PAYLOAD, SIGNATURE, Envelope, add_bytes
+from renkei.sending.seal import create_sender, load_sender, seal
+from renkei.spec import bundled_specs, load_spec
+from tests.integration.hub_world import World, make_world
+
+AS_OF = dt.date(2025, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+def snapshot_count(world: World) -> int:
+    with world.hub.session() as session:
+        return session.scalar(select(func.count()).select_from(Snapshot)) or 0
+
+
+def last_audit(world: World) -> AuditEntry:
+    return world.hub.audit.tail(1)[0]
+
+
+def rewrite_package(src: Path, dst: Path, **replace: bytes) -> Path:
+    """Copy a package, replacing some members' bytes (tampering as an attacker on the path would)."""
+    with tarfile.open(src, "r:") as tin, tarfile.open(dst, "w") as tout:
+        for info in tin.getmembers():
+            f = tin.extractfile(info)
+            assert f is not None
+            add_bytes(tout, info.name, replace.get(info.name, f.read()))
+    return dst
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path, "r:") as tar:
+        return {i.name: tar.extractfile(i).read() for i in tar.getmembers()}  # type: ignore[union-attr]
+
+
+def test_import_stores_catalogs_and_logs(world: World) -> None:
+    package = world.extract("kaigo", AS_OF, out="ok")
+    outcome = world.import_(package)
+    assert outcome.status == "imported" and outcome.resource == "kaigo/2025-01-01/v1"
+    assert world.hub.vault.exists(SnapshotRef("kaigo", AS_OF, 1))
+    with world.hub.session() as session:
+        snap = session.scalar(select(Snapshot).join(Dataset).where(Dataset.name == "kaigo"))
+        assert snap is not None and snap.rows == outcome.rows > 0
+    entry = last_audit(world)
+    assert (entry.action, entry.resource, entry.result) == ("import", "kaigo/2025-01-01/v1", "ok")
+    # a second import of the same package is a no-op
+    before = snapshot_count(world)
+    again = world.import_(package)
+    assert again.status == "already imported" and snapshot_count(world) == before
+    assert world.hub.audit.verify().ok
+
+
+def expect_rejected(world: World, package: Path, reason: str) -> None:
+    before = snapshot_count(world)
+    vault_before = world.hub.vault.snapshots()
+    with pytest.raises(PackageRejectedError, match=reason):
+        world.import_(package)
+    assert snapshot_count(world) == before
+    assert world.hub.vault.snapshots() == vault_before
+    entry = last_audit(world)
+    assert (entry.action, entry.result) == ("import.rejected", "rejected")
+    assert entry.resource == package.name
+
+
+def test_tampered_payload_is_rejected(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="t1")
+    payload = bytearray(members(package)[PAYLOAD])
+    payload[len(payload) // 2] ^= 0x01
+    bad = rewrite_package(package, tmp_path / "bad.rkpkg", **{PAYLOAD: bytes(payload)})
+    expect_rejected(world, bad, "payload hash")
+
+
+def test_tampered_envelope_breaks_the_signature(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="t2")
+    envelope = json.loads(members(package)[ENVELOPE])
+    envelope["as_of"] = "2024-01-01"
+    bad = rewrite_package(package, tmp_path / "bad.rkpkg", **{ENVELOPE: json.dumps(envelope).encode()})
+    expect_rejected(world, bad, "signature does not verify")
+
+
+def test_unsigned_package_is_rejected(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="t3")
+    bad = rewrite_package(package, tmp_path / "bad.rkpkg", **{SIGNATURE: b""})
+    expect_rejected(world, bad, "signature does not verify")
+
+
+def test_package_signed_by_an_unregistered_key_is_rejected(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="t4")
+    impostor = create_sender(tmp_path / "impostor", "kyotsu-kiban")
+    body = members(package)[ENVELOPE]
+    forged = base64.b64encode(impostor.signing_key.sign(body))
+    bad = rewrite_package(package, tmp_path / "bad.rkpkg", **{SIGNATURE: forged})
+    expect_rejected(world, bad, "signature does not verify")
+
+
+def test_unknown_sender_is_rejected(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="t5")
+    stranger = create_sender(tmp_path / "stranger", "stranger")
+    envelope = Envelope.model_validate_json(members(package)[ENVELOPE]).model_copy(update={"sender": "stranger"})
+    body = envelope.to_bytes()
+    bad = rewrite_package(
+        package, tmp_path / "bad.rkpkg", **{ENVELOPE: body, SIGNATURE: base64.b64encode(stranger.signing_key.sign(body))}
+    )
+    expect_rejected(world, bad, "unknown sender")
+
+
+def test_not_a_package(world: World, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.rkpkg"
+    junk.write_bytes(b"this is not a tar file at all" * 100)
+    expect_rejected(world, junk, "not a sealed package")
+
+
+def test_package_for_another_hub_does_not_decrypt(world: World, tmp_path: Path) -> None:
+    other = make_world(tmp_path / "other", residents=200, years=1)
+    package = other.extract("kaigo", AS_OF)
+    # the other sender is registered here under the same name but a different key: re-sign as our sender
+    ours = load_sender(world.sender_home)
+    body = members(package)[ENVELOPE]
+    bad = rewrite_package(package, tmp_path / "bad.rkpkg", **{SIGNATURE: base64.b64encode(ours.signing_key.sign(body))})
+    expect_rejected(world, bad, "does not decrypt")
+
+
+def test_same_content_in_a_new_package_is_a_replay(world: World) -> None:
+    first = world.extract("seikatsu_hogo", AS_OF, out="r1")
+    world.import_(first)
+    replay = world.extract("seikatsu_hogo", AS_OF, out="r2")
+    expect_rejected(world, replay, "replay")
+
+
+def forge_extract(world: World, tmp_path: Path, dataset: str, change: str) -> Path:
+    """Build a package signed by the real sender whose content breaks one manifest rule."""
+    spec = load_spec(bundled_specs()[dataset])
+    good = world.extract(dataset, AS_OF, out=f"forge-{change}").with_suffix("")
+    src = good.parent / good.name
+    work = tmp_path / change
+    shutil.copytree(src, work)
+    manifest = Manifest.from_json((work / MANIFEST_FILE).read_text(encoding="utf-8"))
+    table = pq.read_table(work / DATA_FILE)
+    updates: dict[str, object] = {}
+    if change == "deleted-column":
+        table = table.append_column("氏名", pa.array(["山田　太郎"] * table.num_rows))
+    elif change == "row-count":
+        updates["rows_out"] = manifest.rows_out + 1
+    elif change == "spec-hash":
+        updates["spec_hash"] = "0" * 64
+    if change != "row-count" and change != "spec-hash":
+        pq.write_table(table, work / DATA_FILE)
+        updates |= {"schema": schema_fields(table.schema)}
+    updates |= {"content_sha256": sha256_file(work / DATA_FILE), "data_bytes": (work / DATA_FILE).stat().st_size}
+    data = manifest.model_dump(by_alias=True) | updates
+    manifest = Manifest.model_validate(data)
+    (work / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    assert spec.dataset == manifest.dataset
+    return seal(work, manifest, load_sender(world.sender_home), world.hub.package_recipient(), tmp_path / f"{change}.rkpkg")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("deleted-column", "deleted column"), ("row-count", "row count"), ("spec-hash", "spec hash")],
+)
+def test_manifest_mismatches_are_rejected(world: World, tmp_path: Path, change: str, reason: str) -> None:
+    expect_rejected(world, forge_extract(world, tmp_path, "kokuho", change), reason)
+
+
+def test_spec_changed_on_the_hub_rejects_old_spec_packages(tmp_path: Path) -> None:
+    world = make_world(tmp_path, residents=200, years=1)
+    spec = load_spec(bundled_specs()["kaigo"])
+    changed = spec.model_copy(update={"description": "changed"}, deep=True)
+    changed = type(spec).model_validate(changed.model_dump() | {"columns": {**changed.model_dump()["columns"], "認定日": {"role": "date", "coarsen": "year"}}})
+    with world.hub.session() as session:
+        register_dataset(session, changed)
+        session.commit()
+    expect_rejected(world, world.extract("kaigo", AS_OF), "spec hash")
+
+
+def test_a_correction_is_a_new_version_and_the_old_stays_readable(tmp_path: Path) -> None:
+    world = make_world(tmp_path, residents=300, years=1)
+    world.import_(world.extract("kaigo", AS_OF, out="a"))
+    source = world.raw[AS_OF]["kaigo"]
+    lines = source.read_bytes().split(b"\r\n")
+    source.write_bytes(b"\r\n".join(lines[:-3] + [b""]))  # the core system corrected its export
+    outcome = world.import_(world.extract("kaigo", AS_OF, out="b"))
+    assert outcome.resource == "kaigo/2025-01-01/v2"
+    refs = [r for r in world.hub.vault.snapshots("kaigo")]
+    assert [r.version for r in refs] == [1, 2]
+    with world.hub.vault.open_plain(SnapshotRef("kaigo", AS_OF, 1), DATA_FILE) as f:
+        v1 = pq.read_table(io.BytesIO(f.read()))
+    with world.hub.vault.open_plain(SnapshotRef("kaigo", AS_OF, 2), DATA_FILE) as f:
+        v2 = pq.read_table(io.BytesIO(f.read()))
+    assert v1.num_rows == v2.num_rows + 2
+    with world.hub.session() as session:
+        assert session.scalar(select(func.count()).select_from(Package)) == 2
+    assert world.hub.vault.verify() == [] and world.hub.audit.verify().ok
+
+
+def test_no_raw_value_reaches_the_hub(tmp_path: Path) -> None:
+    """Checklist 32: canary identifiers in the raw export appear nowhere under the hub's home, decrypted or not."""
+    world = make_world(tmp_path, residents=300, years=1)
+    source = world.raw[AS_OF]["juki"]
+    raw = pa.csv.read_csv(source, read_options=pa.csv.ReadOptions(encoding="cp932"),
+                          convert_options=pa.csv.ConvertOptions(column_types={"個人番号": pa.string(), "氏名": pa.string(), "宛名番号": pa.string()}))
+    canaries = {raw.column("個人番号")[0].as_py(), raw.column("氏名")[0].as_py(), raw.column("宛名番号")[0].as_py()}
+    world.import_(world.extract("juki", AS_OF))
+    blobs = [p.read_bytes() for p in world.hub.home.rglob("*") if p.is_file()]
+    with world.hub.vault.open_plain(SnapshotRef("juki", AS_OF, 1), DATA_FILE) as f:
+        plain = pq.read_table(io.BytesIO(f.read()))
+    blobs.append(json.dumps(plain.to_pylist(), ensure_ascii=False, default=str).encode())
+    for canary in canaries:
+        assert all(canary.encode() not in blob for blob in blobs)
