@@ -17,7 +17,7 @@ from renkei.hub.catalog import Package, PackageState, Snapshot
 from renkei.hub.home import Hub
 from tests.integration.hub_world import World, make_world
 
-KILLS = 16
+KILLS = 8
 
 
 def run_import(home: Path, package: Path) -> subprocess.Popen[bytes]:
@@ -35,7 +35,7 @@ def catalog_state(hub: Hub) -> tuple[int, list[PackageState], int]:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[World, Path, float]:
-    world = make_world(tmp_path_factory.mktemp("crash"), residents=6000, years=1)
+    world = make_world(tmp_path_factory.mktemp("crash"), residents=3000, years=1)
     package = world.extract("juki", min(world.raw))
     pristine = world.root / "pristine-hub"
     shutil.copytree(world.hub.home, pristine)

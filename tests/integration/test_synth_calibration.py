@@ -41,7 +41,13 @@ def juki(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
 
 def ages(births: pa.Array) -> pa.Array:
     """Age on AS_OF from 生年月日 in any export form; null where the value is not a real date (dirty rows)."""
+    births = births.combine_chunks() if isinstance(births, pa.ChunkedArray) else births
     iso = pc.strptime(births, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls 2019-02-30 over to March 2: a date only counts if its day reads back unchanged.
+    read_day = pc.utf8_lpad(pc.cast(pc.day(iso), pa.string()), width=2, padding="0")
+    iso = pc.if_else(
+        pc.equal(pc.utf8_slice_codeunits(births, 8, 10), read_day), iso, pa.scalar(None, iso.type)
+    )
     others = pc.indices_nonzero(pc.is_null(iso))
     parsed = [parse_date(v) for v in pc.take(births, others).to_pylist()]
     others_days = pa.array(
@@ -64,18 +70,17 @@ def _scatter(n: int, rows: pa.Array, values: pa.Array) -> pa.Array:
 
 @pytest.mark.slow
 def test_every_ward_within_two_percent(juki: pa.Table) -> None:
-    ward = pc.extract_regex(juki["住所"], "(?P<ward>" + "|".join(WARDS) + ")").field("ward")
-    counts = dict(zip(*pc.value_counts(ward).flatten(), strict=True))
+    ward = pc.extract_regex(juki["住所"].combine_chunks(), "(?P<ward>" + "|".join(WARDS) + ")").field("ward")
+    counts = {v.as_py(): c.as_py() for v, c in zip(*pc.value_counts(ward).flatten(), strict=True)}
     for name in WARDS:
-        published = WARD_POPULATION[name]
-        assert abs(counts[pa.scalar(name)].as_py() / published - 1) <= TOLERANCE, name
+        assert abs(counts[name] / WARD_POPULATION[name] - 1) <= TOLERANCE, name
 
 
 @pytest.mark.slow
 def test_every_city_age_band_within_two_percent_by_sex(juki: pa.Table) -> None:
     age = ages(juki["生年月日"])
     assert pc.sum(pc.is_null(age)).as_py() < 0.005 * juki.num_rows  # only the deliberately broken dates
-    band = pc.min_element_wise(pc.divide(age, 5), len(BAND_STARTS) - 1)
+    band = pc.min_element_wise(pc.divide(age, 5), len(BAND_STARTS) - 1, skip_nulls=False)
     both = tuple(m + f for m, f in zip(CITY_BANDS_MALE, CITY_BANDS_FEMALE, strict=True))
     for sex, published in (("男", CITY_BANDS_MALE), ("女", CITY_BANDS_FEMALE), (None, both)):
         of_sex = band if sex is None else pc.filter(band, pc.equal(juki["性別"], sex))

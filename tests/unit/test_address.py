@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from renkei.sending import address as address_module
 from renkei.sending.address import OUTCOMES, truncate_address, truncate_addresses
-from renkei.sending.towns import KOBE_WARDS, Town, kobe_towns
+from renkei.sending.towns import KOBE_WARDS, Town, kobe_towns, towns_of, towns_of_many
 
 KOBE = "兵庫県神戸市"
 
@@ -302,6 +302,11 @@ def test_empty_and_large_string_input() -> None:
     assert large.address.to_pylist() == [f"{KOBE}中央区加納町6丁目5"]
 
 
+def test_towns_of_many_is_towns_of_in_one_scan() -> None:
+    pairs = [("兵庫県", "神戸市中央区"), ("京都府", "京都市中京区"), ("兵庫県", "どこでもない市")]
+    assert towns_of_many(pairs) == {pair: towns_of(*pair) for pair in pairs}
+
+
 def test_parallel_parts_keep_row_order(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several parts, some values read whole (moved to the end of their part), duplicates across parts."""
     monkeypatch.setattr(address_module, "_ROWS_PER_WORKER", 3)
@@ -427,8 +432,8 @@ def _katagaki(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(kobe_addresses(), min_size=1, max_size=25))
+@settings(max_examples=40, deadline=None)
+@given(st.lists(kobe_addresses(), min_size=1, max_size=20))
 def test_generated_kobe_addresses(addresses: list[Generated]) -> None:
     result = truncate_addresses(pa.array([a.text for a in addresses], pa.string()))
     for i, generated in enumerate(addresses):

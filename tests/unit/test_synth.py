@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -228,10 +229,9 @@ def test_ages_are_plausible_in_every_dataset(city: list[SnapshotFiles]) -> None:
         births = (parse_date(v) for v in table[column].to_pylist())
         return [age_on(b, AS_OF) for b in births if b is not None]
 
-    assert (
-        0 <= min(ages(latest(city, "juki"), "生年月日"))
-        and max(ages(latest(city, "juki"), "生年月日")) <= 110
-    )
+    everyone = ages(latest(city, "juki"), "生年月日")
+    assert min(everyone) >= 0
+    assert max(everyone) <= 110
     kaigo = latest(city, "kaigo")
     for kind, low, high in [("第1号", 65, 110), ("第2号", 40, 64)]:
         rows = kaigo.filter(pc.equal(kaigo["被保険者区分"], kind))
@@ -253,10 +253,11 @@ def test_child_allowance_amounts_follow_the_rules(city: list[SnapshotFiles]) -> 
 
 def test_dirty_values_are_present_in_small_shares(city: list[SnapshotFiles]) -> None:
     juki = latest(city, "juki")
-    n = juki.num_rows
+    n: int = juki.num_rows
 
     def share(column: str, test: Callable[[str], bool]) -> float:
-        return sum(1 for v in juki[column].to_pylist() if test(v)) / n
+        values: list[str] = juki[column].to_pylist()
+        return sum(1 for v in values if test(v)) / n
 
     assert 0 < share("生年月日", lambda v: parse_date(v) is None) < 0.01
     assert 0 < share("生年月日", lambda v: v == "") < 0.005
@@ -306,16 +307,14 @@ def test_three_years_of_ageing_births_deaths_and_moves(city: list[SnapshotFiles]
         assert 0.02 < len(gone) / len(before) < 0.07  # deaths and moves out of the city
         births = [p for p in new if after[p]["異動事由"] == "出生"]
         assert 0.003 < len(births) / len(before) < 0.012
-        assert all(
-            parse_date(after[p]["生年月日"]) is None or parse_date(after[p]["生年月日"]) > start
-            for p in births
-        )
+        born = [parse_date(after[p]["生年月日"]) for p in births]
+        assert all(b > start for b in born if b is not None)
         assert any(after[p]["異動事由"] in {"転入", "国外転入"} for p in new)
         moved = [p for p in set(before) & set(after) if before[p]["住所"] != after[p]["住所"]]
         assert 0.02 < len(moved) / len(before) < 0.08
         assert all(after[p]["異動事由"] == "転居" for p in moved if before[p]["住所"].strip())
     seen = set(years[0])
-    for previous, year in zip(years, years[1:], strict=False):
+    for previous, year in itertools.pairwise(years):
         assert not (set(year) - set(previous)) & seen  # a new person never gets a number used before
         seen |= set(year)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from renkei import __version__
-from renkei.cli import demo, hub, sending
+from renkei.cli import access, applications, demo, hub, sending
 
 app = typer.Typer(
     name="renkei",
@@ -33,6 +33,8 @@ def main(
 
 sending.register(app)
 hub.register(app)
+access.register(app)
+applications.register(app)
 demo.register(app)
 
 if __name__ == "__main__":

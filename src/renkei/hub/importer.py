@@ -262,6 +262,7 @@ class Importer:
             )
         package = previous or self._record_storing(envelope, envelope_sha, manifest, dataset, sender)
         ref = SnapshotRef(dataset.name, manifest.as_of, package.version)
+        self.vault.sweep_staging()  # finish or clear what an interrupted earlier run left behind
         if not self.vault.exists(ref):
             self.vault.store(ref, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE})
         snapshot = Snapshot(

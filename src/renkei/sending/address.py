@@ -599,7 +599,7 @@ def _truncate_rows(array: pa.Array) -> _Columns:
         return _Columns(text, text, text, pa.nulls(len(array), pa.int16()), pa.nulls(len(array), pa.int8()))
     per_value, position = _truncate_distinct(codes.dictionary)
     index = codes.indices if position is None else pc.take(position, codes.indices)
-    return per_value.take(index)  # null rows have null indices: null in every column
+    return per_value.rows(index)  # null rows have null indices: null in every column
 
 
 _ROWS_PER_WORKER = 200_000
@@ -627,9 +627,6 @@ class _Columns:
     chome: pa.Array
     outcome: pa.Array  # int8 codes into OUTCOMES
 
-    def take(self, index: pa.Array) -> _Columns:
-        return _Columns(*(pc.take(getattr(self, f.name), index) for f in fields(self)))
-
 
 def _concat(parts: list[_Columns]) -> _Columns:
     if len(parts) == 1:
@@ -637,48 +634,71 @@ def _concat(parts: list[_Columns]) -> _Columns:
     return _Columns(*(pa.concat_arrays([getattr(p, f.name) for p in parts]) for f in fields(_Columns)))
 
 
-def _truncate_distinct(array: pa.Array) -> tuple[_Columns, pa.Array | None]:
-    """The rule over distinct non-null values: the columns, and where each value's row is in them when the
-    values read whole in Python were moved to the end (None when none were)."""
+@dataclass(frozen=True)
+class _PerValue:
+    """Per distinct value: the output, its 丁目 and outcome, and the place (ward and town) it names."""
+
+    address: pa.Array
+    chome: pa.Array
+    outcome: pa.Array
+    place: pa.Array  # int32 index into ward and town: places repeat, so their strings are taken once per row
+    ward: pa.Array
+    town: pa.Array
+
+    def rows(self, index: pa.Array) -> _Columns:
+        place = pc.take(self.place, index)
+        return _Columns(
+            address=pc.take(self.address, index),
+            ward=pc.take(self.ward, place),
+            town=pc.take(self.town, place),
+            chome=pc.take(self.chome, index),
+            outcome=pc.take(self.outcome, index),
+        )
+
+
+def _truncate_distinct(array: pa.Array) -> tuple[_PerValue, pa.Array | None]:
+    """The rule over distinct non-null values, and where each value's row is when the values read whole in
+    Python were moved to the end (None when none were)."""
     heads, tails = _split(array)
     head_codes, tail_codes = pc.dictionary_encode(heads), pc.dictionary_encode(tails)
     places = _read_heads(head_codes.dictionary)
     head_index, tail_index = head_codes.indices, pc.cast(tail_codes.indices, pa.int32())
     mode = pc.take(places.mode, head_index)
+    variant = pc.add(pc.multiply(mode, len(tail_codes.dictionary)), tail_index)
     tail_present = pc.take(pc.not_equal(tail_codes.dictionary, ""), tail_index)
     whole = pc.or_(pc.equal(mode, _SLOW_PLACE), pc.and_(pc.equal(mode, _BLANK), tail_present))
     table = _read_tails(tail_codes.dictionary)
     if not pc.any(whole).as_py():
-        return _assemble(places, table, head_index, pc.add(pc.multiply(mode, table.tails), tail_index)), None
+        return _assemble(places, table, head_index, variant), None
     rest = pc.cast(pc.indices_nonzero(pc.invert(whole)), pa.int32())
     moved = pc.cast(pc.indices_nonzero(whole), pa.int32())
-    variant = pc.add(pc.multiply(mode, table.tails), tail_index)
-    columns = _assemble(places, table, pc.take(head_index, rest), pc.take(variant, rest))
+    fast = _assemble(places, table, pc.take(head_index, rest), pc.take(variant, rest))
     readings = [_read_whole(text) for text in pc.take(array, moved).to_pylist()]
-    position = pc.inverse_permutation(pa.concat_arrays([rest, moved]))
-    return _concat([columns, _columns_of(readings)]), position
+    first = len(places.ward)  # the moved values name places of their own, after the heads'
+    per_value = _PerValue(
+        address=pa.concat_arrays([fast.address, pa.array([r.address for r in readings], pa.string())]),
+        chome=pa.concat_arrays([fast.chome, pa.array([r.chome for r in readings], pa.int16())]),
+        outcome=pa.concat_arrays(
+            [fast.outcome, pa.array([OUTCOMES.index(r.outcome) for r in readings], pa.int8())]
+        ),
+        place=pa.concat_arrays([fast.place, pa.array(range(first, first + len(readings)), pa.int32())]),
+        ward=pa.concat_arrays([places.ward, pa.array([r.ward for r in readings], pa.string())]),
+        town=pa.concat_arrays([places.town, pa.array([r.town for r in readings], pa.string())]),
+    )
+    return per_value, pc.inverse_permutation(pa.concat_arrays([rest, moved]))
 
 
-def _assemble(places: _Places, table: _TailTable, head_index: pa.Array, variant: pa.Array) -> _Columns:
+def _assemble(places: _Places, table: _TailTable, head_index: pa.Array, variant: pa.Array) -> _PerValue:
     """Per value: the head's place joined with the reading of its tail after a head of that mode."""
-    return _Columns(
+    return _PerValue(
         address=pc.binary_join_element_wise(
             pc.take(places.prefix, head_index), pc.take(table.part, variant), ""
         ),
-        ward=pc.take(places.ward, head_index),
-        town=pc.take(places.town, head_index),
         chome=pc.coalesce(pc.take(table.chome, variant), pc.take(places.chome, head_index)),
         outcome=pc.take(table.outcome, variant),
-    )
-
-
-def _columns_of(readings: list[AddressReading]) -> _Columns:
-    return _Columns(
-        address=pa.array([r.address for r in readings], pa.string()),
-        ward=pa.array([r.ward for r in readings], pa.string()),
-        town=pa.array([r.town for r in readings], pa.string()),
-        chome=pa.array([r.chome for r in readings], pa.int16()),
-        outcome=pa.array([OUTCOMES.index(r.outcome) for r in readings], pa.int8()),
+        place=pc.cast(head_index, pa.int32()),
+        ward=places.ward,
+        town=places.town,
     )
 
 

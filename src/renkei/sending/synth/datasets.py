@@ -235,7 +235,7 @@ class Snapshot:
         total = round(TAXPAYER_SHARE * self.n)
         pool = where(pc.less(self.age, 16), 3, self.status)
         quotas = [round(total * share) for share in TAXPAYER_POOL_SHARES] + [0]
-        return pick_top(self.rng.sample_keys("taxpayer", const(1.0, self.n)), pool, quotas)
+        return pick_top(self.rng.by_id("taxpayer", self.pid), pool, quotas)  # stable from year to year
 
     @cached_property
     def kintouwari_only(self) -> Array:
@@ -264,15 +264,12 @@ class Snapshot:
         kind = self.income_kind
         median = take([float(INCOME_MEDIAN[k]) for k in INCOME_KINDS], kind)
         shape = take([INCOME_SHAPE[k] for k in INCOME_KINDS], kind)
-        salary_factor = pc.multiply(
-            take(
-                by_age(SALARY_AGE_FACTOR, 0.4),
-                clip(self.age, 0, AGES - 1),
-            ),
-            where(pc.equal(self.sex, 1), 0.72, 1.0),
-        )
+        age_factor = take(by_age(SALARY_AGE_FACTOR, 0.4), clip(self.age, 0, AGES - 1))
+        salary_factor = pc.multiply(age_factor, where(pc.equal(self.sex, 1), 0.72, 1.0))
         median = where(pc.equal(kind, 0), pc.multiply(median, salary_factor), median)
-        taxed = pc.max_element_wise(pc.multiply(median, pc.power(odds, shape)), 1_000_000.0)
+        drawn = pc.multiply(median, pc.power(odds, shape))
+        # Taxpayers not paying 均等割 only have more than 1,000,000: fold the lower tail into 1.0–1.5 million.
+        taxed = where(pc.less(drawn, 1_000_000.0), pc.add(1_000_000.0, pc.multiply(drawn, 0.5)), drawn)
         small = pc.multiply(self.rng.by_id("small.income", self.pid), 450_000.0)
         modest = pc.add(450_000.0, pc.multiply(self.rng.by_id("modest.income", self.pid), 500_000.0))
         value = where(self.kintouwari_only, modest, where(self.taxpayer, taxed, small))
@@ -401,7 +398,7 @@ class Snapshot:
                 "前住所": pc.fill_null(self.people["prev"], ""),
             }
         )
-        return table  # the state is kept in 世帯番号 order (city.ordered)
+        return table  # already in 世帯番号 order: the state is kept sorted (city.ordered)
 
     def kojin_juminzei(self) -> pa.Table:
         rows = pc.indices_nonzero(pc.or_(self.taxpayer, self.has_income_record))
@@ -418,7 +415,7 @@ class Snapshot:
         )
         name, _ = self.names
         address, _ = self.address("kojin_juminzei", rows)
-        table = pa.table(
+        return pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "氏名": take(name, rows),
@@ -434,7 +431,6 @@ class Snapshot:
                 "徴収方法": where(taxpayer, collection, ""),
             }
         )
-        return table
 
     @cached_property
     def kokuho_member(self) -> Array:
@@ -482,7 +478,7 @@ class Snapshot:
         number = pad(ids.scrambled(self.rng, "kokuho", take(self.households["hid"], hh), 7), 7)
         name, _ = self.names
         address, _ = self.address("kokuho", rows)
-        table = pa.table(
+        return pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "世帯番号": take(self.setai, rows),
@@ -497,7 +493,6 @@ class Snapshot:
                 "所得区分": where(pc.greater_equal(age, 70), over_70, under_70),
             }
         )
-        return table
 
     def kaigo(self) -> pa.Table:
         rate = take(by_age(CARE_RATE_BY_AGE, 0.0), clip(self.age, 0, AGES - 1))
@@ -528,7 +523,7 @@ class Snapshot:
         benefit = where(pc.less(self.rng.by_id("care.unused", row_pid), CARE_NO_SERVICE_SHARE), 0, benefit)
         name, _ = self.names
         address, _ = self.address("kaigo", rows)
-        table = pa.table(
+        return pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "被保険者番号": pad(ids.scrambled(self.rng, "kaigo", row_pid, 10), 10),
@@ -542,7 +537,6 @@ class Snapshot:
                 "給付費月額": text(benefit),
             }
         )
-        return table
 
     def _care_ward_factor(self, rate: Array) -> list[float]:
         """Per ward, the factor that brings certified ÷ 65+ to the ward's §5a ratio for today's age mix."""
@@ -592,7 +586,7 @@ class Snapshot:
         )
         name, _ = self.names
         address, _ = self.address("jido_teate", rows)
-        table = pa.table(
+        return pa.table(
             {
                 "児童宛名番号": take(self.atena, rows),
                 "児童氏名": take(name, rows),
@@ -607,7 +601,6 @@ class Snapshot:
                 "認定日": self.event_date("jido_teate", approved, row_pid),
             }
         )
-        return table
 
     def _child_recipient(self) -> Array:
         """Per person, the row of the parent who receives their allowance: the recorded guardian if still in the
@@ -685,7 +678,7 @@ class Snapshot:
             "-",
             pad(ids.scrambled(self.rng, "case", take(hid, hh), 6), 6),
         )
-        table = pa.table(
+        return pa.table(
             {
                 "宛名番号": take(self.atena, rows),
                 "ケース番号": case,
@@ -700,7 +693,6 @@ class Snapshot:
                 "保護費月額": text(pc.multiply(floor_int(pc.divide(monthly, 10.0)), 10)),
             }
         )
-        return table
 
     def _welfare_start(self, hh: Array, head: Array) -> Array:
         hid = take(self.households["hid"], hh)

@@ -278,7 +278,9 @@ def _move_in(city: City, rng: Rng, to: dt.date, start: int, end: int, sizes: lis
             "birth": birth_days(rng, "arrival.birth", age, to),
         }
     )
-    household_counts = _rounded(rng, "arrival.households", [p / ARRIVAL_PERSONS_PER_HOUSEHOLD for p in persons])
+    household_counts = _rounded(
+        rng, "arrival.households", [p / ARRIVAL_PERSONS_PER_HOUSEHOLD for p in persons]
+    )
     targets = [max(1, h) if p else 0 for p, h in zip(persons, household_counts, strict=True)]
     foreign = [ARRIVAL_FOREIGN_SHARE * p for p in persons]
     moved_in = replace(city, as_of=to)

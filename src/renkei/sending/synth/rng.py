@@ -18,6 +18,8 @@ from renkei.sending.synth.vec import Array, floor_int, unit_hash
 
 
 class Rng:
+    """A seed and a scope; every draw is named within the scope (see the module docstring)."""
+
     def __init__(self, seed: int, scope: str = "") -> None:
         self.seed = seed
         self.scope = scope
@@ -74,11 +76,9 @@ class Rng:
         """A uniform per id that stays the same across snapshots: a person's or household's latent draw."""
         return unit_hash(ids, self.key(name))
 
-    def permutation(self, name: str, n: int) -> Array:
-        return pc.sort_indices(self.uniform(name, n))
-
 
 def choice_from(u: Array, weights: Sequence[float]) -> Array:
+    """Category indices for given uniforms: inverse of the cumulative weights."""
     total = float(sum(weights))
     cumulative, acc = [], 0.0
     for w in weights[:-1]:
@@ -88,6 +88,7 @@ def choice_from(u: Array, weights: Sequence[float]) -> Array:
 
 
 def choice_by_group_from(u: Array, groups: Array, tables: Sequence[Sequence[float]]) -> Array:
+    """Category indices for given uniforms, each drawn from its group's weights."""
     # One sorted array of group + cumulative share: searching group + u lands inside the right group's block.
     width = len(tables[0])
     flat: list[float] = []

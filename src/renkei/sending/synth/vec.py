@@ -50,7 +50,8 @@ def floor_int(values: Array) -> Array:
 
 
 def clip(values: Array, low: Any, high: Any) -> Array:
-    return pc.min_element_wise(pc.max_element_wise(values, low), high)
+    """``values`` limited to [low, high]; nulls stay null."""
+    return pc.min_element_wise(pc.max_element_wise(values, low, skip_nulls=False), high, skip_nulls=False)
 
 
 def where(mask: Array, if_true: Any, if_false: Any) -> Array:
