@@ -20,7 +20,7 @@ from renkei.errors import LeftoverIdentifierError
 from renkei.sending.address import truncate_addresses
 from renkei.sending.birthdate import ages
 from renkei.sending.dates import coarsen_dates, parse_dates
-from renkei.sending.identifiers import LeftoverHit, scan_leftovers
+from renkei.sending.identifiers import LEFTOVER_LABELS_JA, LeftoverHit, scan_leftovers
 from renkei.sending.pseudonym import Pseudonymizer
 from renkei.spec import AGE, SCHOOL_AGE, ColumnSpec, DatasetSpec, Role
 
@@ -136,10 +136,10 @@ class Transformer:
         hits = self.counts.leftover_hits()
         if not hits:
             return
-        ja = "、".join(f"列「{h.column}」の {h.rows} 行に {h.kind} の形の値" for h in hits)
+        ja = "、".join(f"列「{h.column}」の {h.rows} 行に{LEFTOVER_LABELS_JA.get(h.kind, h.kind)}の形の値" for h in hits)
         en = "; ".join(f"column {h.column!r}: {h.rows} rows look like {h.kind}" for h in hits)
         raise LeftoverIdentifierError(
-            f"残すはずの列に個人識別符号などの形の値が見つかったため、抽出を中止しました: {ja}。"
+            f"残す列に個人識別符号などの形の値が見つかったため、抽出を中止しました: {ja}。"
             "仕様でその列を identifier か drop にしてください",
             f"extract stopped: identifier-shaped values in kept columns: {en}",
         )

@@ -1,0 +1,71 @@
+"""``/api/v1/session``: the CSRF token, the two login steps, logout, who am I, password change."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request, Response, status
+
+from renkei.web import portal
+from renkei.web.context import Public, SignedInAnyPassword
+from renkei.web.cookies import CEREMONY_SECONDS, CSRF_COOKIE, PENDING_COOKIE, set_cookie
+from renkei.web.models import CardStep, CsrfView, MeView, PasswordChange, PasswordStep, PendingView, TotpStep
+from renkei.web.security import new_csrf_token
+from renkei.web.sessions import end_session, start_session
+
+router = APIRouter(prefix="/session", tags=["session"])
+
+
+@router.get("/csrf", response_model=CsrfView)
+def csrf_token(caller: Public, response: Response) -> CsrfView:
+    """The token to send as ``X-CSRF-Token``: the session's, or before login a new pre-login token."""
+    token = caller.csrf_token
+    if not token:
+        token = new_csrf_token()
+        set_cookie(response, CSRF_COOKIE, token)
+    return CsrfView(csrf_token=token, terminal_registered=caller.terminal is not None)
+
+
+@router.post("/login", response_model=PendingView)
+def login_password(body: PasswordStep, caller: Public, response: Response) -> PendingView:
+    """Step 1: login id and password, from a registered terminal. Step 2 is ``/card`` or ``/totp``."""
+    pending = portal.begin_login(caller, body.login_id, body.password)
+    set_cookie(response, PENDING_COOKIE, pending.token, max_age=CEREMONY_SECONDS)
+    options = json.loads(pending.card_options_json) if pending.card_options_json else None
+    return PendingView(factor=pending.factor.value, card_options=options, expires_at=pending.expires_at)
+
+
+@router.post("/card", response_model=MeView)
+def login_card(body: CardStep, caller: Public, request: Request, response: Response) -> MeView:
+    """Step 2 with the staff card: the assertion of ``navigator.credentials.get()``."""
+    pending_token = request.cookies.get(PENDING_COOKIE, "")
+    login = portal.finish_login_with_card(caller, pending_token, body.assertion)
+    start_session(response, login)
+    return portal.me(caller, login)
+
+
+@router.post("/totp", response_model=MeView)
+def login_totp(body: TotpStep, caller: Public, request: Request, response: Response) -> MeView:
+    """Step 2 with a TOTP code (where the terminal has no card reader)."""
+    login = portal.finish_login_with_totp(caller, request.cookies.get(PENDING_COOKIE, ""), body.code)
+    start_session(response, login)
+    return portal.me(caller, login)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(caller: Public, response: Response) -> None:
+    """End the session on the server (if there is one) and forget the cookies."""
+    portal.logout(caller)
+    end_session(response)
+
+
+@router.get("", response_model=MeView)
+def me(caller: SignedInAnyPassword) -> MeView:
+    return portal.me(caller)
+
+
+@router.post("/password", response_model=MeView)
+def change_password(body: PasswordChange, caller: SignedInAnyPassword) -> MeView:
+    """Replace one's password (required after an admin set it); the user's other sessions end."""
+    login = portal.change_password(caller, body.current_password, body.new_password)
+    return portal.me(caller, login)

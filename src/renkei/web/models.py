@@ -1,0 +1,213 @@
+"""What goes in and out of the portal: request bodies (extra fields refused) and views (only what is shown).
+
+Inputs forbid unknown fields, so nobody sets a state, an applicant or an id by adding it to a body (ASVS
+v5.0.0-15.3.3). Views list their fields explicitly: no raw spec, no hashes, no row counts (15.3.1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ID = 256
+MAX_PASSWORD = 1024  # passwords may be long (≥ 64 is required); the hasher checks the real limit
+MAX_TEXT = 4000
+MAX_COMMENT = 1000
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- session -----------------------------------------------------------------------------------------------
+
+
+class PasswordStep(Input):
+    login_id: str = Field(min_length=1, max_length=MAX_ID)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
+class CardStep(Input):
+    assertion: dict[str, Any]  # the JSON of navigator.credentials.get()
+
+
+class TotpStep(Input):
+    code: str = Field(min_length=1, max_length=32)
+
+
+class PasswordChange(Input):
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
+class CardEnrollmentStart(Input):
+    login_id: str = Field(min_length=1, max_length=MAX_ID)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    ticket: str = Field(min_length=1, max_length=128)
+
+
+class CardEnrollmentFinish(Input):
+    response: dict[str, Any]  # the JSON of navigator.credentials.create()
+
+
+class CsrfView(View):
+    csrf_token: str
+    terminal_registered: bool
+
+
+class PendingView(View):
+    factor: Literal["card", "totp"]
+    card_options: dict[str, Any] | None  # PublicKeyCredentialRequestOptions, for a card
+    expires_at: dt.datetime
+
+
+class MeView(View):
+    login_id: str
+    display_name: str
+    role: str
+    department: str
+    terminal: str
+    session_expires_at: dt.datetime
+    password_change_required: bool
+    csrf_token: str
+
+
+class EnrollmentOptionsView(View):
+    options: dict[str, Any]  # PublicKeyCredentialCreationOptions
+    expires_at: dt.datetime
+
+
+class EnrollmentDoneView(View):
+    registered_at: dt.datetime
+
+
+# --- catalog -----------------------------------------------------------------------------------------------
+
+
+class SnapshotView(View):
+    period: dt.date
+    version: int
+    imported_at: dt.datetime
+
+
+class ColumnView(View):
+    source: str
+    role: str
+    treatment: str
+
+
+class DatasetSummary(View):
+    name: str
+    title: str
+    owner: str
+    periods: list[dt.date]
+
+
+class DatasetView(View):
+    name: str
+    title: str
+    description: str
+    owner: str
+    snapshots: list[SnapshotView]
+    columns: list[ColumnView]
+
+
+# --- applications ------------------------------------------------------------------------------------------
+
+
+class DatasetRequestIn(Input):
+    dataset: str = Field(min_length=1, max_length=63)
+    periods: list[dt.date] = Field(default_factory=list, max_length=200)
+    all_periods: bool = False
+
+
+class ApplicationIn(Input):
+    datasets: list[DatasetRequestIn] = Field(min_length=1, max_length=50)
+    purpose: str = Field(max_length=MAX_TEXT)
+    outputs: str = Field(max_length=MAX_TEXT)
+    use_start: dt.date
+    use_end: dt.date
+    row_level: bool = False
+
+
+class CommentIn(Input):
+    comment: str = Field(default="", max_length=MAX_COMMENT)
+
+
+class ReasonIn(Input):
+    reason: str = Field(min_length=1, max_length=MAX_COMMENT)
+
+
+class PartView(View):
+    id: int
+    department: str
+    state: str
+    state_label_ja: str
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    comment: str
+    snapshots: list[str]
+
+
+class ApplicationView(View):
+    id: int
+    applicant: str
+    applicant_name: str
+    state: str
+    state_label_ja: str
+    purpose: str
+    outputs: str
+    use_start: dt.date
+    use_end: dt.date
+    row_level: bool
+    applied_on: dt.date
+    submitted_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    close_reason: str
+    parts: list[PartView]
+
+
+class ReviewItem(View):
+    part_id: int
+    department: str
+    application: ApplicationView
+
+
+# --- grants ------------------------------------------------------------------------------------------------
+
+
+class GrantView(View):
+    id: int
+    application_id: int
+    dataset: str
+    holder: str
+    row_level: bool
+    valid_from: dt.date
+    valid_until: dt.date
+    status: str
+    snapshots: list[str]
+    revoked_at: dt.datetime | None
+    revoke_reason: str
+
+
+class AclEntryView(View):
+    grant_id: int
+    login_id: str
+    display_name: str
+    row_level: bool
+    valid_from: dt.date
+    valid_until: dt.date
+    snapshots: list[str]
+
+
+class FolderAclView(View):
+    dataset: str
+    owner: str
+    stewards: list[str]
+    readers: list[AclEntryView]
