@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from stdnum.jp import in_ as my_number
 
-from renkei.sending.synth import DATASETS, SnapshotFiles, generate_city, snapshot_dates
+from renkei.sending.synth import DATASETS, SnapshotFiles, calibration, generate_city, snapshot_dates
 from renkei.sending.synth.calibration import WARDS
 from renkei.sending.synth.dates import DIRTY_FORMS, DateForm, format_date, parse_date
 from renkei.sending.synth.ids import insurer_check_digit
@@ -132,6 +132,17 @@ def test_snapshot_dates_step_back_a_year_and_feb_29_becomes_feb_28() -> None:
     ]
 
 
+def test_transcribed_tables_agree_with_each_other() -> None:
+    c = calibration
+    for ward in WARDS:
+        male, female = sum(c.WARD_BANDS_MALE[ward]), sum(c.WARD_BANDS_FEMALE[ward])
+        assert (male, male + female) == (c.WARD_MALE[ward], c.WARD_POPULATION[ward]), ward
+    for band in range(len(c.BAND_STARTS)):
+        assert sum(c.WARD_BANDS_MALE[w][band] for w in WARDS) == c.CITY_BANDS_MALE[band]
+        assert sum(c.WARD_BANDS_FEMALE[w][band] for w in WARDS) == c.CITY_BANDS_FEMALE[band]
+    assert sum(c.WARD_POPULATION.values()) == c.CITY_POPULATION
+
+
 # --- identifiers ------------------------------------------------------------------------------------------
 
 
@@ -214,7 +225,7 @@ def test_program_shares_are_calibrated(city: list[SnapshotFiles]) -> None:
     n = juki.num_rows
     tax = Counter(latest(city, "kojin_juminzei")["課税区分"].to_pylist())
     assert 0.42 < (tax["課税"] + tax["均等割のみ"]) / n < 0.47
-    assert 0.17 < latest(city, "kokuho").num_rows / n < 0.22
+    assert abs(latest(city, "kokuho").num_rows / n - calibration.KOKUHO_SHARE) < 0.025
     jido = latest(city, "jido_teate")
     assert 0.05 < Counter(jido["支給区分"].to_pylist())["特例"] / jido.num_rows < 0.17
     one_person = Counter(Counter(juki["世帯番号"].to_pylist()).values())

@@ -35,3 +35,14 @@ def clear_login_cookies(response: Response) -> None:
     """After a 401 or a logout: the browser forgets the session and any half-done login."""
     clear_cookie(response, SESSION_COOKIE)
     clear_cookie(response, PENDING_COOKIE)
+
+
+def start_session(response: Response, token: str) -> None:
+    """A login succeeded: the new session token replaces whatever the browser held (rotation)."""
+    set_cookie(response, SESSION_COOKIE, token)
+    clear_cookie(response, PENDING_COOKIE)
+    clear_cookie(response, CSRF_COOKIE)  # from now on the session's own CSRF token counts
+
+
+def end_session(response: Response) -> None:
+    clear_login_cookies(response)

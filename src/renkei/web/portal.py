@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -138,9 +139,9 @@ def begin_login(caller: Caller, login_id: str, password: str) -> PendingLogin:
     return caller.portal.login.begin_login(caller.terminal, login_id, password, caller.client_addr)
 
 
-def finish_login_with_card(caller: Caller, pending_token: str, assertion: dict[str, object]) -> LoginSession:
+def finish_login_with_card(caller: Caller, pending_token: str, assertion: str | dict[str, Any]) -> LoginSession:
     return caller.portal.login.finish_login_with_card(
-        pending_token, dict(assertion), terminal=caller.terminal, replaces=caller.session_token or None
+        pending_token, assertion, terminal=caller.terminal, replaces=caller.session_token or None
     )
 
 
@@ -172,9 +173,9 @@ def begin_enrollment(caller: Caller, login_id: str, password: str, ticket: str) 
     )
 
 
-def finish_enrollment(caller: Caller, handle: str, response: dict[str, object]) -> dt.datetime:
+def finish_enrollment(caller: Caller, handle: str, response: str | dict[str, Any]) -> dt.datetime:
     card = caller.portal.login.finish_card_enrollment(
-        handle, dict(response), terminal=caller.terminal, client_addr=caller.client_addr
+        handle, response, terminal=caller.terminal, client_addr=caller.client_addr
     )
     return card.registered_at
 

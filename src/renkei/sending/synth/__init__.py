@@ -51,7 +51,8 @@ def generate_city(
 
     The first snapshot's population matches the published per-ward, per-sex, 5-year-band 住基 counts scaled to
     ``residents``; later snapshots follow the same people as they age, move, are born and die.
-    ``datasets`` limits which extracts are written (all six by default).
+    ``datasets`` limits which extracts are written (all six by default). ``progress(stage, done, total)`` is
+    called with the stages ``population``, ``ageing`` and ``<YYYY-MM-DD> <dataset>`` (rows written).
     """
     if residents < MIN_RESIDENTS:
         raise ValueError(f"residents must be at least {MIN_RESIDENTS}, got {residents}")

@@ -130,6 +130,8 @@ IN_FROM_OUTSIDE_SHARE: Final = 51_565 / 79_343
 OUT_TO_OUTSIDE_SHARE: Final = 49_746 / 78_703
 # §4a 2020: 転入 from abroad 5,484 of 75,048.
 IN_FROM_ABROAD_SHARE: Final = 5_484 / 75_048
+# ESTIMATE: share of foreign residents among people moving into the city (they are 3 % of residents).
+ARRIVAL_FOREIGN_SHARE: Final = 0.12
 # ESTIMATE: moves inside a ward (転居) per person-year; the tables count only moves across ward boundaries.
 INTRA_WARD_MOVE_RATE: Final = 0.030
 
@@ -188,10 +190,10 @@ CARE_NO_SERVICE_SHARE: Final = 0.15
 
 # §5e: 個人市民税 FY2015 — 683,972 taxpayers (均等割), 44.5 % of the 2015 census population.
 TAXPAYERS: Final = 683_972
-TAXPAYER_SHARE: Final = 683_972 / 1_537_272
-TAX_KINTOUWARI_ONLY_SHARE: Final = 35_926 / 683_972
-TAX_SPECIAL_COLLECTION_SHARE: Final = 428_294 / 683_972  # 特別徴収 (給与)
-TAX_PENSION_COLLECTION_SHARE: Final = 112_681 / 683_972  # 年金特徴
+TAXPAYER_SHARE: Final = TAXPAYERS / 1_537_272
+TAX_KINTOUWARI_ONLY_SHARE: Final = 35_926 / TAXPAYERS
+TAX_SPECIAL_COLLECTION_SHARE: Final = 428_294 / TAXPAYERS  # 特別徴収 (給与)
+TAX_PENSION_COLLECTION_SHARE: Final = 112_681 / TAXPAYERS  # 年金特徴
 # ESTIMATE: 均等割 (市民税 3,500 + 県民税 1,000 + 県民緑税 800 + 復興特別 500) and the 所得割 rate of a
 # 政令指定都市 (市 8 % + 県 2 %).
 KINTOUWARI: Final = 5_800

@@ -18,7 +18,9 @@ import pyarrow.compute as pc
 from renkei.sending.synth import ids
 from renkei.sending.synth.addresses import BuildingTable, building_table, draw_addresses, origin_pool, render
 from renkei.sending.synth.calibration import (
+    ARRIVAL_FOREIGN_SHARE,
     CITY_POPULATION,
+    IN_FROM_ABROAD_SHARE,
     NATIONALITY_MIX,
     WARD_FOREIGN,
     WARD_HOUSEHOLDS,
@@ -52,7 +54,8 @@ MOVED_WITHIN_KOBE_SHARE: Final = 0.45
 BORN_IN_KOBE_SHARE: Final = 0.35  # of people whose last move was within Kobe: resident since birth
 EX_OFFICIO_SHARE: Final = 0.003  # 職権記載
 FOREIGN_REASON_WEIGHTS: Final = (0.35, 0.40, 0.25)  # foreign households: 国外転入, 転入, 転居
-ARRIVALS_FROM_ABROAD_OF_FOREIGN: Final = 0.6
+# Foreign newcomers come from abroad often enough that 転入 from abroad is §4a's share of all 転入.
+ARRIVALS_FROM_ABROAD_OF_FOREIGN: Final = min(1.0, IN_FROM_ABROAD_SHARE / ARRIVAL_FOREIGN_SHARE)
 
 
 @dataclass(frozen=True)

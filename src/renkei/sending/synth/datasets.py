@@ -35,6 +35,8 @@ from renkei.sending.synth.calibration import (
     KOKUHO_INSURER_BODY,
     SHOTOKUWARI_RATE,
     TAX_KINTOUWARI_ONLY_SHARE,
+    TAX_PENSION_COLLECTION_SHARE,
+    TAX_SPECIAL_COLLECTION_SHARE,
     TAXPAYER_SHARE,
     WARD_CARE_65_POPULATION,
     WARD_CARE_BY_LEVEL,
@@ -110,8 +112,12 @@ INCOME_KINDS: Final = ("給与", "営業等", "年金", "その他")
 INCOME_MEDIAN: Final = {"給与": 3_200_000, "営業等": 2_400_000, "年金": 1_600_000, "その他": 1_600_000}
 INCOME_SHAPE: Final = {"給与": 0.38, "営業等": 0.55, "年金": 0.30, "その他": 0.60}
 SALARY_AGE_FACTOR: Final = ((15, 0.45), (20, 0.6), (25, 0.8), (30, 1.0), (40, 1.2), (60, 0.85), (65, 0.6))
-SPECIAL_COLLECTION_OF_SALARY: Final = 0.835  # 特別徴収: §5e 62.6 % of taxpayers ÷ 75 % salaried
-PENSION_COLLECTION_OF_PENSION: Final = 0.90  # 年金特徴: §5e 16.5 % of taxpayers ÷ 18.4 % pensioners
+PENSION_SHARE_OF_PENSIONERS: Final = 0.92  # the rest of the pensioner pool is その他
+# 特別徴収 and 年金特徴 shares of taxpayers (§5e) spread over the salaried and the pension earners.
+SPECIAL_COLLECTION_OF_SALARY: Final = TAX_SPECIAL_COLLECTION_SHARE / TAXPAYER_POOL_SHARES[0]
+PENSION_COLLECTION_OF_PENSION: Final = TAX_PENSION_COLLECTION_SHARE / (
+    TAXPAYER_POOL_SHARES[2] * PENSION_SHARE_OF_PENSIONERS
+)
 KOKUHO_INSURER_NUMBER: Final = KOKUHO_INSURER_BODY + ids.insurer_check_digit(KOKUHO_INSURER_BODY)
 # ESTIMATE: written forms of the non-住基 systems (see addresses.ADDRESS_FORM_WEIGHTS): mostly the standard one.
 OTHER_SYSTEM_FORMS: Final = (0.7, 0.1, 0.05, 0.05, 0.05, 0.03, 0.02)
@@ -249,7 +255,7 @@ class Snapshot:
             pc.min_element_wise(self.status, 2),
             const(0, self.n, pa.int64()),
             where(pc.less(u, 0.62), 1, 3),
-            where(pc.less(u, 0.92), 2, 3),
+            where(pc.less(u, PENSION_SHARE_OF_PENSIONERS), 2, 3),
         )
 
     @cached_property

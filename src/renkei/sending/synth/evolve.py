@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from renkei.sending.synth import ids
 from renkei.sending.synth.addresses import ADDRESS_COLUMNS, FORM_COLUMNS, draw_addresses, render
 from renkei.sending.synth.calibration import (
+    ARRIVAL_FOREIGN_SHARE,
     CITY_DEATHS,
     CITY_POPULATION,
     IN_FROM_OUTSIDE_SHARE,
@@ -71,7 +72,6 @@ ARRIVAL_AGE_WEIGHTS: Final = (
     6.0, 3.5, 2.5, 6.0, 22.0, 19.0, 12.0, 8.0, 5.5, 4.5, 3.0, 2.0, 1.7, 1.3, 1.0, 0.8, 0.6, 0.6,
 )  # fmt: skip
 ARRIVAL_PERSONS_PER_HOUSEHOLD: Final = 1.6
-ARRIVAL_FOREIGN_SHARE: Final = 0.12
 
 
 def advance(city: City, rng: Rng, to: dt.date) -> City:

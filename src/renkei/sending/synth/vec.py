@@ -6,19 +6,11 @@ kernels; these helpers give the few numpy-like operations it needs readable name
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-# pyarrow tries ``import dateutil`` whenever it infers the type of an untyped Python value (pc.add(a, 1)).
-# dateutil is not installed, and a failed import is not cached: each attempt walks sys.path (~0.5 ms, more than
-# most kernels here). Recording it as absent makes the failure immediate and changes nothing else.
-if "dateutil" not in sys.modules and importlib.util.find_spec("dateutil") is None:
-    sys.modules["dateutil"] = None  # type: ignore[assignment]
 
 Array = Any  # a pyarrow Array or ChunkedArray (pyarrow ships no type stubs)
 

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Request, Response, status
 
 from renkei.web import portal
 from renkei.web.context import Public, SignedInAnyPassword
-from renkei.web.cookies import CEREMONY_SECONDS, CSRF_COOKIE, PENDING_COOKIE, set_cookie
+from renkei.web.cookies import CEREMONY_SECONDS, CSRF_COOKIE, PENDING_COOKIE, end_session, set_cookie, start_session
 from renkei.web.models import CardStep, CsrfView, MeView, PasswordChange, PasswordStep, PendingView, TotpStep
 from renkei.web.security import new_csrf_token
-from renkei.web.sessions import end_session, start_session
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -40,7 +39,7 @@ def login_card(body: CardStep, caller: Public, request: Request, response: Respo
     """Step 2 with the staff card: the assertion of ``navigator.credentials.get()``."""
     pending_token = request.cookies.get(PENDING_COOKIE, "")
     login = portal.finish_login_with_card(caller, pending_token, body.assertion)
-    start_session(response, login)
+    start_session(response, login.token)
     return portal.me(caller, login)
 
 
@@ -48,7 +47,7 @@ def login_card(body: CardStep, caller: Public, request: Request, response: Respo
 def login_totp(body: TotpStep, caller: Public, request: Request, response: Response) -> MeView:
     """Step 2 with a TOTP code (where the terminal has no card reader)."""
     login = portal.finish_login_with_totp(caller, request.cookies.get(PENDING_COOKIE, ""), body.code)
-    start_session(response, login)
+    start_session(response, login.token)
     return portal.me(caller, login)
 
 

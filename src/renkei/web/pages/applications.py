@@ -1,0 +1,159 @@
+"""Application pages: my applications, the application form, one application, the stewards' review queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from renkei.hub.access.applications import ApplicationError
+from renkei.hub.access.grants import city_today
+from renkei.web import portal
+from renkei.web.context import Caller, SignedIn
+from renkei.web.models import MAX_COMMENT, ApplicationIn
+from renkei.web.pages.common import RawForm, error_page, page, see_other
+from renkei.web.params import ApplicationId, PartId
+
+router = APIRouter(include_in_schema=False)
+
+DEFAULT_USE_DAYS = 90
+OptionalText = Annotated[str, Form(max_length=MAX_COMMENT)]
+RequiredText = Annotated[str, Form(min_length=1, max_length=MAX_COMMENT)]
+
+
+@router.get("/applications", response_class=HTMLResponse)
+def my_applications(request: Request, caller: SignedIn) -> HTMLResponse:
+    return page(request, caller, "applications.html", applications=portal.my_applications(caller))
+
+
+@router.get("/applications/new", response_class=HTMLResponse)
+def application_form(request: Request, caller: SignedIn) -> HTMLResponse:
+    today = city_today(caller.portal.clock)
+    values = {
+        "purpose": "",
+        "outputs": "",
+        "use_start": today.isoformat(),
+        "use_end": (today + dt.timedelta(days=DEFAULT_USE_DAYS)).isoformat(),
+        "row_level": False,
+        "periods": set(),
+        "all_periods": set(),
+    }
+    return _form_page(request, caller, values)
+
+
+def _form_page(
+    request: Request, caller: Caller, values: dict[str, Any], exc: Exception | None = None
+) -> HTMLResponse:
+    context = {"datasets": portal.list_datasets(caller), "values": values}
+    if exc is not None:
+        return error_page(request, caller, "application_new.html", exc, **context)
+    return page(request, caller, "application_new.html", problem=None, **context)
+
+
+@router.post("/applications", response_model=None)
+def create(request: Request, caller: SignedIn, form: RawForm) -> Response:
+    """Save the draft, and submit it at once when the applicant pressed 申請する."""
+    values = _form_values(form)
+    try:
+        body = _application_in(values)
+        application = portal.create_application(caller, body)
+    except (RequestValidationError, ApplicationError) as exc:
+        return _form_page(request, caller, values, exc)
+    if form.get("action") == "submit":
+        portal.submit(caller, application.id)
+    return see_other(f"/applications/{application.id}")
+
+
+def _form_values(form: FormData) -> dict[str, Any]:
+    def text(name: str) -> str:
+        value = form.get(name, "")
+        return value if isinstance(value, str) else ""
+
+    def texts(name: str) -> set[str]:
+        return {v for v in form.getlist(name) if isinstance(v, str)}
+
+    return {
+        "purpose": text("purpose"),
+        "outputs": text("outputs"),
+        "use_start": text("use_start"),
+        "use_end": text("use_end"),
+        "row_level": text("row_level") == "on",
+        "periods": texts("period"),  # "<dataset>:<YYYY-MM-DD>"
+        "all_periods": texts("all_periods"),  # dataset names
+    }
+
+
+def _application_in(values: dict[str, Any]) -> ApplicationIn:
+    """The form as the API's body: a dataset is asked for when a period of it (or all periods) is ticked."""
+    chosen: dict[str, list[str]] = {name: [] for name in sorted(values["all_periods"])}
+    for item in sorted(values["periods"]):
+        name, _, period = item.partition(":")
+        chosen.setdefault(name, []).append(period)
+    data = {
+        "datasets": [
+            {"dataset": name, "periods": [] if name in values["all_periods"] else periods,
+             "all_periods": name in values["all_periods"]}
+            for name, periods in chosen.items()
+        ],
+        "purpose": values["purpose"],
+        "outputs": values["outputs"],
+        "use_start": values["use_start"],
+        "use_end": values["use_end"],
+        "row_level": values["row_level"],
+    }
+    try:
+        return ApplicationIn.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+@router.get("/applications/{application_id}", response_class=HTMLResponse)
+def application(request: Request, application_id: ApplicationId, caller: SignedIn) -> HTMLResponse:
+    shown, moves = portal.application_page(caller, application_id)
+    return page(request, caller, "application.html", application=shown, moves=moves)
+
+
+@router.post("/applications/{application_id}/submit")
+def submit(application_id: ApplicationId, caller: SignedIn) -> RedirectResponse:
+    portal.submit(caller, application_id)
+    return see_other(f"/applications/{application_id}")
+
+
+@router.post("/applications/{application_id}/withdraw")
+def withdraw(application_id: ApplicationId, caller: SignedIn, reason: OptionalText = "") -> RedirectResponse:
+    portal.withdraw(caller, application_id, reason)
+    return see_other(f"/applications/{application_id}")
+
+
+@router.post("/applications/{application_id}/revoke")
+def revoke(application_id: ApplicationId, caller: SignedIn, reason: RequiredText) -> RedirectResponse:
+    portal.revoke_application(caller, application_id, reason)
+    return see_other(f"/applications/{application_id}")
+
+
+@router.get("/reviews", response_class=HTMLResponse)
+def reviews(request: Request, caller: SignedIn) -> HTMLResponse:
+    return page(request, caller, "reviews.html", items=portal.review_queue(caller))
+
+
+@router.post("/parts/{part_id}/approve")
+def approve(part_id: PartId, caller: SignedIn, comment: OptionalText = "") -> RedirectResponse:
+    portal.approve_part(caller, part_id, comment)
+    return see_other("/reviews")
+
+
+@router.post("/parts/{part_id}/reject")
+def reject(part_id: PartId, caller: SignedIn, comment: RequiredText) -> RedirectResponse:
+    portal.reject_part(caller, part_id, comment)
+    return see_other("/reviews")
+
+
+@router.post("/parts/{part_id}/revoke")
+def revoke_part(part_id: PartId, caller: SignedIn, reason: RequiredText) -> RedirectResponse:
+    application = portal.revoke_part(caller, part_id, reason)
+    return see_other(f"/applications/{application.id}")

@@ -1,0 +1,59 @@
+"""What every page shares: the base context (who, CSRF token, menu), redirects after posts, raw forms."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from renkei.hub.access.people import ROLE_LABELS_JA, Role
+from renkei.web.context import Caller
+from renkei.web.cookies import CSRF_COOKIE, set_cookie
+from renkei.web.errors import describe
+from renkei.web.security import new_csrf_token
+from renkei.web.templating import render
+
+
+def page(
+    request: Request, caller: Caller, template: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """Render ``template`` with the user, their role and the CSRF token their forms must carry."""
+    token = caller.csrf_token
+    fresh = not token
+    if fresh:  # before login, the first page that shows a form hands out the pre-login token
+        token = new_csrf_token()
+    login = caller.login
+    base = {
+        "user": login,
+        "role_label": ROLE_LABELS_JA[login.role] if login is not None else "",
+        "is_steward": login is not None and login.role is Role.STEWARD,
+        "is_analyst": login is not None and login.role is Role.ANALYST,
+        "csrf_token": token,
+    }
+    response = render(request, template, {**base, **context}, status)
+    if fresh:
+        set_cookie(response, CSRF_COOKIE, token)
+    return response
+
+
+def error_page(request: Request, caller: Caller, template: str, exc: Exception, **context: Any) -> HTMLResponse:
+    """Show ``template`` again with the error's message, under the error's status."""
+    problem = describe(exc)
+    response = page(request, caller, template, problem.status, problem=problem, **context)
+    response.headers.update(problem.headers)
+    return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    """After a successful post, go to a page (303: the browser follows with GET)."""
+    return RedirectResponse(url, status_code=303)
+
+
+async def form_data(request: Request) -> FormData:
+    """The submitted form, for pages whose field names depend on the data (the application form)."""
+    return await request.form()
+
+
+RawForm = Annotated[FormData, Depends(form_data)]
