@@ -33,7 +33,9 @@ def floor_run(source: Path, out: Path) -> None:
     header = read_header(source, "cp932")
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(header.columns, pa.string()))
     reader = pacsv.open_csv(
-        source, read_options=pacsv.ReadOptions(encoding="cp932", block_size=BLOCK_SIZE), convert_options=convert
+        source,
+        read_options=pacsv.ReadOptions(encoding="cp932", block_size=BLOCK_SIZE),
+        convert_options=convert,
     )
     with pq.ParquetWriter(out / "floor.parquet", reader.schema, compression="zstd") as writer:
         for batch in reader:
@@ -45,6 +47,13 @@ def renkei_run(source: Path, out: Path, home: Path) -> None:
     from renkei.spec import bundled_specs, load_spec
 
     extract(load_spec(bundled_specs()["juki"]), source, AS_OF, out, home)
+
+
+def synth_run(residents: int, out: Path) -> None:
+    from renkei.sending.synth import generate_city
+
+    snaps = generate_city(residents, AS_OF, out, seed=1, years=1, datasets=["juki"])
+    print(json.dumps({"source": str(snaps[-1].paths["juki"]), "rows": snaps[-1].rows["juki"]}))
 
 
 def child(kind: str, source: Path, out: Path, home: Path) -> None:
@@ -60,7 +69,18 @@ def child(kind: str, source: Path, out: Path, home: Path) -> None:
 
 def run_child(kind: str, source: Path, work: Path, home: Path) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(dir=work, prefix=f"{kind}-"))
-    cmd = [sys.executable, __file__, "--child", kind, "--source", str(source), "--out", str(out), "--home", str(home)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--source",
+        str(source),
+        "--out",
+        str(out),
+        "--home",
+        str(home),
+    ]
     result = subprocess.run(cmd, check=True, capture_output=True, text=True)  # noqa: S603
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
@@ -70,28 +90,46 @@ def main() -> None:
     parser.add_argument("--residents", type=int, default=1_500_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--child", choices=["floor", "renkei"])
+    parser.add_argument("--child", choices=["floor", "renkei", "synth"])
     parser.add_argument("--source", type=Path)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--home", type=Path)
     args = parser.parse_args()
+    if args.child == "synth":
+        synth_run(args.residents, args.out)
+        return
     if args.child:
         child(args.child, args.source, args.out, args.home)
         return
 
-    from renkei.sending.pseudonym import create_key
-    from renkei.sending.synth import generate_city
-
+    # The parent stays small and imports nothing heavy: on Linux a child's peak RSS starts from its parent's.
     work = Path(args.work or tempfile.mkdtemp(prefix="renkei-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     home = work / "sender"
     if not (home / "pseudonym.key").exists():
-        create_key(home)
+        subprocess.run(
+            [sys.executable, "-m", "renkei.cli.main", "sender", "init", "--home", str(home)],
+            check=True,
+            capture_output=True,
+        )  # noqa: S603
     t0 = time.perf_counter()
-    snaps = generate_city(args.residents, AS_OF, work / "raw", seed=1, years=1, datasets=["juki"])
-    source = snaps[-1].paths["juki"]
-    rows = snaps[-1].rows["juki"]
-    print(f"synthetic juki: {rows:,} rows, {source.stat().st_size / 1e6:.1f} MB CP932, {time.perf_counter() - t0:.1f} s")
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "synth",
+        "--residents",
+        str(args.residents),
+        "--out",
+        str(work / "raw"),
+    ]
+    made = json.loads(
+        subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    )  # noqa: S603
+    source, rows = Path(made["source"]), int(made["rows"])
+    print(
+        f"synthetic juki: {rows:,} rows, {source.stat().st_size / 1e6:.1f} MB CP932, {time.perf_counter() - t0:.1f} s"
+    )
 
     results: dict[str, list[dict[str, float]]] = {"floor": [], "renkei": []}
     for i in range(args.repeats):

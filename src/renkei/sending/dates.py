@@ -13,6 +13,7 @@ so each distinct value is parsed once in Python and the results are mapped back 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -88,8 +89,12 @@ _STARTING_WITH_AN_ERA: tuple[_Form, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def parse_date(text: str) -> dt.date | None:
-    """One value in any recognized form → the date, or None if it is not a valid date (never a guess)."""
+    """One value in any recognized form → the date, or None if it is not a valid date (never a guess).
+
+    Cached: a date column repeats the same few tens of thousands of values in every batch of an extract.
+    """
     value = unicodedata.normalize("NFKC", text).strip()
     forms = _STARTING_WITH_A_DIGIT if value[:1].isdigit() else _STARTING_WITH_AN_ERA
     for form, to_date in forms:
