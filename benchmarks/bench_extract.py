@@ -81,7 +81,7 @@ def run_child(kind: str, source: Path, work: Path, home: Path) -> dict[str, floa
         "--home",
         str(home),
     ]
-    result = subprocess.run(cmd, check=True, capture_output=True, text=True)  # noqa: S603
+    result = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -111,7 +111,7 @@ def main() -> None:
             [sys.executable, "-m", "renkei.cli.main", "sender", "init", "--home", str(home)],
             check=True,
             capture_output=True,
-        )  # noqa: S603
+        )
     t0 = time.perf_counter()
     cmd = [
         sys.executable,
@@ -125,7 +125,7 @@ def main() -> None:
     ]
     made = json.loads(
         subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    )  # noqa: S603
+    )
     source, rows = Path(made["source"]), int(made["rows"])
     print(
         f"synthetic juki: {rows:,} rows, {source.stat().st_size / 1e6:.1f} MB CP932, {time.perf_counter() - t0:.1f} s"

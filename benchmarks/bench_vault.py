@@ -127,7 +127,7 @@ def run_child(name: str, work: Path, reps: int) -> None:
 
 def measure(name: str, work: Path, reps: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", name, "--work", str(work), "--reps", str(reps)]
-    child = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603 — our own script
+    child = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(child.stdout)
     return {
         "best": min(result["times"]),

@@ -13,9 +13,10 @@ from sqlalchemy import create_engine, text
 
 from renkei.sending.pseudonym import create_key
 
-
 # Property tests: no per-example deadline (this machine is shared and noisy); HYPOTHESIS_MAX_EXAMPLES deepens runs.
-settings.register_profile("renkei", deadline=None, max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100")))
+settings.register_profile(
+    "renkei", deadline=None, max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100"))
+)
 settings.load_profile("renkei")
 
 

@@ -22,14 +22,17 @@ KILLS = 8
 
 def run_import(home: Path, package: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "renkei.cli.main", "import", str(package), "--home", str(home)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def catalog_state(hub: Hub) -> tuple[int, list[PackageState], int]:
     with hub.session() as session:
         snapshots = session.scalar(select(func.count()).select_from(Snapshot)) or 0
         states = list(session.scalars(select(Package.state)).all())
-        imports = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "import")) or 0
+        imports = (
+            session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "import"))
+            or 0
+        )
     return snapshots, states, imports
 
 

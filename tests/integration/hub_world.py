@@ -37,7 +37,9 @@ class World:
             return importer.import_package(package)
 
 
-def make_world(root: Path, residents: int = 800, years: int = 2, as_of: dt.date = dt.date(2025, 1, 1)) -> World:
+def make_world(
+    root: Path, residents: int = 800, years: int = 2, as_of: dt.date = dt.date(2025, 1, 1)
+) -> World:
     hub = init_hub(root / "hub")
     sender_home = root / "sender"
     create_key(sender_home)

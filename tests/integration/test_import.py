@@ -120,10 +120,14 @@ def test_package_signed_by_an_unregistered_key_is_rejected(world: World, tmp_pat
 def test_unknown_sender_is_rejected(world: World, tmp_path: Path) -> None:
     package = world.extract("juki", AS_OF, out="t5")
     stranger = create_sender(tmp_path / "stranger", "stranger")
-    envelope = Envelope.model_validate_json(members(package)[ENVELOPE]).model_copy(update={"sender": "stranger"})
+    envelope = Envelope.model_validate_json(members(package)[ENVELOPE]).model_copy(
+        update={"sender": "stranger"}
+    )
     body = envelope.to_bytes()
     bad = rewrite_package(
-        package, tmp_path / "bad.rkpkg", **{ENVELOPE: body, SIGNATURE: base64.b64encode(stranger.signing_key.sign(body))}
+        package,
+        tmp_path / "bad.rkpkg",
+        **{ENVELOPE: body, SIGNATURE: base64.b64encode(stranger.signing_key.sign(body))},
     )
     expect_rejected(world, bad, "unknown sender")
 
@@ -140,7 +144,9 @@ def test_package_for_another_hub_does_not_decrypt(world: World, tmp_path: Path) 
     # the other sender is registered here under the same name but a different key: re-sign as our sender
     ours = load_sender(world.sender_home)
     body = members(package)[ENVELOPE]
-    bad = rewrite_package(package, tmp_path / "bad.rkpkg", **{SIGNATURE: base64.b64encode(ours.signing_key.sign(body))})
+    bad = rewrite_package(
+        package, tmp_path / "bad.rkpkg", **{SIGNATURE: base64.b64encode(ours.signing_key.sign(body))}
+    )
     expect_rejected(world, bad, "does not decrypt")
 
 
@@ -170,12 +176,21 @@ def forge_extract(world: World, tmp_path: Path, dataset: str, change: str) -> Pa
     if change != "row-count" and change != "spec-hash":
         pq.write_table(table, work / DATA_FILE)
         updates |= {"schema": schema_fields(table.schema)}
-    updates |= {"content_sha256": sha256_file(work / DATA_FILE), "data_bytes": (work / DATA_FILE).stat().st_size}
+    updates |= {
+        "content_sha256": sha256_file(work / DATA_FILE),
+        "data_bytes": (work / DATA_FILE).stat().st_size,
+    }
     data = manifest.model_dump(by_alias=True) | updates
     manifest = Manifest.model_validate(data)
     (work / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     assert spec.dataset == manifest.dataset
-    return seal(work, manifest, load_sender(world.sender_home), world.hub.package_recipient(), tmp_path / f"{change}.rkpkg")
+    return seal(
+        work,
+        manifest,
+        load_sender(world.sender_home),
+        world.hub.package_recipient(),
+        tmp_path / f"{change}.rkpkg",
+    )
 
 
 @pytest.mark.parametrize(
@@ -190,7 +205,10 @@ def test_spec_changed_on_the_hub_rejects_old_spec_packages(tmp_path: Path) -> No
     world = make_world(tmp_path, residents=200, years=1)
     spec = load_spec(bundled_specs()["kaigo"])
     changed = spec.model_copy(update={"description": "changed"}, deep=True)
-    changed = type(spec).model_validate(changed.model_dump() | {"columns": {**changed.model_dump()["columns"], "認定日": {"role": "date", "coarsen": "year"}}})
+    changed = type(spec).model_validate(
+        changed.model_dump()
+        | {"columns": {**changed.model_dump()["columns"], "認定日": {"role": "date", "coarsen": "year"}}}
+    )
     with world.hub.session() as session:
         register_dataset(session, changed)
         session.commit()
@@ -202,7 +220,7 @@ def test_a_correction_is_a_new_version_and_the_old_stays_readable(tmp_path: Path
     world.import_(world.extract("kaigo", AS_OF, out="a"))
     source = world.raw[AS_OF]["kaigo"]
     lines = source.read_bytes().split(b"\r\n")
-    source.write_bytes(b"\r\n".join(lines[:-3] + [b""]))  # the core system corrected its export
+    source.write_bytes(b"\r\n".join([*lines[:-3], b""]))  # the core system corrected its export
     outcome = world.import_(world.extract("kaigo", AS_OF, out="b"))
     assert outcome.resource == "kaigo/2025-01-01/v2"
     refs = [r for r in world.hub.vault.snapshots("kaigo")]
@@ -221,9 +239,18 @@ def test_no_raw_value_reaches_the_hub(tmp_path: Path) -> None:
     """Checklist 32: canary identifiers in the raw export appear nowhere under the hub's home, decrypted or not."""
     world = make_world(tmp_path, residents=300, years=1)
     source = world.raw[AS_OF]["juki"]
-    raw = pa.csv.read_csv(source, read_options=pa.csv.ReadOptions(encoding="cp932"),
-                          convert_options=pa.csv.ConvertOptions(column_types={"個人番号": pa.string(), "氏名": pa.string(), "宛名番号": pa.string()}))
-    canaries = {raw.column("個人番号")[0].as_py(), raw.column("氏名")[0].as_py(), raw.column("宛名番号")[0].as_py()}
+    raw = pa.csv.read_csv(
+        source,
+        read_options=pa.csv.ReadOptions(encoding="cp932"),
+        convert_options=pa.csv.ConvertOptions(
+            column_types={"個人番号": pa.string(), "氏名": pa.string(), "宛名番号": pa.string()}
+        ),
+    )
+    canaries = {
+        raw.column("個人番号")[0].as_py(),
+        raw.column("氏名")[0].as_py(),
+        raw.column("宛名番号")[0].as_py(),
+    }
     world.import_(world.extract("juki", AS_OF))
     blobs = [p.read_bytes() for p in world.hub.home.rglob("*") if p.is_file()]
     with world.hub.vault.open_plain(SnapshotRef("juki", AS_OF, 1), DATA_FILE) as f:

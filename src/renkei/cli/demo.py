@@ -41,7 +41,9 @@ def _fresh_dir(path: Path) -> None:
 
 @handle_errors
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="デモの作業ディレクトリ (work directory)")] = Path("demo"),
+    directory: Annotated[Path, typer.Option("--dir", help="デモの作業ディレクトリ (work directory)")] = Path(
+        "demo"
+    ),
     residents: Annotated[int, typer.Option("--residents", min=100, help="住民数 (residents)")] = 20_000,
     years: Annotated[int, typer.Option("--years", min=1, help="年次スナップショット数 (annual periods)")] = 3,
     as_of: Annotated[str, typer.Option("--as-of", help="最新の基準日 (latest as-of date)")] = "2025-01-01",
@@ -57,16 +59,27 @@ def demo(
     trust_hub(sender_home, hub.package_recipient())
     with hub.session() as session:
         session.add(Sender(name=SENDER_NAME, public_key=sender.public_key_b64))
-        hub.audit.append_in(session, actor="demo", action="admin.sender_add", resource=f"sender/{SENDER_NAME}")
+        hub.audit.append_in(
+            session, actor="demo", action="admin.sender_add", resource=f"sender/{SENDER_NAME}"
+        )
         session.commit()
     out.print(f"送信側 (sending side): {sender_home}   基盤 (hub): {hub_home}")
 
     out.rule(f"2. 架空都市の生成 (synthetic city): {residents:,} 人 × {years} 年")
-    snapshots = generate_city(residents, dt.date.fromisoformat(as_of), directory / "raw", seed=seed, years=years)
+    snapshots = generate_city(
+        residents, dt.date.fromisoformat(as_of), directory / "raw", seed=seed, years=years
+    )
 
     out.rule("3. 共通基盤: 仮名加工と封緘 (pseudonymize and seal)")
     specs = {name: load_spec(path) for name, path in bundled_specs().items()}
-    summary = Table("基準日", "データセット", "行数 (rows)", "住所: 番地まで残す/町字まで", "生年月日の無効値", "パッケージ")
+    summary = Table(
+        "基準日",
+        "データセット",
+        "行数 (rows)",
+        "住所: 番地まで残す/町字まで",
+        "生年月日の無効値",
+        "パッケージ",
+    )
     for snap in snapshots:
         for name, source in snap.paths.items():
             result = extract(specs[name], source, snap.as_of, directory / "extracts", sender_home)
@@ -95,8 +108,12 @@ def demo(
     out.rule("5. 検証 (verify)")
     problems = hub.vault.verify()
     report = hub.audit.verify()
-    out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 (problems) {len(problems)} 件")
-    out.print(f"監査ログ (audit log): {report.size} 件, {'正常 (verifies)' if report.ok else report.message_ja}")
+    out.print(
+        f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 (problems) {len(problems)} 件"
+    )
+    out.print(
+        f"監査ログ (audit log): {report.size} 件, {'正常 (verifies)' if report.ok else report.message_ja}"
+    )
     out.print(
         f"\n次に試すこと (try next):\n  renkei catalog list --home {hub_home}\n"
         f"  renkei catalog show juki --home {hub_home}\n  renkei audit tail --home {hub_home}"
@@ -107,4 +124,3 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
-

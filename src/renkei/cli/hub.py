@@ -72,14 +72,18 @@ def _check_public_key(value: str) -> str:
     try:
         Ed25519PublicKey.from_public_bytes(base64.b64decode(value.strip(), validate=True))
     except (binascii.Error, ValueError):
-        raise RenkeiError("Ed25519 公開鍵（base64）ではありません", "not a base64 Ed25519 public key") from None
+        raise RenkeiError(
+            "Ed25519 公開鍵（base64）ではありません", "not a base64 Ed25519 public key"
+        ) from None
     return value.strip()
 
 
 @handle_errors
 def import_packages(
     packages: Annotated[list[Path] | None, typer.Argument(help="封緘パッケージ (sealed packages)")] = None,
-    inbox: Annotated[Path | None, typer.Option("--inbox", help="受入箱の全パッケージ (every package in DIR)")] = None,
+    inbox: Annotated[
+        Path | None, typer.Option("--inbox", help="受入箱の全パッケージ (every package in DIR)")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
@@ -87,7 +91,9 @@ def import_packages(
     if inbox is not None:
         paths += sorted(inbox.glob(f"*{PACKAGE_SUFFIX}"))
     if not paths:
-        raise RenkeiError("受け入れるパッケージがありません", "no packages given", Location(inbox) if inbox else None)
+        raise RenkeiError(
+            "受け入れるパッケージがありません", "no packages given", Location(inbox) if inbox else None
+        )
     hub = Hub(home_dir(home))
     rejected = 0
     with hub.session() as session:
@@ -110,10 +116,14 @@ def import_packages(
 def catalog_list(home: HomeOption = None) -> None:
     """登録データセットの一覧 (list datasets)."""
     hub = Hub(home_dir(home))
-    view = Table("データセット", "名称 (title)", "所管課 (owner)", "期間数 (periods)", "最新 (latest)", "行数 (rows)")
+    view = Table(
+        "データセット", "名称 (title)", "所管課 (owner)", "期間数 (periods)", "最新 (latest)", "行数 (rows)"
+    )
     with hub.session() as session:
         datasets = session.scalars(
-            select(Dataset).options(selectinload(Dataset.snapshots), selectinload(Dataset.owner)).order_by(Dataset.name)
+            select(Dataset)
+            .options(selectinload(Dataset.snapshots), selectinload(Dataset.owner))
+            .order_by(Dataset.name)
         ).all()
         for ds in datasets:
             latest = ds.snapshots[-1] if ds.snapshots else None
@@ -131,7 +141,9 @@ def catalog_list(home: HomeOption = None) -> None:
 
 @catalog_app.command("show")
 @handle_errors
-def catalog_show(dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None) -> None:
+def catalog_show(
+    dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None
+) -> None:
     """データセットの詳細: 期間・版・行数・所管課・列と処理 (periods, versions, columns, treatments)."""
     hub = Hub(home_dir(home))
     with hub.session() as session:
@@ -141,10 +153,22 @@ def catalog_show(dataset: Annotated[str, typer.Argument(help="データセット
         out.print(f"[bold]{ds.title}[/] ({ds.name}) — 所管課 (owner): {ds.owner.name}")
         if ds.description:
             out.print(ds.description)
-        snaps = Table("基準日 (period)", "版 (version)", "行数 (rows)", "バイト (bytes)", "送信元", "受入日時 (imported)")
+        snaps = Table(
+            "基準日 (period)",
+            "版 (version)",
+            "行数 (rows)",
+            "バイト (bytes)",
+            "送信元",
+            "受入日時 (imported)",
+        )
         for s in ds.snapshots:
             snaps.add_row(
-                str(s.period), f"v{s.version}", f"{s.rows:,}", f"{s.bytes:,}", s.sender.name, f"{s.imported_at:%Y-%m-%d %H:%M}"
+                str(s.period),
+                f"v{s.version}",
+                f"{s.rows:,}",
+                f"{s.bytes:,}",
+                s.sender.name,
+                f"{s.imported_at:%Y-%m-%d %H:%M}",
             )
         out.print(snaps)
         cols = Table("元の列 (source column)", "役割 (role)", "処理 (treatment)")
@@ -188,7 +212,9 @@ def vault_rotate_key(home: HomeOption = None) -> None:
 @audit_app.command("verify")
 @handle_errors
 def audit_verify(
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log)."""
@@ -198,7 +224,9 @@ def audit_verify(
     if report.ok:
         out.print(f"監査ログは正常です (audit log verifies): {report.size} 件")
         return
-    err.print(f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})")
+    err.print(
+        f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})"
+    )
     raise typer.Exit(5)
 
 
@@ -221,9 +249,13 @@ def audit_tail(
 ) -> None:
     """監査ログの末尾を表示 (show the last entries)."""
     entries = Hub(home_dir(home)).audit.tail(n)
-    view = Table("#", "日時 (UTC)", "主体 (actor)", "操作 (action)", "対象 (resource)", "結果", "理由 (reason)")
+    view = Table(
+        "#", "日時 (UTC)", "主体 (actor)", "操作 (action)", "対象 (resource)", "結果", "理由 (reason)"
+    )
     for e in entries:
-        view.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.resource, e.result, e.reason)
+        view.add_row(
+            str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.resource, e.result, e.reason
+        )
     out.print(view)
 
 

@@ -39,7 +39,9 @@ def sender_init(
     path = create_key(where)
     identity = create_sender(where, name)
     out.print(f"仮名化鍵を作成しました (created the pseudonymization key): {path}")
-    out.print("この鍵を失うと、以後の pid は過去の pid と連結できません。安全な場所に控えを保管してください。")
+    out.print(
+        "この鍵を失うと、以後の pid は過去の pid と連結できません。安全な場所に控えを保管してください。"
+    )
     out.print("(If this key is lost, new pids no longer link to earlier ones. Keep a protected backup.)")
     out.print("基盤の管理者に次を登録してもらってください (ask the hub admin to run):")
     out.print(f"  renkei hub add-sender --name {name} --public-key {identity.public_key_b64}", soft_wrap=True)
@@ -53,7 +55,9 @@ def sender_trust_hub(
 ) -> None:
     """パッケージの暗号化先として基盤の公開鍵を登録する (register the hub's public key)."""
     path = trust_hub(home_dir(home), recipient)
-    out.print(f"基盤の公開鍵を登録しました。以後の抽出は封緘されます (registered; extracts are now sealed): {path}")
+    out.print(
+        f"基盤の公開鍵を登録しました。以後の抽出は封緘されます (registered; extracts are now sealed): {path}"
+    )
 
 
 @sender.command("public-key")

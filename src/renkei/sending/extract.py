@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from renkei import __version__
 from renkei.errors import InputError, Location, RenkeiError
 from renkei.files import fsync_dir, fsync_file
-from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
+from renkei.manifest import DATA_FILE, MANIFEST_FILE, ColumnTreatment, Manifest, schema_fields, sha256_file
 from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, load_key
 from renkei.sending.read import CsvHeader, iter_batches, read_header
@@ -137,7 +137,7 @@ def _write(
         rows_out=counts.rows_out,
         counts=counts.as_dict(),
         schema=schema_fields(spec.output_schema),
-        columns=spec.column_dictionary(),
+        columns=[ColumnTreatment(**c) for c in spec.column_dictionary()],
         spec_hash=spec.spec_hash,
         tool=f"renkei {__version__}",
         data_bytes=data.stat().st_size,

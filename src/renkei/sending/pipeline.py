@@ -22,7 +22,7 @@ from renkei.sending.birthdate import ages
 from renkei.sending.dates import coarsen_dates, parse_dates
 from renkei.sending.identifiers import LEFTOVER_LABELS_JA, LeftoverHit, scan_leftovers
 from renkei.sending.pseudonym import Pseudonymizer
-from renkei.spec import AGE, SCHOOL_AGE, ColumnSpec, DatasetSpec, Role
+from renkei.spec import ColumnSpec, DatasetSpec, Role
 
 _INTEGER = r"^[+-]?[0-9]+$"
 
@@ -136,7 +136,9 @@ class Transformer:
         hits = self.counts.leftover_hits()
         if not hits:
             return
-        ja = "、".join(f"列「{h.column}」の {h.rows} 行に{LEFTOVER_LABELS_JA.get(h.kind, h.kind)}の形の値" for h in hits)
+        ja = "、".join(
+            f"列「{h.column}」の {h.rows} 行に{LEFTOVER_LABELS_JA.get(h.kind, h.kind)}の形の値" for h in hits
+        )
         en = "; ".join(f"column {h.column!r}: {h.rows} rows look like {h.kind}" for h in hits)
         raise LeftoverIdentifierError(
             f"残す列に個人識別符号などの形の値が見つかったため、抽出を中止しました: {ja}。"

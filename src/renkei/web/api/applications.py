@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, status
 
 from renkei.web import portal
-from renkei.web.params import ApplicationId, PartId
 from renkei.web.context import SignedIn
 from renkei.web.models import ApplicationIn, ApplicationView, CommentIn, ReasonIn, ReviewItem
+from renkei.web.params import ApplicationId, PartId
 
 router = APIRouter(tags=["applications"])
 

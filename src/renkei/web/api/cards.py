@@ -9,7 +9,12 @@ from fastapi import APIRouter, Request, Response
 from renkei.web import portal
 from renkei.web.context import Public
 from renkei.web.cookies import CEREMONY_SECONDS, ENROLL_COOKIE, clear_cookie, set_cookie
-from renkei.web.models import CardEnrollmentFinish, CardEnrollmentStart, EnrollmentDoneView, EnrollmentOptionsView
+from renkei.web.models import (
+    CardEnrollmentFinish,
+    CardEnrollmentStart,
+    EnrollmentDoneView,
+    EnrollmentOptionsView,
+)
 
 router = APIRouter(prefix="/cards/enrollment", tags=["cards"])
 

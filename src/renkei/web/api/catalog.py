@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from renkei.web import portal
-from renkei.web.params import DatasetName
 from renkei.web.context import SignedIn
 from renkei.web.models import DatasetSummary, DatasetView, FolderAclView
+from renkei.web.params import DatasetName
 
 router = APIRouter(prefix="/datasets", tags=["catalog"])
 

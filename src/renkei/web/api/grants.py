@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from renkei.web import portal
-from renkei.web.params import GrantId
 from renkei.web.context import SignedIn
 from renkei.web.models import GrantView, ReasonIn
+from renkei.web.params import GrantId
 
 router = APIRouter(prefix="/grants", tags=["grants"])
 

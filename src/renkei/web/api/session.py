@@ -8,7 +8,14 @@ from fastapi import APIRouter, Request, Response, status
 
 from renkei.web import portal
 from renkei.web.context import Public, SignedInAnyPassword
-from renkei.web.cookies import CEREMONY_SECONDS, CSRF_COOKIE, PENDING_COOKIE, end_session, set_cookie, start_session
+from renkei.web.cookies import (
+    CEREMONY_SECONDS,
+    CSRF_COOKIE,
+    PENDING_COOKIE,
+    end_session,
+    set_cookie,
+    start_session,
+)
 from renkei.web.models import CardStep, CsrfView, MeView, PasswordChange, PasswordStep, PendingView, TotpStep
 from renkei.web.security import new_csrf_token
 
