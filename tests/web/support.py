@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import secrets
 import sqlite3
 import ssl
@@ -175,7 +176,9 @@ class WebWorld:
     def card_ticket(self, person: Person) -> str:
         """What the admin's ``renkei user card-ticket`` hands over."""
         with self.session() as session:
-            ticket = create_ticket(session, session.get_one(User, person.user.id), created_by="test", clock=self.clock)
+            ticket = create_ticket(
+                session, session.get_one(User, person.user.id), created_by="test", clock=self.clock
+            )
             session.commit()
         return ticket.code
 
@@ -317,7 +320,6 @@ def login_with_card(client: httpx.Client, person: Person) -> str:
     )
     assert step1.status_code == 200, step1.text
     assert step1.json()["factor"] == "card"
-    import json
 
     assertion = person.card.get(json.dumps(step1.json()["card_options"]))
     step2 = client.post(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from renkei.cli.common import HomeOption, err, handle_errors, home_dir, out
 from renkei.errors import Location, RenkeiError
-from renkei.hub.audit import Checkpoint
+from renkei.hub.audit import TAIL_HEADERS, Checkpoint, load_audit_key, public_key_pem, tail_rows
 from renkei.hub.catalog import Dataset, Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
 from renkei.hub.importer import Importer, PackageRejectedError
@@ -247,16 +247,18 @@ def audit_checkpoint(
 def audit_tail(
     n: Annotated[int, typer.Option("-n", min=1, help="件数 (entries)")] = 20, home: HomeOption = None
 ) -> None:
-    """監査ログの末尾を表示 (show the last entries)."""
-    entries = Hub(home_dir(home)).audit.tail(n)
-    view = Table(
-        "#", "日時 (UTC)", "主体 (actor)", "操作 (action)", "対象 (resource)", "結果", "理由 (reason)"
-    )
-    for e in entries:
-        view.add_row(
-            str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.resource, e.result, e.reason
-        )
-    out.print(view)
+    """監査ログの末尾を表示 (show the last entries; control characters are shown escaped)."""
+    view = Table(*TAIL_HEADERS)
+    for row in tail_rows(Hub(home_dir(home)).audit.tail(n)):
+        view.add_row(*row)
+    out.print(view, markup=False)
+
+
+@audit_app.command("public-key")
+@handle_errors
+def audit_public_key(home: HomeOption = None) -> None:
+    """チェックポイント検証用の公開鍵 (PEM) を表示: 外部の保管者に渡す (print the checkpoint verification key)."""
+    typer.echo(public_key_pem(load_audit_key(home_dir(home))), nl=False)
 
 
 def register(app: typer.Typer) -> None:

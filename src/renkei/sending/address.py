@@ -126,14 +126,13 @@ _GRAMMAR_PATTERN = (
 )
 _GRAMMAR = re.compile(_GRAMMAR_PATTERN)
 
-# Classes of the text that follows the numbers (the last field of a tail's signature).
+# Classes of the text that follows the numbers (read from the last field of a tail's signature).
 _REST_CLASSES = (
-    ("S", r"^[ \t\n\r\f\v]"),  # a space: what follows is 方書
-    ("L", rf"^[A-Za-z](?:[{_SEP}0-9]|$)"),  # a letter used as a block or unit (上町A-5): not readable
-    ("U", rf"^[0-9{_KANJI}丁番号地条]"),  # a number or unit that the grammar did not take: not readable
-    ("K", r"^[ァ-ヺーA-Za-z]"),  # katakana or latin glued on: a building name
+    ("S", re.compile(r"^[ \t\n\r\f\v]")),  # a space: what follows is 方書
+    ("L", re.compile(rf"^[A-Za-z](?:[{_SEP}0-9]|$)")),  # a letter used as a block or unit (上町A-5)
+    ("U", re.compile(rf"^[0-9{_KANJI}丁番号地条]")),  # a number or unit the grammar did not take
+    ("K", re.compile(r"^[ァ-ヺーA-Za-z]")),  # katakana or latin glued on: a building name
 )
-_REST_CLASS_RES = tuple((name, re.compile(pattern)) for name, pattern in _REST_CLASSES)
 
 _HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋
 _FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
@@ -197,7 +196,7 @@ def _rest_class(rest: str) -> str:
     """E (nothing), S (space), L (letter block), U (unread number or unit), K (building), H (other text)."""
     if not rest:
         return "E"
-    return next((name for name, pattern in _REST_CLASS_RES if pattern.match(rest)), "H")
+    return next((name for name, pattern in _REST_CLASSES if pattern.match(rest)), "H")
 
 
 # ------------------------------------------------------------------------------------------ gazetteer
@@ -491,15 +490,19 @@ def _number_mark(number: str) -> str:
     return "" if not number else "N" if len(number) <= 2 else "M"
 
 
+_FIELD = "\x1f"  # separates a signature's fields (the text that follows the numbers may hold anything)
+
+
 def _signature(groups: dict[str, str]) -> str:
-    """The shape of a grammar match: which numbers, units and separators are present, and what follows."""
+    """The shape of a grammar match: which numbers, units and separators are present, and the (at most two)
+    characters that follow; a few thousand distinct shapes cover a city."""
     c, cs, r = groups["c"], groups["cs"], groups["r"]
     fields = [("C" if c else "") + ("-" if cs else "")]
     for number, unit, sep in (("n1", "u1", "s1"), ("n2", "u2", "s2"), ("n3", "u3", None)):
         fields.append(_number_mark(groups[number]) + groups[unit])
         if sep:
             fields.append("-" if groups[sep] else "")
-    return "|".join([*fields, _rest_class(r)])
+    return _FIELD.join([*fields, r])
 
 
 @cache
@@ -509,7 +512,8 @@ def _classify(signature: str, mode: int) -> tuple[int, int, int]:
     丁目 source: 0 none, 1 the written ``N丁目``, 2 the first number (6 of 6-5-1 in a town with 丁目).
     L1 source: 0 none (deleted), 1 the first number, 2 the second number (both with their unit).
     """
-    chome_field, t1, s1, t2, s2, t3, rest = signature.split("|")
+    chome_field, t1, s1, t2, s2, t3, following = signature.split(_FIELD)
+    rest = _rest_class(following)
     written = chome_field.startswith("C")
     if written and mode == _HAS_CHOME:  # two 丁目
         return TOWN_FALLBACK, 0, 0
@@ -825,20 +829,12 @@ def _signatures(field: dict[str, pa.Array]) -> pa.Array:
         return pc.if_else(pc.less_equal(pc.utf8_length(field[name]), 2), flag(name, "N"), "M")
 
     return pc.binary_join_element_wise(
-        flag("c", "C"), flag("cs", "-"), "|",
-        number("n1"), field["u1"], "|", flag("s1", "-"), "|",
-        number("n2"), field["u2"], "|", flag("s2", "-"), "|",
-        number("n3"), field["u3"], "|", _rest_classes(field["r"]),
+        flag("c", "C"), flag("cs", "-"), _FIELD,
+        number("n1"), field["u1"], _FIELD, flag("s1", "-"), _FIELD,
+        number("n2"), field["u2"], _FIELD, flag("s2", "-"), _FIELD,
+        number("n3"), field["u3"], _FIELD, field["r"],
         "",
     )  # fmt: skip
-
-
-def _rest_classes(rest: pa.Array) -> pa.Array:
-    """The vectorized twin of :func:`_rest_class`."""
-    result = pa.repeat(pa.scalar("H", pa.string()), len(rest))
-    for name, pattern in reversed(_REST_CLASSES):
-        result = pc.if_else(pc.match_substring_regex(rest, pattern), name, result)
-    return pc.if_else(pc.equal(rest, ""), "E", result)
 
 
 def _apply(

@@ -55,7 +55,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
 
 def route_table(app: FastAPI) -> list[tuple[str, str, BaseRoute]]:
     """Every (method, path, route) the app serves, flattened across included routers; HEAD is implied by GET."""
-    table = []
+    table: list[tuple[str, str, BaseRoute]] = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, Mount):

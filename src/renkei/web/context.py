@@ -31,7 +31,7 @@ from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.terminals import Terminal, identify_terminal
 from renkei.hub.home import Hub
 from renkei.web.cookies import CSRF_COOKIE, SESSION_COOKIE
-from renkei.web.errors import PasswordChangeRequired, Unauthenticated
+from renkei.web.errors import PasswordChangeRequiredError, UnauthenticatedError
 from renkei.web.security import enforce_csrf
 from renkei.web.settings import WebSettings
 from renkei.web.terminal import ClientOrigin, client_origin
@@ -80,13 +80,13 @@ class Caller:
     def actor(self) -> Actor:
         """The actor for authorize(); only for signed-in callers (the guards make sure)."""
         if self.login is None:
-            raise Unauthenticated()
+            raise UnauthenticatedError()
         return Actor.for_session(self.login, client_addr=self.client_addr)
 
     @property
     def signed_in(self) -> LoginSession:
         if self.login is None:
-            raise Unauthenticated()
+            raise UnauthenticatedError()
         return self.login
 
     @property
@@ -124,7 +124,9 @@ def identify_caller(request: Request) -> Caller:
     )
 
 
-def _validate(portal: Portal, token: str, terminal: Terminal | None, origin: ClientOrigin) -> LoginSession | None:
+def _validate(
+    portal: Portal, token: str, terminal: Terminal | None, origin: ClientOrigin
+) -> LoginSession | None:
     try:
         return portal.login.sessions.validate(token, terminal=terminal)
     except SessionRejectedError as exc:
@@ -151,7 +153,7 @@ async def public(request: Request) -> Caller:
 async def signed_in_any_password(request: Request) -> Caller:
     caller = await run_in_threadpool(identify_caller, request)
     if caller.login is None:
-        raise Unauthenticated()
+        raise UnauthenticatedError()
     await enforce_csrf(request, caller.login, caller.presession_token, _csrf_recorder(caller, request))
     return caller
 
@@ -159,7 +161,7 @@ async def signed_in_any_password(request: Request) -> Caller:
 async def signed_in(request: Request) -> Caller:
     caller = await signed_in_any_password(request)
     if caller.signed_in.password_change_required:
-        raise PasswordChangeRequired()
+        raise PasswordChangeRequiredError()
     return caller
 
 

@@ -21,9 +21,7 @@ CEREMONY_SECONDS = 300
 
 
 def set_cookie(response: Response, name: str, value: str, *, max_age: int | None = None) -> None:
-    response.set_cookie(
-        name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict"
-    )
+    response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="strict")
 
 
 def clear_cookie(response: Response, name: str) -> None:

@@ -50,7 +50,7 @@ class WebError(RenkeiError):
     code = "bad_request"
 
 
-class NotFound(WebError):
+class NotFoundError(WebError):
     http_status = 404
     code = "not_found"
 
@@ -62,7 +62,7 @@ class NotFound(WebError):
         super().__init__(ja, en)
 
 
-class Unauthenticated(WebError):
+class UnauthenticatedError(WebError):
     http_status = 401
     code = "unauthenticated"
 
@@ -73,7 +73,7 @@ class Unauthenticated(WebError):
         )
 
 
-class CsrfRejected(WebError):
+class CsrfRejectedError(WebError):
     http_status = 403
     code = "csrf_rejected"
 
@@ -84,7 +84,7 @@ class CsrfRejected(WebError):
         )
 
 
-class PasswordChangeRequired(WebError):
+class PasswordChangeRequiredError(WebError):
     http_status = 403
     code = "password_change_required"
 
@@ -95,7 +95,7 @@ class PasswordChangeRequired(WebError):
         )
 
 
-class CurrentPasswordWrong(WebError):
+class CurrentPasswordWrongError(WebError):
     """A signed-in user typed a wrong current password: not a failed login, so not 401."""
 
     http_status = 403
@@ -217,7 +217,11 @@ def error_response(scope: Scope, exc: BaseException) -> Response:
     request_id = request_id_of(scope)
     if problem.status >= 500:
         logger.error(
-            "unexpected error, request %s, %s %r", request_id, scope.get("method"), scope.get("path"), exc_info=exc
+            "unexpected error, request %s, %s %r",
+            request_id,
+            scope.get("method"),
+            scope.get("path"),
+            exc_info=exc,
         )
     response = _render(scope, problem, request_id)
     if problem.status in SESSION_ENDED:

@@ -49,7 +49,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Enter the 6-digit code shown by your authenticator app.",
     ),
     "login.totp.code": ("確認コード", "Code"),
-    "login.enroll_link": ("職員証を登録する（管理者が発行した登録チケットが必要です）", "Register a staff card (needs a ticket from the admin)"),
+    "login.enroll_link": (
+        "職員証を登録する（管理者が発行した登録チケットが必要です）",
+        "Register a staff card (needs a ticket from the admin)",
+    ),
     "webauthn.unsupported": (
         "このブラウザは職員証（WebAuthn）に対応していません。",
         "This browser does not support staff cards (WebAuthn).",

@@ -51,7 +51,7 @@ from renkei.hub.access.people import Role
 from renkei.hub.access.sessions import LoginSession
 from renkei.hub.catalog import Dataset, Department, Snapshot
 from renkei.web.context import Caller
-from renkei.web.errors import CurrentPasswordWrong, NotFound
+from renkei.web.errors import CurrentPasswordWrongError, NotFoundError
 from renkei.web.models import (
     AclEntryView,
     ApplicationIn,
@@ -76,13 +76,13 @@ OPEN_FOR_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.PARTIALLY_APPROV
 
 
 def require(db: Session, caller: Caller, action: Action, resource: Resource) -> Decision:
-    """authorize(), raising the verdict's error when denied (NotFound when the object does not exist)."""
+    """authorize(), raising the verdict's error when denied (NotFoundError when the object does not exist)."""
     portal = caller.portal
     decision = authorize(db, portal.hub.audit, caller.actor, action, resource, clock=portal.clock)
     verdict = decision.verdict
     if not verdict.allowed:
         if verdict.policy == NOT_FOUND_POLICY:
-            raise NotFound()
+            raise NotFoundError()
         raise verdict.error(verdict.reason_ja, verdict.reason_en, decision)
     return decision
 
@@ -99,7 +99,7 @@ def not_found_as_404() -> Iterator[None]:
         yield
     except Forbidden as exc:
         if exc.decision is not None and exc.decision.verdict.policy == NOT_FOUND_POLICY:
-            raise NotFound() from None
+            raise NotFoundError() from None
         raise
 
 
@@ -139,7 +139,9 @@ def begin_login(caller: Caller, login_id: str, password: str) -> PendingLogin:
     return caller.portal.login.begin_login(caller.terminal, login_id, password, caller.client_addr)
 
 
-def finish_login_with_card(caller: Caller, pending_token: str, assertion: str | dict[str, Any]) -> LoginSession:
+def finish_login_with_card(
+    caller: Caller, pending_token: str, assertion: str | dict[str, Any]
+) -> LoginSession:
     return caller.portal.login.finish_login_with_card(
         pending_token, assertion, terminal=caller.terminal, replaces=caller.session_token or None
     )
@@ -164,7 +166,7 @@ def change_password(caller: Caller, current: str, new: str) -> LoginSession:
             caller.session_token, current, new, terminal=caller.terminal, client_addr=caller.client_addr
         )
     except LoginFailedError:
-        raise CurrentPasswordWrong() from None
+        raise CurrentPasswordWrongError() from None
 
 
 def begin_enrollment(caller: Caller, login_id: str, password: str, ticket: str) -> RegistrationStart:

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renkei.hub.access.sessions import LoginSession
-from renkei.web.errors import CsrfRejected, error_response, logger
+from renkei.web.errors import CsrfRejectedError, error_response, logger
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -153,7 +153,7 @@ async def enforce_csrf(
             reason = "csrf_mismatch"
     if reason:
         await run_in_threadpool(record, reason)
-        raise CsrfRejected()
+        raise CsrfRejectedError()
 
 
 def _matches(candidate: str, login: LoginSession | None, presession_token: str) -> bool:

@@ -40,7 +40,9 @@ def tls_context(files: TLSFiles) -> ssl.SSLContext:
     return context
 
 
-def _context_factory(files: TLSFiles) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+def _context_factory(
+    files: TLSFiles,
+) -> Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
     def factory(_config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return tls_context(files)
 

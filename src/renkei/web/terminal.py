@@ -108,7 +108,10 @@ class WithTLSExtension:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope = {**scope, "extensions": {**(scope.get("extensions") or {}), TLS_EXTENSION: self.extension}}
+            scope = {
+                **scope,
+                "extensions": {**(scope.get("extensions") or {}), TLS_EXTENSION: self.extension},
+            }
         await self.app(scope, receive, send)
 
 

@@ -43,7 +43,9 @@ def submit(application_id: ApplicationId, caller: SignedIn) -> ApplicationView:
 
 
 @router.post("/applications/{application_id}/withdraw", response_model=ApplicationView)
-def withdraw(application_id: ApplicationId, caller: SignedIn, body: OptionalComment = None) -> ApplicationView:
+def withdraw(
+    application_id: ApplicationId, caller: SignedIn, body: OptionalComment = None
+) -> ApplicationView:
     """The applicant withdraws (取下げ); an optional ``comment`` says why. Its grants end."""
     return portal.withdraw(caller, application_id, body.comment if body else "")
 

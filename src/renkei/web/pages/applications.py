@@ -49,7 +49,7 @@ def application_form(request: Request, caller: SignedIn) -> HTMLResponse:
 def _form_page(
     request: Request, caller: Caller, values: dict[str, Any], exc: Exception | None = None
 ) -> HTMLResponse:
-    context = {"datasets": portal.list_datasets(caller), "values": values}
+    context: dict[str, Any] = {"datasets": portal.list_datasets(caller), "values": values}
     if exc is not None:
         return error_page(request, caller, "application_new.html", exc, **context)
     return page(request, caller, "application_new.html", problem=None, **context)
@@ -96,8 +96,11 @@ def _application_in(values: dict[str, Any]) -> ApplicationIn:
         chosen.setdefault(name, []).append(period)
     data = {
         "datasets": [
-            {"dataset": name, "periods": [] if name in values["all_periods"] else periods,
-             "all_periods": name in values["all_periods"]}
+            {
+                "dataset": name,
+                "periods": [] if name in values["all_periods"] else periods,
+                "all_periods": name in values["all_periods"],
+            }
             for name, periods in chosen.items()
         ],
         "purpose": values["purpose"],

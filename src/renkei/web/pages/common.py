@@ -17,7 +17,7 @@ from renkei.web.templating import render
 
 
 def page(
-    request: Request, caller: Caller, template: str, status: int = 200, **context: Any
+    request: Request, caller: Caller, template: str, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
     """Render ``template`` with the user, their role and the CSRF token their forms must carry."""
     token = caller.csrf_token
@@ -38,10 +38,12 @@ def page(
     return response
 
 
-def error_page(request: Request, caller: Caller, template: str, exc: Exception, **context: Any) -> HTMLResponse:
+def error_page(
+    request: Request, caller: Caller, template: str, exc: Exception, **context: Any
+) -> HTMLResponse:
     """Show ``template`` again with the error's message, under the error's status."""
     problem = describe(exc)
-    response = page(request, caller, template, problem.status, problem=problem, **context)
+    response = page(request, caller, template, status=problem.status, problem=problem, **context)
     response.headers.update(problem.headers)
     return response
 

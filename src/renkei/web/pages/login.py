@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -41,8 +41,10 @@ def login_form(request: Request, caller: Public) -> HTMLResponse:
     return _login_page(request, caller)
 
 
-def _login_page(request: Request, caller: Caller, exc: Exception | None = None, login_id: str = "") -> HTMLResponse:
-    context = {"terminal_registered": caller.terminal is not None, "login_id": login_id}
+def _login_page(
+    request: Request, caller: Caller, exc: Exception | None = None, login_id: str = ""
+) -> HTMLResponse:
+    context: dict[str, Any] = {"terminal_registered": caller.terminal is not None, "login_id": login_id}
     if exc is not None:
         return error_page(request, caller, "login.html", exc, **context)
     return page(request, caller, "login.html", problem=None, **context)

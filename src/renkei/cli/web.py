@@ -1,0 +1,86 @@
+"""``renkei serve``: the web portal (API and pages) for designated users at registered terminals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from renkei.cli.common import HomeOption, err, handle_errors, home_dir
+from renkei.errors import RenkeiError
+from renkei.hub.access.terminals import CA_CERT_FILE
+from renkei.web.app import create_app
+from renkei.web.server import TLSFiles, server_config
+from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
+
+DEFAULT_TLS_PORT = 8443
+DEFAULT_PLAIN_PORT = 8000
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+@handle_errors
+def serve(
+    home: HomeOption = None,
+    host: Annotated[
+        str, typer.Option(help="待ち受けるアドレス (address to listen on; loopback unless told otherwise)")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(help=f"ポート (port; default {DEFAULT_TLS_PORT} with TLS, {DEFAULT_PLAIN_PORT} without)"),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="サーバ証明書 PEM: TLS で待ち受け、端末のクライアント証明書を求める (server certificate)"),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="サーバ証明書の秘密鍵 PEM (its private key)")] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス（複数可）"
+            " (trusted reverse proxy address or network; repeatable)"
+        ),
+    ] = None,
+    client_cert_header: Annotated[
+        str, typer.Option(help="プロキシが端末の証明書を渡すヘッダ (header carrying the terminal certificate)")
+    ] = DEFAULT_CLIENT_CERT_HEADER,
+) -> None:
+    """ポータル（API と画面）を起動する (serve the web portal)."""
+    proxies = tuple(trusted_proxy or ())
+    tls = _tls_files(home_dir(home), tls_cert, tls_key)
+    if tls is None and not proxies:
+        raise RenkeiError(
+            "--tls-cert/--tls-key（自前の TLS）か --trusted-proxy（リバースプロキシ）のどちらかを指定してください。"
+            "どちらもないと端末を確認できず、誰もログインできません",
+            "give --tls-cert/--tls-key (own TLS) or --trusted-proxy (behind a proxy): without either no terminal"
+            " can be identified and nobody can log in",
+        )
+    settings = WebSettings(trusted_proxies=proxies, client_cert_header=client_cert_header)
+    app = create_app(home_dir(home), settings)
+    chosen_port = port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PLAIN_PORT)
+    scheme = "https" if tls else "http"
+    err.print(f"renkei: {scheme}://{host}:{chosen_port}/ で待ち受けます (listening)", highlight=False)
+    uvicorn.Server(server_config(app, host=host, port=chosen_port, tls=tls)).run()
+
+
+def _tls_files(home: Path, certificate: Path | None, key: Path | None) -> TLSFiles | None:
+    if certificate is None and key is None:
+        return None
+    if certificate is None or key is None:
+        raise RenkeiError(
+            "--tls-cert と --tls-key は両方指定してください", "--tls-cert and --tls-key go together"
+        )
+    for path in (certificate, key):
+        if not path.is_file():
+            raise RenkeiError(f"ファイルがありません: {path}", f"no such file: {path}")
+    client_ca = home / CA_CERT_FILE
+    if not client_ca.is_file():
+        raise RenkeiError(
+            "端末認証局の証明書がありません。先に `renkei terminal enroll` で端末を登録してください",
+            f"{client_ca} not found; enroll a terminal first (`renkei terminal enroll`)",
+        )
+    return TLSFiles(certificate=certificate, key=key, client_ca=client_ca)
