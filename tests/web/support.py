@@ -68,6 +68,8 @@ class InProcessTransport(httpx.BaseTransport):
         self._portal = self._portal_context.__enter__()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.AsyncByteStream):  # a generator body: read it here
+            request.stream = httpx.ByteStream(request.read())
         return self._portal.call(self._send, request)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:

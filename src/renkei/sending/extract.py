@@ -20,6 +20,7 @@ from renkei import __version__
 from renkei.errors import InputError, Location, RenkeiError
 from renkei.files import fsync_dir, fsync_file
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, ColumnTreatment, Manifest, schema_fields, sha256_file
+from renkei.pipelining import prefetch
 from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, load_key
 from renkei.sending.read import CsvHeader, iter_batches, read_header
@@ -124,7 +125,8 @@ def _write(
 ) -> Manifest:
     data = work / DATA_FILE
     with pq.ParquetWriter(data, spec.output_schema, compression="zstd") as writer:
-        for batch in transformer.transform_all(batches):
+        # reading, the rules and writing overlap on separate threads (docs/benchmarks.md)
+        for batch in prefetch(transformer.transform_all(prefetch(batches))):
             writer.write_batch(batch)
     fsync_file(data)
     counts = transformer.counts

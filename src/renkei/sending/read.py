@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 
 from renkei.errors import InputError, Location
 
-BLOCK_SIZE = 16 << 20
+BLOCK_SIZE = 64 << 20
 ENCODINGS = {"cp932": "cp932", "utf-8": "utf-8-sig"}
 _OTHER = {"cp932": "utf-8", "utf-8": "cp932"}
 

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -50,8 +51,16 @@ def _context_factory(
 
 
 def server_config(
-    app: ASGIApp, *, host: str, port: int, tls: TLSFiles | None, log_level: str = "info"
+    app: ASGIApp,
+    *,
+    host: str,
+    port: int,
+    tls: TLSFiles | None,
+    log_level: str = "info",
+    configure_logging: bool = True,
 ) -> uvicorn.Config:
+    """uvicorn's configuration for the portal (``configure_logging=False`` leaves the process's logging alone)."""
+    extra: dict[str, Any] = {} if configure_logging else {"log_config": None}
     return uvicorn.Config(
         app,
         host=host,
@@ -63,4 +72,5 @@ def server_config(
         server_header=False,
         ssl_context_factory=_context_factory(tls) if tls is not None else None,
         log_level=log_level,
+        **extra,
     )

@@ -1,0 +1,294 @@
+"""The routes section of authz_matrix.yaml, held against the app (ASVS v5.0.0-8.1.1, 8.2.1, 8.2.2).
+
+- Every route the app serves is in the matrix, and every route in the matrix is served, with the same guard.
+- Every cell (route × relation × caller) is sent through HTTP against a fresh object: the status must match,
+  and every authorization decision the request made must be for one of the route's declared actions — so a
+  route cannot quietly skip authorize() or ask it about something else (the datasette-style hook monitor).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from ruamel.yaml import YAML
+from sqlalchemy import delete, select
+
+from renkei.hub.access.applications import (
+    Application,
+    ApplicationItem,
+    ApplicationPart,
+    ApplicationState,
+    PartState,
+)
+from renkei.hub.access.authz import Action
+from renkei.hub.access.grants import Grant, city_today
+from renkei.hub.access.people import Role
+from renkei.hub.access.throttle import ThrottleRecord
+from renkei.hub.catalog import Department, Snapshot
+from renkei.web.app import route_table
+from renkei.web.context import public, signed_in, signed_in_any_password
+from renkei.web.cookies import SESSION_COOKIE
+from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, world_on
+
+MATRIX: dict[str, Any] = YAML(typ="safe").load(
+    (resources.files("renkei.hub.access") / "authz_matrix.yaml").read_text(encoding="utf-8")
+)
+ROUTES: dict[str, dict[str, Any]] = MATRIX["routes"]
+CALLERS = ("anonymous", "admin", "steward", "analyst", "auditor", "disabled")
+RELATIONS = {"any", "own", "owning", "other"}
+GUARD_NAMES = {public: "public", signed_in: "signed_in", signed_in_any_password: "signed_in"}
+DATASET_OF = {OWN: "juki", OTHER: "kokuho"}
+PERIOD = dt.date(2026, 3, 31)
+
+CELLS = [
+    pytest.param(route, relation, caller, id=f"{route} {relation} {caller}")
+    for route, spec in ROUTES.items()
+    for relation in spec["cases"]
+    for caller in CALLERS
+]
+
+
+# --- the matrix and the app -------------------------------------------------------------------------------
+
+
+def test_the_matrix_lists_exactly_the_routes_the_app_serves(shared_world: WebWorld) -> None:
+    served = {f"{method} {path}": route for method, path, route in route_table(shared_world.app)}
+    assert sorted(set(served) - set(ROUTES)) == [], "routes missing from authz_matrix.yaml"
+    assert sorted(set(ROUTES) - set(served)) == [], "routes in authz_matrix.yaml that the app does not serve"
+    for key, route in served.items():
+        if isinstance(route, APIRoute):
+            guards = {GUARD_NAMES[d.call] for d in route.dependant.dependencies if d.call in GUARD_NAMES}
+            assert guards == {ROUTES[key]["guard"]}, key
+
+
+def test_every_cell_names_known_actions_relations_and_callers() -> None:
+    for key, spec in ROUTES.items():
+        assert set(spec.get("actions", [])) <= {str(a) for a in Action}, key
+        assert set(spec["cases"]) <= RELATIONS, key
+        for relation, statuses in spec["cases"].items():
+            assert tuple(statuses) == CALLERS, (key, relation)
+            assert all(isinstance(s, int) and 200 <= s < 600 for s in statuses.values()), (key, relation)
+        if set(spec["cases"]) - {"any"}:
+            assert "object" in spec, key
+
+
+# --- driving every cell -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Staff:
+    world: WebWorld
+    people: dict[str, Person]
+    colleague: Person  # another analyst of the callers' department: applicant and holder of others' objects
+
+
+@pytest.fixture(scope="module")
+def staff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staff]:
+    directory: Path = tmp_path_factory.mktemp("matrix")
+    with world_on(f"sqlite:///{directory / 'catalog.db'}", directory) as world:
+        people = {role.value: world.person(role, OWN) for role in Role}
+        people["disabled"] = world.person(Role.ANALYST, OWN)
+        world.set_disabled(people["disabled"])
+        yield Staff(world, people, world.person(Role.ANALYST, OWN))
+
+
+@dataclass
+class Target:
+    """What a cell's path names: the ids to put into it."""
+
+    application_id: int = 0
+    part_id: int = 0
+    grant_id: int = 0
+    dataset: str = "juki"
+
+    def path(self, template: str) -> str:
+        values = {
+            "application_id": self.application_id,
+            "part_id": self.part_id,
+            "grant_id": self.grant_id,
+            "name": self.dataset,
+            "path": "renkei.css",
+        }
+        return re.sub(r"\{([a-z_]+)\}", lambda m: str(values[m.group(1)]), template)
+
+
+def build_target(staff: Staff, spec: dict[str, Any], relation: str, caller: str) -> Target:
+    kind, _, state = str(spec.get("object", "")).partition(":")
+    owner_is_caller = relation == "own" and caller in staff.people
+    holder = staff.people[caller] if owner_is_caller else staff.colleague
+    department = OTHER if relation == "other" else OWN
+    if kind == "dataset":
+        return Target(dataset=DATASET_OF[department])
+    if kind == "grant":
+        return Target(
+            grant_id=make_grant(staff.world, holder, OTHER if relation in ("own", "other") else OWN)
+        )
+    if kind in ("application", "part"):
+        app_state, part_state = {
+            "draft": (ApplicationState.DRAFT, PartState.PENDING),
+            "submitted": (ApplicationState.SUBMITTED, PartState.PENDING),
+            "pending": (ApplicationState.SUBMITTED, PartState.PENDING),
+            "approved": (ApplicationState.APPROVED, PartState.APPROVED),
+        }[state]
+        application_id, part_id = make_application(staff.world, holder, department, app_state, part_state)
+        return Target(application_id=application_id, part_id=part_id)
+    return Target()
+
+
+def make_application(
+    world: WebWorld, applicant: Person, department: str, state: ApplicationState, part_state: PartState
+) -> tuple[int, int]:
+    today = city_today(world.clock)
+    with world.session() as session:
+        department_id = session.scalars(select(Department.id).where(Department.name == department)).one()
+        part = ApplicationPart(
+            department_id=department_id,
+            state=part_state,
+            items=[ApplicationItem(snapshot_id=world.snapshot_id(DATASET_OF[department], PERIOD))],
+        )
+        application = Application(
+            applicant_id=applicant.user.id,
+            purpose="目的",
+            outputs="集計表",
+            use_start=today,
+            use_end=today + dt.timedelta(days=90),
+            row_level=False,
+            state=state,
+            applied_on=today,
+            created_at=world.clock.now(),
+            updated_at=world.clock.now(),
+            parts=[part],
+        )
+        session.add(application)
+        session.commit()
+        return application.id, part.id
+
+
+def make_grant(world: WebWorld, holder: Person, department: str) -> int:
+    application_id, part_id = make_application(
+        world, holder, department, ApplicationState.APPROVED, PartState.APPROVED
+    )
+    today = city_today(world.clock)
+    with world.session() as session:
+        snapshot = session.get_one(Snapshot, world.snapshot_id(DATASET_OF[department], PERIOD))
+        grant = Grant(
+            application_id=application_id,
+            part_id=part_id,
+            user_id=holder.user.id,
+            dataset_id=snapshot.dataset_id,
+            row_level=False,
+            valid_from=today,
+            valid_until=today + dt.timedelta(days=90),
+            issued_at=world.clock.now(),
+            snapshots=[snapshot],
+        )
+        session.add(grant)
+        session.commit()
+        return grant.id
+
+
+def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
+    """A valid body for the route; for the login steps, the caller's own credentials and a wrong second factor."""
+    login_id = staff.people[caller].login_id if caller in staff.people else "nobody-at-all"
+    today = city_today(staff.world.clock)
+    bodies: dict[str, dict[str, Any]] = {
+        "session/login": {"login_id": login_id, "password": PASSWORD},
+        "session/card": {"assertion": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}},
+        "session/totp": {"code": "000000"},
+        "session/password": {
+            "current_password": "not my password at all",
+            "new_password": "港町の坂道と朝霧の灯台",
+        },
+        "cards/enrollment": {"login_id": login_id, "password": PASSWORD, "ticket": "AAAA-BBBB-CCCC-DDDD"},
+        "cards/enrollment/finish": {"response": {"id": "AAAA"}},
+        "api/v1/applications": {
+            "datasets": [{"dataset": "juki", "periods": [PERIOD.isoformat()]}],
+            "purpose": "目的",
+            "outputs": "成果物",
+            "use_start": today.isoformat(),
+            "use_end": (today + dt.timedelta(days=30)).isoformat(),
+        },
+        "withdraw": {"comment": "不要になった"},
+        "approve": {"comment": "承認します"},
+        "reject": {"comment": "目的が不明確"},
+        "revoke": {"reason": "目的外利用の疑い"},
+        "/login": {"login_id": login_id, "password": PASSWORD},
+        "/login/card": {"assertion": "{}"},
+        "/login/totp": {"code": "000000"},
+        "/password": {"current_password": "not my password at all", "new_password": "港町の坂道と朝霧の灯台"},
+        "/cards/enroll": {"login_id": login_id, "password": PASSWORD, "ticket": "AAAA-BBBB-CCCC-DDDD"},
+        "/cards/enroll/finish": {"registration": "{}"},
+        "/applications": {
+            "period": f"juki:{PERIOD.isoformat()}",
+            "purpose": "目的",
+            "outputs": "成果物",
+            "use_start": today.isoformat(),
+            "use_end": (today + dt.timedelta(days=30)).isoformat(),
+            "action": "save",
+        },
+        "withdraw-form": {"reason": "不要になった"},
+        "revoke-form": {"reason": "目的外利用の疑い"},
+    }
+    method, path = route.split(" ", 1)
+    if method == "GET" or path.endswith("/logout") or path.endswith("/submit"):
+        return {}
+    is_page = not path.startswith("/api/")
+    for key in (path, path.removeprefix("/api/v1/"), path.removeprefix("/")):
+        if key in bodies:
+            return bodies[key]
+    last = path.rsplit("/", 1)[1]
+    if is_page and last in ("withdraw", "revoke"):
+        return bodies[f"{last}-form"]
+    return bodies[last]
+
+
+def send(staff: Staff, route: str, caller: str, target: Target) -> tuple[httpx.Response, int]:
+    """The request, as the caller's browser or script would send it; returns it and the audit size before."""
+    world = staff.world
+    method, template = route.split(" ", 1)
+    with world.client(address="10.0.0.20") as client:
+        if caller != "anonymous":
+            token, _ = world.open_session(staff.people[caller])
+            client.cookies.set(SESSION_COOKIE, token)
+        token = csrf(client)
+        body = request_body(route, caller, staff)
+        before = world.audit_size()
+        if template.startswith("/api/"):
+            response = client.request(
+                method, target.path(template), json=body or None, headers={"X-CSRF-Token": token}
+            )
+        else:
+            form = {**body, "csrf_token": token} if method == "POST" else None
+            response = client.request(
+                method, target.path(template), data=form, headers={"Accept": "text/html"}
+            )
+    return response, before
+
+
+@pytest.mark.parametrize(("route", "relation", "caller"), CELLS)
+def test_cell(staff: Staff, route: str, relation: str, caller: str) -> None:
+    world = staff.world
+    spec = ROUTES[route]
+    with world.session() as session:  # each cell starts with no failed logins on record
+        session.execute(delete(ThrottleRecord))
+        session.commit()
+    target = build_target(staff, spec, relation, caller)
+    response, before = send(staff, route, caller, target)
+    assert response.status_code == spec["cases"][relation][caller], response.text[:500]
+
+    decisions = [e for e in world.entries(before) if e.action == "authz.decision"]
+    declared = set(spec.get("actions", []))
+    assert {e.details["access"] for e in decisions} <= declared, "a decision about an undeclared action"
+    if caller in ("anonymous", "disabled"):
+        assert decisions == []  # refused before anything was decided
+    elif declared and not spec.get("lists"):
+        assert decisions, "the route did not ask authorize()"

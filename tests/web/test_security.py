@@ -1,0 +1,191 @@
+"""Headers on every response, one error shape for every error, limits, and what is not public."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from renkei.hub.access.people import Role
+from renkei.web import portal
+from renkei.web.app import route_table
+from renkei.web.security import CONTENT_SECURITY_POLICY
+from tests.web.support import WebWorld, csrf, login_with_totp
+
+ERROR_KEYS = {"code", "message_ja", "message_en", "request_id"}
+LEAKS = ("Traceback", 'File "', "sqlalchemy", "SELECT", "/etc/", ".py", "RuntimeError")
+
+
+@pytest.fixture
+def signed_in(world: WebWorld) -> Iterator[tuple[httpx.Client, str]]:
+    with world.client() as client:
+        token = login_with_totp(world, client, world.person(Role.ANALYST))
+        yield client, token
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    headers = response.headers
+    assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    for directive in ("default-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+        assert directive in headers["content-security-policy"]
+    max_age = int(re.search(r"max-age=(\d+)", headers["strict-transport-security"]).group(1))  # type: ignore[union-attr]
+    assert max_age >= 365 * 24 * 3600
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    assert re.fullmatch(r"[0-9a-f]{16}", headers["x-request-id"])
+    path = response.request.url.path
+    assert headers["cache-control"] == ("no-cache" if path.startswith("/static/") else "no-store")
+
+
+def assert_canonical_error(response: httpx.Response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == ERROR_KEYS
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
+    assert body["error"]["message_ja"] and body["error"]["message_en"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    for leak in LEAKS:
+        assert leak not in response.text
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", "1", path).replace("/static/1", "/static/renkei.css")
+
+
+def test_every_route_answers_with_the_security_headers(
+    world: WebWorld, signed_in: tuple[httpx.Client, str]
+) -> None:
+    client, token = signed_in
+    with world.client() as anonymous:
+        for method, path, _ in route_table(world.app):
+            if path.endswith("/logout"):
+                continue  # would end the session the loop uses; covered by the anonymous client
+            for caller, sent in ((client, token), (anonymous, csrf(anonymous))):
+                response = caller.request(method, concrete(path), headers={"X-CSRF-Token": sent})
+                assert_security_headers(response)
+        anonymous_logout = anonymous.post("/logout", headers={"X-CSRF-Token": csrf(anonymous)})
+        assert_security_headers(anonymous_logout)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/nothing-here", 404, "not_found"),
+        ("GET", "/static/nothing.js", 404, "not_found"),
+        ("GET", "/api/v1/applications/999999", 404, "not_found"),
+        ("GET", "/api/v1/datasets/no_such_dataset", 404, "not_found"),
+        ("DELETE", "/api/v1/datasets", 405, "method_not_allowed"),
+        ("POST", "/static/renkei.css", 405, "method_not_allowed"),
+        ("GET", "/api/v1/applications/not-a-number", 422, "invalid_request"),
+        ("GET", "/api/v1/grants/99999999999999999999", 422, "invalid_request"),
+        ("POST", "/api/v1/applications", 422, "invalid_request"),
+    ],
+)
+def test_one_error_shape(
+    signed_in: tuple[httpx.Client, str], method: str, path: str, status: int, code: str
+) -> None:
+    client, token = signed_in
+    response = client.request(method, path, headers={"X-CSRF-Token": token}, json={"unexpected": "x"})
+    assert_canonical_error(response, status, code)
+    assert_security_headers(response)
+
+
+def test_invalid_input_is_described_but_never_echoed(world: WebWorld) -> None:
+    with world.client() as client:
+        response = client.post(
+            "/api/v1/session/login",
+            json={"login_id": "someone", "password": "CANARY-SECRET-PASSWORD", "role": "admin"},
+            headers={"X-CSRF-Token": csrf(client)},
+        )
+    assert_canonical_error(response, 422, "invalid_request")
+    assert "body.role" in response.json()["error"]["message_en"]
+    assert "CANARY-SECRET-PASSWORD" not in response.text
+
+
+def test_an_internal_error_is_a_generic_500_logged_with_its_request_id(
+    world: WebWorld,
+    signed_in: tuple[httpx.Client, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("SELECT secret FROM keys -- /etc/renkei/kek.key")
+
+    monkeypatch.setattr(portal, "list_datasets", broken)
+    monkeypatch.setattr(portal, "my_applications", broken)
+    client, _ = signed_in
+    with caplog.at_level(logging.ERROR, logger="renkei.web"):
+        api = client.get("/api/v1/datasets")
+        page = client.get("/applications", headers={"Accept": "text/html"})
+    assert_canonical_error(api, 500, "internal_error")
+    assert_security_headers(api)
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["x-request-id"] in page.text
+    for leak in LEAKS:
+        assert leak not in page.text
+    assert_security_headers(page)
+    logged = [r for r in caplog.records if api.headers["x-request-id"] in r.getMessage()]
+    assert logged and logged[0].exc_info is not None  # the traceback is in the log, not the response
+
+
+def test_bodies_over_the_limit_are_refused(world: WebWorld) -> None:
+    with world.client() as client:
+        token = csrf(client)
+        big = b"x" * (world.settings.max_body_bytes + 1)
+        declared = client.post("/api/v1/session/login", content=big, headers={"X-CSRF-Token": token})
+        assert_canonical_error(declared, 413, "payload_too_large")
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(world.settings.max_body_bytes // 4096 + 2):
+                yield b"x" * 4096
+
+        chunked = client.post(
+            "/api/v1/session/login",
+            content=chunks(),
+            headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+        )
+        assert_canonical_error(chunked, 413, "payload_too_large")
+
+
+def test_the_api_description_is_for_signed_in_users_only(
+    world: WebWorld, signed_in: tuple[httpx.Client, str]
+) -> None:
+    client, _ = signed_in
+    described = client.get("/api/v1/openapi.json")
+    assert described.status_code == 200
+    assert "/api/v1/applications" in described.json()["paths"]
+    error_schema = described.json()["paths"]["/api/v1/applications"]["post"]["responses"]["422"]
+    assert error_schema["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    with world.client() as anonymous:
+        assert_canonical_error(anonymous.get("/api/v1/openapi.json"), 401, "unauthenticated")
+        for public_docs in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+            assert anonymous.get(public_docs).status_code == 404
+
+
+def test_pages_are_japanese_first_with_english_on_request(world: WebWorld) -> None:
+    with world.client() as client:
+        assert "ログイン" in client.get("/login").text
+        english = client.get("/login?lang=en")
+        assert "Log in" in english.text and '<html lang="en">' in english.text
+        assert "Log in" in client.get("/login").text  # remembered
+        assert "ログイン" in client.get("/login?lang=ja").text
+    with world.client() as browser:
+        assert "Log in" in browser.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+
+
+def test_pages_use_only_vendored_assets(world: WebWorld, signed_in: tuple[httpx.Client, str]) -> None:
+    client, _ = signed_in
+    pages = [
+        client.get(p).text for p in ("/applications", "/applications/new", "/grants", "/reviews", "/login")
+    ]
+    for html in pages:
+        for reference in re.findall(r'(?:src|href|action)="([^"]*)"', html):
+            assert reference.startswith(("/", "?")), reference
+        assert "<script>" not in html and "style=" not in html and " on" not in re.sub(r">[^<]*<", "><", html)
+    for asset in ("/static/renkei.css", "/static/webauthn.js"):
+        assert client.get(asset).status_code == 200

@@ -1,0 +1,320 @@
+"""How the terminal's certificate reaches the app, with real servers and real client certificates.
+
+- Set-up A, renkei's own TLS server (uvicorn with :class:`ClientCertProtocol`) on 127.0.0.1: a certificate
+  from the hub's terminal CA identifies the enrolled terminal; a self-signed one fails the handshake; no
+  certificate gets the portal, but no login (refused and audited). Also ``renkei serve`` itself, as a process.
+- Set-up B, behind a reverse proxy: the certificate header and X-Forwarded-For count only when the TCP peer
+  is a configured trusted proxy (in-process, and through a real plain-HTTP server, where uvicorn's own proxy
+  handling must not interfere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from renkei.hub.access import totp
+from renkei.hub.access.people import Role
+from renkei.hub.access.terminals import CA_CERT_FILE
+from renkei.hub.db import DATABASE_URL_ENV
+from renkei.web.server import TLSFiles, server_config
+from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
+from tests.web.support import Person, WebWorld, terminal_key_files, world_on
+
+HEADER = DEFAULT_CLIENT_CERT_HEADER
+
+
+# --- certificates for the server and for strangers ---------------------------------------------------------
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return path
+
+
+def self_signed(path: Path, common_name: str, *, server: bool) -> tuple[Path, Path]:
+    """A self-signed certificate and key: the server's (for 127.0.0.1) or a stranger's client certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        ).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    cert = builder.sign(key, hashes.SHA256())
+    cert_file = path / f"{common_name}.crt"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_file, _write_key(key, path / f"{common_name}.key")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running(config: uvicorn.Config) -> Iterator[None]:
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def tls_client(port: int, server_cert: Path, client: tuple[Path, Path] | None) -> httpx.Client:
+    context = ssl.create_default_context(cafile=server_cert)
+    if client is not None:
+        context.load_cert_chain(*client)
+    return httpx.Client(verify=context, base_url=f"https://127.0.0.1:{port}", follow_redirects=False)
+
+
+def login(world: WebWorld, client: httpx.Client, person: Person) -> httpx.Response:
+    """Both login steps with TOTP; returns the second step's response."""
+    world.clock.advance(seconds=30)
+    token = client.get("/api/v1/session/csrf").json()["csrf_token"]
+    step1 = client.post(
+        "/api/v1/session/login",
+        json={"login_id": person.login_id, "password": person.password},
+        headers={"X-CSRF-Token": token},
+    )
+    if step1.status_code != 200:
+        return step1
+    code = totp.current_code(person.totp_secret, world.clock.now())
+    return client.post("/api/v1/session/totp", json={"code": code}, headers={"X-CSRF-Token": token})
+
+
+@pytest.fixture(scope="module")
+def server_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed(tmp_path_factory.mktemp("server"), "renkei-test-server", server=True)
+
+
+@pytest.fixture(scope="module")
+def tls_server(shared_world: WebWorld, server_files: tuple[Path, Path]) -> Iterator[int]:
+    port = free_port()
+    files = TLSFiles(*server_files, client_ca=shared_world.home / CA_CERT_FILE)
+    config = server_config(
+        shared_world.app,
+        host="127.0.0.1",
+        port=port,
+        tls=files,
+        log_level="critical",
+        configure_logging=False,
+    )
+    with running(config):
+        yield port
+
+
+# --- set-up A: renkei's own TLS server -------------------------------------------------------------------
+
+
+def test_an_enrolled_terminals_certificate_identifies_it_over_tls(
+    world: WebWorld, tls_server: int, server_files: tuple[Path, Path]
+) -> None:
+    person = world.person(Role.ANALYST)
+    with tls_client(tls_server, server_files[0], terminal_key_files(world.home, "term-01")) as client:
+        assert client.get("/api/v1/session/csrf").json()["terminal_registered"] is True
+        signed_in = login(world, client, person)
+        assert signed_in.status_code == 200, signed_in.text
+        me = client.get("/api/v1/session").json()
+        assert (me["login_id"], me["terminal"]) == (person.login_id, "term-01")
+        assert client.get("/api/v1/session").headers["strict-transport-security"]
+    logins = [e for e in world.entries() if e.action == "login.totp" and e.actor == person.login_id]
+    assert [(e.result, e.terminal, e.client_addr) for e in logins] == [("ok", "term-01", "127.0.0.1")]
+
+
+def test_a_self_signed_client_certificate_fails_the_handshake(
+    world: WebWorld, tls_server: int, server_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    stranger = self_signed(tmp_path, "term-01", server=False)  # the same name, made elsewhere
+    with tls_client(tls_server, server_files[0], stranger) as client, pytest.raises(httpx.TransportError):
+        client.get("/api/v1/session/csrf")
+
+
+def test_without_a_client_certificate_the_login_is_refused_and_logged(
+    world: WebWorld, tls_server: int, server_files: tuple[Path, Path]
+) -> None:
+    person = world.person(Role.ANALYST)
+    before = world.audit_size()
+    with tls_client(tls_server, server_files[0], None) as client:
+        assert client.get("/api/v1/session/csrf").json()["terminal_registered"] is False
+        refused = login(world, client, person)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "terminal_not_registered"
+    logged = [(e.action, e.result, e.reason, e.client_addr) for e in world.entries(before)]
+    assert ("login.password", "denied", "unregistered_terminal", "127.0.0.1") in logged
+
+
+def test_renkei_serve_runs_the_portal_with_tls(
+    shared_world: WebWorld, server_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The command itself, as a process: listens on loopback, asks for the client certificate."""
+    port = free_port()
+    launcher = (
+        "import typer\nfrom renkei.cli.web import register\n"
+        "app = typer.Typer()\n@app.callback()\ndef main() -> None: ...\nregister(app)\napp()\n"
+    )
+    command = [sys.executable, "-c", launcher, "serve", "--home", str(shared_world.home), "--port", str(port)]
+    command += ["--tls-cert", str(server_files[0]), "--tls-key", str(server_files[1])]
+    env = {**os.environ, DATABASE_URL_ENV: str(shared_world.engine.url)}
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        try:
+            answer = _first_answer(port, server_files[0], terminal_key_files(shared_world.home, "term-01"))
+            assert answer.status_code == 200
+            assert answer.json()["terminal_registered"] is True
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            with tls_client(port, server_files[0], None) as anonymous:
+                assert anonymous.get("/api/v1/session/csrf").json()["terminal_registered"] is False
+        finally:
+            process.terminate()
+            output = process.communicate(timeout=15)[0].decode(errors="replace")
+    assert f"https://127.0.0.1:{port}/" in output
+
+
+def _first_answer(port: int, server_cert: Path, client_files: tuple[Path, Path]) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with tls_client(port, server_cert, client_files) as client:
+                return client.get("/api/v1/session/csrf")
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# --- set-up B: behind a trusted reverse proxy ------------------------------------------------------------
+
+PROXY = "10.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def proxied_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
+    directory = tmp_path_factory.mktemp("proxied")
+    with world_on(
+        f"sqlite:///{directory / 'catalog.db'}", directory, trusted_proxies=(PROXY, "127.0.0.1")
+    ) as w:
+        yield w
+
+
+def forwarded(world: WebWorld, client_addr: str = "192.0.2.10") -> dict[str, str]:
+    """What nginx sends: the verified certificate, URL-encoded ($ssl_client_escaped_cert), and the address."""
+    return {HEADER: quote(world.cert_pem), "X-Forwarded-For": client_addr}
+
+
+def test_the_proxy_header_counts_only_from_the_trusted_proxy(proxied_world: WebWorld) -> None:
+    world = proxied_world
+    person = world.person(Role.ANALYST)
+    with world.client(None, address=PROXY) as via_proxy, world.client(None, address="10.0.0.99") as direct:
+        via_proxy.headers.update(forwarded(world))
+        direct.headers.update(forwarded(world))
+        assert via_proxy.get("/api/v1/session/csrf").json()["terminal_registered"] is True
+        assert direct.get("/api/v1/session/csrf").json()["terminal_registered"] is False
+        before = world.audit_size()
+        assert login(world, direct, person).status_code == 403
+        assert login(world, via_proxy, person).status_code == 200
+    addresses = [
+        (e.action, e.result, e.client_addr) for e in world.entries(before) if e.action.startswith("login")
+    ]
+    assert ("login.password", "denied", "10.0.0.99") in addresses  # X-Forwarded-For ignored from others
+    assert ("login.totp", "ok", "192.0.2.10") in addresses  # believed from the proxy
+
+
+@pytest.mark.parametrize(
+    ("headers", "registered", "address"),
+    [
+        ({"X-Forwarded-For": "203.0.113.5, 192.0.2.10"}, True, "192.0.2.10"),  # what our proxy saw: the last
+        ({"X-Forwarded-For": "not-an-address"}, True, PROXY),
+        ({HEADER: "garbage"}, False, "192.0.2.10"),
+    ],
+)
+def test_what_a_proxy_forwards_is_checked(
+    proxied_world: WebWorld, headers: dict[str, str], registered: bool, address: str
+) -> None:
+    world = proxied_world
+    with world.client(None, address=PROXY) as client:
+        client.headers.update({**forwarded(world), **headers})
+        before = world.audit_size()
+        assert client.get("/api/v1/session/csrf").json()["terminal_registered"] is registered
+        assert login(world, client, world.person(Role.ANALYST)).status_code == (200 if registered else 403)
+    assert {e.client_addr for e in world.entries(before) if e.action.startswith("login.")} == {address}
+
+
+def test_two_certificate_headers_from_the_proxy_identify_nothing(proxied_world: WebWorld) -> None:
+    world = proxied_world
+    with world.client(None, address=PROXY) as client:
+        response = client.get(
+            "/api/v1/session/csrf", headers=[(HEADER, quote(world.cert_pem)), (HEADER, quote(world.cert_pem))]
+        )
+    assert response.json()["terminal_registered"] is False
+
+
+def test_a_real_server_behind_a_proxy_sees_the_tcp_peer(proxied_world: WebWorld) -> None:
+    """uvicorn's own X-Forwarded-For handling is off: the app alone decides whom to believe."""
+    world = proxied_world
+    port = free_port()
+    config = server_config(
+        world.app, host="127.0.0.1", port=port, tls=None, log_level="critical", configure_logging=False
+    )
+    with running(config), httpx.Client(base_url=f"http://127.0.0.1:{port}") as local_proxy:
+        trusted = local_proxy.get("/api/v1/session/csrf", headers=forwarded(world))
+        assert trusted.json()["terminal_registered"] is True
+    world.app.state.portal.settings = _settings_without_loopback(world)
+    try:
+        with running(config), httpx.Client(base_url=f"http://127.0.0.1:{port}") as stranger:
+            assert (
+                stranger.get("/api/v1/session/csrf", headers=forwarded(world)).json()["terminal_registered"]
+                is False
+            )
+    finally:
+        world.app.state.portal.settings = world.settings
+
+
+def _settings_without_loopback(world: WebWorld) -> WebSettings:
+    return replace(world.settings, trusted_proxies=(PROXY,))
