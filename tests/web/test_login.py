@@ -36,6 +36,10 @@ def attributes(header: str) -> set[str]:
     return {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
 
 
+def without_request_id(response: httpx.Response) -> dict[str, str]:
+    return {k: v for k, v in response.json()["error"].items() if k != "request_id"}
+
+
 def step1(client: httpx.Client, login_id: str, password: str) -> httpx.Response:
     return client.post(
         "/api/v1/session/login",
@@ -72,10 +76,20 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(world: WebWorld) ->
         unknown = step1(client, "nobody-here", PASSWORD)
         wrong = step1(client, person.login_id, "a wrong but long password")
     assert unknown.status_code == wrong.status_code == 401
-    strip = lambda r: {k: v for k, v in r.json()["error"].items() if k != "request_id"}  # noqa: E731
-    assert strip(unknown) == strip(wrong)
+    assert without_request_id(unknown) == without_request_id(wrong)
     assert unknown.json()["error"]["code"] == "login_failed"
     assert set(unknown.headers) == set(wrong.headers)
+
+
+def test_repeated_failures_are_throttled_with_retry_after(world: WebWorld) -> None:
+    person = world.person(Role.ANALYST)
+    with world.client(address="10.0.0.66") as client:
+        answers = [step1(client, person.login_id, f"wrong password number {n}") for n in range(6)]
+        throttled = step1(client, person.login_id, person.password)  # even the right one waits
+    assert [a.status_code for a in answers[:5]] == [401] * 5
+    assert throttled.status_code == 429
+    assert throttled.json()["error"]["code"] == "login_throttled"
+    assert int(throttled.headers["retry-after"]) > 0
 
 
 # --- terminals --------------------------------------------------------------------------------------------

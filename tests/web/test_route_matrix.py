@@ -89,6 +89,7 @@ class Staff:
     world: WebWorld
     people: dict[str, Person]
     colleague: Person  # another analyst of the callers' department: applicant and holder of others' objects
+    client: httpx.Client  # one browser for all cells; its cookies are cleared before each
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,8 @@ def staff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Staff]:
         people = {role.value: world.person(role, OWN) for role in Role}
         people["disabled"] = world.person(Role.ANALYST, OWN)
         world.set_disabled(people["disabled"])
-        yield Staff(world, people, world.person(Role.ANALYST, OWN))
+        with world.client(address="10.0.0.20") as client:
+            yield Staff(world, people, world.person(Role.ANALYST, OWN), client)
 
 
 @dataclass
@@ -255,22 +257,21 @@ def send(staff: Staff, route: str, caller: str, target: Target) -> tuple[httpx.R
     """The request, as the caller's browser or script would send it; returns it and the audit size before."""
     world = staff.world
     method, template = route.split(" ", 1)
-    with world.client(address="10.0.0.20") as client:
-        if caller != "anonymous":
-            token, _ = world.open_session(staff.people[caller])
-            client.cookies.set(SESSION_COOKIE, token)
-        token = csrf(client)
-        body = request_body(route, caller, staff)
-        before = world.audit_size()
-        if template.startswith("/api/"):
-            response = client.request(
-                method, target.path(template), json=body or None, headers={"X-CSRF-Token": token}
-            )
-        else:
-            form = {**body, "csrf_token": token} if method == "POST" else None
-            response = client.request(
-                method, target.path(template), data=form, headers={"Accept": "text/html"}
-            )
+    client = staff.client
+    client.cookies.clear()
+    if caller != "anonymous":
+        session_token, _ = world.open_session(staff.people[caller])
+        client.cookies.set(SESSION_COOKIE, session_token)
+    token = csrf(client)
+    body = request_body(route, caller, staff)
+    before = world.audit_size()
+    if template.startswith("/api/"):
+        response = client.request(
+            method, target.path(template), json=body or None, headers={"X-CSRF-Token": token}
+        )
+    else:
+        form = {**body, "csrf_token": token} if method == "POST" else None
+        response = client.request(method, target.path(template), data=form, headers={"Accept": "text/html"})
     return response, before
 
 

@@ -189,3 +189,14 @@ def test_pages_use_only_vendored_assets(world: WebWorld, signed_in: tuple[httpx.
         assert "<script>" not in html and "style=" not in html and " on" not in re.sub(r">[^<]*<", "><", html)
     for asset in ("/static/renkei.css", "/static/webauthn.js"):
         assert client.get(asset).status_code == 200
+
+
+def test_the_catalog_shows_metadata_only(signed_in: tuple[httpx.Client, str]) -> None:
+    client, _ = signed_in
+    detail = client.get("/api/v1/datasets/juki").json()
+    assert set(detail) == {"name", "title", "description", "owner", "snapshots", "columns"}
+    assert {tuple(sorted(s)) for s in detail["snapshots"]} == {("imported_at", "period", "version")}
+    treatments = {c["source"]: c["treatment"] for c in detail["columns"]}
+    assert treatments["個人番号"] == "deleted" and treatments["宛名番号"].endswith("→ pid")
+    for hidden in ("spec_hash", "content_sha256", "package_id", "rows", "bytes"):
+        assert hidden not in client.get("/api/v1/datasets/juki").text

@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from renkei.cli.common import HomeOption, err, handle_errors, home_dir
 from renkei.errors import RenkeiError
 from renkei.hub.access.terminals import CA_CERT_FILE
-from renkei.web.app import create_app
-from renkei.web.server import TLSFiles, server_config
 from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
 
 DEFAULT_TLS_PORT = 8443
@@ -31,11 +28,15 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[
         int | None,
-        typer.Option(help=f"ポート (port; default {DEFAULT_TLS_PORT} with TLS, {DEFAULT_PLAIN_PORT} without)"),
+        typer.Option(
+            help=f"ポート (port; default {DEFAULT_TLS_PORT} with TLS, {DEFAULT_PLAIN_PORT} without)"
+        ),
     ] = None,
     tls_cert: Annotated[
         Path | None,
-        typer.Option(help="サーバ証明書 PEM: TLS で待ち受け、端末のクライアント証明書を求める (server certificate)"),
+        typer.Option(
+            help="サーバ証明書 PEM: TLS で待ち受け、端末のクライアント証明書を求める (server certificate)"
+        ),
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="サーバ証明書の秘密鍵 PEM (its private key)")] = None,
     trusted_proxy: Annotated[
@@ -46,12 +47,20 @@ def serve(
         ),
     ] = None,
     client_cert_header: Annotated[
-        str, typer.Option(help="プロキシが端末の証明書を渡すヘッダ (header carrying the terminal certificate)")
+        str,
+        typer.Option(help="プロキシが端末の証明書を渡すヘッダ (header carrying the terminal certificate)"),
     ] = DEFAULT_CLIENT_CERT_HEADER,
 ) -> None:
     """ポータル（API と画面）を起動する (serve the web portal)."""
+    # The web stack is imported here, not at the top: every other command would pay for it at start-up.
+    import uvicorn  # noqa: PLC0415
+
+    from renkei.web.app import create_app  # noqa: PLC0415
+    from renkei.web.server import TLSFiles, server_config  # noqa: PLC0415
+
     proxies = tuple(trusted_proxy or ())
-    tls = _tls_files(home_dir(home), tls_cert, tls_key)
+    files = _tls_files(home_dir(home), tls_cert, tls_key)
+    tls = TLSFiles(*files) if files is not None else None
     if tls is None and not proxies:
         raise RenkeiError(
             "--tls-cert/--tls-key（自前の TLS）か --trusted-proxy（リバースプロキシ）のどちらかを指定してください。"
@@ -67,7 +76,8 @@ def serve(
     uvicorn.Server(server_config(app, host=host, port=chosen_port, tls=tls)).run()
 
 
-def _tls_files(home: Path, certificate: Path | None, key: Path | None) -> TLSFiles | None:
+def _tls_files(home: Path, certificate: Path | None, key: Path | None) -> tuple[Path, Path, Path] | None:
+    """The server's certificate and key, and the terminal CA that client certificates must come from."""
     if certificate is None and key is None:
         return None
     if certificate is None or key is None:
@@ -83,4 +93,4 @@ def _tls_files(home: Path, certificate: Path | None, key: Path | None) -> TLSFil
             "端末認証局の証明書がありません。先に `renkei terminal enroll` で端末を登録してください",
             f"{client_ca} not found; enroll a terminal first (`renkei terminal enroll`)",
         )
-    return TLSFiles(certificate=certificate, key=key, client_ca=client_ca)
+    return certificate, key, client_ca

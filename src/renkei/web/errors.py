@@ -170,14 +170,14 @@ def describe(exc: BaseException) -> Problem:
 
 
 def _status_and_code(exc: RenkeiError) -> tuple[int, str]:
-    for cls in type(exc).__mro__:
+    classes = type(exc).__mro__
+    for cls in classes:
         if cls in LOGIN_ERROR_STATUS:
             return LOGIN_ERROR_STATUS[cls]
     status = int(getattr(exc, "http_status", 400))
-    code = getattr(exc, "code", None) if isinstance(exc, WebError) else None
-    for cls in type(exc).__mro__:
-        if code is None and cls in ERROR_CODES:
-            code = ERROR_CODES[cls]
+    if isinstance(exc, WebError):
+        return status, exc.code
+    code = next((ERROR_CODES[cls] for cls in classes if cls in ERROR_CODES), None)
     return status, code or _HTTP_MESSAGES.get(status, _HTTP_MESSAGES[400])[0]
 
 

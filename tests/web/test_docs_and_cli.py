@@ -1,0 +1,71 @@
+"""docs/web.md lists every route and setting; ``renkei serve`` refuses to start without a way to see terminals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from renkei.cli.web import register
+from renkei.errors import RenkeiError
+from renkei.web.app import route_table
+from renkei.web.settings import SETTINGS, WebSettings
+from tests.web.support import WebWorld
+
+DOCS = (Path(__file__).parents[2] / "docs" / "web.md").read_text(encoding="utf-8")
+
+
+def test_every_route_is_documented(shared_world: WebWorld) -> None:
+    missing = [f"{m} {p}" for m, p, _ in route_table(shared_world.app) if f"`{m} {p}`" not in DOCS]
+    assert missing == []
+
+
+def test_every_setting_is_documented_and_has_a_field() -> None:
+    fields = set(WebSettings.__dataclass_fields__)
+    for setting in SETTINGS:
+        assert f"| `{setting.name}` |" in DOCS, setting.name
+        assert setting.name in fields
+        assert getattr(WebSettings(), setting.name) == setting.default
+
+
+@pytest.mark.parametrize("value", ["10.0.0.300", "example.org", "10.0.0.1/8"])
+def test_a_bad_proxy_address_stops_the_start(value: str) -> None:
+    with pytest.raises(RenkeiError, match="trusted proxy"):
+        WebSettings(trusted_proxies=(value,))
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """renkei"""
+
+    register(app)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "--trusted-proxy"),
+        (["--tls-cert", "server.crt"], "--tls-key"),
+        (["--tls-cert", "server.crt", "--tls-key", "server.key"], "server.crt"),
+    ],
+)
+def test_serve_refuses_to_start_without_a_way_to_identify_terminals(
+    tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(cli(), ["serve", "--home", str(tmp_path), *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_serve_needs_the_terminal_ca_for_tls(tmp_path: Path) -> None:
+    for name in ("server.crt", "server.key"):
+        (tmp_path / name).write_text("-")
+    arguments = ["--tls-cert", str(tmp_path / "server.crt"), "--tls-key", str(tmp_path / "server.key")]
+    result = CliRunner().invoke(cli(), ["serve", "--home", str(tmp_path), *arguments])
+    assert result.exit_code == 2 and "renkei terminal enroll" in result.output
