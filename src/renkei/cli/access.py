@@ -22,6 +22,7 @@ from renkei.cli.common import HomeOption, handle_errors, home_dir, out
 from renkei.cli.hub import cli_actor
 from renkei.errors import RenkeiError
 from renkei.hub.access import cards, totp
+from renkei.hub.access.designation import designate_user
 from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import ROLE_LABELS_JA, Role, User
 from renkei.hub.access.sessions import SessionStore, write_transaction
@@ -132,24 +133,17 @@ def user_add(
         raise RenkeiError("氏名は 1〜100 文字にしてください", "a display name has 1 to 100 characters")
     password = _read_password(password_stdin)
     with _admin_change(home) as (hub, session):
-        department = session.scalar(select(Department).where(Department.name == dept.strip()))
-        if department is None:
-            raise RenkeiError(
-                f"部署 {dept} は登録されていません（renkei dept add で登録）", f"unknown department {dept!r}"
-            )
-        if session.scalar(select(User.id).where(func.lower(User.login_id) == login_id)) is not None:
-            raise RenkeiError(f"利用者 {login_id} は指名済みです", f"user {login_id!r} already exists")
-        user = User(
+        user = designate_user(
+            session,
+            hub.audit,
             login_id=login_id,
             display_name=display_name,
             role=role,
-            department=department,
-            designated_by=cli_actor(),
+            department=dept,
+            password=password,
+            actor=cli_actor(),
         )
-        session.add(user)
-        session.flush()
-        set_password(session, user, password, passwords=Passwords(), changed_by=cli_actor(), must_change=True)
-        _audit(hub, session, "admin.user_add", f"user/{login_id}", role=str(role), department=department.name)
+        department = user.department
     out.print(
         f"指名しました (designated): {login_id} — {display_name}, {ROLE_LABELS_JA[role]}, {department.name}"
     )

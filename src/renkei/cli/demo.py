@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +14,13 @@ from rich.table import Table
 
 from renkei.cli.common import handle_errors, out
 from renkei.errors import Location, RenkeiError
-from renkei.hub.catalog import Sender
-from renkei.hub.home import init_hub
+from renkei.files import write_private
+from renkei.hub.access.designation import designate_user
+from renkei.hub.access.people import ROLE_LABELS_JA, Role
+from renkei.hub.access.terminals import TerminalCA, enroll_terminal
+from renkei.hub.access.totp import enroll_totp
+from renkei.hub.catalog import Sender, get_or_create_department
+from renkei.hub.home import Hub, init_hub
 from renkei.hub.importer import Importer
 from renkei.sending.extract import extract
 from renkei.sending.pseudonym import create_key
@@ -114,12 +121,71 @@ def demo(
     out.print(
         f"監査ログ (audit log): {report.size} 件, {'正常 (verifies)' if report.ok else report.message_ja}"
     )
-    out.print(
-        f"\n次に試すこと (try next):\n  renkei catalog list --home {hub_home}\n"
-        f"  renkei catalog show juki --home {hub_home}\n  renkei audit tail --home {hub_home}"
-    )
     if problems or not report.ok:
         raise typer.Exit(5)
+
+    out.rule("6. 利用者と専用端末 (designated staff and a terminal)")
+    _designate_demo_people(hub, directory / "terminal")
+    renkei = Path(sys.executable).parent / "renkei"
+    out.print(
+        f"\n次に試すこと (try next):\n  {renkei} catalog list --home {hub_home}\n"
+        f"  {renkei} catalog show juki --home {hub_home}\n  {renkei} audit tail --home {hub_home}\n"
+        f"  {renkei} user list --home {hub_home}"
+    )
+
+
+DEMO_PEOPLE = (
+    ("seisaku-admin", "政策 太郎", Role.ADMIN, "政策調査課"),
+    ("shimin-steward", "市民 花子", Role.STEWARD, "市民課"),
+    ("kaigo-steward", "介護 次郎", Role.STEWARD, "介護保険課"),
+    ("bunseki-analyst", "分析 三郎", Role.ANALYST, "政策調査課"),
+    ("kansa-auditor", "監査 四郎", Role.AUDITOR, "監査課"),
+)
+
+
+def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
+    """Demo staff with one-time passwords and TOTP (no card reader in a demo), and one registered terminal."""
+    lines: list[str] = []
+    with hub.session() as session:
+        for dept in {d for *_, d in DEMO_PEOPLE}:
+            get_or_create_department(session, dept)
+        for login_id, name, role, dept in DEMO_PEOPLE:
+            password = "-".join(secrets.token_hex(3) for _ in range(4))
+            user = designate_user(
+                session,
+                hub.audit,
+                login_id=login_id,
+                display_name=name,
+                role=role,
+                department=dept,
+                password=password,
+                actor="demo",
+            )
+            uri = enroll_totp(session, user, enrolled_by="demo")
+            lines += [
+                f"{login_id}  {name}  {ROLE_LABELS_JA[role]}  {dept}",
+                f"    初期パスワード (one-time password, must change): {password}",
+                f"    TOTP: {uri}",
+            ]
+        enrolled = enroll_terminal(
+            session, TerminalCA.load_or_create(hub.home), "demo-terminal", terminal_dir, enrolled_by="demo"
+        )
+        hub.audit.append_in(
+            session, actor="demo", action="admin.terminal_enroll", resource="terminal/demo-terminal"
+        )
+        session.commit()
+    people = terminal_dir.parent / "people.txt"
+    write_private(people, ("\n".join(lines) + "\n").encode())
+    for line in lines:
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
+    out.print(f"（同じ内容を {people} に保存しました, mode 0600）")
+    out.print(
+        f"専用端末 demo-terminal のクライアント証明書 (terminal client certificate): {enrolled.cert_file}"
+    )
+    out.print(
+        f"  鍵 (key): {enrolled.key_file}   PKCS#12: {enrolled.bundle_file} (password {enrolled.bundle_password})"
+    )
+    out.print("TOTP の URI を認証アプリに登録し、端末の証明書でログインしてください (docs/web.md)。")
 
 
 def register(app: typer.Typer) -> None:
