@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from ruamel.yaml import YAML
 from sqlalchemy import delete, select
@@ -34,8 +35,8 @@ from renkei.hub.access.grants import Grant, city_today
 from renkei.hub.access.people import Role
 from renkei.hub.access.throttle import ThrottleRecord
 from renkei.hub.catalog import Department, Snapshot
-from renkei.web.app import route_table
-from renkei.web.context import public, signed_in, signed_in_any_password
+from renkei.web.app import check_guards, route_table
+from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password
 from renkei.web.cookies import SESSION_COOKIE
 from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, world_on
 
@@ -68,6 +69,22 @@ def test_the_matrix_lists_exactly_the_routes_the_app_serves(shared_world: WebWor
         if isinstance(route, APIRoute):
             guards = {GUARD_NAMES[d.call] for d in route.dependant.dependencies if d.call in GUARD_NAMES}
             assert guards == {ROUTES[key]["guard"]}, key
+
+
+def test_a_route_without_exactly_one_guard_stops_the_start() -> None:
+    unguarded, guarded_twice = FastAPI(), FastAPI()
+
+    @unguarded.get("/open")
+    def open_route() -> dict[str, str]:
+        return {}
+
+    @guarded_twice.get("/twice")
+    def twice(a: Public, b: SignedIn) -> dict[str, str]:
+        return {}
+
+    for app, path in ((unguarded, "/open"), (guarded_twice, "/twice")):
+        with pytest.raises(RuntimeError, match=f"GET {path}"):
+            check_guards(app)
 
 
 def test_every_cell_names_known_actions_relations_and_callers() -> None:

@@ -8,7 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from renkei.hub.access.applications import Application, ApplicationPart
+from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.web import portal
 from renkei.web.app import route_table
@@ -200,3 +203,41 @@ def test_the_catalog_shows_metadata_only(signed_in: tuple[httpx.Client, str]) ->
     assert treatments["個人番号"] == "deleted" and treatments["宛名番号"].endswith("→ pid")
     for hidden in ("spec_hash", "content_sha256", "package_id", "rows", "bytes"):
         assert hidden not in client.get("/api/v1/datasets/juki").text
+
+
+def workflow_state(world: WebWorld) -> list[tuple[object, ...]]:
+    """Everything a GET could wrongly change: applications, their parts, grants."""
+    with world.session() as session:
+        rows: list[tuple[object, ...]] = []
+        for statement in (
+            select(Application.id, Application.state, Application.updated_at),
+            select(ApplicationPart.id, ApplicationPart.state, ApplicationPart.comment),
+            select(Grant.id, Grant.revoked_at),
+        ):
+            rows += [tuple(row) for row in session.execute(statement)]
+        return rows
+
+
+def test_get_never_changes_anything(world: WebWorld) -> None:
+    analyst, steward = world.person(Role.ANALYST), world.person(Role.STEWARD)
+    with world.client() as analyst_client, world.client() as steward_client:
+        token = login_with_totp(world, analyst_client, analyst)
+        body = {
+            "datasets": [{"dataset": "juki", "periods": ["2026-03-31"]}],
+            "purpose": "目的",
+            "outputs": "集計表",
+            "use_start": "2026-04-01",
+            "use_end": "2026-05-31",
+        }
+        created = analyst_client.post(
+            "/api/v1/applications", json=body, headers={"X-CSRF-Token": token}
+        ).json()
+        analyst_client.post(f"/api/v1/applications/{created['id']}/submit", headers={"X-CSRF-Token": token})
+        login_with_totp(world, steward_client, steward)
+        before = workflow_state(world)
+        gets = [path for method, path, _ in route_table(world.app) if method == "GET"]
+        for client in (analyst_client, steward_client):
+            for path in gets:
+                concrete_path = path.replace("{application_id}", str(created["id"])).replace("{name}", "juki")
+                client.get(concrete(concrete_path.replace("{part_id}", str(created["parts"][0]["id"]))))
+        assert workflow_state(world) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 import shutil
 import sys
@@ -10,6 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from rich.table import Table
 
 from renkei.cli.common import handle_errors, out
@@ -185,7 +190,48 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
     out.print(
         f"  鍵 (key): {enrolled.key_file}   PKCS#12: {enrolled.bundle_file} (password {enrolled.bundle_password})"
     )
-    out.print("TOTP の URI を認証アプリに登録し、端末の証明書でログインしてください (docs/web.md)。")
+    cert, key = _demo_server_certificate(terminal_dir.parent / "tls")
+    renkei = Path(sys.executable).parent / "renkei"
+    out.print("\nポータルの起動とログイン (start the portal and log in):", soft_wrap=True)
+    out.print(
+        f"  {renkei} serve --home {hub.home} --tls-cert {cert} --tls-key {key}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    out.print(
+        "  ブラウザに端末の PKCS#12 を取り込み https://localhost:8443/ を開き、利用者ID・初期パスワード・TOTP で"
+        "ログインします（サーバ証明書はデモ用の自己署名です）。"
+        " (import the terminal's PKCS#12 into the browser, open https://localhost:8443/, log in with ID, password"
+        " and TOTP; the server certificate is a self-signed demo certificate; see docs/web.md)",
+        soft_wrap=True,
+    )
+
+
+def _demo_server_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost, for the demo only (production uses the city's own CA)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_path = write_private(directory / "server.key", key_pem)
+    cert_path = directory / "server.crt"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def register(app: typer.Typer) -> None:

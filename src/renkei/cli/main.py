@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from renkei import __version__
-from renkei.cli import access, applications, demo, hub, sending
+from renkei.cli import access, applications, demo, hub, sending, web
 
 app = typer.Typer(
     name="renkei",
@@ -36,6 +36,7 @@ hub.register(app)
 access.register(app)
 applications.register(app)
 demo.register(app)
+web.register(app)
 
 if __name__ == "__main__":
     app()

@@ -42,7 +42,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
@@ -599,23 +599,42 @@ def _read_whole(raw: str) -> AddressReading:
 def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
     """Apply the address rule to a string column (see the module docstring for the output form)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    rows = _concat(_parallel(_truncate_rows, _slices(array.cast(pa.string()))))
-    outcome = pc.fill_null(rows.outcome, EMPTY)  # null rows
+    codes = pc.dictionary_encode(array.cast(pa.string()))  # a household's people share one address
+    if not len(codes.dictionary):  # no rows, or only nulls
+        empty = _Columns(*(pa.nulls(len(array), t) for t in (pa.string(),) * 3 + (pa.int16(), pa.int8())))
+        return _result(empty)
+    per_value, position = _join(_parallel(_truncate_distinct, _slices(codes.dictionary)))
+    index = codes.indices if position is None else pc.take(position, codes.indices)
+    return _result(_concat(_parallel(per_value.rows, _slices(index))))
+
+
+def _result(rows: _Columns) -> AddressResult:
+    """The result; null rows (null outcome, null everywhere) count as empty."""
     counts = dict.fromkeys(OUTCOMES, 0)
-    for entry in pc.value_counts(outcome).to_pylist():
+    for entry in pc.value_counts(rows.outcome.drop_null()).to_pylist():
         counts[OUTCOMES[entry["values"]]] = entry["counts"]
+    counts["empty"] += rows.outcome.null_count
     return AddressResult(rows.address, rows.ward, rows.town, rows.chome, counts)
 
 
-def _truncate_rows(array: pa.Array) -> _Columns:
-    """One slice of rows: each distinct value is read once (a household's people share an address)."""
-    codes = pc.dictionary_encode(array)
-    if not len(codes.dictionary):  # no rows, or only nulls
-        text = pa.nulls(len(array), pa.string())
-        return _Columns(text, text, text, pa.nulls(len(array), pa.int16()), pa.nulls(len(array), pa.int8()))
-    per_value, position = _truncate_distinct(codes.dictionary)
-    index = codes.indices if position is None else pc.take(position, codes.indices)
-    return per_value.rows(index)  # null rows have null indices: null in every column
+def _join(parts: list[tuple[_PerValue, pa.Array | None]]) -> tuple[_PerValue, pa.Array | None]:
+    """The parts of the distinct values, in order; positions and place indices shifted past earlier parts."""
+    if len(parts) == 1:
+        return parts[0]
+    values, positions = [], []
+    value_offset = place_offset = 0
+    for per_value, position in parts:
+        size = len(per_value.address)
+        values.append(per_value.with_places_after(place_offset))
+        positions.append(pc.add(_arange(size) if position is None else position, value_offset))
+        value_offset, place_offset = value_offset + size, place_offset + len(per_value.ward)
+    joined = _PerValue(*(pa.concat_arrays([getattr(v, f.name) for v in values]) for f in fields(_PerValue)))
+    moved = any(position is not None for _, position in parts)
+    return joined, pa.concat_arrays(positions) if moved else None
+
+
+def _arange(n: int) -> pa.Array:
+    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), n)), 1)
 
 
 _ROWS_PER_WORKER = 200_000
@@ -672,6 +691,9 @@ class _PerValue:
             ward=_append(self.ward, [r.ward for r in readings], pa.string()),
             town=_append(self.town, [r.town for r in readings], pa.string()),
         )
+
+    def with_places_after(self, offset: int) -> _PerValue:
+        return replace(self, place=pc.add(self.place, pa.scalar(offset, pa.int32())))
 
     def rows(self, index: pa.Array) -> _Columns:
         place = pc.take(self.place, index)
