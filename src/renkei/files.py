@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from renkei.errors import KeyFileError, Location
@@ -38,3 +39,20 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_private(path: Path, name_ja: str, name_en: str, *, create_ja: str, create_en: str) -> bytes:
+    """Read a key file; refuse a missing one (saying how to create it) or one that others can access."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"{name_ja}がありません。{create_ja}", f"{name_en} not found; {create_en}", Location(path)
+        ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{name_ja}のアクセス権が広すぎます（0600 にしてください）",
+            f"{name_en} is accessible to others (mode {stat.S_IMODE(mode):o}); chmod 600",
+            Location(path),
+        )
+    return path.read_bytes()

@@ -25,7 +25,6 @@ import math
 import random
 import re
 import sqlite3
-import stat
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -60,7 +59,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from renkei.errors import KeyFileError, Location, RenkeiError
-from renkei.files import write_private
+from renkei.files import read_private, write_private
 from renkei.hub import merkle
 from renkei.hub.db import Base
 
@@ -419,22 +418,15 @@ def create_audit_key(home: Path) -> Path:
 def load_audit_key(home: Path) -> Ed25519PrivateKey:
     """Read the audit key; refuse a missing, group/world-accessible or malformed file."""
     path = home / AUDIT_KEY_FILE
+    pem = read_private(
+        path,
+        "監査署名鍵",
+        "audit signing key",
+        create_ja="`renkei hub init` で作成してください",
+        create_en="run `renkei hub init`",
+    )
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise KeyFileError(
-            "監査署名鍵がありません。`renkei hub init` で作成してください",
-            "audit signing key not found; run `renkei hub init`",
-            Location(path),
-        ) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            "監査署名鍵のアクセス権が広すぎます（0600 にしてください）",
-            f"audit signing key is accessible to others (mode {stat.S_IMODE(mode):o}); chmod 600",
-            Location(path),
-        )
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
         key = None
     if not isinstance(key, Ed25519PrivateKey):

@@ -30,7 +30,6 @@ import hmac
 import importlib
 import os
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from renkei.errors import KeyFileError, Location, RenkeiError
-from renkei.files import fsync_dir, write_private
+from renkei.files import fsync_dir, read_private, write_private
 
 KEK_FILE = "kek.key"
 PENDING_KEK_FILE = "kek.key.new"  # a rotation in progress: the next KEK, not yet in force
@@ -159,21 +158,13 @@ class FileKek(AesGcmKek):
     @classmethod
     def load(cls, path: Path) -> FileKek:
         """Read a KEK file; refuse a missing, malformed or group/world-accessible one."""
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            raise KeyFileError(
-                "鍵暗号化鍵がありません。`renkei hub init` で作成するか、RENKEI_KEK / RENKEI_KMS を設定してください",
-                "key-encryption key not found; run `renkei hub init` or set RENKEI_KEK / RENKEI_KMS",
-                Location(path),
-            ) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileError(
-                "鍵暗号化鍵のアクセス権が広すぎます（0600 にしてください）",
-                f"key-encryption key is accessible to others (mode {stat.S_IMODE(mode):o}); chmod 600",
-                Location(path),
-            )
-        key = path.read_bytes()
+        key = read_private(
+            path,
+            "鍵暗号化鍵",
+            "key-encryption key",
+            create_ja="`renkei hub init` で作成するか、RENKEI_KEK / RENKEI_KMS を設定してください",
+            create_en="run `renkei hub init` or set RENKEI_KEK / RENKEI_KMS",
+        )
         if len(key) != KEK_BYTES:
             raise KeyFileError(
                 "鍵暗号化鍵の形式が正しくありません",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from renkei.errors import KeyFileError, Location
-from renkei.files import write_private
+from renkei.files import read_private, write_private
 
 KEY_FILE = "pseudonym.key"
 KEY_BYTES = 32
@@ -57,21 +56,13 @@ def create_key(home: Path) -> Path:
 def load_key(home: Path) -> bytes:
     """Read the key; refuse a missing, malformed or group/world-readable key file."""
     path = home / KEY_FILE
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise KeyFileError(
-            "仮名化鍵がありません。`renkei sender init` で作成してください",
-            "pseudonym key not found; run `renkei sender init`",
-            Location(path),
-        ) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            "仮名化鍵のアクセス権が広すぎます（0600 にしてください）",
-            f"pseudonym key is accessible to others (mode {stat.S_IMODE(mode):o}); chmod 600",
-            Location(path),
-        )
-    key = path.read_bytes()
+    key = read_private(
+        path,
+        "仮名化鍵",
+        "pseudonym key",
+        create_ja="`renkei sender init` で作成してください",
+        create_en="run `renkei sender init`",
+    )
     if len(key) != KEY_BYTES:
         raise KeyFileError(
             "仮名化鍵の形式が正しくありません", "pseudonym key has the wrong length", Location(path)
