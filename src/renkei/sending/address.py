@@ -42,7 +42,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
@@ -118,10 +118,10 @@ _TAIL_START = re.compile(_tail_start(r"\Z"))
 # The numeric tail after NFKC and kanji conversion: an optional 丁目, then up to three numbers, each with an
 # optional unit and separator, then the next two characters (the class of what follows decides confidence).
 _GRAMMAR_PATTERN = (
-    rf"^(?:(?P<c>[0-9]{{1,3}})丁目[ \t]*(?P<cs>[{_SEP}]?)[ \t]*)?"
+    rf"^(?P<read>(?:(?P<c>[0-9]{{1,3}})丁目[ \t]*(?P<cs>[{_SEP}]?)[ \t]*)?"
     rf"(?:(?P<n1>[0-9]+)(?P<u1>{_UNITS})?(?P<s1>[{_SEP}])?"
     rf"(?:(?P<n2>[0-9]+)(?P<u2>{_UNITS})?(?P<s2>[{_SEP}])?"
-    rf"(?:(?P<n3>[0-9]+)(?P<u3>{_UNITS})?)?)?)?"
+    rf"(?:(?P<n3>[0-9]+)(?P<u3>{_UNITS})?)?)?)?)"
     r"(?P<r>.{0,2})"
 )
 _GRAMMAR = re.compile(_GRAMMAR_PATTERN)
@@ -485,57 +485,64 @@ def _leftover_mode(rest: str, full: bool) -> int | None:
 # ------------------------------------------------------------------------------------------ tails
 
 
-def _number_mark(number: str) -> str:
-    """N for a number of one or two digits, M for a longer one (which cannot be a 丁目 read from 309-1)."""
-    return "" if not number else "N" if len(number) <= 2 else "M"
+_FIELD = "\x1f"  # separates a signature's two parts (the text that follows the numbers may hold anything)
+_LONG_NUMBER, _NUMBER = "[0-9]{3,}", "[0-9]+"
 
 
-_FIELD = "\x1f"  # separates a signature's fields (the text that follows the numbers may hold anything)
+def _signature(read: str, following: str) -> str:
+    """What a tail's reading depends on: the text the grammar read with each number replaced by N (one or two
+    digits) or M (more: never a 丁目 read from 309-1), and the (at most two) characters that follow. A few
+    thousand distinct signatures cover a city."""
+    return re.sub(_NUMBER, "N", re.sub(_LONG_NUMBER, "M", read)) + _FIELD + following
 
 
-def _signature(groups: dict[str, str]) -> str:
-    """The shape of a grammar match: which numbers, units and separators are present, and the (at most two)
-    characters that follow; a few thousand distinct shapes cover a city."""
-    c, cs, r = groups["c"], groups["cs"], groups["r"]
-    fields = [("C" if c else "") + ("-" if cs else "")]
-    for number, unit, sep in (("n1", "u1", "s1"), ("n2", "u2", "s2"), ("n3", "u3", None)):
-        fields.append(_number_mark(groups[number]) + groups[unit])
-        if sep:
-            fields.append("-" if groups[sep] else "")
-    return _FIELD.join([*fields, r])
+def _groups(match: re.Match[str] | None) -> dict[str, str]:
+    assert match is not None  # every part of the grammar is optional
+    return {name: value or "" for name, value in match.groupdict().items()}
 
 
 @cache
 def _classify(signature: str, mode: int) -> tuple[int, int, int]:
-    """(outcome, 丁目 source, L1 source) for a tail shape read after a head of the given mode.
+    """(outcome, 丁目 source, L1 source) for a tail signature read after a head of the given mode.
 
     丁目 source: 0 none, 1 the written ``N丁目``, 2 the first number (6 of 6-5-1 in a town with 丁目).
     L1 source: 0 none (deleted), 1 the first number, 2 the second number (both with their unit).
     """
-    chome_field, t1, s1, t2, s2, t3, following = signature.split(_FIELD)
+    shape, following = signature.split(_FIELD)
+    g = _groups(_GRAMMAR.match(shape.replace("M", "100").replace("N", "1")))
     rest = _rest_class(following)
-    written = chome_field.startswith("C")
+    written = bool(g["c"])
     if written and mode == _HAS_CHOME:  # two 丁目
         return TOWN_FALLBACK, 0, 0
+    numbers = [(g["n1"], g["u1"], g["s1"]), (g["n2"], g["u2"], g["s2"]), (g["n3"], g["u3"], "")]
+    (n1, u1, s1), (n2, u2, _) = numbers[:2]
     chome, first = (1 if written else 0), 0
-    if not written and mode == _HYPHEN_CHOME and t1 == "N" and s1 and t2 and t2[1:] not in _ROOM_UNITS:
+    if (
+        mode == _HYPHEN_CHOME
+        and not written
+        and len(n1) <= 2
+        and not u1
+        and s1
+        and n2
+        and u2 not in _ROOM_UNITS
+    ):
         chome, first = 2, 1
     fallback = (TOWN_FALLBACK, 1 if written else 0, 0)
-    tokens = [(t, s) for t, s in ((t1, s1), (t2, s2), (t3, ""))[first:] if t]
+    tokens = [number for number in numbers[first:] if number[0]]
     if not tokens:
-        dangling = chome_field == "C-" and rest not in ("E", "S")
+        dangling = bool(g["cs"]) and rest not in ("E", "S")
         return (NO_NUMBER, chome, 0) if rest in ("E", "S", "K") and not dangling else fallback
-    unit1, l1_sep = tokens[0][0][1:], tokens[0][1]
+    _, unit1, sep1 = tokens[0]
     if unit1 in _ROOM_UNITS:
         return NO_NUMBER, chome, 0
     if unit1 not in _BLOCK_UNITS:  # 5号 with no 番
         return fallback
     if len(tokens) > 1:
-        unit2 = tokens[1][0][1:]
+        unit2 = tokens[1][1]
         if unit2 in _ROOM_UNITS:
             return BLOCK_DELETED, chome, 0
         return fallback if unit2 in ("番", "番地") else (BLOCK_KEPT, chome, first + 1)
-    if l1_sep or rest in ("U", "L"):  # 14-イ22, 5番号
+    if sep1 or rest in ("U", "L"):  # 14-イ22, 5番号
         return fallback
     return BLOCK_DELETED, chome, 0
 
@@ -553,10 +560,8 @@ def _finish(place: _Place, tail: str) -> AddressReading:
     if place.mode in (_TAIL_NO_NUMBER, _TAIL_FALLBACK):
         outcome = NO_NUMBER if place.mode == _TAIL_NO_NUMBER else TOWN_FALLBACK
         return _reading(place.prefix, place.ward, place.town, place.chome, outcome)
-    match = _GRAMMAR.match(tail)
-    assert match is not None  # every group is optional
-    groups = {name: value or "" for name, value in match.groupdict().items()}
-    outcome, chome_source, l1_source = _classify(_signature(groups), place.mode)
+    groups = _groups(_GRAMMAR.match(tail))
+    outcome, chome_source, l1_source = _classify(_signature(groups["read"], groups["r"]), place.mode)
     chome = {0: None, 1: groups["c"], 2: groups["n1"]}[chome_source]
     chome_value = int(chome) if chome else None
     l1 = {0: "", 1: groups["n1"] + groups["u1"], 2: groups["n2"] + groups["u2"]}[l1_source]
@@ -599,42 +604,24 @@ def _read_whole(raw: str) -> AddressReading:
 def truncate_addresses(values: pa.Array | pa.ChunkedArray) -> AddressResult:
     """Apply the address rule to a string column (see the module docstring for the output form)."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    codes = pc.dictionary_encode(array.cast(pa.string()))  # a household's people share one address
-    if not len(codes.dictionary):  # no rows, or only nulls
-        empty = _Columns(*(pa.nulls(len(array), t) for t in (pa.string(),) * 3 + (pa.int16(), pa.int8())))
-        return _result(empty)
-    per_value, position = _join(_parallel(_truncate_distinct, _slices(codes.dictionary)))
-    index = codes.indices if position is None else pc.take(position, codes.indices)
-    return _result(_concat(_parallel(per_value.rows, _slices(index))))
-
-
-def _result(rows: _Columns) -> AddressResult:
-    """The result; null rows (null outcome, null everywhere) count as empty."""
+    rows = _concat(_parallel(_truncate_rows, _slices(array.cast(pa.string()))))
     counts = dict.fromkeys(OUTCOMES, 0)
     for entry in pc.value_counts(rows.outcome.drop_null()).to_pylist():
         counts[OUTCOMES[entry["values"]]] = entry["counts"]
-    counts["empty"] += rows.outcome.null_count
+    counts["empty"] += rows.outcome.null_count  # null rows
     return AddressResult(rows.address, rows.ward, rows.town, rows.chome, counts)
 
 
-def _join(parts: list[tuple[_PerValue, pa.Array | None]]) -> tuple[_PerValue, pa.Array | None]:
-    """The parts of the distinct values, in order; positions and place indices shifted past earlier parts."""
-    if len(parts) == 1:
-        return parts[0]
-    values, positions = [], []
-    value_offset = place_offset = 0
-    for per_value, position in parts:
-        size = len(per_value.address)
-        values.append(per_value.with_places_after(place_offset))
-        positions.append(pc.add(_arange(size) if position is None else position, value_offset))
-        value_offset, place_offset = value_offset + size, place_offset + len(per_value.ward)
-    joined = _PerValue(*(pa.concat_arrays([getattr(v, f.name) for v in values]) for f in fields(_PerValue)))
-    moved = any(position is not None for _, position in parts)
-    return joined, pa.concat_arrays(positions) if moved else None
-
-
-def _arange(n: int) -> pa.Array:
-    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int32()), n)), 1)
+def _truncate_rows(array: pa.Array) -> _Columns:
+    """One slice of rows (one per core): each distinct value is read once, as a household's people share
+    an address. Slices are read independently; a value in two slices is read twice, which is cheaper than
+    encoding the whole column on one core."""
+    codes = pc.dictionary_encode(array)
+    if not len(codes.dictionary):  # no rows, or only nulls
+        return _Columns(*(pa.nulls(len(array), t) for t in (pa.string(),) * 3 + (pa.int16(), pa.int8())))
+    per_value, position = _truncate_distinct(codes.dictionary)
+    index = codes.indices if position is None else pc.take(position, codes.indices)
+    return per_value.rows(index)  # null rows have null indices: null in every column
 
 
 _ROWS_PER_WORKER = 200_000
@@ -691,9 +678,6 @@ class _PerValue:
             ward=_append(self.ward, [r.ward for r in readings], pa.string()),
             town=_append(self.town, [r.town for r in readings], pa.string()),
         )
-
-    def with_places_after(self, offset: int) -> _PerValue:
-        return replace(self, place=pc.add(self.place, pa.scalar(offset, pa.int32())))
 
     def rows(self, index: pa.Array) -> _Columns:
         place = pc.take(self.place, index)
@@ -809,12 +793,12 @@ class _TailTable:
 def _read_tails(raw_tails: pa.Array) -> _TailTable:
     tails = _prepare_tails(raw_tails)
     groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
-    field = {
-        name: groups.field(name) for name in ("c", "cs", "n1", "u1", "s1", "n2", "u2", "s2", "n3", "u3", "r")
-    }
-    field["n1u1"] = pc.binary_join_element_wise(field["n1"], field["u1"], "")
-    field["n2u2"] = pc.binary_join_element_wise(field["n2"], field["u2"], "")
-    signature_codes = pc.dictionary_encode(_signatures(field))
+    field = {name: groups.field(name) for name in ("c", "n1", "n2")}
+    field["n1u1"] = pc.binary_join_element_wise(field["n1"], groups.field("u1"), "")
+    field["n2u2"] = pc.binary_join_element_wise(field["n2"], groups.field("u2"), "")
+    read = pc.replace_substring_regex(groups.field("read"), _LONG_NUMBER, "M")
+    read = pc.replace_substring_regex(read, _NUMBER, "N")
+    signature_codes = pc.dictionary_encode(pc.binary_join_element_wise(read, groups.field("r"), _FIELD))
     signatures = signature_codes.dictionary.to_pylist()
     n = len(tails)
     outcomes, parts, chomes = [], [], []
@@ -839,24 +823,6 @@ def _prepare_tails(raw_tails: pa.Array) -> pa.Array:
         return tails
     converted = [_numerals_to_arabic(t) for t in pc.filter(tails, has_kanji).to_pylist()]
     return pc.replace_with_mask(tails, has_kanji, pa.array(converted, pa.string()))
-
-
-def _signatures(field: dict[str, pa.Array]) -> pa.Array:
-    """The vectorized twin of :func:`_signature`."""
-
-    def flag(name: str, mark: str) -> pa.Array:
-        return pc.if_else(pc.not_equal(field[name], ""), mark, "")
-
-    def number(name: str) -> pa.Array:
-        return pc.if_else(pc.less_equal(pc.utf8_length(field[name]), 2), flag(name, "N"), "M")
-
-    return pc.binary_join_element_wise(
-        flag("c", "C"), flag("cs", "-"), _FIELD,
-        number("n1"), field["u1"], _FIELD, flag("s1", "-"), _FIELD,
-        number("n2"), field["u2"], _FIELD, flag("s2", "-"), _FIELD,
-        number("n3"), field["u3"], _FIELD, field["r"],
-        "",
-    )  # fmt: skip
 
 
 def _apply(
