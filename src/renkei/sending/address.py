@@ -90,7 +90,7 @@ _KANJI = "".join(_DIGIT_VALUES) + "".join(_POWER_VALUES)
 # の, ノ (ﾉ after NFKC), 之 and 丿. Escaped for use inside a character class, in RE2 and in Python's re.
 _SEP = r"\-‐‑‒–—―−─━ーのノ之丿"
 _RAW_SEP = _SEP + "－ｰﾉ"  # the same before NFKC
-_SEPARATORS = "-‐‑‒–—―−─━ーのノ之丿"
+_SEPARATORS = _SEP.replace("\\", "")  # the characters themselves, for str.strip
 _SPACE = " \\t\\n\\r\\f\\v\u3000"  # escaped for a class; U+3000 as itself (RE2 has no \\u escape)
 _UNITS = "番地|番館|番|号室|号棟|号館|号|棟|階|F|f"
 _ROOM_UNITS = frozenset({"番館", "号室", "号棟", "号館", "棟", "階", "F", "f"})
