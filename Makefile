@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m renkei.bench extract --residents 1500000
+	$(BIN)/python benchmarks/bench_extract.py --residents 1500000
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info
