@@ -30,6 +30,7 @@ from renkei.files import write_private
 from renkei.hub.audit import AuditLog, create_audit_key, load_audit_key
 from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
+from renkei.hub.disclosure.record_keys import create_record_key
 from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
 from renkei.hub.migrate import upgrade
 from renkei.hub.vault import Vault
@@ -87,6 +88,7 @@ def init_hub(home: Path) -> Hub:
     write_private(home / PACKAGE_IDENTITY_FILE, (str(identity) + "\n").encode())
     create_kek_file(home)
     create_audit_key(home)
+    create_record_key(home)
     for sub in ("vault", "inbox"):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     hub = Hub(home)
