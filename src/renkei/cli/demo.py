@@ -18,9 +18,12 @@ from cryptography.x509.oid import NameOID
 from rich.table import Table
 
 from renkei.cli.common import handle_errors, out
+from renkei.cli.demo_analysis import run_demo_analysis
+from renkei.clock import SYSTEM_CLOCK
 from renkei.errors import Location, RenkeiError
 from renkei.files import write_private
 from renkei.hub.access.designation import designate_user
+from renkei.hub.access.grants import city_today
 from renkei.hub.access.people import ROLE_LABELS_JA, Role
 from renkei.hub.access.terminals import TerminalCA, enroll_terminal
 from renkei.hub.access.totp import enroll_totp
@@ -131,6 +134,9 @@ def demo(
 
     out.rule("6. 利用者と専用端末 (designated staff and a terminal)")
     _designate_demo_people(hub, directory / "terminal")
+
+    out.rule("7. 分析 (analysis): 利用申請・承認・連携した集計表 (apply, approve, a linked table)")
+    run_demo_analysis(hub, city_today(SYSTEM_CLOCK))
     renkei = Path(sys.executable).parent / "renkei"
     out.print(
         f"\n次に試すこと (try next):\n  {renkei} catalog list --home {hub_home}\n"

@@ -15,9 +15,9 @@ from renkei.cli.common import out
 from renkei.hub.access.applications import DatasetRequest, approve_part, create_application, submit
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.people import User
+from renkei.hub.analysis.service import TableOutcome, table_for
 from renkei.hub.home import Hub
 from renkei.hub.tables.request import AgeBand, Category, Link, TableRequest
-from renkei.hub.tables.service import BuiltTable
 
 ANALYST, STEWARDS = "bunseki-analyst", ("shimin-steward", "kaigo-steward")
 DEMO_TABLE = TableRequest(
@@ -52,9 +52,20 @@ def approve_demo_application(hub: Hub, today: dt.date) -> int:
         return application.id
 
 
-def print_table(built: BuiltTable) -> None:
-    shown = built.shown
-    table = Table(title=built.compiled.request.title or None, show_lines=False)
+def run_demo_analysis(hub: Hub, today: dt.date) -> TableOutcome:
+    """Apply, approve, then build the demo's linked table as the analyst, through the service a face calls."""
+    approve_demo_application(hub, today)
+    with hub.session() as session:
+        analyst = session.scalars(select(User).where(User.login_id == ANALYST)).one()
+        actor = Actor.for_user(analyst, terminal="demo-terminal")
+    outcome = table_for(hub, actor, DEMO_TABLE)
+    print_table(outcome, DEMO_TABLE.title)
+    return outcome
+
+
+def print_table(outcome: TableOutcome, title: str) -> None:
+    shown = outcome.shown
+    table = Table(title=title or None, show_lines=False)
     for name in shown.header:
         table.add_column(name, justify="right" if name == shown.header[-1] else "left")
     for row in shown.rows:
@@ -62,4 +73,7 @@ def print_table(built: BuiltTable) -> None:
     out.print(table)
     for note in shown.notes:
         out.print(note, soft_wrap=True)
-    out.print(f"SQL:\n{built.sql}", soft_wrap=True, highlight=False, markup=False)
+    out.print(
+        f"集計表 {outcome.release_id} として公表台帳に記録 (recorded in the release ledger)", markup=False
+    )
+    out.print(f"SQL:\n{outcome.sql}", soft_wrap=True, highlight=False, markup=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from renkei import __version__
-from renkei.cli import access, applications, demo, hub, sending, web
+from renkei.cli import access, analysis, applications, demo, hub, sending, web
 
 app = typer.Typer(
     name="renkei",
@@ -35,6 +35,7 @@ sending.register(app)
 hub.register(app)
 access.register(app)
 applications.register(app)
+analysis.register(app)
 demo.register(app)
 web.register(app)
 

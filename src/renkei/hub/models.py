@@ -1,6 +1,7 @@
 """Imports every module that defines hub tables, so that Base.metadata is complete (for Alembic and tests)."""
 
 from renkei.hub import audit, catalog
+from renkei.hub.analysis import ledger
 from renkei.hub.access import (
     applications,
     cards,
@@ -16,6 +17,7 @@ from renkei.hub.access import (
 )
 
 __all__ = [
+    "ledger",
     "applications",
     "audit",
     "cards",

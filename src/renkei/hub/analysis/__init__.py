@@ -1,0 +1,1 @@
+"""The analysis path behind every face: tables, SQL results, releases, exports, saved analyses."""
