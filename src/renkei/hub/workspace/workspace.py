@@ -1,0 +1,418 @@
+"""A workspace: one analyst's sandboxed DuckDB over exactly the snapshots their active grants cover.
+
+Opening authorizes every snapshot (``snapshot.read``, or ``snapshot.read_rows`` under a row-level grant),
+decrypts each through :mod:`.gate` into a sealed memfd, computes the record keys, and hands the descriptors to
+a fresh worker process (:mod:`.process`); the parent then closes its copies, so plaintext lives only in the
+worker and vanishes with it. Every query re-checks the grants and goes through ``authorize()`` for the
+snapshots it reads; a lapsed grant closes the workspace. The audit log gets the query text, the snapshots and
+the row count, never a value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from renkei.clock import SYSTEM_CLOCK, Clock
+from renkei.hub.access.authz import Action, Actor, Resource, authorize, check_read_snapshot
+from renkei.hub.access.grants import Grant, active_grants
+from renkei.hub.catalog import Snapshot
+from renkei.hub.disclosure.record_keys import load_record_key
+from renkei.hub.home import Hub
+from renkei.hub.workspace import lockdown
+from renkei.hub.workspace.errors import (
+    QueryFailed,
+    QueryRefused,
+    QueryTimeout,
+    WorkspaceClosed,
+    WorkspaceError,
+)
+from renkei.hub.workspace.gate import open_granted_snapshot
+from renkei.hub.workspace.process import (
+    SAME_USER_ENV,
+    WORKER_PROGRAM,
+    Isolation,
+    WorkerGone,
+    WorkerProcess,
+    isolation,
+    spawn,
+)
+from renkei.hub.workspace.statements import check_select, views_read
+from renkei.hub.workspace.views import (
+    Opened,
+    fd_path,
+    record_key_memfd,
+    record_key_statement,
+    view_statements,
+)
+
+SQL_PIECE = 500  # the audit log keeps detail strings up to 512 characters
+SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged by its start and hash
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceLimits:
+    memory_mib: int = 1024  # DuckDB memory_limit of the user database
+    control_memory_mib: int = 512  # … and of the control database
+    threads: int = 2
+    timeout: float = 60.0  # wall clock per query, enforced by the parent
+    grace: float = 2.0  # after the interrupt, before the kill
+    open_timeout: float = 120.0
+    max_rows: int = 100_000
+    max_result_bytes: int = 256 << 20
+    # RLIMIT_NPROC counts every task (thread) of the uid, across all workers running as nobody.
+    max_processes: int = 128
+    allow_same_user: bool = field(default_factory=lambda: os.environ.get(SAME_USER_ENV) == "1")
+
+    @property
+    def address_space(self) -> int:
+        """RLIMIT_AS: DuckDB and pyarrow map about 1.1 GiB idle; the buffer pools come on top."""
+        return (3 << 30) + 2 * ((self.memory_mib + self.control_memory_mib) << 20)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewInfo:
+    name: str
+    dataset: str
+    period: Any  # dt.date of a per-period view, None for a per-dataset view
+    columns: dict[str, str]
+    row_level: bool
+
+
+class Workspace:
+    def __init__(
+        self, hub: Hub, actor: Actor, clock: Clock, limits: WorkspaceLimits, opened: list[Opened]
+    ) -> None:
+        self.id = secrets.token_hex(8)
+        self.hub, self.actor, self.clock, self.limits = hub, actor, clock, limits
+        self.opened = opened
+        self.worker: WorkerProcess | None = None
+        self.closed_reason = ""
+        self._views: list[ViewInfo] = []
+        self._lock = threading.RLock()
+
+    # -- opening ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        hub: Hub,
+        actor: Actor,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        limits: WorkspaceLimits | None = None,
+    ) -> Workspace:
+        """Open a workspace over the snapshots ``actor``'s active grants cover (the latest version per period)."""
+        limits = limits or WorkspaceLimits()
+        if actor.user_id is None:
+            raise WorkspaceError(
+                "作業環境は指名職員だけが開けます", "only a designated user opens a workspace"
+            )
+        confinement = isolation(limits.allow_same_user)  # refuse before anything is decrypted
+        opened = _decrypt_granted(hub, actor, clock)
+        workspace = cls(hub, actor, clock, limits, opened)
+        try:
+            workspace._start(confinement)
+        except BaseException:
+            workspace._discard()
+            raise
+        return workspace
+
+    def _start(self, confinement: Isolation) -> None:
+        keys_fd = record_key_memfd(load_record_key(self.hub.home), self.opened)
+        fds = [o.fd for o in self.opened]
+        try:
+            process = spawn(
+                confinement, WORKER_PROGRAM, pass_fds=[*fds, keys_fd],
+                address_space=self.limits.address_space, nproc=self.limits.max_processes,
+            )  # fmt: skip
+        finally:
+            for fd in [*fds, keys_fd]:
+                os.close(fd)  # the worker has its own copies; the parent keeps no plaintext
+        self.worker = WorkerProcess(process, self.limits.grace)
+        header, _ = self.worker.request(self._open_request(keys_fd), self.limits.open_timeout, 0)
+        if not header.get("ok"):
+            raise _open_failed(header)
+        self._views = self._describe()
+        self._audit("workspace.open", snapshots=[o.resource for o in self.opened], worker_pid=self.worker.pid)
+
+    def _open_request(self, keys_fd: int) -> dict[str, Any]:
+        assert self.worker is not None
+        pid = self.worker.pid
+        paths = [o.path(pid) for o in self.opened]
+        views = view_statements(self.opened, pid)
+        limits = self.limits
+
+        def plan(allowed: list[str], memory: int) -> list[Any]:
+            return [list(s) for s in lockdown.plan(allowed, memory_mib=memory, threads=limits.threads)]
+
+        keys_path = fd_path(pid, keys_fd)
+        return {
+            "op": "open",
+            "user": {"lockdown": plan(paths, limits.memory_mib), "setup": views},
+            "control": {
+                "lockdown": plan([*paths, keys_path], limits.control_memory_mib),
+                "setup": [*views, record_key_statement(keys_fd, pid)],
+            },
+            "close_fds": [keys_fd],
+        }
+
+    def _describe(self) -> list[ViewInfo]:
+        rows = self._run(
+            "control",
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE NOT internal AND table_name <> '_record_keys' ORDER BY table_name, column_index",
+            self.limits.max_rows,
+        ).to_pylist()
+        columns: dict[str, dict[str, str]] = {}
+        for row in rows:
+            columns.setdefault(row["table_name"], {})[row["column_name"]] = row["data_type"]
+        row_level = {o.dataset: o.action == Action.SNAPSHOT_READ_ROWS for o in self.opened}
+        infos = [ViewInfo(d, d, None, columns[d], row_level[d]) for d in sorted(row_level)]
+        infos += [
+            ViewInfo(o.view, o.dataset, o.period, columns[o.view], row_level[o.dataset]) for o in self.opened
+        ]
+        return infos
+
+    # -- using --------------------------------------------------------------------------------------------
+
+    def schema(self) -> dict[str, dict[str, str]]:
+        """Per-dataset view → column → DuckDB type (what the table builder compiles against)."""
+        return {v.name: dict(v.columns) for v in self._views if v.period is None}
+
+    def views(self) -> list[ViewInfo]:
+        return list(self._views)
+
+    def query(self, sql: str, *, max_rows: int | None = None) -> pa.Table:
+        """Run user SQL (one SELECT) in the sandbox's user database."""
+        with self._lock:
+            self._ensure_open()
+            try:
+                check_select(sql)
+            except QueryRefused as e:
+                self._audit_query("user", sql, [], result="refused", reason=e.en)
+                raise
+            return self._audited("user", sql, max_rows or self.limits.max_rows)
+
+    def control_query(self, sql: str) -> pa.Table:
+        """Run hub-generated SQL on the control database (which alone holds ``_record_keys``)."""
+        with self._lock:
+            self._ensure_open()
+            return self._audited("control", sql, self.limits.max_rows)
+
+    def _audited(self, db: str, sql: str, max_rows: int) -> pa.Table:
+        snapshots = self._authorize_reading(sql)
+        try:
+            table = self._run(db, sql, max_rows)
+        except WorkspaceError as e:
+            self._audit_query(db, sql, snapshots, result="error", reason=f"{type(e).__name__}: {e.en}"[:500])
+            raise
+        self._audit_query(db, sql, snapshots, rows=table.num_rows)
+        return table
+
+    def _run(self, db: str, sql: str, max_rows: int) -> pa.Table:
+        assert self.worker is not None
+        request = {"op": "query", "db": db, "sql": sql, "max_rows": max_rows,
+                   "max_bytes": self.limits.max_result_bytes}  # fmt: skip
+        try:
+            header, payload = self.worker.request(request, self.limits.timeout, self.limits.max_result_bytes)
+        except WorkerGone as e:
+            self.close(f"worker gone: {e.en}")
+            if e.timeout:
+                raise _timeout(self.limits.timeout, closed=True) from e
+            raise WorkspaceClosed(e.ja, e.en) from e
+        if not header.get("ok"):
+            raise _query_error(header, self.limits)
+        assert payload is not None
+        return pa.ipc.open_stream(payload).read_all()
+
+    # -- grants -------------------------------------------------------------------------------------------
+
+    def _authorize_reading(self, sql: str) -> list[str]:
+        """Close (and raise) unless active grants still cover every opened snapshot; authorize those read."""
+        names = views_read(sql, {v.name for v in self._views})
+        read = [o for o in self.opened if names is None or o.view in names or o.dataset in names]
+        with self.hub.session() as session:
+            lapsed = _lapsed(self.opened, active_grants(session, self._user_id, self.clock))
+            for item in [*lapsed, *(o for o in read if o not in lapsed)]:
+                decision = authorize(
+                    session, self.hub.audit, self.actor, item.action,
+                    Resource.snapshot(session.get_one(Snapshot, item.snapshot_id)), clock=self.clock,
+                )  # fmt: skip
+                if not decision.allowed:
+                    verdict = decision.verdict
+                    self.close(f"{item.resource}: {verdict.reason_en}")
+                    raise WorkspaceClosed(
+                        f"利用承認が失効したため作業環境を閉じました（{item.resource}: {verdict.reason_ja}）",
+                        f"the workspace was closed: {item.resource}: {verdict.reason_en}",
+                    )
+        return [o.resource for o in read]
+
+    @property
+    def _user_id(self) -> int:
+        assert self.actor.user_id is not None
+        return self.actor.user_id
+
+    # -- closing ------------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.closed_reason)
+
+    def close(self, reason: str = "closed by the user") -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed_reason = reason
+            if self.worker is not None:
+                self.worker.close()
+            self._audit("workspace.closed", reason=reason[:500])
+
+    def _discard(self) -> None:
+        """After a failed open: no worker left, no descriptor left."""
+        if self.worker is not None:
+            self.worker.kill()
+        for opened in self.opened:
+            with contextlib.suppress(OSError):
+                os.close(opened.fd)
+        self.closed_reason = "open failed"
+
+    def _ensure_open(self) -> None:
+        if self.closed:
+            raise WorkspaceClosed(
+                f"作業環境は閉じられています（{self.closed_reason}）",
+                f"the workspace is closed: {self.closed_reason}",
+            )
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- audit --------------------------------------------------------------------------------------------
+
+    def _audit(self, action: str, result: str = "ok", **details: object) -> None:
+        self.hub.audit.append(
+            actor=self.actor.name,
+            action=action,
+            resource=f"workspace/{self.id}",
+            result=result,
+            terminal=self.actor.terminal,
+            client_addr=self.actor.client_addr,
+            details={"session_id": self.actor.session_id, **details} if self.actor.session_id else details,
+        )
+
+    def _audit_query(
+        self, db: str, sql: str, snapshots: list[str], *, rows: int = 0, result: str = "ok", reason: str = ""
+    ) -> None:
+        details: dict[str, object] = {"db": db, **_sql_details(sql), "snapshots": snapshots, "rows": rows}
+        if reason:
+            details["error"] = reason
+        self._audit("workspace.query", result, **details)
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
+    assert actor.user_id is not None
+    opened: list[Opened] = []
+    try:
+        with hub.session() as session:
+            for snapshot, rows in _granted(active_grants(session, actor.user_id, clock)):
+                decision = check_read_snapshot(session, hub.audit, actor, snapshot, rows=rows, clock=clock)
+                fd = open_granted_snapshot(hub.vault, decision, snapshot)
+                opened.append(
+                    Opened(snapshot.id, snapshot.dataset.name, snapshot.period, snapshot.version,
+                           snapshot.resource, decision.action, fd)
+                )  # fmt: skip
+    except BaseException:
+        for o in opened:
+            os.close(o.fd)
+        raise
+    if not opened:
+        raise WorkspaceError("有効な利用承認がありません", "the user has no active grant")
+    return opened
+
+
+def _granted(grants: list[Grant]) -> list[tuple[Snapshot, bool]]:
+    """The latest granted version of each (dataset, period), and whether a row-level grant covers it."""
+    latest: dict[tuple[str, Any], Snapshot] = {}
+    rows: dict[int, bool] = {}
+    for grant in grants:
+        for snapshot in grant.snapshots:
+            rows[snapshot.id] = rows.get(snapshot.id, False) or grant.row_level
+            key = (snapshot.dataset.name, snapshot.period)
+            if key not in latest or latest[key].version < snapshot.version:
+                latest[key] = snapshot
+    return [(s, rows[s.id]) for _, s in sorted(latest.items())]
+
+
+def _lapsed(opened: list[Opened], grants: list[Grant]) -> list[Opened]:
+    plain = {s.id for g in grants for s in g.snapshots}
+    rows = {s.id for g in grants if g.row_level for s in g.snapshots}
+    return [
+        o for o in opened
+        if o.snapshot_id not in (rows if o.action == Action.SNAPSHOT_READ_ROWS else plain)
+    ]  # fmt: skip
+
+
+def _sql_details(sql: str) -> dict[str, object]:
+    pieces, used = [], 0
+    for start in range(0, len(sql), SQL_PIECE):
+        piece = sql[start : start + SQL_PIECE]
+        used += len(piece.encode("utf-8"))
+        if used > SQL_BUDGET:
+            break
+        pieces.append(piece)
+    complete = sum(map(len, pieces)) == len(sql)
+    return {"sql": pieces, "sql_complete": complete, "sql_sha256": hashlib.sha256(sql.encode()).hexdigest()}
+
+
+def _open_failed(header: dict[str, Any]) -> WorkspaceError:
+    if header.get("kind") == "lockdown":
+        return WorkspaceError(
+            f"サンドボックスを確認できないため作業環境を開きません: {header.get('ja', '')}",
+            f"the sandbox did not verify, the workspace stays closed: {header.get('en', '')}",
+        )
+    return WorkspaceError(
+        "作業環境を準備できませんでした",
+        f"the worker could not set up the workspace: {_describe_error(header)}",
+    )
+
+
+def _query_error(header: dict[str, Any], limits: WorkspaceLimits) -> WorkspaceError:
+    kind = header.get("kind")
+    if kind == "interrupted":
+        return _timeout(limits.timeout, closed=False)
+    if kind == "too_large":
+        return QueryRefused(
+            "結果が大きすぎます。集計するか件数を絞ってください",
+            f"the result is too large ({header.get('bytes')} bytes > {limits.max_result_bytes})",
+        )
+    return QueryFailed("問い合わせでエラーが発生しました", _describe_error(header))
+
+
+def _describe_error(header: dict[str, Any]) -> str:
+    message = header.get("message") or "details withheld: the message may contain data values"
+    return f"{header.get('type', header.get('kind'))}: {message}"
+
+
+def _timeout(seconds: float, *, closed: bool) -> QueryTimeout:
+    ja = f"問い合わせが制限時間（{seconds:g} 秒）を超えたため中断しました"
+    en = f"the query exceeded its {seconds:g} s limit and was interrupted"
+    if closed:
+        ja += "。ワーカーを停止したため作業環境は閉じられました"
+        en += "; the worker had to be killed and the workspace is closed"
+    return QueryTimeout(ja, en, closed=closed)
