@@ -1,0 +1,222 @@
+"""Cell suppression: primary rules, then secondary suppression so no suppressed cell can be recomputed.
+
+**Primary** (the rules of sdcTable, ACRO and the ONS "10 rule", with this hub's defaults):
+
+- ``threshold``: 0 < n < threshold contributors (persons or households);
+- ``dominance``: (n, k) rule for sums and means — the n largest absolute contributions reach k% of the
+  cell's absolute total (flagged at equality, as ACRO does);
+- ``p_percent``: the second largest contributor could estimate the largest within p%:
+  total − x_1 − x_2 < p/100 · x_1 (ACRO's p-ratio rule);
+- ``zero``: an empty cell, when the policy says zeros are disclosive (structural zeros never are);
+- ``contributions``: the cell lacks the largest contributions the dominance rule needs (fail closed).
+
+**Secondary.** A table is a set of additive constraints, each ``total = Σ parts`` along one dimension:
+:func:`cube_constraints` builds them from the GROUP BY CUBE coordinates for any number of dimensions, and a
+caller's hierarchy (towns inside wards, 5-year bands inside 10-year bands, all in one dimension) turns into
+``parent = Σ children`` with only top-level codes summing to 計. A constraint left with exactly one suppressed
+cell gives that cell away, so :func:`secondary_suppression` adds, constraint by constraint in a fixed order,
+the member that closes the most other such constraints, then the smallest (zeros last — suppressing a zero
+protects nothing), then the lowest index. In a 2-D table a single small cell costs exactly the four corners of
+a rectangle. :func:`protect_pattern` then audits the pattern (:mod:`renkei.hub.disclosure.audit`) and
+suppresses more until every primary cell's feasible interval is at least its protection width wide.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from renkei.hub.disclosure.audit import Constraint, audit
+from renkei.hub.disclosure.policy import DisclosurePolicy
+from renkei.hub.tables.display import TOTAL
+
+Kind = Literal["count", "sum", "mean", "median"]
+Hierarchy = Mapping[Any, Any]  # child code -> parent code, within one dimension
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """The outcome of suppression: which cells are hidden and why, and whether the audit passed."""
+
+    primary: dict[int, str]  # cell -> rule
+    hidden: frozenset[int]  # primary and secondary
+    audited: int  # primary cells whose feasible interval was computed
+    passed: bool
+
+
+def primary_suppression(
+    policy: DisclosurePolicy,
+    kind: Kind,
+    n: Sequence[int],
+    value: Sequence[float | None],
+    top: Sequence[Sequence[float] | None],
+    structural: Set[int] = frozenset(),
+) -> dict[int, str]:
+    """The rule that suppresses each sensitive cell (cells not listed pass every primary rule)."""
+    reasons: dict[int, str] = {}
+    counting = kind == "count"
+    for i, count in enumerate(n):
+        if i in structural:
+            continue
+        if count == 0:
+            if policy.suppresses and policy.zeros == "suppress":
+                reasons[i] = "zero"
+        elif counting and not policy.suppresses:
+            continue
+        elif count < policy.threshold:
+            reasons[i] = "threshold"
+        elif kind in {"sum", "mean"}:
+            rule = _magnitude_rule(policy, kind, count, value[i], top[i])
+            if rule:
+                reasons[i] = rule
+    return reasons
+
+
+def _magnitude_rule(
+    policy: DisclosurePolicy, kind: Kind, n: int, value: float | None, top: Sequence[float] | None
+) -> str:
+    contributions = [abs(x) for x in (top or [])]
+    if value is None or len(contributions) < min(n, max(policy.dominance_n, 2)):
+        return "contributions"
+    total = abs(value * n if kind == "mean" else value)
+    largest = sum(contributions[: policy.dominance_n])
+    if largest > 0 and largest >= policy.dominance_k / 100 * total:
+        return "dominance"
+    x1, x2 = contributions[0], (contributions[1] if len(contributions) > 1 else 0.0)
+    if x1 > 0 and total - x1 - x2 < policy.p_percent / 100 * x1:
+        return "p_percent"
+    return ""
+
+
+def cube_constraints(
+    coordinates: Sequence[tuple[Any, ...]], hierarchies: Mapping[int, Hierarchy] | None = None
+) -> list[Constraint]:
+    """The additive constraints of a CUBE table: each margin is the sum of its parts along one dimension.
+
+    ``hierarchies[d]`` maps codes of dimension d to their parent code in the same dimension; a parent cell
+    is then the sum of its children, and 計 the sum of the codes that have no parent.
+    """
+    hierarchies = hierarchies or {}
+    index = {c: i for i, c in enumerate(coordinates)}
+    groups: dict[tuple[int, tuple[Any, ...]], list[int]] = defaultdict(list)
+    for i, coords in enumerate(coordinates):
+        for d, code in enumerate(coords):
+            if code == TOTAL:
+                continue
+            parent = hierarchies.get(d, {}).get(code, TOTAL)
+            groups[(d, (*coords[:d], parent, *coords[d + 1 :]))].append(i)
+    constraints = [
+        Constraint(index[total], tuple(sorted(parts)))
+        for (_, total), parts in groups.items()
+        if total in index
+    ]
+    return sorted(constraints, key=lambda c: (c.total, c.parts))
+
+
+def secondary_suppression(
+    constraints: Sequence[Constraint],
+    hidden: Set[int],
+    cost: Sequence[float],
+    avoid: Set[int] = frozenset(),
+    forbidden: Set[int] = frozenset(),
+) -> set[int]:
+    """``hidden`` plus complements until no constraint has exactly one hidden member (where fixable)."""
+    result = set(hidden)
+    of_cell: dict[int, list[int]] = defaultdict(list)
+    for ci, constraint in enumerate(constraints):
+        for member in constraint.members:
+            of_cell[member].append(ci)
+    count = [sum(m in result for m in c.members) for c in constraints]
+    queue = [ci for ci, k in enumerate(count) if k == 1]
+    heapq.heapify(queue)
+    while queue:
+        ci = heapq.heappop(queue)
+        if count[ci] != 1:
+            continue
+        candidates = [m for m in constraints[ci].members if m not in result and m not in forbidden]
+        if not candidates:
+            continue  # only structural zeros left: nothing to hide; the audit judges the result
+        pick = min(
+            candidates,
+            key=lambda m: (m in avoid, -sum(count[cj] == 1 for cj in of_cell[m] if cj != ci), cost[m], m),
+        )
+        result.add(pick)
+        for cj in of_cell[pick]:
+            count[cj] += 1
+            if count[cj] == 1:
+                heapq.heappush(queue, cj)
+    return result
+
+
+def protect_pattern(
+    constraints: Sequence[Constraint],
+    primary: Mapping[int, str],
+    values: Sequence[float],
+    cost: Sequence[float],
+    width: Mapping[int, float],
+    avoid: Set[int] = frozenset(),
+    forbidden: Set[int] = frozenset(),
+) -> Pattern:
+    """Secondary suppression, audited: every primary cell's feasible interval must be ``width[cell]`` wide.
+
+    While a cell fails, the cheapest visible cell sharing a constraint with it (or with its suppressed
+    neighbours) is suppressed as well and the pattern re-closed; if nothing is left to suppress, every
+    cell that may be suppressed is (fail closed).
+    """
+    hidden = secondary_suppression(constraints, set(primary), cost, avoid, forbidden)
+    of_cell: dict[int, list[int]] = defaultdict(list)
+    for ci, constraint in enumerate(constraints):
+        for member in constraint.members:
+            of_cell[member].append(ci)
+    allowed = [i for i in range(len(values)) if i not in forbidden]
+    while True:
+        intervals = audit(constraints, values, hidden, primary)
+        failing = sorted(t for t in primary if _narrow(intervals[t], width[t]))
+        if not failing:
+            return Pattern(dict(primary), frozenset(hidden), len(intervals), True)
+        added = {_widen(t, constraints, of_cell, hidden, cost, avoid, forbidden) for t in failing}
+        added.discard(None)
+        if not added:
+            everything = hidden | set(allowed)
+            intervals = audit(constraints, values, everything, primary)
+            passed = not any(_narrow(intervals[t], width[t]) for t in primary)
+            return Pattern(dict(primary), frozenset(everything), len(intervals), passed)
+        hidden = secondary_suppression(
+            constraints, hidden | {a for a in added if a is not None}, cost, avoid, forbidden
+        )
+
+
+def _narrow(interval: tuple[float, float], width: float) -> bool:
+    """Whether the interval is narrower than ``width`` (with slack for the LP solver's rounding)."""
+    low, high = interval
+    return high - low < width * (1 - 1e-9) - 1e-9
+
+
+def _widen(
+    target: int,
+    constraints: Sequence[Constraint],
+    of_cell: Mapping[int, list[int]],
+    hidden: Set[int],
+    cost: Sequence[float],
+    avoid: Set[int],
+    forbidden: Set[int],
+) -> int | None:
+    """The cheapest visible cell in a constraint of ``target``, else of the suppressed cells near it."""
+    seen, frontier = {target}, [target]
+    while frontier:
+        candidates = {
+            m
+            for cell in frontier
+            for ci in of_cell.get(cell, [])
+            for m in constraints[ci].members
+            if m not in hidden and m not in forbidden
+        }
+        if candidates:
+            return min(candidates, key=lambda m: (m in avoid, cost[m], m))
+        nxt = {m for cell in frontier for ci in of_cell.get(cell, []) for m in constraints[ci].members} - seen
+        seen |= nxt
+        frontier = sorted(nxt)
+    return None
