@@ -75,7 +75,7 @@ def parse_dimension(text: str) -> Dimension:
     simple: dict[str, Dimension] = {
         "school_age": SchoolAge(),
         "period": Period(),
-        "household_size": HouseholdSize(),
+        "household_size": HouseholdSize(top=6),
     }
     return simple.get(name) or Category(column=name)
 

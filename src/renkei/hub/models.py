@@ -1,7 +1,6 @@
 """Imports every module that defines hub tables, so that Base.metadata is complete (for Alembic and tests)."""
 
 from renkei.hub import audit, catalog
-from renkei.hub.analysis import ledger
 from renkei.hub.access import (
     applications,
     cards,
@@ -15,14 +14,15 @@ from renkei.hub.access import (
     throttle,
     totp,
 )
+from renkei.hub.analysis import ledger
 
 __all__ = [
-    "ledger",
     "applications",
     "audit",
     "cards",
     "catalog",
     "grants",
+    "ledger",
     "login",
     "passwords",
     "people",

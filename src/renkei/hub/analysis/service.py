@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import pyarrow as pa
 import sqlglot
 import sqlglot.expressions as exp
 from sqlalchemy import select
@@ -32,13 +32,16 @@ from renkei.hub.access.quotas import reserve_export
 from renkei.hub.access.terminals import Terminal
 from renkei.hub.analysis.ledger import Export, ExportFormat, Release, ReleaseKind, ReleaseStatus
 from renkei.hub.catalog import Dataset
+from renkei.hub.disclosure.policy import load_policy
+from renkei.hub.disclosure.protect import DisclosureControl, protect_cells
 from renkei.hub.home import Hub
 from renkei.hub.sql.control import Controllable, analyse
 from renkei.hub.sql.lineage import LineageError, id_lineage
 from renkei.hub.tables.display import ShownTable
 from renkei.hub.tables.files import Cell, to_csv, to_xlsx
 from renkei.hub.tables.request import TableRequest
-from renkei.hub.tables.service import BuiltTable, CellProtector, Cells, TableWorkspace, build_table
+from renkei.hub.tables.service import BuiltTable, CellProtector, Cells, build_table
+from renkei.hub.workspace.workspace import Workspace
 from renkei.spec import Role as ColumnRole
 
 MAX_SHOWN_ROWS = 1000  # 個票閲覧: the most rows a row-level result shows
@@ -46,19 +49,6 @@ MAX_SHOWN_ROWS = 1000  # 個票閲覧: the most rows a row-level result shows
 
 class AnalysisError(RenkeiError):
     exit_code = 2
-
-
-class Workspace(TableWorkspace, Protocol):
-    """What the service needs of :class:`renkei.hub.workspace.Workspace`."""
-
-    @property
-    def snapshot_ids(self) -> Sequence[int]: ...
-
-    def row_level(self, views: Sequence[str]) -> bool: ...
-
-    def datasets_of(self, views: Sequence[str]) -> list[str]: ...
-
-    def query(self, sql: str, *, max_rows: int = ...) -> pa.Table: ...
 
 
 class CountProtector(Protocol):
@@ -104,6 +94,49 @@ def console_login(hub: Hub, login_id: str, terminal_name: str, password: str, co
     return Actor.for_session(login, client_addr="console")
 
 
+@contextmanager
+def open_workspace(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> Iterator[Workspace]:
+    workspace = Workspace.open(hub, actor, clock=clock)
+    try:
+        yield workspace
+    finally:
+        workspace.close()
+
+
+def table_protector(hub: Hub) -> CellProtector:
+    return DisclosureControl(load_policy(hub.home))
+
+
+def count_protector(hub: Hub) -> CountProtector:
+    """Disclosure control of an SQL aggregate's person counts: the builder's rules for a table of counts."""
+    policies = load_policy(hub.home)
+
+    def protect(datasets: Sequence[str], cells: Cells) -> tuple[list[float | None], dict[str, Any]]:
+        protection = protect_cells(policies.for_datasets(datasets), "count", cells)
+        by_coordinates = {c.coordinates: c.value for c in protection.shown}
+        return [by_coordinates[c] for c in cells.coordinates], {
+            **protection.record,
+            "datasets": list(datasets),
+        }
+
+    return protect
+
+
+def _snapshot_ids(workspace: Workspace) -> list[int]:
+    return [o.snapshot_id for o in workspace.opened]
+
+
+def _row_level(workspace: Workspace, views: Sequence[str]) -> bool:
+    """Whether every view the query reads is covered by a row-level grant (個票閲覧)."""
+    infos = {v.name: v for v in workspace.views()}
+    return bool(views) and all(infos[v].row_level for v in views if v in infos)
+
+
+def _datasets(workspace: Workspace, views: Sequence[str]) -> list[str]:
+    infos = {v.name: v for v in workspace.views()}
+    return sorted({infos[v].dataset for v in views if v in infos})
+
+
 @dataclass(frozen=True, slots=True)
 class TableOutcome:
     shown: ShownTable
@@ -115,9 +148,7 @@ class TableOutcome:
 def table_for(hub: Hub, actor: Actor, request: TableRequest, *, clock: Clock = SYSTEM_CLOCK) -> TableOutcome:
     """Open the actor's workspace, build and release one table, close the workspace."""
     with open_workspace(hub, actor, clock=clock) as workspace:
-        built, release = release_table(
-            hub, workspace, actor, request, table_protector(hub, request), clock=clock
-        )
+        built, release = release_table(hub, workspace, actor, request, table_protector(hub), clock=clock)
     return TableOutcome(built.shown, built.sql, release.id, built.record)
 
 
@@ -149,7 +180,7 @@ def release_table(
             title=request.title,
             definition=request.model_dump(mode="json"),
             sql=built.sql,
-            snapshot_ids=list(workspace.snapshot_ids),
+            snapshot_ids=_snapshot_ids(workspace),
             datasets=datasets,
             shown=built.shown,
             record=built.record,
@@ -231,7 +262,7 @@ def _aggregate(
         value=[float(by_group[key]["n"]) for key in ordered],
         top=[None] * len(ordered),
     )
-    datasets = workspace.datasets_of(_views_read(sql, workspace))
+    datasets = _datasets(workspace, _views_read(sql, workspace))
     values, record = protect(datasets, cells)
     header = [*groups, *controlled.count_columns]
     rows: list[list[Cell]] = [
@@ -247,7 +278,7 @@ def _aggregate(
             title="",
             definition={"sql": sql},
             sql=sql,
-            snapshot_ids=list(workspace.snapshot_ids),
+            snapshot_ids=_snapshot_ids(workspace),
             datasets=datasets,
             shown=shown,
             record={**record, "cells": len(rows)},
@@ -265,7 +296,7 @@ def _aggregate(
 
 def _rows(workspace: Workspace, sql: str, reason_ja: str, reason_en: str) -> SqlResult:
     views = _views_read(sql, workspace)
-    if not workspace.row_level(views):
+    if not _row_level(workspace, views):
         raise AnalysisError(
             f"この結果は自動の秘匿処理ができない形です（{reason_ja}）。個票閲覧の承認がないため表示できません。"
             "集計表作成機能を使うか、GROUP BY と count だけの集計にしてください",

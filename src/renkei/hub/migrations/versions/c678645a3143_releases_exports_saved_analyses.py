@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "c678645a3143"
 down_revision = "40e3028067db"
 branch_labels = None
