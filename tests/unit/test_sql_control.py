@@ -49,7 +49,9 @@ def _compare(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     """The control query's n equals the user's count, and its ckey is the sum of the contributors' keys."""
     control = _controlled(sql)
     user = {row[:-1]: row[-1] for row in con.execute(f"SELECT * FROM ({sql})").fetchall()}
-    derived = {row[:-2]: row[-2:] for row in con.execute(control.control_sql).fetchall()}
+    result = con.execute(control.control_sql)
+    assert [d[0] for d in result.description] == [*control.group_columns, "n", "ckey"]
+    derived = {row[:-2]: row[-2:] for row in result.fetchall()}
     assert set(user) == set(derived)
     assert all(user[group] == derived[group][0] for group in user)
 

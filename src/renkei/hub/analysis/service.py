@@ -240,7 +240,8 @@ def _aggregate(
     protect: CountProtector,
     clock: Clock,
 ) -> SqlResult:
-    user = workspace.query(sql).to_pylist()
+    answer = workspace.query(sql)
+    user = answer.rename_columns(list(controlled.columns)).to_pylist()
     derived = workspace.control_query(controlled.control_sql).to_pylist()
     groups = controlled.group_columns
     by_group = {tuple(r[g] for g in groups): r for r in derived}
@@ -264,9 +265,10 @@ def _aggregate(
     )
     datasets = _datasets(workspace, _views_read(sql, workspace))
     values, record = protect(datasets, cells)
-    header = [*groups, *controlled.count_columns]
+    header = answer.column_names
+    position = {g: i for i, g in enumerate(groups)}
     rows: list[list[Cell]] = [
-        [*key, *(_shown(value) for _ in controlled.count_columns)]
+        [key[position[c]] if c in position else _shown(value) for c in controlled.columns]
         for key, value in zip(ordered, values, strict=True)
     ]
     shown = ShownTable(header, rows, [], _notes(values, record))

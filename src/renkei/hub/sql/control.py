@@ -26,6 +26,7 @@ DIALECT = "duckdb"
 class Controllable:
     """How to re-derive the contributors of an aggregate query's groups."""
 
+    columns: tuple[str, ...]  # every result column's name, in order (made unique: ``_col_<i>``)
     group_columns: tuple[str, ...]  # result columns that are grouping expressions
     count_columns: tuple[str, ...]  # result columns that are person counts
     control_sql: str  # one row per group: the group columns, n, ckey
@@ -55,16 +56,16 @@ def analyse(sql: str, schema: Mapping[str, Mapping[str, str]]) -> Controllable |
     groups = _grouping_expressions(tree)
     group_columns, count_kinds, selected = [], set(), []
     count_columns = []
-    for projection in tree.expressions:
+    names = _unique_names(tree)
+    for projection, name in zip(tree.expressions, names, strict=True):
         inner = projection.this if isinstance(projection, exp.Alias) else projection
-        name = projection.alias_or_name
         kind = _person_count_kind(inner, base)
         if kind is not None:
             count_columns.append(name)
             count_kinds.add(kind)
         elif inner.sql(dialect=DIALECT) in groups:
             group_columns.append(name)
-            selected.append(exp.alias_(inner.copy(), _q(name), quoted=True))
+            selected.append(exp.alias_(inner.copy(), name, quoted=True))
         else:
             return _no(
                 f"列 {name} は人数（count）以外の集計のため、自動では表示できません（審査へ）",
@@ -76,8 +77,19 @@ def analyse(sql: str, schema: Mapping[str, Mapping[str, str]]) -> Controllable |
             "the result must be its group columns and counts of one kind only",
         )
     return Controllable(
-        tuple(group_columns), tuple(count_columns), _control_sql(tree, base, selected, count_kinds.pop())
+        tuple(names),
+        tuple(group_columns),
+        tuple(count_columns),
+        _control_sql(tree, base, selected, count_kinds.pop()),
     )
+
+
+def _unique_names(tree: exp.Select) -> list[str]:
+    names: list[str] = []
+    for i, projection in enumerate(tree.expressions):
+        name = projection.alias_or_name
+        names.append(name if name and name != "*" and name not in names else f"_col_{i}")
+    return names
 
 
 def _shape_refusal(tree: exp.Expr, schema: Mapping[str, Mapping[str, str]]) -> NotControllable | None:

@@ -1,0 +1,195 @@
+"""The analysis path end to end on a real hub: builder and SQL agree, IDs never shown, exports, review."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+
+from renkei.hub.access.authz import Actor, Forbidden
+from renkei.hub.access.people import Role, User
+from renkei.hub.access.quotas import set_quota
+from renkei.hub.analysis import service
+from renkei.hub.analysis.ledger import ExportFormat, Release, ReleaseStatus
+from renkei.hub.audit import AuditEntry
+from renkei.hub.catalog import Dataset
+from renkei.hub.tables.display import TOTAL
+from renkei.hub.tables.request import AgeBand, Category, Link, TableRequest
+from renkei.hub.workspace.workspace import Workspace
+from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
+
+LINKED = TableRequest(
+    dataset="juki",
+    dimensions=[Category(column="住所_ward"), AgeBand(width=10, top=80)],
+    links=[Link(dataset="kaigo")],
+)
+LINKED_SQL = (
+    'SELECT b."住所_ward", (least(b.age, 80) // 10) * 10 AS band, count(*) AS n FROM juki AS b '
+    "WHERE EXISTS (SELECT 1 FROM kaigo AS l WHERE l.period = b.period AND l.pid = b.pid) GROUP BY ALL"
+)
+
+
+@pytest.fixture(scope="module")
+def ww(tmp_path_factory: pytest.TempPathFactory) -> WorkspaceWorld:
+    return make_workspace_world(tmp_path_factory.mktemp("analysis"), residents=400)
+
+
+@pytest.fixture(scope="module")
+def analyst(ww: WorkspaceWorld) -> Actor:
+    user, actor = ww.analyst()
+    for dataset in ("juki", "kaigo"):
+        ww.grant(user, dataset, ww.periods)
+    return actor
+
+
+@pytest.fixture
+def workspace(ww: WorkspaceWorld, analyst: Actor) -> Iterator[Workspace]:
+    with service.open_workspace(ww.hub, analyst, clock=ww.clock) as opened:
+        yield opened
+
+
+def _protect(ww: WorkspaceWorld) -> service.CellProtector:
+    return service.table_protector(ww.hub)
+
+
+def test_builder_and_sql_give_the_same_protected_numbers(
+    ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
+) -> None:
+    built, release = service.release_table(ww.hub, workspace, analyst, LINKED, _protect(ww), clock=ww.clock)
+    inner = {c.coordinates: c.value for c in built.shown.cells if TOTAL not in c.coordinates}
+    result = service.run_sql(
+        ww.hub, workspace, analyst, LINKED_SQL, service.count_protector(ww.hub), clock=ww.clock
+    )
+    assert result.kind == "aggregate"
+    by_sql = {(row[0], row[1]): row[2] for row in result.rows}
+    assert set(by_sql) <= set(inner)
+    shown = {k: v for k, v in inner.items() if k in by_sql}
+    assert all((by_sql[k] == "X") == (v is None) for k, v in shown.items())
+    assert {k: v for k, v in by_sql.items() if v != "X"} == {
+        k: int(v) for k, v in shown.items() if v is not None
+    }
+    assert release.status == ReleaseStatus.RELEASED and result.release_id is not None
+
+
+def test_the_same_table_twice_gives_the_same_numbers(
+    ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
+) -> None:
+    first, _ = service.release_table(ww.hub, workspace, analyst, LINKED, _protect(ww), clock=ww.clock)
+    second, _ = service.release_table(ww.hub, workspace, analyst, LINKED, _protect(ww), clock=ww.clock)
+    assert first.shown.rows == second.shown.rows
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT pid FROM juki",
+        "SELECT age, min(pid) FROM juki GROUP BY age",
+        "SELECT md5(household_id) AS h, count(*) FROM juki GROUP BY h",
+        "WITH x AS (SELECT pid AS k FROM kaigo) SELECT k FROM x",
+    ],
+)
+def test_ids_are_never_shown(ww: WorkspaceWorld, analyst: Actor, workspace: Workspace, sql: str) -> None:
+    with pytest.raises(service.AnalysisError, match="仮名ID"):
+        service.run_sql(ww.hub, workspace, analyst, sql, service.count_protector(ww.hub), clock=ww.clock)
+
+
+def test_rows_need_a_row_level_grant(ww: WorkspaceWorld, analyst: Actor, workspace: Workspace) -> None:
+    with pytest.raises(service.AnalysisError, match="個票閲覧"):
+        service.run_sql(
+            ww.hub, workspace, analyst, "SELECT age, 性別 FROM juki", service.count_protector(ww.hub)
+        )
+
+
+def test_rows_are_shown_capped_to_a_row_level_grant(ww: WorkspaceWorld) -> None:
+    user, actor = ww.analyst()
+    ww.grant(user, "juki", ww.periods, row_level=True)
+    with service.open_workspace(ww.hub, actor, clock=ww.clock) as opened:
+        result = service.run_sql(
+            ww.hub,
+            opened,
+            actor,
+            "SELECT j.age FROM juki j, juki k LIMIT 2000",
+            service.count_protector(ww.hub),
+        )
+    assert result.kind == "rows" and result.release_id is None
+    assert len(result.rows) == service.MAX_SHOWN_ROWS and result.truncated
+
+
+def test_a_mismatched_count_is_not_shown(ww: WorkspaceWorld, analyst: Actor, workspace: Workspace) -> None:
+    repeated = (
+        'SELECT j."住所_ward", count(*) FROM juki j JOIN juki k ON k.household_id = j.household_id GROUP BY 1'
+    )
+    with pytest.raises(service.AnalysisError, match="一致しない"):
+        service.run_sql(ww.hub, workspace, analyst, repeated, service.count_protector(ww.hub))
+
+
+def test_export_within_quota_with_the_hash_in_the_audit_log(
+    ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
+) -> None:
+    _, release = service.release_table(ww.hub, workspace, analyst, LINKED, _protect(ww), clock=ww.clock)
+    with pytest.raises(Forbidden):  # downloads are off by default
+        service.export_release(ww.hub, analyst, release.id, ExportFormat.CSV, clock=ww.clock)
+    _allow_downloads(ww, analyst, files_per_day=2)
+    csv_file = service.export_release(ww.hub, analyst, release.id, ExportFormat.CSV, clock=ww.clock)
+    assert csv_file.content.startswith("\ufeff".encode())
+    xlsx_file = service.export_release(ww.hub, analyst, release.id, ExportFormat.XLSX, clock=ww.clock)
+    book = openpyxl.load_workbook(io.BytesIO(xlsx_file.content))
+    assert book.sheetnames == ["集計表", "規則"]
+    with pytest.raises(Forbidden, match="2 件まで"):  # the quota, decided by authorize()
+        service.export_release(ww.hub, analyst, release.id, ExportFormat.CSV, clock=ww.clock)
+    with ww.hub.session() as session:
+        logged = [
+            e.details for e in session.scalars(select(AuditEntry).where(AuditEntry.action == "export.file"))
+        ]
+    assert {d["sha256"] for d in logged} >= {csv_file.sha256, xlsx_file.sha256}
+
+
+def test_only_a_steward_of_the_owning_department_reviews(
+    ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
+) -> None:
+    _, release = service.release_table(ww.hub, workspace, analyst, LINKED, _protect(ww), clock=ww.clock)
+    with ww.hub.session() as session:
+        session.get_one(Release, release.id).status = ReleaseStatus.REVIEW
+        owner = session.scalars(select(Dataset).where(Dataset.name == "juki")).one().owner_id
+        steward = User(login_id="steward-r", display_name="審査", role=Role.STEWARD, department_id=owner)
+        session.add(steward)
+        session.commit()
+        session.expunge(steward)
+    with pytest.raises(Forbidden):
+        service.decide_review(ww.hub, analyst, release.id, approve=True, comment="ok", clock=ww.clock)
+    reviewed = service.decide_review(
+        ww.hub, Actor.for_user(steward, terminal="term-01"), release.id, approve=True, comment="確認済み"
+    )
+    assert reviewed.status == ReleaseStatus.APPROVED
+
+
+def _allow_downloads(ww: WorkspaceWorld, analyst: Actor, *, files_per_day: int) -> None:
+    with ww.hub.session() as session:
+        set_quota(
+            session, ww.hub.audit, Actor.cli("admin-cli"), analyst.name,
+            may_download=True, files_per_day=files_per_day, clock=ww.clock,
+        )  # fmt: skip
+
+
+def test_console_commands_parse_their_options() -> None:
+    from renkei.cli.analysis import build_request
+
+    request = build_request(
+        "juki", ["住所_ward", "age:5:90", "period"], "persons", ["age=65.."], ["kaigo"], [], "t"
+    )
+    assert request.dimensions[1] == AgeBand(width=5, top=90)
+    assert request.filters[0].low == 65 and request.links[0].dataset == "kaigo"
+
+
+def test_written_exports_never_overwrite(tmp_path: Path) -> None:
+    from renkei.cli.analysis import _write_new
+
+    target = tmp_path / "t.csv"
+    _write_new(target, b"a")
+    with pytest.raises(FileExistsError):
+        _write_new(target, b"b")
+    assert target.read_bytes() == b"a" and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
