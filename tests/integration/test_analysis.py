@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
+from renkei.cli.analysis import _write_new, build_request
 from renkei.hub.access.authz import Actor, Forbidden
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import set_quota
@@ -176,8 +177,6 @@ def _allow_downloads(ww: WorkspaceWorld, analyst: Actor, *, files_per_day: int) 
 
 
 def test_console_commands_parse_their_options() -> None:
-    from renkei.cli.analysis import build_request
-
     request = build_request(
         "juki", ["住所_ward", "age:5:90", "period"], "persons", ["age=65.."], ["kaigo"], [], "t"
     )
@@ -186,8 +185,6 @@ def test_console_commands_parse_their_options() -> None:
 
 
 def test_written_exports_never_overwrite(tmp_path: Path) -> None:
-    from renkei.cli.analysis import _write_new
-
     target = tmp_path / "t.csv"
     _write_new(target, b"a")
     with pytest.raises(FileExistsError):
