@@ -45,6 +45,10 @@ TerminalOption = Annotated[
     str, typer.Option("--terminal", help="この端末の登録名 (this terminal's registered name)")
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="table | csv | json")]
+SaveOption = Annotated[
+    str | None,
+    typer.Option("--save", help="定義をこの名前で保存（結果は保存しません） (save the definition)"),
+]
 
 
 class CliInputError(RenkeiError):
@@ -186,6 +190,7 @@ def table_command(
     title: Annotated[str, typer.Option("--title", help="表題 (title)")] = "",
     fmt: FormatOption = "table",
     show_sql: Annotated[bool, typer.Option("--show-sql", help="生成した SQL を表示 (show the SQL)")] = False,
+    save: SaveOption = None,
     home: HomeOption = None,
 ) -> None:
     """集計表を作成（秘匿処理つき）: build a disclosure-controlled table without writing SQL."""
@@ -194,6 +199,8 @@ def table_command(
     actor = login(hub, user, terminal)
     with err.status("ワークスペースを準備し集計しています (opening the workspace and computing)…"):
         outcome = service.table_for(hub, actor, request)
+    if save:
+        service.save_analysis(hub, actor, save, request)
     render(outcome.shown.header, outcome.shown.rows, outcome.shown.notes, fmt, request.title)
     err.print(
         f"集計表 {outcome.release_id} として記録しました (released as {outcome.release_id}); "
@@ -211,6 +218,7 @@ def query_command(
     user: UserOption,
     terminal: TerminalOption,
     fmt: FormatOption = "table",
+    save: SaveOption = None,
     home: HomeOption = None,
 ) -> None:
     """SQL で集計（結果は秘匿処理の対象）: run SQL in your sandboxed workspace."""
@@ -219,6 +227,12 @@ def query_command(
     actor = login(hub, user, terminal)
     with err.status("ワークスペースで実行しています (running in the workspace)…"):
         result = service.sql_for(hub, actor, text)
+    if save:
+        service.save_analysis(hub, actor, save, text)
+    _render_sql(result, fmt)
+
+
+def _render_sql(result: service.SqlResult, fmt: str) -> None:
     render(result.header, result.rows, result.notes, fmt)
     if result.release_id is not None:
         err.print(
@@ -270,7 +284,47 @@ def _write_new(path: Path, content: bytes) -> None:
         partial.unlink(missing_ok=True)
 
 
+analysis_app = typer.Typer(help="保存した分析 (saved analyses)", no_args_is_help=True)
+
+
+@analysis_app.command("list")
+@handle_errors
+def analysis_list(user: UserOption, terminal: TerminalOption, home: HomeOption = None) -> None:
+    """保存した分析の一覧 (your saved analyses)."""
+    hub = Hub(home_dir(home))
+    saved = service.saved_analyses(hub, login(hub, user, terminal))
+    rows: list[list[Cell]] = [
+        [s.name, s.kind, s.theme, s.updated_at.isoformat(timespec="minutes")] for s in saved
+    ]
+    render(["名前 (name)", "種類 (kind)", "テーマ (theme)", "更新 (updated)"], rows, [], "table")
+
+
+@analysis_app.command("run")
+@handle_errors
+def analysis_run(
+    name: Annotated[str, typer.Argument(help="保存した分析の名前 (name)")],
+    user: UserOption,
+    terminal: TerminalOption,
+    periods: Annotated[
+        list[str] | None, typer.Option("--period", help="基準日 (default: all granted)")
+    ] = None,
+    fmt: FormatOption = "table",
+    home: HomeOption = None,
+) -> None:
+    """保存した分析を最新の期間で再実行 (re-run a saved analysis, e.g. on a newly imported period)."""
+    hub = Hub(home_dir(home))
+    actor = login(hub, user, terminal)
+    dates = [parse_date(p, "--period") for p in periods or []]
+    with err.status("再実行しています (re-running)…"):
+        outcome = service.rerun_saved(hub, actor, name, periods=dates)
+    if isinstance(outcome, service.SqlResult):
+        _render_sql(outcome, fmt)
+    else:
+        render(outcome.shown.header, outcome.shown.rows, outcome.shown.notes, fmt, name)
+
+
 def register(app: typer.Typer) -> None:
     app.command("table")(table_command)
     app.command("query")(query_command)
     app.command("export")(export_command)
+    app.add_typer(analysis_app, name="analysis")

@@ -136,7 +136,7 @@ def demo(
     _designate_demo_people(hub, directory / "terminal")
 
     out.rule("7. 分析 (analysis): 利用申請・承認・連携した集計表 (apply, approve, a linked table)")
-    run_demo_analysis(hub, city_today(SYSTEM_CLOCK))
+    run_demo_analysis(hub, city_today(SYSTEM_CLOCK), max(s.as_of for s in snapshots))
     renkei = Path(sys.executable).parent / "renkei"
     out.print(
         f"\n次に試すこと (try next):\n  {renkei} catalog list --home {hub_home}\n"

@@ -52,24 +52,30 @@ def approve_demo_application(hub: Hub, today: dt.date) -> int:
         return application.id
 
 
-def run_demo_analysis(hub: Hub, today: dt.date) -> TableOutcome:
+def run_demo_analysis(hub: Hub, today: dt.date, period: dt.date) -> TableOutcome:
     """Apply, approve, then build the demo's linked table as the analyst, through the service a face calls."""
     approve_demo_application(hub, today)
     with hub.session() as session:
         analyst = session.scalars(select(User).where(User.login_id == ANALYST)).one()
         actor = Actor.for_user(analyst, terminal="demo-terminal")
-    outcome = table_for(hub, actor, DEMO_TABLE)
-    print_table(outcome, DEMO_TABLE.title)
+    request = DEMO_TABLE.model_copy(update={"periods": [period], "title": f"{DEMO_TABLE.title} {period}"})
+    outcome = table_for(hub, actor, request)
+    print_crosstab(outcome, request.title)
     return outcome
 
 
-def print_table(outcome: TableOutcome, title: str) -> None:
+def print_crosstab(outcome: TableOutcome, title: str) -> None:
+    """A two-dimensional table as city statistics books print it: the second dimension down, the first across."""
     shown = outcome.shown
+    across = list(dict.fromkeys(row[0] for row in shown.rows))
+    down = list(dict.fromkeys(row[1] for row in shown.rows))
+    values = {(row[0], row[1]): row[2] for row in shown.rows}
     table = Table(title=title or None, show_lines=False)
-    for name in shown.header:
-        table.add_column(name, justify="right" if name == shown.header[-1] else "left")
-    for row in shown.rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+    table.add_column(shown.header[1])
+    for name in across:
+        table.add_column(str(name), justify="right")
+    for key in down:
+        table.add_row(str(key), *(str(values.get((name, key), "")) for name in across))
     out.print(table)
     for note in shown.notes:
         out.print(note, soft_wrap=True)
