@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
-from renkei.hub.audit import AuditEntry
+from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditEntry, read_checkpoint_copies
 from renkei.hub.catalog import Dataset, Package, Snapshot, register_dataset
 from renkei.hub.importer import NoSpaceError, PackageRejectedError, ensure_free_space
 from renkei.hub.vault import SnapshotRef
@@ -435,3 +435,16 @@ def test_free_space_is_checked_before_writing(tmp_path: Path) -> None:
     ensure_free_space(tmp_path, 1 << 20)
     with pytest.raises(NoSpaceError, match="not enough free space"):
         ensure_free_space(tmp_path, shutil.disk_usage(tmp_path).free)
+
+
+def test_every_import_signs_a_checkpoint_kept_in_the_home(world: World, tmp_path: Path) -> None:
+    copies = world.hub.home / CHECKPOINT_COPY_FILE
+    junk = tmp_path / "junk.rkpkg"
+    junk.write_bytes(b"junk")
+    with pytest.raises(PackageRejectedError):
+        world.import_(junk)
+    assert read_checkpoint_copies(copies).checkpoints[-1].size == world.hub.audit.size()
+    world.import_(world.extract("kojin_juminzei", AS_OF, out="signed"))
+    assert read_checkpoint_copies(copies).checkpoints[-1].size == world.hub.audit.size()
+    report = world.hub.audit.verify()
+    assert report.ok and report.covered == report.size and report.warnings == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import getpass
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,14 @@ from sqlalchemy.orm import selectinload
 
 from renkei.cli.common import HomeOption, err, handle_errors, home_dir, out
 from renkei.errors import Location, RenkeiError
-from renkei.hub.audit import TAIL_HEADERS, Checkpoint, load_audit_key, public_key_pem, tail_rows
+from renkei.hub.audit import (
+    MAX_UNSIGNED_AGE,
+    TAIL_HEADERS,
+    Checkpoint,
+    load_audit_key,
+    public_key_pem,
+    tail_rows,
+)
 from renkei.hub.catalog import Dataset, Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
 from renkei.hub.importer import Importer, PackageRejectedError
@@ -26,6 +34,9 @@ hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", n
 catalog_app = typer.Typer(help="カタログ: データセットとスナップショット (catalog)", no_args_is_help=True)
 vault_app = typer.Typer(help="暗号化保管庫 (encrypted vault)", no_args_is_help=True)
 audit_app = typer.Typer(help="監査ログ (tamper-evident audit log)", no_args_is_help=True)
+
+EXIT_AUDIT_BROKEN = 5  # the log was tampered with (or the vault has a problem: `vault verify`)
+EXIT_AUDIT_UNSIGNED = 8  # entries older than the policy age are not covered by a signed checkpoint
 
 
 def cli_actor() -> str:
@@ -196,7 +207,7 @@ def vault_verify(home: HomeOption = None) -> None:
     out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 {len(problems)} 件")
     out.print(f"監査ログ (audit log): {'正常 (ok)' if report.ok else report.message_ja}")
     if not ok:
-        raise typer.Exit(5)
+        raise typer.Exit(EXIT_AUDIT_BROKEN)
 
 
 @vault_app.command("rotate-key")
@@ -215,31 +226,65 @@ def audit_verify(
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")
     ] = None,
+    max_unsigned_hours: Annotated[
+        float,
+        typer.Option(
+            "--max-unsigned-hours",
+            min=0,
+            help="署名済みチェックポイントで保護されない記録を許す時間 (hours an entry may stay unsigned)",
+        ),
+    ] = MAX_UNSIGNED_AGE.total_seconds() / 3600,
     home: HomeOption = None,
 ) -> None:
-    """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log)."""
+    """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log).
+
+    終了コード (exit codes): 0 正常 (ok), 5 改ざん等を検出 (tampering found),
+    8 古い記録が署名済みチェックポイントで保護されていない (old entries not covered by a signed checkpoint).
+    """
     hub = Hub(home_dir(home))
     kept = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
     report = hub.audit.verify(kept)
-    if report.ok:
-        out.print(f"監査ログは正常です (audit log verifies): {report.size} 件")
-        return
-    err.print(
-        f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})"
-    )
-    raise typer.Exit(5)
+    for warning in report.warnings:
+        err.print(f"警告 (warning): {warning}", markup=False, highlight=False, soft_wrap=True)
+    if not report.ok:
+        err.print(
+            f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_AUDIT_BROKEN)
+    max_age = dt.timedelta(hours=max_unsigned_hours)
+    if report.unsigned_too_long(max_age, dt.datetime.now(dt.UTC)):
+        err.print(
+            f"[red]監査ログの seq {report.covered} 以降が {max_unsigned_hours:g} 時間を超えて署名されていません[/]"
+            f"（`renkei audit checkpoint` を定期実行してください）\n"
+            f"  (entries from seq {report.covered} on have gone unsigned for over {max_unsigned_hours:g} hours;"
+            " run `renkei audit checkpoint` on a schedule)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_AUDIT_UNSIGNED)
+    out.print(f"監査ログは正常です (audit log verifies): {report.size} 件")
 
 
 @audit_app.command("checkpoint")
 @handle_errors
 def audit_checkpoint(
-    out_file: Annotated[Path, typer.Option("--out", help="書き出し先 (file to keep outside the system)")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="控えの書き出し先 (also write it to FILE, to keep outside)")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """署名付きチェックポイントを書き出す (write a signed checkpoint to keep outside the system)."""
+    """署名付きチェックポイントを作成する: 定期実行用 (sign a checkpoint; run it on a schedule).
+
+    データベースとホームの audit_checkpoints.jsonl に記録し、--out があればそのファイルにも書き出す
+    (stored in the database and appended to <home>/audit_checkpoints.jsonl; --out writes a copy to keep outside).
+    """
     cp = Hub(home_dir(home)).audit.checkpoint()
-    out_file.write_text(cp.to_json(), encoding="utf-8")
-    out.print(f"チェックポイント (checkpoint): size {cp.size}, root {cp.root_hex[:16]}… → {out_file}")
+    where = ""
+    if out_file is not None:
+        out_file.write_text(cp.to_json(), encoding="utf-8")
+        where = f" → {out_file}"
+    out.print(f"チェックポイント (checkpoint): size {cp.size}, root {cp.root_hex[:16]}…{where}")
 
 
 @audit_app.command("tail")

@@ -5,6 +5,7 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
     <home>/package_identity.txt   age X25519 identity that opens sealed packages (0600)
     <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
     <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
+    <home>/audit_checkpoints.jsonl  a copy of every checkpoint signed on demand, one JSON line each (append-only)
     <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
-from renkei.hub.audit import AuditLog, create_audit_key, load_audit_key
+from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
 from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.disclosure.record_keys import create_record_key
@@ -56,7 +57,8 @@ class Hub:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.engine, load_audit_key(self.home))
+        copy = self.home / CHECKPOINT_COPY_FILE
+        return AuditLog(self.engine, load_audit_key(self.home), checkpoint_copy=copy)
 
     @cached_property
     def vault(self) -> Vault:
@@ -98,6 +100,7 @@ def init_hub(home: Path) -> Hub:
             register_dataset(session, load_spec(path))
         session.commit()
     hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
+    hub.audit.checkpoint()
     return hub
 
 

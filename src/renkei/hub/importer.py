@@ -100,14 +100,22 @@ class Importer:
         self.identity = identity
 
     def import_package(self, path: Path) -> ImportOutcome:
+        """Import one package; either way, sign a checkpoint that covers what was logged."""
         try:
-            return self._import(path)
+            outcome = self._import(path)
         except PackageRejectedError as exc:
             self.session.rollback()
             self.audit.append(
                 actor=IMPORTER, action="import.rejected", resource=path.name, result="rejected", reason=exc.en
             )
+            self._sign_checkpoint()
             raise
+        self._sign_checkpoint()
+        return outcome
+
+    def _sign_checkpoint(self) -> None:
+        if self.audit.can_sign:
+            self.audit.checkpoint()
 
     def _import(self, path: Path) -> ImportOutcome:
         with tempfile.TemporaryDirectory(prefix="renkei-import-") as tmp:
