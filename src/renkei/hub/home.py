@@ -2,6 +2,7 @@
 
 Layout (all created by ``renkei hub init``, mode 0700 / 0600):
 
+    <home>/renkei-side            "hub": the marker that keeps the sending side out (renkei.config)
     <home>/package_identity.txt   age X25519 identity that opens sealed packages (0600)
     <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
     <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
@@ -10,7 +11,8 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
 
-The hub never holds the sending side's pseudonymization key and has no code path that writes to the sending
+The hub never holds the sending side's pseudonymization key (a hub refuses to start in a home that holds
+one: ``renkei.config.check_home``) and has no code path that writes to the sending
 side: it only reads packages dropped into its inbox.
 """
 
@@ -26,6 +28,7 @@ import pyrage
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
@@ -45,6 +48,9 @@ class Hub:
     """Everything a hub command needs, opened lazily from the home directory."""
 
     home: Path
+
+    def __post_init__(self) -> None:
+        check_home(self.home, HUB)  # every hub command and the portal start here
 
     @cached_property
     def engine(self) -> Engine:
@@ -85,7 +91,7 @@ class Hub:
 
 def init_hub(home: Path) -> Hub:
     """Create a new hub home: keys, catalog schema, vault, inbox, and the bundled dataset registry."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    claim_home(home, HUB)
     identity = pyrage.x25519.Identity.generate()
     write_private(home / PACKAGE_IDENTITY_FILE, (str(identity) + "\n").encode())
     create_kek_file(home)
