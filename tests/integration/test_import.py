@@ -9,9 +9,11 @@ import json
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -448,3 +450,25 @@ def test_every_import_signs_a_checkpoint_kept_in_the_home(world: World, tmp_path
     assert read_checkpoint_copies(copies).checkpoints[-1].size == world.hub.audit.size()
     report = world.hub.audit.verify()
     assert report.ok and report.covered == report.size and report.warnings == ()
+
+
+# --- plaintext stays in the hub's own staging ------------------------------------------------------------------
+
+
+def test_an_import_sweeps_leftovers_and_never_uses_the_system_temp(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = world.extract("kokuho", AS_OF, out="staging")
+    staging = world.hub.staging
+    leftover = staging / "import-killed"  # what a killed import leaves: decrypted data
+    leftover.mkdir(parents=True, exist_ok=True)
+    (leftover / DATA_FILE).write_bytes(b"plaintext of a killed import")
+    (leftover / MANIFEST_FILE).write_bytes(b"{}")
+    not_a_dir = tmp_path / "system-temp"
+    not_a_dir.write_text("")  # nothing can be created under a regular file
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_dir))
+    outcome = world.import_(package)
+    assert outcome.status == "imported"
+    assert not leftover.exists()
+    assert [p.name for p in staging.iterdir()] == [".lock"]
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700

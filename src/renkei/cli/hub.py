@@ -27,7 +27,7 @@ from renkei.hub.audit import (
 )
 from renkei.hub.catalog import Dataset, Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
-from renkei.hub.importer import Importer, PackageRejectedError
+from renkei.hub.importer import PackageRejectedError
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
@@ -108,7 +108,7 @@ def import_packages(
         )
     rejected = 0
     with hub.session() as session:
-        importer = Importer(session, hub.vault, hub.audit, hub.package_identity())
+        importer = hub.importer(session)
         for path in paths:
             try:
                 outcome = importer.import_package(path)

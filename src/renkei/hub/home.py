@@ -10,6 +10,7 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
     <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
+    <home>/staging/               private work directories of running imports (decrypted; swept after a crash)
 
 The hub never holds the sending side's pseudonymization key (a hub refuses to start in a home that holds
 one: ``renkei.config.check_home``) and has no code path that writes to the sending
@@ -35,12 +36,14 @@ from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, l
 from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.disclosure.record_keys import create_record_key
+from renkei.hub.importer import Importer
 from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
 from renkei.hub.migrate import upgrade
 from renkei.hub.vault import Vault
 from renkei.spec import bundled_specs, load_spec
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
+STAGING_DIR = "staging"
 
 
 @dataclass
@@ -74,6 +77,14 @@ class Hub:
     def inbox(self) -> Path:
         return self.home / "inbox"
 
+    @property
+    def staging(self) -> Path:
+        """Where imports decrypt packages: inside the home, never the system temp."""
+        return self.home / STAGING_DIR
+
+    def importer(self, session: Session) -> Importer:
+        return Importer(session, self.vault, self.audit, self.package_identity(), staging=self.staging)
+
     def package_identity(self) -> pyrage.x25519.Identity:
         path = self.home / PACKAGE_IDENTITY_FILE
         try:
@@ -97,7 +108,7 @@ def init_hub(home: Path) -> Hub:
     create_kek_file(home)
     create_audit_key(home)
     create_record_key(home)
-    for sub in ("vault", "inbox"):
+    for sub in ("vault", "inbox", STAGING_DIR):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     hub = Hub(home)
     upgrade(hub.engine)

@@ -5,6 +5,10 @@ against the registered sender's key; the payload hash; replay; decryption with t
 seal binding payload to envelope; the manifest against the dataset registry (spec hash, schema, deleted
 columns absent, row count, content hash). Any failure stores nothing and is logged as ``import.rejected``.
 
+Plaintext stays in the hub's home: the payload is decrypted into a private directory (0700, files 0600) under
+``<home>/staging``, never the system temp, removed when the import ends; what a killed import left there is
+swept at the start of the next import that runs alone.
+
 Crash safety: the package is first recorded as ``storing`` (committed), then written to the vault (atomic
 directory rename), then the snapshot row, the package state ``imported`` and the audit entry are committed in
 one transaction. A crash in between leaves no visible snapshot; re-running the import finishes the job.
@@ -15,11 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import tarfile
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -62,6 +69,8 @@ OUTER_LIMITS = {ENVELOPE: MAX_ENVELOPE_BYTES, SIGNATURE: MAX_SIGNATURE_BYTES, PA
 # Peak working space per payload byte: the payload, the decrypted inner tar, the data file taken out of it.
 WORK_FACTOR = 3
 FREE_SPACE_RESERVE = 64 << 20
+WORK_PREFIX = "import-"
+STAGING_LOCK = ".lock"
 
 
 class PackageRejectedError(RenkeiError):
@@ -92,12 +101,19 @@ def _reject(ja: str, en: str, package: Path) -> PackageRejectedError:
 
 class Importer:
     def __init__(
-        self, session: Session, vault: Vault, audit: AuditLog, identity: pyrage.x25519.Identity
+        self,
+        session: Session,
+        vault: Vault,
+        audit: AuditLog,
+        identity: pyrage.x25519.Identity,
+        *,
+        staging: Path,
     ) -> None:
         self.session = session
         self.vault = vault
         self.audit = audit
         self.identity = identity
+        self.staging = staging  # the hub home's own place for decrypted work files
 
     def import_package(self, path: Path) -> ImportOutcome:
         """Import one package; either way, sign a checkpoint that covers what was logged."""
@@ -118,8 +134,7 @@ class Importer:
             self.audit.checkpoint()
 
     def _import(self, path: Path) -> ImportOutcome:
-        with tempfile.TemporaryDirectory(prefix="renkei-import-") as tmp:
-            work = Path(tmp)
+        with import_workspace(self.staging) as work:
             envelope, envelope_sha = self._open_envelope(path, work)
             previous = self.session.scalar(select(Package).where(Package.package_id == envelope.package_id))
             if previous is not None and previous.envelope_sha256 != envelope_sha:
@@ -371,6 +386,42 @@ class Importer:
             details={"package_id": package.package_id},
         )
         return ImportOutcome(path, "already imported", snapshot.resource, snapshot.rows)
+
+
+@contextmanager
+def import_workspace(staging: Path) -> Iterator[Path]:
+    """A private work directory under ``staging`` for one import, removed afterwards.
+
+    Every import holds the staging lock shared while it works. One that finds no other import running
+    (the lock free for exclusive use) first removes whatever killed imports left behind: decrypted data.
+    """
+    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging.chmod(0o700)
+    fd = os.open(staging / STAGING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with suppress(BlockingIOError):  # others are importing: their directories are live
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sweep_import_staging(staging)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        work = staging / f"{WORK_PREFIX}{secrets.token_hex(8)}"
+        work.mkdir(mode=0o700)
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def sweep_import_staging(staging: Path) -> int:
+    """Remove the work directories of earlier imports; call only while holding the staging lock exclusively."""
+    leftovers = sorted(staging.glob(f"{WORK_PREFIX}*"))
+    for leftover in leftovers:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
+    return len(leftovers)
 
 
 def _why(exc: Exception) -> str:
