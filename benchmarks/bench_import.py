@@ -61,13 +61,12 @@ def import_floor(package: Path, work: Path, hub: Path) -> None:
 
 def import_run(package: Path, work: Path, hub: Path) -> None:
     from renkei.hub.home import Hub
-    from renkei.hub.importer import Importer
 
     fresh = work / "hub"
     shutil.copytree(hub, fresh)
     h = Hub(fresh)
     with h.session() as session:
-        Importer(session, h.vault, h.audit, h.package_identity()).import_package(package)
+        h.importer(session).import_package(package)
 
 
 def child(kind: str, args: argparse.Namespace) -> None:

@@ -15,8 +15,10 @@ Both sides share this module: the format is defined once. Standard constructions
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +30,16 @@ ENVELOPE, SIGNATURE, PAYLOAD = "envelope.json", "envelope.sig", "payload.age"
 SEAL = "seal.json"
 OUTER_MEMBERS = (ENVELOPE, SIGNATURE, PAYLOAD)
 MAX_ENVELOPE_BYTES = 64 << 10
+MAX_SIGNATURE_BYTES = 1 << 10
+MAX_SEAL_BYTES = 4 << 10
+MAX_MANIFEST_BYTES = 4 << 20
+# The largest payload the hub accepts at all, whatever a signed envelope declares. Checked before anything is
+# written; a candidate for the hub's settings.
+MAX_PAYLOAD_BYTES = 32 << 30
+
+
+class PackageFormatError(ValueError):
+    """The container is not the shape a package must have (members, types, sizes)."""
 
 
 class Envelope(BaseModel):
@@ -70,19 +82,64 @@ def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
         tar.addfile(info, f)
 
 
-def regular_members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
-    """Members by name; raises ValueError on anything but plain files with simple names, or duplicates."""
+def checked_members(
+    tar: tarfile.TarFile, limits: Mapping[str, int], archive_bytes: int
+) -> dict[str, tarfile.TarInfo]:
+    """Exactly the members named in ``limits``, once each, plain files within their size limit.
+
+    Only headers are read, nothing is written. Refused: sparse members (GNU or PAX: ``tarfile`` would expand
+    their holes to the declared size), links, devices, fifos, directories, duplicates, other names, and
+    sizes beyond the limit or beyond the archive itself.
+    """
     members: dict[str, tarfile.TarInfo] = {}
-    for info in tar.getmembers():
-        if not info.isreg() or "/" in info.name or info.name in members:
-            raise ValueError(f"unexpected member {info.name!r}")
+    for info in tar:
+        _check_member(info, limits, members, archive_bytes)
         members[info.name] = info
+    missing = sorted(set(limits) - set(members))
+    if missing:
+        raise PackageFormatError(f"missing members {missing}")
     return members
 
 
-def copy_member(tar: tarfile.TarFile, info: tarfile.TarInfo, dest: BinaryIO, chunk: int = 1 << 20) -> None:
+def _check_member(
+    info: tarfile.TarInfo, limits: Mapping[str, int], seen: Mapping[str, object], archive_bytes: int
+) -> None:
+    name = info.name
+    if name not in limits:
+        raise PackageFormatError(f"unexpected member {name!r}")
+    if name in seen:
+        raise PackageFormatError(f"duplicate member {name!r}")
+    if info.sparse is not None or info.type == tarfile.GNUTYPE_SPARSE:
+        raise PackageFormatError(f"sparse member {name!r}")
+    if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        raise PackageFormatError(f"member {name!r} is not a plain file (type {info.type!r})")
+    if info.size > limits[name]:
+        raise PackageFormatError(f"member {name!r} too large ({info.size} > {limits[name]} bytes)")
+    if info.offset_data + info.size > archive_bytes:
+        raise PackageFormatError(f"member {name!r} extends past the end of the archive")
+
+
+def read_member(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """A checked member's bytes (its size is bounded by :func:`checked_members`)."""
     src = tar.extractfile(info)
     if src is None:
-        raise ValueError(f"unreadable member {info.name!r}")
-    while block := src.read(chunk):
+        raise PackageFormatError(f"unreadable member {info.name!r}")
+    data = src.read(info.size + 1)
+    if len(data) != info.size:
+        raise PackageFormatError(f"member {info.name!r} does not hold its declared size")
+    return data
+
+
+def copy_member(tar: tarfile.TarFile, info: tarfile.TarInfo, dest: BinaryIO, chunk: int = 1 << 20) -> str:
+    """Copy a checked member, never more than its declared size; returns the SHA-256 (hex) of what was copied."""
+    src = tar.extractfile(info)
+    if src is None:
+        raise PackageFormatError(f"unreadable member {info.name!r}")
+    digest, left = hashlib.sha256(), info.size
+    while left and (block := src.read(min(chunk, left))):
         dest.write(block)
+        digest.update(block)
+        left -= len(block)
+    if left or src.read(1):
+        raise PackageFormatError(f"member {info.name!r} does not hold its declared size")
+    return digest.hexdigest()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -20,9 +22,10 @@ from tests.integration.hub_world import World, make_world
 KILLS = 8
 
 
-def run_import(home: Path, package: Path) -> subprocess.Popen[bytes]:
+def run_import(home: Path, package: Path, tmpdir: Path | None = None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "renkei.cli.main", "import", str(package), "--home", str(home)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = os.environ | ({"TMPDIR": str(tmpdir)} if tmpdir else {})
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 def catalog_state(hub: Hub) -> tuple[int, list[PackageState], int]:
@@ -100,3 +103,33 @@ def test_kill_at_many_points_then_rerun(prepared: tuple[World, Path, float], tmp
         assert hub.vault.verify() == [] and hub.audit.verify().ok
         hub.engine.dispose()
     assert len(outcomes) >= 2, outcomes  # the kills really landed at different stages
+
+
+def decrypted_in_staging(home: Path) -> bool:
+    return any((home / "staging").glob("import-*/data.parquet"))
+
+
+def test_a_killed_import_leaves_plaintext_only_in_private_staging_and_the_next_sweeps_it(
+    prepared: tuple[World, Path, float], tmp_path: Path
+) -> None:
+    world, package, duration = prepared
+    home, tmpdir = tmp_path / "hub", tmp_path / "tmp"
+    tmpdir.mkdir()
+    for _ in range(10):  # the window with decrypted files is short; try until the kill lands in it
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(world.root / "pristine-hub", home)
+        kill_when(run_import(home, package, tmpdir), home, decrypted_in_staging, duration * 10)
+        if decrypted_in_staging(home):
+            break
+    else:
+        pytest.fail("the kill never landed while decrypted files existed")
+    assert list(tmpdir.iterdir()) == []  # nothing in the system temp, decrypted or not
+    for path in (home / "staging").glob("import-*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
+        for file in path.iterdir():
+            if file.name != "payload.age":  # ciphertext; every decrypted file is private
+                assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    assert run_import(home, package, tmpdir).wait() == 0
+    assert [p.name for p in (home / "staging").iterdir()] == [".lock"]
+    assert list(tmpdir.iterdir()) == []
+    Hub(home).engine.dispose()

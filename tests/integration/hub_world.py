@@ -8,7 +8,7 @@ from pathlib import Path
 
 from renkei.hub.catalog import Sender
 from renkei.hub.home import Hub, init_hub
-from renkei.hub.importer import Importer, ImportOutcome
+from renkei.hub.importer import ImportOutcome
 from renkei.sending.extract import extract
 from renkei.sending.pseudonym import create_key
 from renkei.sending.seal import create_sender, trust_hub
@@ -33,7 +33,7 @@ class World:
 
     def import_(self, package: Path) -> ImportOutcome:
         with self.hub.session() as session:
-            importer = Importer(session, self.hub.vault, self.hub.audit, self.hub.package_identity())
+            importer = self.hub.importer(session)
             return importer.import_package(package)
 
 

@@ -19,11 +19,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner, Result
 
+from renkei.cli.main import app as main_app
 from renkei.errors import KeyFileError
 from renkei.hub import merkle
 from renkei.hub.audit import (
     AUDIT_KEY_FILE,
+    CHECKPOINT_COPY_FILE,
+    MAX_UNSIGNED_AGE,
     AuditEntry,
     AuditError,
     AuditLog,
@@ -37,10 +41,12 @@ from renkei.hub.audit import (
     load_audit_key,
     load_public_key,
     public_key_pem,
+    read_checkpoint_copies,
     render_tail,
     tail_rows,
 )
 from renkei.hub.db import Base, make_engine
+from renkei.hub.home import init_hub
 
 ENTRIES = cast(Table, AuditEntry.__table__)
 SIZE = 25
@@ -616,3 +622,101 @@ def test_deleting_rows_through_the_orm_is_detected_too(log: AuditLog, engine: En
     with engine.begin() as conn:
         conn.execute(delete(ENTRIES).where(ENTRIES.c.seq == 1))
     assert (log.verify().problem, log.verify().first_bad_seq) == (Problem.DELETED, 1)
+
+
+# --- the copy outside the database, coverage policy, the CLI -------------------------------------------------
+
+
+@pytest.fixture
+def copied_log(engine: Engine, signing_key: Ed25519PrivateKey, tmp_path: Path) -> AuditLog:
+    return AuditLog(engine, signing_key, checkpoint_every=EVERY, checkpoint_copy=tmp_path / "copies.jsonl")
+
+
+def test_checkpoints_on_demand_are_appended_to_the_copy_file(
+    copied_log: AuditLog, engine: Engine, tmp_path: Path
+) -> None:
+    fill(copied_log, engine, 3)
+    first = copied_log.checkpoint()
+    fill(copied_log, engine, 2)
+    second = copied_log.checkpoint()
+    path = tmp_path / "copies.jsonl"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_checkpoint_copies(path).checkpoints == (first, second)
+    assert [json.loads(line)["size"] for line in path.read_text().splitlines()] == [3, 5]
+    report = copied_log.verify()
+    assert report.ok and report.covered == 5 and report.uncovered_since is None and report.warnings == ()
+
+
+def test_a_full_rewrite_with_deleted_stored_checkpoints_is_caught_by_the_copy(
+    copied_log: AuditLog, engine: Engine, signing_key: Ed25519PrivateKey
+) -> None:
+    """The probe's attack: edit, recompute every leaf hash and the head, delete the stored checkpoints."""
+    fill(copied_log, engine, 5)
+    copied_log.checkpoint()
+    sql(engine, "UPDATE audit_entries SET actor = 'mallory', result = 'allowed' WHERE seq = 2")
+    rehash_everything(engine)
+    sql(engine, "DELETE FROM audit_checkpoints")
+    plain = AuditLog(engine, signing_key)  # the same database without the copy: nothing contradicts it
+    assert plain.verify().ok
+    report = copied_log.verify()
+    assert report.problem is Problem.MODIFIED and "differs from the signed tree" in report.message_en
+
+
+def test_an_edited_copy_line_is_a_finding_and_a_torn_last_line_a_warning(
+    copied_log: AuditLog, engine: Engine, tmp_path: Path
+) -> None:
+    fill(copied_log, engine, 3)
+    copied_log.checkpoint()
+    path = tmp_path / "copies.jsonl"
+    good = path.read_text()
+    path.write_text(good + '{"format": "renkei-audit-checkpoint/v1", "size": 1')
+    torn = copied_log.verify()
+    assert torn.ok and any("cut short" in w for w in torn.warnings)
+    path.write_text(good.replace('"size":3', '"size":2'))
+    assert copied_log.verify().problem is Problem.BAD_SIGNATURE
+    path.write_text("garbage\n" + good)
+    edited = copied_log.verify()
+    assert edited.problem is Problem.BAD_SIGNATURE and "line(s) 1 " in edited.message_en
+
+
+def test_uncovered_entries_are_reported_with_the_time_of_the_first(
+    copied_log: AuditLog, engine: Engine
+) -> None:
+    fill(copied_log, engine, 3)
+    copied_log.checkpoint()
+    fill(copied_log, engine, 4)
+    report = copied_log.verify()
+    assert report.ok and report.covered == 3
+    assert any("entries 3..6 are not yet covered" in w for w in report.warnings)
+    third = row(engine, 3)["at"]
+    assert report.uncovered_since is not None
+    assert report.uncovered_since.replace(tzinfo=None) == third.replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC)
+    assert report.unsigned_too_long(dt.timedelta(0), now + dt.timedelta(seconds=1))
+    assert not report.unsigned_too_long(MAX_UNSIGNED_AGE, now)
+
+
+def audit_cli(home: Path, *arguments: str) -> Result:
+    return CliRunner().invoke(main_app, ["audit", *arguments, "--home", str(home)])
+
+
+def test_cli_verify_catches_a_full_rewrite_and_prints_every_warning(tmp_path: Path) -> None:
+    """Without `--checkpoint`: the copy in the hub home catches the rewrite; without it, the policy age does."""
+    hub = init_hub(tmp_path / "hub")  # signs a checkpoint at init, as every import does
+    for i in range(5):
+        hub.audit.append(actor="alice", action="snapshot.read", resource=f"juki/2024-01-01/v{i}")
+    assert audit_cli(hub.home, "checkpoint").exit_code == 0  # the scheduled command
+    assert audit_cli(hub.home, "verify").exit_code == 0
+    sql(hub.engine, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3")
+    rehash_everything(hub.engine)
+    sql(hub.engine, "DELETE FROM audit_checkpoints")
+    rewritten = audit_cli(hub.home, "verify")
+    assert rewritten.exit_code == 5, rewritten.output
+    assert "differs from the signed tree" in rewritten.output
+    (hub.home / CHECKPOINT_COPY_FILE).unlink()  # the attacker removes the copy too
+    fresh = audit_cli(hub.home, "verify")
+    assert fresh.exit_code == 0 and "entries 0..5 are not yet covered by a signed checkpoint" in fresh.output
+    stale = audit_cli(hub.home, "verify", "--max-unsigned-hours", "0")
+    assert stale.exit_code == 8, stale.output
+    assert "not yet covered" in stale.output and "unsigned for over 0 hours" in stale.output
+    hub.engine.dispose()

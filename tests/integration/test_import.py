@@ -6,8 +6,15 @@ import base64
 import datetime as dt
 import io
 import json
+import os
+import resource
 import shutil
+import stat
+import subprocess
+import sys
 import tarfile
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,12 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
-from renkei.hub.audit import AuditEntry
+from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditEntry, read_checkpoint_copies
 from renkei.hub.catalog import Dataset, Package, Snapshot, register_dataset
-from renkei.hub.importer import PackageRejectedError
+from renkei.hub.importer import NoSpaceError, PackageRejectedError, ensure_free_space
 from renkei.hub.vault import SnapshotRef
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
-from renkei.package import ENVELOPE, PAYLOAD, SIGNATURE, Envelope, add_bytes
+from renkei.package import ENVELOPE, MAX_PAYLOAD_BYTES, PAYLOAD, SIGNATURE, Envelope, add_bytes
 from renkei.sending.seal import create_sender, load_sender, seal
 from renkei.spec import bundled_specs, load_spec
 from tests.integration.hub_world import World, make_world
@@ -258,3 +265,210 @@ def test_no_raw_value_reaches_the_hub(tmp_path: Path) -> None:
     blobs.append(json.dumps(plain.to_pylist(), ensure_ascii=False, default=str).encode())
     for canary in canaries:
         assert all(canary.encode() not in blob for blob in blobs)
+
+
+# --- bounded before authentication --------------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+def octal12(n: int) -> bytes:
+    return b"%011o\0" % n
+
+
+def gnu_sparse_member(name: str, realsize: int, data: bytes) -> bytes:
+    """An old-style GNU sparse member: ``data`` at offset 0, then a hole up to ``realsize``."""
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode = tarfile.GNUTYPE_SPARSE, len(data), 0o400
+    header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+    entries = [(0, len(data))] + [(realsize, 0)] * 3
+    for i, (offset, size) in enumerate(entries):
+        pos = 386 + 24 * i
+        header[pos : pos + 12] = octal12(offset)
+        header[pos + 12 : pos + 24] = octal12(size)
+    header[483:495] = octal12(realsize)
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header)  # the checksum counts its own field as spaces
+    return bytes(header) + data + b"\0" * (-len(data) % 512)
+
+
+def pax_sparse_member(name: str, realsize: int, data: bytes) -> bytes:
+    """A PAX (GNU 1.0) sparse member: the map in the data, the real size in the extended header."""
+    sparse_map = b"1\n0\n%d\n" % len(data)
+    body = sparse_map + b"\0" * (-len(sparse_map) % 512) + data
+    info = tarfile.TarInfo(f"GNUSparseFile.0/{name}")
+    info.size, info.mode = len(body), 0o400
+    info.pax_headers = {
+        "GNU.sparse.major": "1",
+        "GNU.sparse.minor": "0",
+        "GNU.sparse.name": name,
+        "GNU.sparse.realsize": str(realsize),
+    }
+    return info.tobuf(tarfile.PAX_FORMAT) + body + b"\0" * (-len(body) % 512)
+
+
+def signed_head(world: World, package: Path, **envelope_changes: object) -> bytes:
+    """The envelope and a valid signature by the registered sender, as tar members."""
+    envelope = Envelope.model_validate_json(members(package)[ENVELOPE]).model_copy(update=envelope_changes)
+    body = envelope.to_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        add_bytes(tar, ENVELOPE, body)
+        add_bytes(tar, SIGNATURE, base64.b64encode(load_sender(world.sender_home).signing_key.sign(body)))
+    return _members_only(buf.getvalue())
+
+
+def _members_only(archive: bytes) -> bytes:
+    """The archive without its end-of-archive blocks (and the padding after them), to append more members."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        end = max(i.offset_data + i.size + (-i.size % 512) for i in tar.getmembers())
+    return archive[:end]
+
+
+def run_cli_import(
+    world: World, package: Path, tmpdir: Path, max_file: int
+) -> subprocess.CompletedProcess[str]:
+    """``renkei import`` in a process that cannot write any file larger than ``max_file`` bytes."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file, max_file))
+
+    cmd = [sys.executable, "-m", "renkei.cli.main", "import", str(package), "--home", str(world.hub.home)]
+    env = os.environ | {"TMPDIR": str(tmpdir)}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=limit, check=False)
+
+
+@pytest.mark.parametrize("member", [gnu_sparse_member, pax_sparse_member])
+def test_a_sparse_member_is_refused_before_anything_is_written(
+    world: World, tmp_path: Path, member: Callable[[str, int, bytes], bytes]
+) -> None:
+    """A 10 KiB package declaring a 1 GiB sparse payload, even with a valid signature, writes nothing large."""
+    package = world.extract("juki", AS_OF, out=f"sparse-{member.__name__}")
+    bomb = tmp_path / "bomb.rkpkg"
+    bomb.write_bytes(
+        signed_head(world, package, payload_bytes=GIB) + member(PAYLOAD, GIB, b"x" * 512) + bytes(1024)
+    )
+    assert bomb.stat().st_size <= 10 << 10
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    result = run_cli_import(world, bomb, tmpdir, max_file=16 << 20)
+    assert result.returncode == 4, (result.returncode, result.stderr)
+    assert "sparse member 'payload.age'" in result.stderr
+    largest = max(p.stat().st_size for p in [*world.hub.home.rglob("*"), *tmpdir.rglob("*")] if p.is_file())
+    assert largest < 16 << 20
+    entry = last_audit(world)
+    assert (entry.action, entry.resource) == ("import.rejected", "bomb.rkpkg")
+
+
+def tar_with(head: bytes, *infos: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in infos:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return head + buf.getvalue()
+
+
+def special(kind: bytes, name: str = PAYLOAD) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = "/etc/passwd" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+    return info, b""
+
+
+def plain(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("symlink", "not a plain file"),
+        ("hardlink", "not a plain file"),
+        ("fifo", "not a plain file"),
+        ("device", "not a plain file"),
+        ("directory", "not a plain file"),
+        ("duplicate", "duplicate member 'payload.age'"),
+        ("extra", "unexpected member 'notes.txt'"),
+        ("missing", "missing members"),
+    ],
+)
+def test_links_devices_duplicates_and_strangers_are_refused(
+    world: World, tmp_path: Path, case: str, reason: str
+) -> None:
+    package = world.extract("juki", AS_OF, out=f"member-{case}")
+    payload = members(package)[PAYLOAD]
+    head = signed_head(world, package)
+    kinds = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE}
+    kinds |= {"device": tarfile.CHRTYPE, "directory": tarfile.DIRTYPE}
+    if case in kinds:
+        infos = [special(kinds[case])]
+    elif case == "duplicate":
+        infos = [plain(PAYLOAD, payload), plain(PAYLOAD, payload)]
+    elif case == "extra":
+        infos = [plain(PAYLOAD, payload), plain("notes.txt", b"hello")]
+    else:
+        infos = []
+    bad = tmp_path / "bad.rkpkg"
+    bad.write_bytes(tar_with(head, *infos))
+    expect_rejected(world, bad, reason)
+
+
+def test_the_payload_must_have_the_size_the_signed_envelope_declares(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="declared-size")
+    payload = members(package)[PAYLOAD]
+    bad = tmp_path / "bad.rkpkg"
+    bad.write_bytes(
+        tar_with(signed_head(world, package, payload_bytes=len(payload) - 1), plain(PAYLOAD, payload))
+    )
+    expect_rejected(world, bad, "payload size does not match the envelope")
+
+
+def test_a_payload_beyond_the_ceiling_is_refused_even_when_signed(world: World, tmp_path: Path) -> None:
+    package = world.extract("juki", AS_OF, out="ceiling")
+    bad = tmp_path / "bad.rkpkg"
+    huge = MAX_PAYLOAD_BYTES + 1
+    bad.write_bytes(tar_with(signed_head(world, package, payload_bytes=huge), plain(PAYLOAD, b"x")))
+    expect_rejected(world, bad, "exceeds the ceiling|too large")
+
+
+def test_free_space_is_checked_before_writing(tmp_path: Path) -> None:
+    ensure_free_space(tmp_path, 1 << 20)
+    with pytest.raises(NoSpaceError, match="not enough free space"):
+        ensure_free_space(tmp_path, shutil.disk_usage(tmp_path).free)
+
+
+def test_every_import_signs_a_checkpoint_kept_in_the_home(world: World, tmp_path: Path) -> None:
+    copies = world.hub.home / CHECKPOINT_COPY_FILE
+    junk = tmp_path / "junk.rkpkg"
+    junk.write_bytes(b"junk")
+    with pytest.raises(PackageRejectedError):
+        world.import_(junk)
+    assert read_checkpoint_copies(copies).checkpoints[-1].size == world.hub.audit.size()
+    world.import_(world.extract("kojin_juminzei", AS_OF, out="signed"))
+    assert read_checkpoint_copies(copies).checkpoints[-1].size == world.hub.audit.size()
+    report = world.hub.audit.verify()
+    assert report.ok and report.covered == report.size and report.warnings == ()
+
+
+# --- plaintext stays in the hub's own staging ------------------------------------------------------------------
+
+
+def test_an_import_sweeps_leftovers_and_never_uses_the_system_temp(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = world.extract("kokuho", AS_OF, out="staging")
+    staging = world.hub.staging
+    leftover = staging / "import-killed"  # what a killed import leaves: decrypted data
+    leftover.mkdir(parents=True, exist_ok=True)
+    (leftover / DATA_FILE).write_bytes(b"plaintext of a killed import")
+    (leftover / MANIFEST_FILE).write_bytes(b"{}")
+    not_a_dir = tmp_path / "system-temp"
+    not_a_dir.write_text("")  # nothing can be created under a regular file
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_dir))
+    outcome = world.import_(package)
+    assert outcome.status == "imported"
+    assert not leftover.exists()
+    assert [p.name for p in staging.iterdir()] == [".lock"]
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700

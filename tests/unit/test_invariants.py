@@ -57,4 +57,5 @@ def test_pseudonym_key_is_read_only_in_the_pseudonym_module() -> None:
         for p in SRC.rglob("*.py")
         if "pseudonym.key" in p.read_text(encoding="utf-8") or "load_key(" in p.read_text(encoding="utf-8")
     ]
-    assert set(users) <= {"sending/pseudonym.py", "sending/extract.py", "cli/sending.py"}
+    # config.py names the file only to refuse a hub home that holds it; it never opens it.
+    assert set(users) <= {"sending/pseudonym.py", "sending/extract.py", "cli/sending.py", "config.py"}

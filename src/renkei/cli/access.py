@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from renkei.cli.common import HomeOption, handle_errors, home_dir, out
+from renkei.cli.common import HomeOption, handle_errors, hub_home, out
 from renkei.cli.hub import cli_actor
 from renkei.errors import RenkeiError
 from renkei.hub.access import cards, totp
@@ -52,7 +52,7 @@ PasswordStdinOption = Annotated[
 @contextmanager
 def _admin_change(home: Path | None) -> Iterator[tuple[Hub, Session]]:
     """The hub and a transaction holding the write lock; committed when the command's block ends."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with write_transaction(session_factory(hub.engine)) as session:
         yield hub, session
 
@@ -102,7 +102,7 @@ def dept_add(
 @handle_errors
 def dept_list(home: HomeOption = None) -> None:
     """部署の一覧 (list departments)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     view = Table("部署 (department)", "指名職員数 (users)")
     with hub.session() as session:
         counts = dict(
@@ -127,6 +127,7 @@ def user_add(
     home: HomeOption = None,
 ) -> None:
     """職員を指名し、初期パスワードを設定する。初回ログイン後に本人が変更する (designate a user)."""
+    home = hub_home(home)  # before asking for a password
     login_id = _check_login_id(login_id)
     display_name = name.strip()
     if not display_name or len(display_name) > 100:
@@ -175,7 +176,7 @@ def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
 @handle_errors
 def user_list(home: HomeOption = None) -> None:
     """指名職員の一覧: 役割・部署・第二要素・状態 (list designated users)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     view = Table(
         "利用者ID", "氏名 (name)", "役割 (role)", "部署 (dept)", "第二要素 (factor)", "状態 (status)"
     )
@@ -201,6 +202,7 @@ def user_set_password(
     login_id: LoginArgument, password_stdin: PasswordStdinOption = False, home: HomeOption = None
 ) -> None:
     """パスワードを再設定する。本人は次のログインで変更し、既存のセッションは終了する (reset a password)."""
+    home = hub_home(home)  # before asking for a password
     password = _read_password(password_stdin)
     with _admin_change(home) as (hub, session):
         user = _user(session, login_id)
@@ -321,7 +323,7 @@ def terminal_revoke(
 @handle_errors
 def terminal_list(home: HomeOption = None) -> None:
     """登録端末の一覧 (list terminals)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     view = Table(
         "端末 (terminal)", "serial", "SHA-256", "登録 (enrolled)", "期限 (not after)", "状態 (status)"
     )

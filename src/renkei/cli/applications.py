@@ -16,7 +16,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from renkei.cli.common import HomeOption, handle_errors, home_dir, out
+from renkei.cli.common import HomeOption, handle_errors, hub_home, out
 from renkei.cli.hub import cli_actor
 from renkei.clock import SYSTEM_CLOCK
 from renkei.errors import RenkeiError
@@ -52,7 +52,7 @@ def _yes_no(flag: bool) -> str:
 @handle_errors
 def application_list(home: HomeOption = None) -> None:
     """申請の一覧 (list applications)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         check(session, hub.audit, _actor(), Action.APPLICATION_READ, Resource.of(ResourceType.APPLICATION))
         applications = session.scalars(
@@ -84,7 +84,7 @@ def application_show(
     application_id: Annotated[int, typer.Argument(help="申請 ID (application id)")], home: HomeOption = None
 ) -> None:
     """申請の詳細: 目的・成果物・所管課ごとの判断・利用承認 (purpose, outputs, decisions, grants)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         resource = Resource.of(ResourceType.APPLICATION, application_id)
         check(session, hub.audit, _actor(), Action.APPLICATION_READ, resource)
@@ -160,7 +160,7 @@ def grant_list(
     home: HomeOption = None,
 ) -> None:
     """利用承認の一覧 (list grants)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         check(session, hub.audit, _actor(), Action.GRANT_READ, Resource.of(ResourceType.GRANT))
         query = select(Grant).options(selectinload(Grant.snapshots)).order_by(Grant.id)
@@ -177,7 +177,7 @@ def grant_revoke(
     home: HomeOption = None,
 ) -> None:
     """利用承認を取り消す。次の要求から効く (revoke a grant; effective on the next request)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         grant = revoke_grant(session, hub.audit, _actor(), grant_id, reason=reason)
         out.print(
@@ -205,7 +205,7 @@ def quota_set(
     home: HomeOption = None,
 ) -> None:
     """ダウンロード制限を設定する。指定しない項目は変わらない (set download limits; others unchanged)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         quota = set_quota(
             session,
@@ -229,7 +229,7 @@ def folder_acl_command(
     dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None
 ) -> None:
     """フォルダのアクセス一覧: 利用承認から導かれる (the folder's access list, derived from grants)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         found = session.scalar(select(Dataset).where(Dataset.name == dataset))
         if found is None:

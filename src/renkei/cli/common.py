@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from renkei.config import resolve_home
+from renkei.config import HUB, SENDER, check_home, resolve_home
 from renkei.errors import RenkeiError
 
 P = ParamSpec("P")
@@ -26,13 +26,20 @@ HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
-        help="状態を置くディレクトリ (state directory; default: $RENKEI_HOME or ~/.local/share/renkei)",
+        help="状態を置くディレクトリ (state directory; default: $RENKEI_HOME/<side> or"
+        " ~/.local/share/renkei/sender, …/renkei/hub)",
     ),
 ]
 
 
-def home_dir(home: Path | None) -> Path:
-    return resolve_home(home)
+def hub_home(home: Path | None) -> Path:
+    """The hub's home for a hub command, refused if it is the sending side's or holds a pseudonym key."""
+    return check_home(resolve_home(home, HUB), HUB)
+
+
+def sender_home(home: Path | None) -> Path:
+    """The sending side's home for a sending command, refused if it is the hub's."""
+    return check_home(resolve_home(home, SENDER), SENDER)
 
 
 def parse_date(value: str, what: str = "--as-of") -> dt.date:

@@ -29,7 +29,6 @@ from renkei.hub.access.terminals import TerminalCA, enroll_terminal
 from renkei.hub.access.totp import enroll_totp
 from renkei.hub.catalog import Sender, get_or_create_department
 from renkei.hub.home import Hub, init_hub
-from renkei.hub.importer import Importer
 from renkei.sending.extract import extract
 from renkei.sending.pseudonym import create_key
 from renkei.sending.seal import create_sender, trust_hub
@@ -115,7 +114,7 @@ def demo(
 
     out.rule("4. 基盤: 受入 (import from the inbox)")
     with hub.session() as session:
-        importer = Importer(session, hub.vault, hub.audit, hub.package_identity())
+        importer = hub.importer(session)
         for package in sorted(hub.inbox.iterdir()):
             outcome = importer.import_package(package)
             out.print(f"受入 (imported): {outcome.resource} — {outcome.rows:,} 行")

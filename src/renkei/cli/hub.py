@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import getpass
 from pathlib import Path
 from typing import Annotated
@@ -14,18 +15,28 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from renkei.cli.common import HomeOption, err, handle_errors, home_dir, out
+from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out
 from renkei.errors import Location, RenkeiError
-from renkei.hub.audit import TAIL_HEADERS, Checkpoint, load_audit_key, public_key_pem, tail_rows
+from renkei.hub.audit import (
+    MAX_UNSIGNED_AGE,
+    TAIL_HEADERS,
+    Checkpoint,
+    load_audit_key,
+    public_key_pem,
+    tail_rows,
+)
 from renkei.hub.catalog import Dataset, Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
-from renkei.hub.importer import Importer, PackageRejectedError
+from renkei.hub.importer import PackageRejectedError
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
 catalog_app = typer.Typer(help="カタログ: データセットとスナップショット (catalog)", no_args_is_help=True)
 vault_app = typer.Typer(help="暗号化保管庫 (encrypted vault)", no_args_is_help=True)
 audit_app = typer.Typer(help="監査ログ (tamper-evident audit log)", no_args_is_help=True)
+
+EXIT_AUDIT_BROKEN = 5  # the log was tampered with (or the vault has a problem: `vault verify`)
+EXIT_AUDIT_UNSIGNED = 8  # entries older than the policy age are not covered by a signed checkpoint
 
 
 def cli_actor() -> str:
@@ -36,7 +47,7 @@ def cli_actor() -> str:
 @handle_errors
 def hub_init(home: HomeOption = None) -> None:
     """基盤のホームを作成する: 鍵・カタログ・保管庫・受入箱 (create the hub's home)."""
-    hub = init_hub(home_dir(home))
+    hub = init_hub(hub_home(home))
     out.print(f"基盤を作成しました (hub created): {hub.home}")
     out.print("送信側で次を実行して、この基盤を信頼させてください (on the sending side run):")
     out.print(f"  renkei sender trust-hub {hub.package_recipient()}", soft_wrap=True)
@@ -46,7 +57,7 @@ def hub_init(home: HomeOption = None) -> None:
 @handle_errors
 def hub_public_key(home: HomeOption = None) -> None:
     """パッケージの暗号化先となる基盤の公開鍵を表示 (print the hub's age recipient)."""
-    typer.echo(Hub(home_dir(home)).package_recipient())
+    typer.echo(Hub(hub_home(home)).package_recipient())
 
 
 @hub_app.command("add-sender")
@@ -57,7 +68,7 @@ def hub_add_sender(
     home: HomeOption = None,
 ) -> None:
     """送信元（共通基盤）の署名公開鍵を登録する (register a sending system's public key)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         if session.scalar(select(Sender).where(Sender.name == name)) is not None:
             raise RenkeiError(f"送信元 {name} は登録済みです", f"sender {name!r} is already registered")
@@ -87,6 +98,7 @@ def import_packages(
     home: HomeOption = None,
 ) -> None:
     """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
+    hub = Hub(hub_home(home))
     paths = list(packages or [])
     if inbox is not None:
         paths += sorted(inbox.glob(f"*{PACKAGE_SUFFIX}"))
@@ -94,10 +106,9 @@ def import_packages(
         raise RenkeiError(
             "受け入れるパッケージがありません", "no packages given", Location(inbox) if inbox else None
         )
-    hub = Hub(home_dir(home))
     rejected = 0
     with hub.session() as session:
-        importer = Importer(session, hub.vault, hub.audit, hub.package_identity())
+        importer = hub.importer(session)
         for path in paths:
             try:
                 outcome = importer.import_package(path)
@@ -115,7 +126,7 @@ def import_packages(
 @handle_errors
 def catalog_list(home: HomeOption = None) -> None:
     """登録データセットの一覧 (list datasets)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     view = Table(
         "データセット", "名称 (title)", "所管課 (owner)", "期間数 (periods)", "最新 (latest)", "行数 (rows)"
     )
@@ -145,7 +156,7 @@ def catalog_show(
     dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None
 ) -> None:
     """データセットの詳細: 期間・版・行数・所管課・列と処理 (periods, versions, columns, treatments)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     with hub.session() as session:
         ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
         if ds is None:
@@ -181,7 +192,7 @@ def catalog_show(
 @handle_errors
 def vault_verify(home: HomeOption = None) -> None:
     """全スナップショットのハッシュ・復号可能性と監査ログを検査する (verify every snapshot and the audit log)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     problems = hub.vault.verify()
     report = hub.audit.verify()
     for p in problems:
@@ -196,14 +207,14 @@ def vault_verify(home: HomeOption = None) -> None:
     out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 {len(problems)} 件")
     out.print(f"監査ログ (audit log): {'正常 (ok)' if report.ok else report.message_ja}")
     if not ok:
-        raise typer.Exit(5)
+        raise typer.Exit(EXIT_AUDIT_BROKEN)
 
 
 @vault_app.command("rotate-key")
 @handle_errors
 def vault_rotate_key(home: HomeOption = None) -> None:
     """鍵暗号化鍵を更新し、データ鍵を包み直す。データは書き換えない (rotate the KEK; data untouched)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     count = rotate_kek(hub)
     hub.audit.append(actor=cli_actor(), action="vault.rotate_key", details={"rewrapped": count})
     out.print(f"データ鍵 {count} 個を新しい鍵暗号化鍵で包み直しました (rewrapped {count} data keys)")
@@ -215,31 +226,65 @@ def audit_verify(
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")
     ] = None,
+    max_unsigned_hours: Annotated[
+        float,
+        typer.Option(
+            "--max-unsigned-hours",
+            min=0,
+            help="署名済みチェックポイントで保護されない記録を許す時間 (hours an entry may stay unsigned)",
+        ),
+    ] = MAX_UNSIGNED_AGE.total_seconds() / 3600,
     home: HomeOption = None,
 ) -> None:
-    """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log)."""
-    hub = Hub(home_dir(home))
+    """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log).
+
+    終了コード (exit codes): 0 正常 (ok), 5 改ざん等を検出 (tampering found),
+    8 古い記録が署名済みチェックポイントで保護されていない (old entries not covered by a signed checkpoint).
+    """
+    hub = Hub(hub_home(home))
     kept = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
     report = hub.audit.verify(kept)
-    if report.ok:
-        out.print(f"監査ログは正常です (audit log verifies): {report.size} 件")
-        return
-    err.print(
-        f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})"
-    )
-    raise typer.Exit(5)
+    for warning in report.warnings:
+        err.print(f"警告 (warning): {warning}", markup=False, highlight=False, soft_wrap=True)
+    if not report.ok:
+        err.print(
+            f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_AUDIT_BROKEN)
+    max_age = dt.timedelta(hours=max_unsigned_hours)
+    if report.unsigned_too_long(max_age, dt.datetime.now(dt.UTC)):
+        err.print(
+            f"[red]監査ログの seq {report.covered} 以降が {max_unsigned_hours:g} 時間を超えて署名されていません[/]"
+            f"（`renkei audit checkpoint` を定期実行してください）\n"
+            f"  (entries from seq {report.covered} on have gone unsigned for over {max_unsigned_hours:g} hours;"
+            " run `renkei audit checkpoint` on a schedule)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_AUDIT_UNSIGNED)
+    out.print(f"監査ログは正常です (audit log verifies): {report.size} 件")
 
 
 @audit_app.command("checkpoint")
 @handle_errors
 def audit_checkpoint(
-    out_file: Annotated[Path, typer.Option("--out", help="書き出し先 (file to keep outside the system)")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="控えの書き出し先 (also write it to FILE, to keep outside)")
+    ] = None,
     home: HomeOption = None,
 ) -> None:
-    """署名付きチェックポイントを書き出す (write a signed checkpoint to keep outside the system)."""
-    cp = Hub(home_dir(home)).audit.checkpoint()
-    out_file.write_text(cp.to_json(), encoding="utf-8")
-    out.print(f"チェックポイント (checkpoint): size {cp.size}, root {cp.root_hex[:16]}… → {out_file}")
+    """署名付きチェックポイントを作成する: 定期実行用 (sign a checkpoint; run it on a schedule).
+
+    データベースとホームの audit_checkpoints.jsonl に記録し、--out があればそのファイルにも書き出す
+    (stored in the database and appended to <home>/audit_checkpoints.jsonl; --out writes a copy to keep outside).
+    """
+    cp = Hub(hub_home(home)).audit.checkpoint()
+    where = ""
+    if out_file is not None:
+        out_file.write_text(cp.to_json(), encoding="utf-8")
+        where = f" → {out_file}"
+    out.print(f"チェックポイント (checkpoint): size {cp.size}, root {cp.root_hex[:16]}…{where}")
 
 
 @audit_app.command("tail")
@@ -249,7 +294,7 @@ def audit_tail(
 ) -> None:
     """監査ログの末尾を表示 (show the last entries; control characters are shown escaped)."""
     view = Table(*TAIL_HEADERS)
-    for row in tail_rows(Hub(home_dir(home)).audit.tail(n)):
+    for row in tail_rows(Hub(hub_home(home)).audit.tail(n)):
         view.add_row(*row)
     out.print(view, markup=False)
 
@@ -258,7 +303,7 @@ def audit_tail(
 @handle_errors
 def audit_public_key(home: HomeOption = None) -> None:
     """チェックポイント検証用の公開鍵 (PEM) を表示: 外部の保管者に渡す (print the checkpoint verification key)."""
-    typer.echo(public_key_pem(load_audit_key(home_dir(home))), nl=False)
+    typer.echo(public_key_pem(load_audit_key(hub_home(home))), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ import pyarrow.csv as pacsv
 import typer
 from rich.table import Table
 
-from renkei.cli.common import HomeOption, byte_progress, handle_errors, home_dir, out, parse_date
+from renkei.cli.common import HomeOption, byte_progress, handle_errors, out, parse_date, sender_home
 from renkei.manifest import Manifest
 from renkei.sending.extract import extract as run_extract
 from renkei.sending.extract import open_source
@@ -35,7 +35,7 @@ def sender_init(
     home: HomeOption = None,
 ) -> None:
     """仮名化鍵と署名鍵を作成する。既存の鍵は上書きしない (create the keys; never overwrites)."""
-    where = home_dir(home)
+    where = sender_home(home)
     path = create_key(where)
     identity = create_sender(where, name)
     out.print(f"仮名化鍵を作成しました (created the pseudonymization key): {path}")
@@ -54,7 +54,7 @@ def sender_trust_hub(
     home: HomeOption = None,
 ) -> None:
     """パッケージの暗号化先として基盤の公開鍵を登録する (register the hub's public key)."""
-    path = trust_hub(home_dir(home), recipient)
+    path = trust_hub(sender_home(home), recipient)
     out.print(
         f"基盤の公開鍵を登録しました。以後の抽出は封緘されます (registered; extracts are now sealed): {path}"
     )
@@ -64,7 +64,7 @@ def sender_trust_hub(
 @handle_errors
 def sender_public_key(home: HomeOption = None) -> None:
     """この送信元の署名公開鍵を表示 (print this sender's Ed25519 public key)."""
-    typer.echo(load_sender(home_dir(home)).public_key_b64)
+    typer.echo(load_sender(sender_home(home)).public_key_b64)
 
 
 @handle_errors
@@ -79,7 +79,7 @@ def extract(
     """仮名加工して Parquet とマニフェストを書き出す (pseudonymize a core-system export)."""
     dataset = load_spec(spec)
     with byte_progress(f"{dataset.dataset} 仮名加工中", enabled=not quiet) as progress:
-        result = run_extract(dataset, input_file, parse_date(as_of), out_dir, home_dir(home), progress)
+        result = run_extract(dataset, input_file, parse_date(as_of), out_dir, sender_home(home), progress)
     if not quiet:
         print_summary(result.manifest, result.directory)
         if result.package is not None:
@@ -97,7 +97,7 @@ def preview(
 ) -> None:
     """加工結果を標準出力に表示する。何も書き込まない (print transformed rows; writes nothing)."""
     dataset = load_spec(spec)
-    transformer = Transformer(dataset, parse_date(as_of), Pseudonymizer(load_key(home_dir(home))))
+    transformer = Transformer(dataset, parse_date(as_of), Pseudonymizer(load_key(sender_home(home))))
     batches: list[pa.RecordBatch] = []
     remaining = limit or None
     for raw in open_source(dataset, input_file):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from renkei.cli.common import HomeOption, err, handle_errors, home_dir
+from renkei.cli.common import HomeOption, err, handle_errors, hub_home
 from renkei.errors import RenkeiError
 from renkei.hub.access.terminals import CA_CERT_FILE
 from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
@@ -59,7 +59,7 @@ def serve(
     from renkei.web.server import TLSFiles, server_config  # noqa: PLC0415
 
     proxies = tuple(trusted_proxy or ())
-    files = _tls_files(home_dir(home), tls_cert, tls_key)
+    files = _tls_files(hub_home(home), tls_cert, tls_key)
     tls = TLSFiles(*files) if files is not None else None
     if tls is None and not proxies:
         raise RenkeiError(
@@ -69,7 +69,7 @@ def serve(
             " can be identified and nobody can log in",
         )
     settings = WebSettings(trusted_proxies=proxies, client_cert_header=client_cert_header)
-    app = create_app(home_dir(home), settings)
+    app = create_app(hub_home(home), settings)
     chosen_port = port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PLAIN_PORT)
     scheme = "https" if tls else "http"
     err.print(f"renkei: {scheme}://{host}:{chosen_port}/ で待ち受けます (listening)", highlight=False)

@@ -22,6 +22,7 @@ import enum
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import sqlite3
@@ -66,6 +67,12 @@ from renkei.hub.db import Base
 T = TypeVar("T")
 
 AUDIT_KEY_FILE = "audit_signing.key"
+# Append-only JSON lines, one signed checkpoint a line, outside the database: a rewrite that also deletes the
+# stored checkpoints still contradicts them.
+CHECKPOINT_COPY_FILE = "audit_checkpoints.jsonl"
+# Policy: entries older than this must be covered by a signed checkpoint (signed at each import, by
+# `renkei audit checkpoint` on a schedule, and every `checkpoint_every` appends).
+MAX_UNSIGNED_AGE = dt.timedelta(hours=24)
 CHECKPOINT_FORMAT = "renkei-audit-checkpoint/v1"
 RESULTS = frozenset({"ok", "allowed", "denied", "rejected", "error"})
 HASHED_FIELDS = (
@@ -530,6 +537,10 @@ class Checkpoint:
             ) from None
         return cls(size, root_hex, when, kid, signature)
 
+    def to_line(self) -> str:
+        """The same document on one line, for the append-only copy file."""
+        return json.dumps(json.loads(self.to_json()), separators=(",", ":")) + "\n"
+
     def save(self, path: Path) -> Path:
         path.write_text(self.to_json(), encoding="utf-8")
         return path
@@ -537,6 +548,44 @@ class Checkpoint:
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
         return cls.from_json(path.read_text(encoding="utf-8"))
+
+
+def append_checkpoint_copy(path: Path, cp: Checkpoint) -> None:
+    """Append one line and make it durable; the file is only ever appended to (O_APPEND, 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, cp.to_line().encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointCopies:
+    checkpoints: tuple[Checkpoint, ...]
+    bad_lines: tuple[int, ...]  # 1-based numbers of lines that are not a checkpoint
+    torn_last_line: bool  # the last line has no newline: a write cut short, not a finding
+
+
+def read_checkpoint_copies(path: Path) -> CheckpointCopies:
+    """The checkpoints in a copy file; a missing file holds none."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return CheckpointCopies((), (), False)
+    lines = text.split("\n")
+    torn = lines[-1] != ""
+    good: list[Checkpoint] = []
+    bad: list[int] = []
+    for number, line in enumerate(lines[:-1] if not torn else lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            good.append(Checkpoint.from_json(line))
+        except AuditError:
+            if not (torn and number == len(lines)):
+                bad.append(number)
+    return CheckpointCopies(tuple(good), tuple(bad), torn)
 
 
 def _is_hex(value: object, length: int) -> bool:
@@ -579,10 +628,16 @@ class VerifyReport:
     findings: tuple[Finding, ...] = ()
     checkpoints_checked: int = 0
     warnings: tuple[str, ...] = ()
+    covered: int = 0  # entries 0..covered-1 are covered by a signed checkpoint whose root matched
+    uncovered_since: dt.datetime | None = None  # time of the first entry not covered, if any
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def unsigned_too_long(self, max_age: dt.timedelta, now: dt.datetime) -> bool:
+        """True when some entry has gone uncovered by a signed checkpoint for longer than ``max_age``."""
+        return self.uncovered_since is not None and now - self.uncovered_since > max_age
 
     @property
     def first(self) -> Finding | None:
@@ -624,6 +679,7 @@ class AuditLog:
         checkpoint_every: int = 1000,
         *,
         trusted_keys: Iterable[Ed25519PublicKey] = (),
+        checkpoint_copy: Path | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
@@ -635,6 +691,7 @@ class AuditLog:
         self._engine = engine
         self._key = signing_key
         self._every = checkpoint_every
+        self._copy = checkpoint_copy
         keys = [*trusted_keys, *([signing_key.public_key()] if signing_key else [])]
         self._trusted = {key_id(k): k for k in keys}
 
@@ -701,8 +758,15 @@ class AuditLog:
             _store_checkpoint(conn, Checkpoint.sign(frontier.size, frontier.root(), values["at"], self._key))
         return AuditEntry(**values, leaf_hash=leaf.hex())
 
+    @property
+    def can_sign(self) -> bool:
+        return self._key is not None
+
     def checkpoint(self) -> Checkpoint:
-        """Sign and store the current tree head. Write ``to_json()`` somewhere this system cannot change."""
+        """Sign and store the current tree head, in the database and (once committed) in the copy file.
+
+        Also write ``to_json()`` somewhere this system cannot change.
+        """
         signing_key = self._key
         if signing_key is None:
             raise AuditError("監査署名鍵が読み込まれていません", "no audit signing key loaded; cannot sign")
@@ -714,7 +778,10 @@ class AuditLog:
                 _store_checkpoint(conn, cp)
                 return cp
 
-        return _retrying(attempt)
+        cp = _retrying(attempt)
+        if self._copy is not None:  # only after the commit: a copy never names a tree that was rolled back
+            append_checkpoint_copy(self._copy, cp)
+        return cp
 
     # -- reading
 
@@ -748,39 +815,72 @@ class AuditLog:
     # -- verification
 
     def verify(self, checkpoint: Checkpoint | None = None) -> VerifyReport:
-        """Recompute every leaf and root; check seq, the head, and the stored and external checkpoints.
+        """Recompute every leaf and root; check seq, the head, and the stored, copied and external checkpoints.
 
         O(n) time, O(log n) memory plus the rows kept to classify a problem.
         """
+        copies = read_checkpoint_copies(self._copy) if self._copy is not None else None
         with _read_transaction(self._engine) as conn:
             head = _read_head(conn)
             stored = _read_checkpoints(conn)
-            sizes = {cp.size for cp in stored} | ({checkpoint.size} if checkpoint else set())
-            scan = _scan(conn, head.size if head.frontier is not None else None, sizes)
+            every = [*stored, *(copies.checkpoints if copies else ()), *([checkpoint] if checkpoint else [])]
+            scan = _scan(conn, head.size if head.frontier is not None else None, {cp.size for cp in every})
         checks = _Checks(scan, head)
         warnings: list[str] = []
-        if stored and not self._trusted:
-            warnings.append("no trusted public key: stored checkpoint signatures and roots were not checked")
-        else:
-            for cp in stored:
-                checks.checkpoint(cp, self._trusted, external=False)
+        self._check_all(checks, stored, "stored", warnings)
+        if copies is not None:
+            self._check_copies(checks, copies, warnings)
         if checkpoint is not None:
-            if self._trusted:
-                checks.checkpoint(checkpoint, self._trusted, external=True)
-            else:
-                warnings.append("no trusted public key: the external checkpoint's signature was not checked")
-                checks.checkpoint(checkpoint, None, external=True)
+            self._check_all(checks, [checkpoint], "external", warnings)
         checks.finish()
-        signed = max((cp.size for cp in stored if cp.size <= scan.size), default=0)
-        if scan.size > signed:
-            warnings.append(f"entries {signed}..{scan.size - 1} are not yet covered by a signed checkpoint")
+        covered = checks.covered
+        if scan.size > covered:
+            warnings.append(
+                f"seq {covered}〜{scan.size - 1} は署名済みチェックポイントで保護されていません"
+                f" (entries {covered}..{scan.size - 1} are not yet covered by a signed checkpoint)"
+            )
         return VerifyReport(
             size=scan.size,
             root_hex=scan.frontier.root().hex(),
             findings=tuple(checks.findings),
             checkpoints_checked=checks.checked,
             warnings=tuple(warnings),
+            covered=covered,
+            uncovered_since=scan.time_at(covered) if scan.size > covered else None,
         )
+
+    def _check_all(
+        self, checks: _Checks, cps: Sequence[Checkpoint], source: str, warnings: list[str]
+    ) -> None:
+        """Check ``cps`` against the trusted keys; without keys only an external checkpoint is used (unsigned)."""
+        if cps and not self._trusted:
+            what_ja, what_en = _SOURCES[source]
+            warnings.append(
+                f"信頼する公開鍵がないため、{what_ja}の署名を検証していません"
+                f" (no trusted public key: the {what_en} signatures were not checked)"
+            )
+            if source != "external":
+                return
+        for cp in cps:
+            checks.checkpoint(cp, self._trusted or None, source=source)
+
+    def _check_copies(self, checks: _Checks, copies: CheckpointCopies, warnings: list[str]) -> None:
+        assert self._copy is not None
+        self._check_all(checks, copies.checkpoints, "copy", warnings)
+        if copies.bad_lines:
+            checks.bad_copy_lines(self._copy, copies.bad_lines)
+        if copies.torn_last_line:
+            warnings.append(
+                f"{self._copy} の最終行が途中で切れています（書き込み中の停止）"
+                f" (the last line of {self._copy} is cut short: an interrupted write)"
+            )
+
+
+_SOURCES = {
+    "stored": ("保存済みチェックポイント", "stored checkpoint"),
+    "copy": ("ホームのチェックポイント控え", "checkpoint copy in the hub home"),
+    "external": ("外部チェックポイント", "external checkpoint"),
+}
 
 
 # --- transactions -------------------------------------------------------------------------------------------
@@ -912,6 +1012,14 @@ class _Scan:
     head_frontier: merkle.Frontier | None = None  # the tree as it was at the head's size
     mismatched: dict[int, RowMapping] = field(default_factory=dict)  # position → row whose hash is wrong
     gap: tuple[int, int] | None = None  # (position, seq found there)
+    times: dict[int, object] = field(default_factory=dict)  # position → raw `at`, at wanted sizes
+
+    def time_at(self, position: int) -> dt.datetime | None:
+        """When the entry at ``position`` was appended, if it was read and its time is readable."""
+        try:
+            return _raw_time(self.times[position])
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @property
     def size(self) -> int:
@@ -929,6 +1037,8 @@ def _scan(conn: Connection, head_size: int | None, wanted: set[int]) -> _Scan:
             if row["seq"] != position:
                 scan.gap = (position, row["seq"])
                 break
+            if position in wanted or position == 0:
+                scan.times[position] = row["at"]
             computed = _row_leaf_hash(row)
             wrong = computed is None or computed.hex() != row["leaf_hash"]
             if wrong and len(scan.mismatched) < _MISMATCH_MEMORY:
@@ -1043,11 +1153,25 @@ class _Checks:
                 )
                 return
 
+    @property
+    def covered(self) -> int:
+        """The largest prefix a signed checkpoint vouches for, below the first prefix one contradicts."""
+        bad = min(self._bad_sizes, default=math.inf)
+        return max(g for g in self._good_sizes if g < bad)
+
+    def bad_copy_lines(self, path: Path, numbers: Sequence[int]) -> None:
+        shown = ", ".join(str(n) for n in numbers[:10])
+        self._add(
+            Problem.BAD_SIGNATURE,
+            None,
+            f"{path} の {shown} 行目はチェックポイントとして読めません（書き換えの疑い）",
+            f"line(s) {shown} of {path} are not a checkpoint (the copy was edited)",
+        )
+
     def checkpoint(
-        self, cp: Checkpoint, trusted: Mapping[str, Ed25519PublicKey] | None, *, external: bool
+        self, cp: Checkpoint, trusted: Mapping[str, Ed25519PublicKey] | None, *, source: str
     ) -> None:
-        where = "外部チェックポイント" if external else "保存済みチェックポイント"
-        where_en = "external checkpoint" if external else "stored checkpoint"
+        where, where_en = _SOURCES[source]
         if trusted is not None:
             self.checked += 1
             public = trusted.get(cp.key_id)

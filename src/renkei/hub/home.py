@@ -2,14 +2,18 @@
 
 Layout (all created by ``renkei hub init``, mode 0700 / 0600):
 
+    <home>/renkei-side            "hub": the marker that keeps the sending side out (renkei.config)
     <home>/package_identity.txt   age X25519 identity that opens sealed packages (0600)
     <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
     <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
+    <home>/audit_checkpoints.jsonl  a copy of every checkpoint signed on demand, one JSON line each (append-only)
     <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
+    <home>/staging/               private work directories of running imports (decrypted; swept after a crash)
 
-The hub never holds the sending side's pseudonymization key and has no code path that writes to the sending
+The hub never holds the sending side's pseudonymization key (a hub refuses to start in a home that holds
+one: ``renkei.config.check_home``) and has no code path that writes to the sending
 side: it only reads packages dropped into its inbox.
 """
 
@@ -25,18 +29,21 @@ import pyrage
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
-from renkei.hub.audit import AuditLog, create_audit_key, load_audit_key
+from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
 from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.disclosure.record_keys import create_record_key
+from renkei.hub.importer import Importer
 from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
 from renkei.hub.migrate import upgrade
 from renkei.hub.vault import Vault
 from renkei.spec import bundled_specs, load_spec
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
+STAGING_DIR = "staging"
 
 
 @dataclass
@@ -44,6 +51,9 @@ class Hub:
     """Everything a hub command needs, opened lazily from the home directory."""
 
     home: Path
+
+    def __post_init__(self) -> None:
+        check_home(self.home, HUB)  # every hub command and the portal start here
 
     @cached_property
     def engine(self) -> Engine:
@@ -56,7 +66,8 @@ class Hub:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.engine, load_audit_key(self.home))
+        copy = self.home / CHECKPOINT_COPY_FILE
+        return AuditLog(self.engine, load_audit_key(self.home), checkpoint_copy=copy)
 
     @cached_property
     def vault(self) -> Vault:
@@ -65,6 +76,14 @@ class Hub:
     @property
     def inbox(self) -> Path:
         return self.home / "inbox"
+
+    @property
+    def staging(self) -> Path:
+        """Where imports decrypt packages: inside the home, never the system temp."""
+        return self.home / STAGING_DIR
+
+    def importer(self, session: Session) -> Importer:
+        return Importer(session, self.vault, self.audit, self.package_identity(), staging=self.staging)
 
     def package_identity(self) -> pyrage.x25519.Identity:
         path = self.home / PACKAGE_IDENTITY_FILE
@@ -83,13 +102,13 @@ class Hub:
 
 def init_hub(home: Path) -> Hub:
     """Create a new hub home: keys, catalog schema, vault, inbox, and the bundled dataset registry."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    claim_home(home, HUB)
     identity = pyrage.x25519.Identity.generate()
     write_private(home / PACKAGE_IDENTITY_FILE, (str(identity) + "\n").encode())
     create_kek_file(home)
     create_audit_key(home)
     create_record_key(home)
-    for sub in ("vault", "inbox"):
+    for sub in ("vault", "inbox", STAGING_DIR):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     hub = Hub(home)
     upgrade(hub.engine)
@@ -98,6 +117,7 @@ def init_hub(home: Path) -> Hub:
             register_dataset(session, load_spec(path))
         session.commit()
     hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
+    hub.audit.checkpoint()
     return hub
 
 

@@ -5,6 +5,10 @@ against the registered sender's key; the payload hash; replay; decryption with t
 seal binding payload to envelope; the manifest against the dataset registry (spec hash, schema, deleted
 columns absent, row count, content hash). Any failure stores nothing and is logged as ``import.rejected``.
 
+Plaintext stays in the hub's home: the payload is decrypted into a private directory (0700, files 0600) under
+``<home>/staging``, never the system temp, removed when the import ends; what a killed import left there is
+swept at the start of the next import that runs alone.
+
 Crash safety: the package is first recorded as ``storing`` (committed), then written to the vault (atomic
 directory rename), then the snapshot row, the package state ``imported`` and the audit entry are committed in
 one transaction. A crash in between leaves no visible snapshot; re-running the import finishes the job.
@@ -15,11 +19,17 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import fcntl
 import hashlib
+import os
+import secrets
+import shutil
 import tarfile
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 import pyrage
@@ -37,25 +47,42 @@ from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, s
 from renkei.package import (
     ENVELOPE,
     MAX_ENVELOPE_BYTES,
-    OUTER_MEMBERS,
+    MAX_MANIFEST_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_SEAL_BYTES,
+    MAX_SIGNATURE_BYTES,
     PACKAGE_FORMAT,
     PAYLOAD,
     SEAL,
     SIGNATURE,
     Envelope,
+    PackageFormatError,
     Seal,
+    checked_members,
     copy_member,
-    regular_members,
+    read_member,
 )
 from renkei.spec import DELETED_ROLES
 
 IMPORTER = "importer"
+OUTER_LIMITS = {ENVELOPE: MAX_ENVELOPE_BYTES, SIGNATURE: MAX_SIGNATURE_BYTES, PAYLOAD: MAX_PAYLOAD_BYTES}
+# Peak working space per payload byte: the payload, the decrypted inner tar, the data file taken out of it.
+WORK_FACTOR = 3
+FREE_SPACE_RESERVE = 64 << 20
+WORK_PREFIX = "import-"
+STAGING_LOCK = ".lock"
 
 
 class PackageRejectedError(RenkeiError):
     """The package failed a check; nothing was stored."""
 
     exit_code = 4
+
+
+class NoSpaceError(RenkeiError):
+    """The hub lacks the disk space an import needs; nothing was written and the package is not at fault."""
+
+    exit_code = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,26 +101,40 @@ def _reject(ja: str, en: str, package: Path) -> PackageRejectedError:
 
 class Importer:
     def __init__(
-        self, session: Session, vault: Vault, audit: AuditLog, identity: pyrage.x25519.Identity
+        self,
+        session: Session,
+        vault: Vault,
+        audit: AuditLog,
+        identity: pyrage.x25519.Identity,
+        *,
+        staging: Path,
     ) -> None:
         self.session = session
         self.vault = vault
         self.audit = audit
         self.identity = identity
+        self.staging = staging  # the hub home's own place for decrypted work files
 
     def import_package(self, path: Path) -> ImportOutcome:
+        """Import one package; either way, sign a checkpoint that covers what was logged."""
         try:
-            return self._import(path)
+            outcome = self._import(path)
         except PackageRejectedError as exc:
             self.session.rollback()
             self.audit.append(
                 actor=IMPORTER, action="import.rejected", resource=path.name, result="rejected", reason=exc.en
             )
+            self._sign_checkpoint()
             raise
+        self._sign_checkpoint()
+        return outcome
+
+    def _sign_checkpoint(self) -> None:
+        if self.audit.can_sign:
+            self.audit.checkpoint()
 
     def _import(self, path: Path) -> ImportOutcome:
-        with tempfile.TemporaryDirectory(prefix="renkei-import-") as tmp:
-            work = Path(tmp)
+        with import_workspace(self.staging) as work:
             envelope, envelope_sha = self._open_envelope(path, work)
             previous = self.session.scalar(select(Package).where(Package.package_id == envelope.package_id))
             if previous is not None and previous.envelope_sha256 != envelope_sha:
@@ -111,35 +152,47 @@ class Importer:
     # -- checks -----------------------------------------------------------------------------------------
 
     def _open_envelope(self, path: Path, work: Path) -> tuple[Envelope, str]:
+        """Authenticate the envelope before a byte of the payload is written, then copy what it declares."""
         try:
             with tarfile.open(path, "r:") as tar:
-                members = regular_members(tar)
-                if sorted(members) != sorted(OUTER_MEMBERS):
-                    raise ValueError(f"members {sorted(members)}")
-                if members[ENVELOPE].size > MAX_ENVELOPE_BYTES or members[SIGNATURE].size > 1024:
-                    raise ValueError("envelope too large")
-                body = _read(tar, members[ENVELOPE])
-                signature = _read(tar, members[SIGNATURE])
-                with (work / PAYLOAD).open("wb") as dest:
-                    copy_member(tar, members[PAYLOAD], dest)
+                members = checked_members(tar, OUTER_LIMITS, path.stat().st_size)
+                body = read_member(tar, members[ENVELOPE])
+                signature = read_member(tar, members[SIGNATURE])
+                envelope = self._authenticate(path, body, signature)
+                if members[PAYLOAD].size != envelope.payload_bytes:
+                    raise _reject(
+                        "中身の大きさが送り状と一致しません（改ざんの疑い）",
+                        "payload size does not match the envelope",
+                        path,
+                    )
+                ensure_free_space(work, WORK_FACTOR * envelope.payload_bytes)
+                with private_file(work / PAYLOAD) as dest:
+                    digest = copy_member(tar, members[PAYLOAD], dest)
         except FileNotFoundError:
             raise RenkeiError("パッケージが見つかりません", "package not found", Location(path)) from None
-        except (tarfile.TarError, ValueError, EOFError) as exc:
+        except (tarfile.TarError, PackageFormatError, EOFError) as exc:
             raise _reject(
                 "封緘パッケージの形式ではありません", f"not a sealed package ({exc})", path
             ) from None
+        if digest != envelope.payload_sha256:
+            raise _reject(
+                "中身が送り状と一致しません（改ざんの疑い）", "payload hash does not match the envelope", path
+            )
+        return envelope, hashlib.sha256(body + signature).hexdigest()
+
+    def _authenticate(self, path: Path, body: bytes, signature: bytes) -> Envelope:
         try:
             envelope = Envelope.model_validate_json(body)
         except ValidationError:
             raise _reject("送り状 (envelope) が読めません", "malformed envelope", path) from None
         if envelope.format != PACKAGE_FORMAT:
             raise _reject("未対応の形式です", f"unsupported format {envelope.format!r}", path)
-        self._check_signature(path, envelope, body, signature)
-        if sha256_file(work / PAYLOAD) != envelope.payload_sha256:
+        if envelope.payload_bytes > MAX_PAYLOAD_BYTES:
             raise _reject(
-                "中身が送り状と一致しません（改ざんの疑い）", "payload hash does not match the envelope", path
+                "中身が大きすぎます", f"payload of {envelope.payload_bytes} bytes exceeds the ceiling", path
             )
-        return envelope, hashlib.sha256(body + signature).hexdigest()
+        self._check_signature(path, envelope, body, signature)
+        return envelope
 
     def _check_signature(self, path: Path, envelope: Envelope, body: bytes, signature: bytes) -> None:
         sender = self.session.scalar(select(Sender).where(Sender.name == envelope.sender))
@@ -158,34 +211,38 @@ class Importer:
     def _unseal(self, path: Path, envelope: Envelope, work: Path) -> Manifest:
         inner = work / "inner.tar"
         try:
+            private_file(inner).close()  # age writes into it: 0600 from the first byte
             pyrage.decrypt_file(str(work / PAYLOAD), str(inner), [self.identity])
         except pyrage.DecryptError:
+            inner.unlink(missing_ok=True)
             raise _reject(
                 "基盤の鍵で復号できません（宛先が違うか改ざん）",
                 "payload does not decrypt with the hub key",
                 path,
             ) from None
         try:
-            with tarfile.open(inner, "r:") as tar:
-                members = regular_members(tar)
-                if sorted(members) != sorted((SEAL, MANIFEST_FILE, DATA_FILE)):
-                    raise ValueError(f"members {sorted(members)}")
-                seal = Seal.model_validate_json(_read(tar, members[SEAL]))
-                manifest = Manifest.from_json(_read(tar, members[MANIFEST_FILE]))
-                with (work / DATA_FILE).open("wb") as dest:
-                    copy_member(tar, members[DATA_FILE], dest)
-        except (tarfile.TarError, ValueError, ValidationError) as exc:
-            raise _reject(
-                "中身の形式が正しくありません", f"malformed payload ({type(exc).__name__})", path
-            ) from None
+            seal, manifest = self._read_inner(inner, envelope.payload_bytes, work)
+        except (tarfile.TarError, PackageFormatError, ValidationError, EOFError) as exc:
+            raise _reject("中身の形式が正しくありません", f"malformed payload ({_why(exc)})", path) from None
         finally:
             inner.unlink(missing_ok=True)
-        (work / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        with private_file(work / MANIFEST_FILE) as dest:
+            dest.write(manifest.to_json().encode("utf-8"))
         if (seal.package_id, seal.sender) != (envelope.package_id, envelope.sender):
             raise _reject(
                 "中身が送り状に結び付いていません", "sealed content is bound to another envelope", path
             )
         return manifest
+
+    def _read_inner(self, inner: Path, payload_bytes: int, work: Path) -> tuple[Seal, Manifest]:
+        limits = {SEAL: MAX_SEAL_BYTES, MANIFEST_FILE: MAX_MANIFEST_BYTES, DATA_FILE: payload_bytes}
+        with tarfile.open(inner, "r:") as tar:
+            members = checked_members(tar, limits, inner.stat().st_size)
+            seal = Seal.model_validate_json(read_member(tar, members[SEAL]))
+            manifest = Manifest.from_json(read_member(tar, members[MANIFEST_FILE]))
+            with private_file(work / DATA_FILE) as dest:
+                copy_member(tar, members[DATA_FILE], dest)
+        return seal, manifest
 
     def _validate(self, path: Path, envelope: Envelope, manifest: Manifest, work: Path) -> Dataset:
         if (manifest.dataset, manifest.as_of) != (envelope.dataset, envelope.as_of):
@@ -331,8 +388,57 @@ class Importer:
         return ImportOutcome(path, "already imported", snapshot.resource, snapshot.rows)
 
 
-def _read(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
-    src = tar.extractfile(info)
-    if src is None:
-        raise ValueError(f"unreadable member {info.name!r}")
-    return src.read()
+@contextmanager
+def import_workspace(staging: Path) -> Iterator[Path]:
+    """A private work directory under ``staging`` for one import, removed afterwards.
+
+    Every import holds the staging lock shared while it works. One that finds no other import running
+    (the lock free for exclusive use) first removes whatever killed imports left behind: decrypted data.
+    """
+    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging.chmod(0o700)
+    fd = os.open(staging / STAGING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with suppress(BlockingIOError):  # others are importing: their directories are live
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sweep_import_staging(staging)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        work = staging / f"{WORK_PREFIX}{secrets.token_hex(8)}"
+        work.mkdir(mode=0o700)
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def sweep_import_staging(staging: Path) -> int:
+    """Remove the work directories of earlier imports; call only while holding the staging lock exclusively."""
+    leftovers = sorted(staging.glob(f"{WORK_PREFIX}*"))
+    for leftover in leftovers:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
+    return len(leftovers)
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, PackageFormatError) else type(exc).__name__
+
+
+def private_file(path: Path) -> BinaryIO:
+    """A new file only the hub's user can read (0600 from creation, never an existing file)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def ensure_free_space(directory: Path, needed: int) -> None:
+    """Refuse to start writing what would not fit (plus a reserve), instead of filling the disk midway."""
+    free = shutil.disk_usage(directory).free
+    if free < needed + FREE_SPACE_RESERVE:
+        raise NoSpaceError(
+            f"空き容量が足りません（必要 {needed + FREE_SPACE_RESERVE:,} バイト、空き {free:,} バイト）",
+            f"not enough free space ({needed + FREE_SPACE_RESERVE:,} bytes needed, {free:,} free)",
+            Location(directory),
+        )

@@ -32,10 +32,11 @@ import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from renkei.config import PSEUDONYM_KEY_FILE, SENDER, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import read_private, write_private
 
-KEY_FILE = "pseudonym.key"
+KEY_FILE = PSEUDONYM_KEY_FILE
 KEY_BYTES = 32
 ID_HEX_CHARS = 32
 _BLOCK = 64  # SHA-256 block size, for the RFC 2104 pads
@@ -43,8 +44,8 @@ _HMAC_SQL = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), 32)
 
 
 def create_key(home: Path) -> Path:
-    """Create the sending side's key file; never overwrite an existing one."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create the sending side's key file; never overwrite an existing one, never in a hub's home."""
+    claim_home(home, SENDER)
     return write_private(
         home / KEY_FILE,
         secrets.token_bytes(KEY_BYTES),
@@ -54,8 +55,8 @@ def create_key(home: Path) -> Path:
 
 
 def load_key(home: Path) -> bytes:
-    """Read the key; refuse a missing, malformed or group/world-readable key file."""
-    path = home / KEY_FILE
+    """Read the key; refuse a missing, malformed or group/world-readable key file, or a hub's home."""
+    path = check_home(home, SENDER) / KEY_FILE
     key = read_private(
         path,
         "仮名化鍵",

@@ -19,6 +19,7 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from renkei.config import SENDER, check_home, claim_home
 from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import write_private
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, sha256_file
@@ -55,8 +56,8 @@ def public_key_b64(key: Ed25519PrivateKey) -> str:
 
 
 def create_sender(home: Path, name: str) -> SenderIdentity:
-    """Create the sending system's signing key and name."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create the sending system's signing key and name (never in a hub's home)."""
+    claim_home(home, SENDER)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -67,7 +68,7 @@ def create_sender(home: Path, name: str) -> SenderIdentity:
 
 
 def load_sender(home: Path) -> SenderIdentity:
-    path = home / SIGNING_KEY_FILE
+    path = check_home(home, SENDER) / SIGNING_KEY_FILE
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         name = json.loads((home / SENDER_FILE).read_text(encoding="utf-8"))["name"]
@@ -84,6 +85,7 @@ def load_sender(home: Path) -> SenderIdentity:
 
 def trust_hub(home: Path, recipient: str) -> Path:
     """Register the hub's age public key; the sender encrypts every package to it."""
+    path = check_home(home, SENDER) / HUB_RECIPIENT_FILE
     recipient = recipient.strip()
     try:
         pyrage.x25519.Recipient.from_str(recipient)
@@ -91,7 +93,6 @@ def trust_hub(home: Path, recipient: str) -> Path:
         raise RenkeiError(
             "基盤の公開鍵の形式が正しくありません（age1… の形式）", "not an age X25519 recipient (age1…)"
         ) from None
-    path = home / HUB_RECIPIENT_FILE
     path.write_text(recipient + "\n", encoding="utf-8")
     return path
 
