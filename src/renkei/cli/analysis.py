@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from renkei.cli.common import HomeOption, err, handle_errors, home_dir, out, parse_date
+from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, parse_date
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import Actor
 from renkei.hub.analysis import service
@@ -195,7 +195,7 @@ def table_command(
 ) -> None:
     """集計表を作成（秘匿処理つき）: build a disclosure-controlled table without writing SQL."""
     request = build_request(dataset, by, measure, filters or [], links or [], periods or [], title)
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     actor = login(hub, user, terminal)
     with err.status("ワークスペースを準備し集計しています (opening the workspace and computing)…"):
         outcome = service.table_for(hub, actor, request)
@@ -223,7 +223,7 @@ def query_command(
 ) -> None:
     """SQL で集計（結果は秘匿処理の対象）: run SQL in your sandboxed workspace."""
     text = typer.get_text_stream("stdin").read() if sql == "-" else sql
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     actor = login(hub, user, terminal)
     with err.status("ワークスペースで実行しています (running in the workspace)…"):
         result = service.sql_for(hub, actor, text)
@@ -260,7 +260,7 @@ def export_command(
         raise CliInputError(
             f"{output} は既に存在します（上書きしません）", f"{output} exists; not overwriting", None
         )
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     actor = login(hub, user, terminal)
     exported = service.export_release(hub, actor, release, file_format)
     _write_new(output, exported.content)
@@ -291,7 +291,7 @@ analysis_app = typer.Typer(help="保存した分析 (saved analyses)", no_args_i
 @handle_errors
 def analysis_list(user: UserOption, terminal: TerminalOption, home: HomeOption = None) -> None:
     """保存した分析の一覧 (your saved analyses)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     saved = service.saved_analyses(hub, login(hub, user, terminal))
     rows: list[list[Cell]] = [
         [s.name, s.kind, s.theme, s.updated_at.isoformat(timespec="minutes")] for s in saved
@@ -312,7 +312,7 @@ def analysis_run(
     home: HomeOption = None,
 ) -> None:
     """保存した分析を最新の期間で再実行 (re-run a saved analysis, e.g. on a newly imported period)."""
-    hub = Hub(home_dir(home))
+    hub = Hub(hub_home(home))
     actor = login(hub, user, terminal)
     dates = [parse_date(p, "--period") for p in periods or []]
     with err.status("再実行しています (re-running)…"):
