@@ -134,6 +134,7 @@ class Target:
             "application_id": self.application_id,
             "part_id": self.part_id,
             "grant_id": self.grant_id,
+            "release_id": 999_999,  # no such release: the review routes refuse it
             "name": self.dataset,
             "path": "renkei.css",
         }
@@ -236,6 +237,10 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
             "use_start": today.isoformat(),
             "use_end": (today + dt.timedelta(days=30)).isoformat(),
         },
+        "api/v1/tables": {"dataset": "juki", "dimensions": [{"kind": "column", "column": "住所_ward"}]},
+        "api/v1/query": {"sql": "SELECT count(*) FROM juki"},
+        "api/v1/exports": {"release_id": 999_999, "format": "csv"},
+        "review": {"approve": True, "comment": "確認しました"},
         "withdraw": {"comment": "不要になった"},
         "approve": {"comment": "承認します"},
         "reject": {"comment": "目的が不明確"},

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.quotas import reserve_export
-from renkei.hub.analysis.errors import AnalysisError
+from renkei.hub.analysis.errors import AnalysisError, ReleaseNotFound
 from renkei.hub.analysis.ledger import (
     Export,
     ExportFormat,
@@ -93,7 +93,7 @@ def _file(fmt: ExportFormat, shown: dict[str, Any], record: dict[str, Any]) -> b
 def _own_release(session: Session, actor: Actor, release_id: int) -> Release:
     release = session.get(Release, release_id)
     if release is None or release.user_id != actor.user_id:
-        raise AnalysisError(
+        raise ReleaseNotFound(
             f"集計表 {release_id} はありません（ご自身が作成したものだけを出力できます）",
             f"no release {release_id} of yours",
             None,

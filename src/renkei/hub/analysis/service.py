@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import select
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Actor
+from renkei.hub.access.authz import Actor, check_read_catalog
+from renkei.hub.access.grants import active_grants
 from renkei.hub.access.login import LoginService
 from renkei.hub.access.terminals import Terminal
 from renkei.hub.analysis.errors import AnalysisError
@@ -32,9 +33,11 @@ from renkei.hub.analysis.releases import release_table
 from renkei.hub.analysis.review import decide_review
 from renkei.hub.analysis.saved import save_analysis, saved_analyses
 from renkei.hub.analysis.sqlpath import MAX_SHOWN_ROWS, CountProtector, SqlResult, run_sql
+from renkei.hub.catalog import Dataset
 from renkei.hub.disclosure.policy import load_policy
 from renkei.hub.disclosure.protect import DisclosureControl, protect_cells
 from renkei.hub.home import Hub
+from renkei.hub.tables.compile import PERIOD
 from renkei.hub.tables.display import ShownTable
 from renkei.hub.tables.request import TableRequest
 from renkei.hub.tables.service import CellProtector, Cells
@@ -71,6 +74,7 @@ __all__ = [
     "CellProtector",
     "CountProtector",
     "ExportFile",
+    "OutlinedView",
     "SqlResult",
     "TableOutcome",
     "console_login",
@@ -86,6 +90,7 @@ __all__ = [
     "sql_for",
     "table_for",
     "table_protector",
+    "workspace_outline",
 ]
 
 
@@ -150,3 +155,37 @@ def rerun_saved(
     if periods:
         request = request.model_copy(update={"periods": list(periods)})
     return table_for(hub, actor, request, clock=clock)
+
+
+@dataclass(frozen=True, slots=True)
+class OutlinedView:
+    name: str
+    dataset: str
+    periods: list[dt.date]
+    columns: dict[str, str]
+    row_level: bool
+
+
+def workspace_outline(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[OutlinedView]:
+    """The views a workspace would open for the caller now, from the catalog and grants (nothing decrypted)."""
+    with hub.session() as session:
+        check_read_catalog(session, hub.audit, actor, clock=clock)
+        if actor.user_id is None:
+            return []
+        views: dict[str, OutlinedView] = {}
+        for grant in active_grants(session, actor.user_id, clock):
+            dataset = grant.dataset
+            view = views.setdefault(
+                dataset.name,
+                OutlinedView(
+                    dataset.name, dataset.name, [], {**_columns(dataset), PERIOD: "DATE"}, grant.row_level
+                ),
+            )
+            view.periods.extend(s.period for s in grant.snapshots if s.period not in view.periods)
+        return [
+            OutlinedView(v.name, v.dataset, sorted(v.periods), v.columns, v.row_level) for v in views.values()
+        ]
+
+
+def _columns(dataset: Dataset) -> dict[str, str]:
+    return {field.name: str(field.type) for field in dataset.dataset_spec().output_schema()}
