@@ -47,13 +47,16 @@ def lp_intervals(
         if row.any():
             matrix.append(row)
             rhs.append(-known)
+    a = np.array(matrix).reshape(len(matrix), len(order))
+    pair = np.block([[a, np.zeros_like(a)], [np.zeros_like(a), a]])  # two independent copies: x and y
     out = {}
     for t in targets:
-        goal = np.zeros(len(order))
-        goal[column[t]] = 1.0
-        ends = []
-        for sign in (1.0, -1.0):
-            result = linprog(sign * goal, A_eq=np.array(matrix), b_eq=rhs, bounds=(0, None), method="highs")
-            ends.append(sign * result.fun if result.status == 0 else sign * -np.inf)
-        out[t] = (ends[0], ends[1])
+        goal = np.zeros(2 * len(order))
+        goal[column[t]], goal[len(order) + column[t]] = -1.0, 1.0  # maximize x_t - y_t
+        result = linprog(goal, A_eq=pair, b_eq=rhs + rhs, bounds=(0, None), method="highs")
+        if result.status == 0:
+            out[t] = (float(result.x[len(order) + column[t]]), float(result.x[column[t]]))
+        else:
+            assert result.status == 3  # unbounded: nothing pins the cell down
+            out[t] = (0.0, np.inf)
     return out
