@@ -22,7 +22,9 @@ def cube(inner: Mapping[tuple[Any, ...], int], seed: int = 0) -> Cells:
     codes = [sorted({c[d] for c in inner}) for d in range(dims)]
     coordinates, n = [], []
     for coords in itertools.product(*[[*cs, TOTAL] for cs in codes]):
-        total = sum(v for c, v in inner.items() if all(x in (TOTAL, y) for x, y in zip(coords, c, strict=True)))
+        total = sum(
+            v for c, v in inner.items() if all(x in (TOTAL, y) for x, y in zip(coords, c, strict=True))
+        )
         if total:
             coordinates.append(coords)
             n.append(total)

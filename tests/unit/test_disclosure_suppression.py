@@ -38,8 +38,13 @@ def test_threshold_and_zero_rules_at_their_boundaries() -> None:
     assert primary_suppression(SUPPRESS, "count", n, values, tops) == {1: "threshold", 2: "threshold"}
     zeros = SUPPRESS.model_copy(update={"zeros": "suppress"})
     assert primary_suppression(zeros, "count", n, values, tops) == {0: "zero", 1: "threshold", 2: "threshold"}
-    assert primary_suppression(zeros, "count", n, values, tops, structural={0}) == {1: "threshold", 2: "threshold"}
-    assert primary_suppression(DisclosurePolicy(), "count", n, values, tops) == {}  # perturbation protects counts
+    assert primary_suppression(zeros, "count", n, values, tops, structural={0}) == {
+        1: "threshold",
+        2: "threshold",
+    }
+    assert (
+        primary_suppression(DisclosurePolicy(), "count", n, values, tops) == {}
+    )  # perturbation protects counts
 
 
 def test_dominance_and_p_percent_at_their_boundaries() -> None:
@@ -73,7 +78,9 @@ def _constraint_holds(constraint: Constraint, values: list[float]) -> bool:
     return values[constraint.total] == pytest.approx(sum(values[p] for p in constraint.parts))
 
 
-def _check_protected(cells: Cells, policy: DisclosurePolicy, hierarchies: Mapping[int, Any] | None = None) -> None:
+def _check_protected(
+    cells: Cells, policy: DisclosurePolicy, hierarchies: Mapping[int, Any] | None = None
+) -> None:
     """The invariants of a suppressed count table, checked from the outside."""
     result = protect_cells(policy, "count", cells, hierarchies=hierarchies)
     table, _ = complete(cells)
@@ -157,7 +164,13 @@ def _hierarchical(towns: Mapping[tuple[str, str], int]) -> Cells:
             for s in (sex, TOTAL):
                 values[(area, s)] = values.get((area, s), 0) + n
     keep = [(c, n) for c, n in sorted(values.items(), key=repr) if n]
-    return Cells([c for c, _ in keep], [n for _, n in keep], [0] * len(keep), [float(n) for _, n in keep], [None] * len(keep))
+    return Cells(
+        [c for c, _ in keep],
+        [n for _, n in keep],
+        [0] * len(keep),
+        [float(n) for _, n in keep],
+        [None] * len(keep),
+    )
 
 
 def test_hierarchies_sum_only_top_level_codes_into_the_total() -> None:
@@ -173,7 +186,9 @@ def test_hierarchies_sum_only_top_level_codes_into_the_total() -> None:
 
 @given(st.dictionaries(st.sampled_from(list(WARD_OF)), st.integers(1, 60), min_size=len(WARD_OF)), st.data())
 def test_hierarchical_tables_cannot_be_recovered(sizes: dict[str, int], data: st.DataObject) -> None:
-    towns = {(t, s): data.draw(st.one_of(st.integers(1, 9), st.integers(10, 80))) for t in sizes for s in "MF"}
+    towns = {
+        (t, s): data.draw(st.one_of(st.integers(1, 9), st.integers(10, 80))) for t in sizes for s in "MF"
+    }
     _check_protected(_hierarchical(towns), SUPPRESS, {0: WARD_OF})
 
 
@@ -195,5 +210,5 @@ def test_sum_tables_protect_a_dominated_cell_by_its_p_percent() -> None:
     assert result.pattern is not None and result.pattern.primary == {dominant: "dominance"}
     hidden = {i for i, c in enumerate(result.shown) if c.value is None}
     assert len(hidden) == 4 and all(c.status == "perturbed" for c in result.shown if c.value is not None)
-    (low, high), = lp_intervals(cube_constraints(cells.coordinates), value, hidden, [dominant]).values()
+    ((low, high),) = lp_intervals(cube_constraints(cells.coordinates), value, hidden, [dominant]).values()
     assert high - low >= 0.1 * value[dominant]
