@@ -15,6 +15,7 @@ Order, for one table of CUBE cells:
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import itertools
 import platform
@@ -261,7 +262,7 @@ def release_record(
             "unchanged": statuses.count("ok"),
             "empty_added": added,
         },
-        "versions": versions(),
+        "versions": dict(versions()),
     }
 
 
@@ -269,6 +270,7 @@ def _rule(name: str, applied: bool, **parameters: Any) -> dict[str, Any]:
     return {"rule": name, "applied": applied, "parameters": parameters}
 
 
+@functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in VERSIONED:

@@ -78,17 +78,31 @@ def primary_suppression(
 def _magnitude_rule(
     policy: DisclosurePolicy, kind: Kind, n: int, value: float | None, top: Sequence[float] | None
 ) -> str:
-    contributions = [abs(x) for x in (top or [])]
+    contributions = sorted((abs(x) for x in (top or [])), reverse=True)
     if value is None or len(contributions) < min(n, max(policy.dominance_n, 2)):
         return "contributions"
     total = abs(value * n if kind == "mean" else value)
-    largest = sum(contributions[: policy.dominance_n])
-    if largest > 0 and largest >= policy.dominance_k / 100 * total:
+    if dominated(contributions, total, policy.dominance_n, policy.dominance_k):
         return "dominance"
-    x1, x2 = contributions[0], (contributions[1] if len(contributions) > 1 else 0.0)
-    if x1 > 0 and total - x1 - x2 < policy.p_percent / 100 * x1:
+    if p_percent_sensitive(contributions, total, policy.p_percent):
         return "p_percent"
     return ""
+
+
+def dominated(contributions: Sequence[float], total: float, n: int, k_percent: float) -> bool:
+    """(n, k) rule: the ``n`` largest contributions (descending) make up at least k% of ``total``.
+
+    A zero total is dominated (the share is undefined; ACRO flags it too)."""
+    largest = sum(contributions[:n])
+    return total <= 0 or largest / total >= k_percent / 100
+
+
+def p_percent_sensitive(contributions: Sequence[float], total: float, p_percent: float) -> bool:
+    """p% rule: the second largest contributor, subtracting itself from the total, learns the largest
+    to within p% — (total − x1 − x2) / x1 < p/100."""
+    x1 = contributions[0] if contributions else 0.0
+    x2 = contributions[1] if len(contributions) > 1 else 0.0
+    return x1 > 0 and (total - (x1 + x2)) / x1 < p_percent / 100
 
 
 def cube_constraints(
