@@ -7,15 +7,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Actor, Forbidden
+from renkei.hub.analysis.errors import AnalysisError
 from renkei.hub.analysis.ledger import (
     Release,
     ReleaseKind,
     ReleaseStatus,
 )
+from renkei.hub.disclosure.differencing import Release as LedgerEntry
+from renkei.hub.disclosure.differencing import differencing_risks, population_contains
 from renkei.hub.home import Hub
 from renkei.hub.tables.display import ShownTable
 from renkei.hub.tables.files import Cell
@@ -31,12 +35,29 @@ def release_table(
     request: TableRequest,
     protect: CellProtector,
     *,
+    threshold: int,
     clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[BuiltTable, Release]:
-    """Build, protect and record one table; the ledger row says whether it was released or sent to review."""
+    """Build, protect and record one table. Differencing against the caller's earlier releases decides: a
+    recoverable small group refuses the table; one masked only by perturbation sends it to review."""
     built = build_table(workspace, request, protect)
-    datasets = sorted({request.dataset, *(link.dataset for link in request.links)})
+    counts = _cell_counts(built)
     with hub.session() as session:
+        risks = differencing_risks(
+            _ledger_entry("new", request.model_dump(mode="json"), counts),
+            _earlier(session, actor, request),
+            threshold,
+        )
+        if any(r.action == "refuse" for r in risks):
+            session.rollback()
+            _audit(hub, actor, None, built, "refused", len(risks))
+            raise AnalysisError(
+                "以前に公表した集計表との差から少人数の集団が分かるため、この集計表は公表できません"
+                "（条件や区分を変えてください）",
+                "together with a table released earlier, this table would reveal a small group by differencing",
+                None,
+            )
+        status = ReleaseStatus.REVIEW if risks else ReleaseStatus.RELEASED
         release = record_release(
             session,
             actor,
@@ -45,22 +66,70 @@ def release_table(
             definition=request.model_dump(mode="json"),
             sql=built.sql,
             snapshot_ids=snapshot_ids_of(workspace),
-            datasets=datasets,
+            datasets=sorted({request.dataset, *(link.dataset for link in request.links)}),
             shown=built.shown,
             record=built.record,
-            status=ReleaseStatus.RELEASED,
+            status=status,
             clock=clock,
+            true_counts=counts,
+            review_reason="差分による少人数の特定のおそれ (differencing risk)" if risks else "",
         )
         session.commit()
         session.refresh(release)
         session.expunge(release)
+    _audit(hub, actor, release.id, built, status, len(risks))
+    return built, release
+
+
+def _cell_counts(built: BuiltTable) -> list[dict[str, Any]]:
+    """Each cell's coordinates (as JSON values), true count and shown status: the ledger's view of a table."""
+    status = {c.coordinates: c.status for c in built.shown.cells}
+    return [
+        {"c": _jsonable([coordinates])[0], "n": n, "s": status.get(coordinates, "ok")}
+        for coordinates, n in zip(built.cells.coordinates, built.cells.n, strict=True)
+    ]
+
+
+def _ledger_entry(release_id: str, request: dict[str, Any], cells: list[dict[str, Any]]) -> LedgerEntry:
+    return LedgerEntry(
+        release_id,
+        request,
+        {tuple(c["c"]): int(c["n"]) for c in cells},
+        perturbed=any(c["s"] == "perturbed" for c in cells),
+        suppressed=frozenset(tuple(c["c"]) for c in cells if c["s"] == "suppressed"),
+    )
+
+
+def _earlier(session: Session, actor: Actor, request: TableRequest) -> list[LedgerEntry]:
+    """The caller's earlier builder releases that were shown (released or approved), of another population:
+    tables of the same population relate only through margins, which each table's own suppression covers."""
+    rows = session.scalars(
+        select(Release).where(
+            Release.user_id == actor.user_id,
+            Release.kind == ReleaseKind.TABLE,
+            Release.status.in_([ReleaseStatus.RELEASED, ReleaseStatus.APPROVED]),
+        )
+    )
+    return [
+        _ledger_entry(str(r.id), r.definition, r.cells)
+        for r in rows
+        if not _same_population(request, TableRequest.model_validate(r.definition))
+    ]
+
+
+def _same_population(a: TableRequest, b: TableRequest) -> bool:
+    return population_contains(a, b) and population_contains(b, a)
+
+
+def _audit(
+    hub: Hub, actor: Actor, release_id: int | None, built: BuiltTable, status: str, risks: int
+) -> None:
     hub.audit.append(
         actor=actor.name,
         action="table.release",
-        resource=f"release/{release.id}",
-        details={"sql": built.sql, "record_sha256": built.record_sha256(), "status": release.status},
+        resource=f"release/{release_id}" if release_id is not None else "release",
+        details={"sql": built.sql, "record_sha256": built.record_sha256(), "status": status, "risks": risks},
     )
-    return built, release
 
 
 def record_release(
@@ -77,7 +146,8 @@ def record_release(
     record: dict[str, Any],
     status: ReleaseStatus,
     clock: Clock,
-    true_counts: list[dict[str, Any]] | None = None,
+    true_counts: list[dict[str, Any]],
+    review_reason: str = "",
 ) -> Release:
     if actor.user_id is None:
         raise Forbidden("分析は指定職員のみが行えます", "only designated staff analyse data")
@@ -89,7 +159,8 @@ def record_release(
         sql=sql,
         snapshot_ids=snapshot_ids,
         datasets=datasets,
-        cells=true_counts if true_counts is not None else _true_counts(record),
+        cells=true_counts,
+        review_reason=review_reason,
         shown={
             "header": shown.header,
             "rows": _jsonable(shown.rows),
@@ -104,10 +175,6 @@ def record_release(
     session.add(release)
     session.flush()
     return release
-
-
-def _true_counts(record: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(record.pop("_true_counts", []))
 
 
 def _jsonable(rows: Sequence[Sequence[Cell]]) -> list[list[Cell]]:

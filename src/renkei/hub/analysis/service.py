@@ -28,6 +28,7 @@ from renkei.hub.analysis.errors import AnalysisError
 from renkei.hub.analysis.exports import ExportFile, export_release
 from renkei.hub.analysis.ledger import (
     ReleaseKind,
+    ReleaseStatus,
 )
 from renkei.hub.analysis.releases import release_table
 from renkei.hub.analysis.review import decide_review
@@ -35,7 +36,7 @@ from renkei.hub.analysis.saved import save_analysis, saved_analyses
 from renkei.hub.analysis.sqlpath import MAX_SHOWN_ROWS, CountProtector, SqlResult, run_sql
 from renkei.hub.catalog import Dataset
 from renkei.hub.disclosure.policy import load_policy
-from renkei.hub.disclosure.protect import DisclosureControl, protect_cells
+from renkei.hub.disclosure.protect import DisclosureControl, datasets_of, protect_cells
 from renkei.hub.home import Hub
 from renkei.hub.tables.compile import PERIOD
 from renkei.hub.tables.display import ShownTable
@@ -90,6 +91,7 @@ __all__ = [
     "sql_for",
     "table_for",
     "table_protector",
+    "threshold_for",
     "workspace_outline",
 ]
 
@@ -105,6 +107,11 @@ def open_workspace(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> It
 
 def table_protector(hub: Hub) -> CellProtector:
     return DisclosureControl(load_policy(hub.home))
+
+
+def threshold_for(hub: Hub, request: TableRequest) -> int:
+    """The policy's smallest publishable group for the datasets behind ``request`` (the differencing check)."""
+    return load_policy(hub.home).for_datasets(datasets_of(request)).threshold
 
 
 def count_protector(hub: Hub) -> CountProtector:
@@ -128,13 +135,31 @@ class TableOutcome:
     sql: str
     release_id: int
     record: dict[str, Any]
+    status: str = ReleaseStatus.RELEASED
+
+
+IN_REVIEW_NOTE = (
+    "この集計表は以前の公表との差分のおそれがあるため、所管課のデータ管理者の審査を待っています（数値は審査後に表示）"
+    " / this table waits for a steward's review (differencing risk); values are shown once approved"
+)
 
 
 def table_for(hub: Hub, actor: Actor, request: TableRequest, *, clock: Clock = SYSTEM_CLOCK) -> TableOutcome:
     """Open the actor's workspace, build and release one table, close the workspace."""
     with open_workspace(hub, actor, clock=clock) as workspace:
-        built, release = release_table(hub, workspace, actor, request, table_protector(hub), clock=clock)
-    return TableOutcome(built.shown, built.sql, release.id, built.record)
+        built, release = release_table(
+            hub,
+            workspace,
+            actor,
+            request,
+            table_protector(hub),
+            threshold=threshold_for(hub, request),
+            clock=clock,
+        )
+    if release.status == ReleaseStatus.REVIEW:  # nothing of it is shown before a steward approves
+        withheld = ShownTable(built.shown.header, [], [], [IN_REVIEW_NOTE])
+        return TableOutcome(withheld, built.sql, release.id, {}, release.status)
+    return TableOutcome(built.shown, built.sql, release.id, built.record, release.status)
 
 
 def sql_for(hub: Hub, actor: Actor, sql: str, *, clock: Clock = SYSTEM_CLOCK) -> SqlResult:

@@ -34,6 +34,7 @@ class BuiltTable:
     compiled: CompiledTable
     shown: ShownTable
     record: dict[str, Any]  # the machine-readable release record: rules, parameters, versions
+    cells: Cells  # the true inputs, for the release ledger's differencing check; never shown
 
     @property
     def sql(self) -> str:
@@ -75,7 +76,7 @@ def build_table(workspace: TableWorkspace, request: TableRequest, protect: CellP
         "request": request.model_dump(mode="json"),
         "created": dt.datetime.now(dt.UTC).isoformat(),
     }
-    return BuiltTable(compiled, shown, record)
+    return BuiltTable(compiled, shown, record, cells)
 
 
 class CellProtector(Protocol):
