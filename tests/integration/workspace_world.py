@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from renkei.clock import FakeClock
 from renkei.hub.access.applications import (
@@ -44,9 +45,12 @@ class WorkspaceWorld:
     def snapshot(self, dataset: str, period: dt.date) -> Snapshot:
         with self.hub.session() as session:
             found = session.scalars(
-                select(Snapshot).join(Dataset).where(Dataset.name == dataset, Snapshot.period == period)
+                select(Snapshot)
+                .join(Dataset)
+                .where(Dataset.name == dataset, Snapshot.period == period)
+                .options(joinedload(Snapshot.dataset))
             ).one()
-            session.expunge(found)
+            session.expunge_all()
             return found
 
     def analyst(self) -> tuple[User, Actor]:

@@ -198,7 +198,7 @@ class Workspace:
             try:
                 check_select(sql)
             except QueryRefused as e:
-                self._audit_query("user", sql, [], result="refused", reason=e.en)
+                self._audit_query("user", sql, [], result="rejected", reason=e.en)
                 raise
             return self._audited("user", sql, max_rows or self.limits.max_rows)
 
