@@ -269,9 +269,9 @@ def test_the_worker_runs_as_nobody_with_nothing_inherited(workspace: Workspace, 
     assert fields["Uid"] == ["65534"] * 4 and fields["Gid"] == ["65534"] * 4 and fields["Groups"] == []
     assert fields["NoNewPrivs"] == ["1"]
     assert Path(f"/proc/{workspace.worker.pid}/environ").read_bytes() == b""
-    assert os.readlink(f"/proc/{workspace.worker.pid}/cwd") == "/"
+    proc = Path(f"/proc/{workspace.worker.pid}")
+    assert (proc / "cwd").readlink() == Path("/")
     limits = Path(f"/proc/{workspace.worker.pid}/limits").read_text()
     assert "Max file size             0" in limits and "Max core file size        0" in limits
-    fds = {int(n) for n in os.listdir(f"/proc/{workspace.worker.pid}/fd")}
-    memfds = {fd for fd in fds if os.readlink(f"/proc/{workspace.worker.pid}/fd/{fd}").startswith("/memfd:")}
+    memfds = {int(fd.name) for fd in (proc / "fd").iterdir() if str(fd.readlink()).startswith("/memfd:")}
     assert memfds == {o.fd for o in workspace.opened}  # the record keys' memfd is closed once loaded
