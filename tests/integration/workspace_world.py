@@ -26,6 +26,7 @@ from renkei.hub.access.authz import Actor
 from renkei.hub.access.grants import Grant, city_today
 from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset, Snapshot
+from renkei.hub.home import Hub
 from tests.integration.hub_world import World, make_world
 
 DATASETS = ("juki", "kaigo")
@@ -39,7 +40,7 @@ class WorkspaceWorld:
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
-    def hub(self):  # type: ignore[no-untyped-def]
+    def hub(self) -> Hub:
         return self.world.hub
 
     def snapshot(self, dataset: str, period: dt.date) -> Snapshot:
@@ -56,7 +57,7 @@ class WorkspaceWorld:
     def analyst(self) -> tuple[User, Actor]:
         number = next(self._numbers)
         with self.hub.session() as session:
-            department = session.scalars(select(Dataset)).first().owner_id  # type: ignore[union-attr]
+            department = session.scalars(select(Dataset.owner_id)).first()
             user = User(login_id=f"analyst{number}", display_name=f"分析{number}", role=Role.ANALYST,
                         department_id=department)  # fmt: skip
             session.add(user)

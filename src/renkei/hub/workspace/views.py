@@ -57,7 +57,9 @@ def quote(name: str) -> str:
 
 def view_statements(opened: Sequence[Opened], pid: int) -> list[str]:
     """CREATE VIEW statements for the worker ``pid``: the per-period views, then the per-dataset views."""
-    statements = [f"CREATE VIEW {quote(o.view)} AS SELECT * FROM read_parquet('{o.path(pid)}')" for o in opened]
+    statements = [
+        f"CREATE VIEW {quote(o.view)} AS SELECT * FROM read_parquet('{o.path(pid)}')" for o in opened
+    ]
     for dataset in sorted({o.dataset for o in opened}):
         parts = [
             f"SELECT *, DATE '{o.period.isoformat()}' AS {quote(PERIOD)} FROM {quote(o.view)}"
