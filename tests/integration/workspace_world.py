@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from renkei.clock import FakeClock
 from renkei.hub.access.applications import (
@@ -25,6 +26,7 @@ from renkei.hub.access.authz import Actor
 from renkei.hub.access.grants import Grant, city_today
 from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset, Snapshot
+from renkei.hub.home import Hub
 from tests.integration.hub_world import World, make_world
 
 DATASETS = ("juki", "kaigo")
@@ -38,21 +40,24 @@ class WorkspaceWorld:
     _numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
-    def hub(self):  # type: ignore[no-untyped-def]
+    def hub(self) -> Hub:
         return self.world.hub
 
     def snapshot(self, dataset: str, period: dt.date) -> Snapshot:
         with self.hub.session() as session:
             found = session.scalars(
-                select(Snapshot).join(Dataset).where(Dataset.name == dataset, Snapshot.period == period)
+                select(Snapshot)
+                .join(Dataset)
+                .where(Dataset.name == dataset, Snapshot.period == period)
+                .options(joinedload(Snapshot.dataset))
             ).one()
-            session.expunge(found)
+            session.expunge_all()
             return found
 
     def analyst(self) -> tuple[User, Actor]:
         number = next(self._numbers)
         with self.hub.session() as session:
-            department = session.scalars(select(Dataset)).first().owner_id  # type: ignore[union-attr]
+            department = session.scalars(select(Dataset.owner_id)).first()
             user = User(login_id=f"analyst{number}", display_name=f"分析{number}", role=Role.ANALYST,
                         department_id=department)  # fmt: skip
             session.add(user)

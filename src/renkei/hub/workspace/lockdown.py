@@ -25,6 +25,7 @@ FIXED_BEFORE_LIMITS: tuple[tuple[str, str | None, Any], ...] = (
     ("allow_community_extensions", "false", False),
     ("allow_persistent_secrets", "false", False),
     ("allow_unsigned_extensions", None, False),  # startup-only; it must already be off
+    ("enable_progress_bar", "false", False),  # it prints to stdout, which is not a place for output here
 )
 LOCK = ("lock_configuration", "true", True)
 PROBE_AFTER_LOCK = "SET preserve_insertion_order = true"  # harmless if it ran; once locked it must fail

@@ -28,7 +28,7 @@ import pyarrow as pa
 from renkei.hub.workspace import lockdown
 from renkei.hub.workspace.protocol import read_json, write_frame, write_json
 
-REQUEST_FD, REPLY_FD = 0, 1
+REQUEST_FD = 0
 INTERRUPT = signal.SIGUSR1
 BATCH_ROWS = 8192
 # Messages of these errors come from the query text and the schema, never from data values.
@@ -38,8 +38,9 @@ SAFE_MESSAGES = frozenset(
 
 
 class Worker:
-    def __init__(self) -> None:
+    def __init__(self, reply_fd: int) -> None:
         self.databases: dict[str, Any] = {}
+        self.reply_fd = reply_fd
 
     def serve(self) -> None:
         threading.Thread(target=self._interrupts, daemon=True).start()
@@ -63,9 +64,9 @@ class Worker:
             header, payload = _sql_error(e), None
         except (ValueError, KeyError, TypeError) as e:
             header, payload = {"ok": False, "kind": "protocol", "message": str(e)[:500]}, None
-        write_json(REPLY_FD, header)
+        write_json(self.reply_fd, header)
         if payload is not None:
-            write_frame(REPLY_FD, payload)
+            write_frame(self.reply_fd, payload)
 
     def _dispatch(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
         op = request["op"]
@@ -142,7 +143,17 @@ def main() -> None:
     if sys.argv[-1] == "--probe":
         probe()
         return
-    Worker().serve()
+    Worker(_private_stdout()).serve()
+
+
+def _private_stdout() -> int:
+    """The reply pipe on a descriptor of its own; fd 1 goes to /dev/null, so nothing a library prints
+    (DuckDB's progress bar did) can corrupt the frames."""
+    reply = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return reply
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ class Workspace:
         self.opened = opened
         self.worker: WorkerProcess | None = None
         self.closed_reason = ""
+        self._fds_open = True  # the parent's copies of the memfds, until the worker has its own
         self._views: list[ViewInfo] = []
         self._lock = threading.RLock()
 
@@ -137,6 +138,7 @@ class Workspace:
         finally:
             for fd in [*fds, keys_fd]:
                 os.close(fd)  # the worker has its own copies; the parent keeps no plaintext
+            self._fds_open = False
         self.worker = WorkerProcess(process, self.limits.grace)
         header, _ = self.worker.request(self._open_request(keys_fd), self.limits.open_timeout, 0)
         if not header.get("ok"):
@@ -198,7 +200,7 @@ class Workspace:
             try:
                 check_select(sql)
             except QueryRefused as e:
-                self._audit_query("user", sql, [], result="refused", reason=e.en)
+                self._audit_query("user", sql, [], result="rejected", reason=e.en)
                 raise
             return self._audited("user", sql, max_rows or self.limits.max_rows)
 
@@ -280,9 +282,10 @@ class Workspace:
         """After a failed open: no worker left, no descriptor left."""
         if self.worker is not None:
             self.worker.kill()
-        for opened in self.opened:
-            with contextlib.suppress(OSError):
-                os.close(opened.fd)
+        if self._fds_open:  # never close a number the parent may have reused since
+            for opened in self.opened:
+                with contextlib.suppress(OSError):
+                    os.close(opened.fd)
         self.closed_reason = "open failed"
 
     def _ensure_open(self) -> None:

@@ -1,0 +1,277 @@
+"""The workspace on a real hub with imported snapshots: exactly the granted views, audited queries, grants
+re-checked on every query, the wall-clock limit (interrupt, then kill), and workspaces that do not disturb
+each other. The hostile probes are in test_workspace_escape.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from renkei.hub.audit import AuditEntry
+from renkei.hub.workspace import lockdown, process
+from renkei.hub.workspace.errors import (
+    QueryFailed,
+    QueryRefused,
+    QueryTimeout,
+    WorkspaceClosed,
+    WorkspaceError,
+)
+from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
+from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
+
+LIMITS = WorkspaceLimits(memory_mib=256, control_memory_mib=128, threads=1, timeout=1.5, grace=1.0)
+ENDLESS = "SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> WorkspaceWorld:
+    return make_workspace_world(tmp_path_factory.mktemp("workspace"))
+
+
+@pytest.fixture
+def workspace(world: WorkspaceWorld) -> Iterator[Workspace]:
+    """juki in both periods, kaigo in the first only."""
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods)
+    world.grant(user, "kaigo", world.periods[:1])
+    with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
+        yield ws
+
+
+def entries(world: WorkspaceWorld, action: str, resource: str | None = None) -> list[AuditEntry]:
+    with world.hub.session() as session:
+        query = select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        if resource is not None:
+            query = query.where(AuditEntry.resource == resource)
+        return list(session.scalars(query))
+
+
+def test_views_and_periods_are_exactly_the_granted_ones(world: WorkspaceWorld, workspace: Workspace) -> None:
+    first, second = (f"{p:%Y%m%d}" for p in world.periods)
+    assert {v.name for v in workspace.views()} == {
+        "juki",
+        "kaigo",
+        f"juki_{first}",
+        f"juki_{second}",
+        f"kaigo_{first}",
+    }
+    assert set(workspace.schema()) == {"juki", "kaigo"}
+    assert workspace.schema()["juki"]["period"] == "DATE"
+    assert "period" not in workspace.views()[2].columns  # per-period views are the snapshot as stored
+    periods = workspace.query("SELECT DISTINCT period FROM kaigo ORDER BY 1")["period"].to_pylist()
+    assert periods == world.periods[:1]
+    counts = workspace.query("SELECT period, count(*) AS n FROM juki GROUP BY 1 ORDER BY 1").to_pylist()
+    assert counts == [{"period": p, "n": world.snapshot("juki", p).rows} for p in world.periods]
+    with pytest.raises(QueryFailed, match="CatalogException"):
+        workspace.query(f"SELECT count(*) FROM kaigo_{second}")  # stored in the vault, not granted
+    opened = entries(world, "workspace.open", f"workspace/{workspace.id}")
+    assert len(opened) == 1
+    assert sorted(opened[0].details["snapshots"]) == sorted(o.resource for o in workspace.opened)
+
+
+def test_opening_is_authorized_and_row_level_grants_use_read_rows(world: WorkspaceWorld) -> None:
+    user, actor = world.analyst()
+    world.grant(user, "kaigo", world.periods, row_level=True)
+    with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
+        assert all(v.row_level for v in ws.views())
+        assert {o.action for o in ws.opened} == {"snapshot.read_rows"}
+    decisions = [e for e in entries(world, "authz.decision") if e.actor == actor.name]
+    assert decisions and {e.details["access"] for e in decisions} == {"snapshot.read_rows"}
+
+
+def test_a_user_without_grants_gets_no_workspace(world: WorkspaceWorld) -> None:
+    _, actor = world.analyst()
+    with pytest.raises(WorkspaceError, match="no active grant"):
+        Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS)
+
+
+def test_only_one_select_passes_the_first_filter(world: WorkspaceWorld, workspace: Workspace) -> None:
+    for sql in [
+        "SELECT 1; SELECT 2",
+        "PRAGMA version",
+        "CREATE TABLE t AS SELECT 1",
+        "UPDATE EXTENSIONS",
+        "DROP VIEW juki",
+    ]:
+        with pytest.raises(QueryRefused):
+            workspace.query(sql)
+    refused = entries(world, "workspace.query", f"workspace/{workspace.id}")
+    assert [e.result for e in refused] == ["rejected"] * 5
+    assert workspace.query("SELECT count(*) AS n FROM juki")["n"].to_pylist() == [sum(
+        world.snapshot("juki", p).rows for p in world.periods)]  # fmt: skip
+
+
+def test_queries_are_audited_with_text_snapshots_and_rows_never_values(
+    world: WorkspaceWorld, workspace: Workspace
+) -> None:
+    first = f"{world.periods[0]:%Y%m%d}"
+    pids = workspace.query(f"SELECT pid FROM juki_{first} ORDER BY pid LIMIT 3")["pid"].to_pylist()
+    entry = entries(world, "workspace.query", f"workspace/{workspace.id}")[-1]
+    assert entry.details["sql"] == [f"SELECT pid FROM juki_{first} ORDER BY pid LIMIT 3"]
+    assert entry.details["snapshots"] == [world.snapshot("juki", world.periods[0]).resource]
+    assert entry.details["rows"] == 3 and entry.actor == workspace.actor.name
+    assert not any(pid in json.dumps(entry.details) for pid in pids)
+    with pytest.raises(QueryFailed):
+        workspace.query("SELECT pid::INTEGER FROM juki")  # the conversion error would name a pid
+    failed = entries(world, "workspace.query", f"workspace/{workspace.id}")[-1]
+    assert failed.result == "error" and not any(pid[:8] in json.dumps(failed.details) for pid in pids)
+    with pytest.raises(QueryFailed) as caught:
+        workspace.query("SELECT pid::INTEGER FROM juki")
+    assert "withheld" in caught.value.en and pids[0] not in str(caught.value)
+
+
+def test_max_rows_caps_the_result(workspace: Workspace) -> None:
+    assert workspace.query("SELECT * FROM range(100000)", max_rows=7).num_rows == 7
+
+
+def test_revocation_closes_the_workspace_on_the_next_query(world: WorkspaceWorld) -> None:
+    user, actor = world.analyst()
+    grant = world.grant(user, "juki", world.periods[:1])
+    ws = Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS)
+    assert ws.query("SELECT 1 AS x").num_rows == 1
+    world.revoke(grant)
+    with pytest.raises(WorkspaceClosed, match="revoked"):
+        ws.query("SELECT 1 AS x")  # even a query that reads no snapshot
+    assert ws.closed and ws.worker is not None and ws.worker.process.poll() is not None
+    with pytest.raises(WorkspaceClosed):
+        ws.control_query("SELECT 1")
+    closed = entries(world, "workspace.closed", f"workspace/{ws.id}")
+    assert len(closed) == 1 and "revoked" in closed[0].details["reason"]
+
+
+def test_expiry_closes_the_workspace(world: WorkspaceWorld) -> None:
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods[:1], ends=3)
+    ws = Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS)
+    try:
+        world.clock.advance(days=5)
+        with pytest.raises(WorkspaceClosed, match="expired"):
+            ws.query("SELECT count(*) FROM juki")
+    finally:
+        world.clock.advance(days=-5)
+        ws.close()
+
+
+def test_the_wall_clock_limit_interrupts_and_the_workspace_survives(workspace: Workspace) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout) as caught:
+        workspace.query(ENDLESS)
+    assert not caught.value.closed and time.monotonic() - started < LIMITS.timeout + LIMITS.grace + 1
+    assert workspace.query("SELECT 42 AS x")["x"].to_pylist() == [42]
+
+
+def test_a_worker_that_ignores_the_interrupt_is_killed_and_the_workspace_closed(
+    world: WorkspaceWorld, workspace: Workspace
+) -> None:
+    assert workspace.worker is not None
+    os.kill(workspace.worker.pid, signal.SIGSTOP)  # it can no longer answer, not even the interrupt
+    with pytest.raises(QueryTimeout) as caught:
+        workspace.query("SELECT 1")
+    assert caught.value.closed and workspace.closed
+    assert workspace.worker.process.returncode == -signal.SIGKILL
+    with pytest.raises(WorkspaceClosed):
+        workspace.query("SELECT 1")
+
+
+def test_a_killed_worker_closes_its_workspace_only(world: WorkspaceWorld, workspace: Workspace) -> None:
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods[:1])
+    with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as other:
+        assert workspace.worker is not None
+        os.kill(workspace.worker.pid, signal.SIGKILL)
+        with pytest.raises(WorkspaceClosed, match="worker"):
+            workspace.query("SELECT 1")
+        assert other.query("SELECT count(*) AS n FROM juki")["n"].to_pylist()[0] > 0
+
+
+def test_a_second_workspace_answers_while_one_runs_a_heavy_query(
+    world: WorkspaceWorld, workspace: Workspace
+) -> None:
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods[:1])
+    heavy = Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS)
+    outcome: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _run_catching(heavy, ENDLESS, outcome))
+    thread.start()
+    try:
+        time.sleep(0.3)  # the heavy query is running
+        started = time.monotonic()
+        assert workspace.query("SELECT count(*) AS n FROM juki")["n"].to_pylist()[0] > 0
+        assert time.monotonic() - started < 1.0
+        assert thread.is_alive()
+    finally:
+        thread.join()
+        heavy.close()
+    assert isinstance(outcome[0], QueryTimeout)
+
+
+def _run_catching(ws: Workspace, sql: str, into: list[BaseException]) -> None:
+    try:
+        ws.query(sql)
+    except BaseException as e:
+        into.append(e)
+
+
+def test_control_queries_see_record_keys_user_queries_do_not(
+    world: WorkspaceWorld, workspace: Workspace
+) -> None:
+    keys = workspace.control_query(
+        "SELECT count(*) AS n, count(DISTINCT pid) AS d FROM _record_keys"
+    ).to_pylist()
+    ids = workspace.control_query(
+        "SELECT count(DISTINCT id) AS n FROM (SELECT pid AS id FROM juki UNION SELECT household_id FROM juki "
+        "UNION SELECT pid FROM kaigo)"
+    ).to_pylist()
+    assert keys[0]["n"] == keys[0]["d"] == ids[0]["n"]
+    with pytest.raises(QueryFailed, match="_record_keys"):
+        workspace.query("SELECT * FROM _record_keys")
+
+
+def test_lockdown_that_does_not_read_back_refuses_to_open(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods[:1])
+    wrong = tuple(
+        (n, v, True) if n == "enable_external_access" else (n, v, e)
+        for n, v, e in lockdown.FIXED_BEFORE_LIMITS
+    )
+    monkeypatch.setattr(lockdown, "FIXED_BEFORE_LIMITS", wrong)
+    with pytest.raises(WorkspaceError, match="enable_external_access reads back False"):
+        Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS)
+    unknown = (*wrong[1:], ("a_setting_this_duckdb_lacks", "false", False))
+    monkeypatch.setattr(lockdown, "FIXED_BEFORE_LIMITS", unknown)
+    with pytest.raises(WorkspaceError, match="cannot apply sandbox setting a_setting_this_duckdb_lacks"):
+        Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS)
+    assert not [e for e in entries(world, "workspace.open") if e.actor == actor.name]
+
+
+def test_a_hub_not_running_as_root_refuses_unless_same_user_is_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(WorkspaceError, match="RENKEI_WORKSPACE_SAME_USER"):
+        process.isolation(allow_same_user=False)
+
+
+def test_the_worker_runs_as_nobody_with_nothing_inherited(workspace: Workspace, tmp_path: Path) -> None:
+    assert workspace.worker is not None
+    status = Path(f"/proc/{workspace.worker.pid}/status").read_text()
+    fields = {line.split(":")[0]: line.split(":", 1)[1].split() for line in status.splitlines()}
+    assert fields["Uid"] == ["65534"] * 4 and fields["Gid"] == ["65534"] * 4 and fields["Groups"] == []
+    assert fields["NoNewPrivs"] == ["1"]
+    assert Path(f"/proc/{workspace.worker.pid}/environ").read_bytes() == b""
+    proc = Path(f"/proc/{workspace.worker.pid}")
+    assert (proc / "cwd").readlink() == Path("/")
+    limits = Path(f"/proc/{workspace.worker.pid}/limits").read_text()
+    assert "Max file size             0" in limits and "Max core file size        0" in limits
+    memfds = {int(fd.name) for fd in (proc / "fd").iterdir() if str(fd.readlink()).startswith("/memfd:")}
+    assert memfds == {o.fd for o in workspace.opened}  # the record keys' memfd is closed once loaded
