@@ -214,3 +214,10 @@ def test_two_overlapping_tables_reveal_no_small_group(ww: WorkspaceWorld) -> Non
     assert second.shown.rows == [] and second.record == {}
     with pytest.raises(service.AnalysisError, match="審査中"):
         service.export_release(ww.hub, actor, second.release_id, ExportFormat.CSV, clock=ww.clock)
+
+
+def test_the_workspace_outline_names_the_granted_views(ww: WorkspaceWorld, analyst: Actor) -> None:
+    outline = {v.name: v for v in service.workspace_outline(ww.hub, analyst, clock=ww.clock)}
+    assert set(outline) == {"juki", "kaigo"}
+    assert outline["juki"].periods == sorted(ww.periods)
+    assert {"pid", "age", "住所_ward", "period"} <= set(outline["juki"].columns)

@@ -25,6 +25,7 @@ from renkei.hub.access.authz import (
     ResourceType,
     Rule,
     authorize,
+    authorize_each,
     can,
     check,
     check_read_snapshot,
@@ -33,6 +34,7 @@ from renkei.hub.access.authz import (
 from renkei.hub.access.grants import folder_acl
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import DownloadQuota
+from renkei.hub.audit import AuditEntry
 from renkei.hub.catalog import Dataset, Snapshot
 from tests.integration.access_world import DATABASES, OTHER, OWN, World, worlds
 
@@ -347,3 +349,22 @@ def test_authorize_refuses_to_run_after_the_session_has_written(tmp_path: Path) 
                 session, world.audit, world.actor(analyst), "catalog.read", Resource.of(ResourceType.CATALOG)
             )
     world.dispose()
+
+
+def test_one_entry_records_the_decisions_on_several_objects(world: World) -> None:
+    """A query over several periods is one access: one authz.decision entry names every snapshot."""
+    user = world.user(Role.ANALYST)
+    with world.session() as session:
+        snapshots = list(session.scalars(select(Snapshot).order_by(Snapshot.id)))
+        world.grant(user, [snapshots[0].id])
+        before = world.audit.size()
+        decisions = authorize_each(
+            session, world.audit, world.actor(user), Action.SNAPSHOT_READ,
+            [Resource.snapshot(s) for s in snapshots], clock=world.clock,
+        )  # fmt: skip
+        entries = list(session.scalars(select(AuditEntry).where(AuditEntry.seq >= before)))
+    assert len(decisions) == len(snapshots) >= 2 and len({d.audit_seq for d in decisions}) == 1
+    assert [d.allowed for d in decisions] == [True] + [False] * (len(snapshots) - 1)
+    assert len(entries) == 1 and entries[0].result == "denied"
+    assert entries[0].details["resources"] == [Resource.snapshot(s).label for s in snapshots]
+    assert len(entries[0].details["denied"]) == len(snapshots) - 1

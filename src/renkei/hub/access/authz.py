@@ -271,6 +271,67 @@ def authorize(
     return Decision(str(action), resource, verdict, entry)
 
 
+def authorize_each(
+    session: Session,
+    audit: AuditLog,
+    actor: Actor,
+    action: Action | str,
+    resources: Sequence[Resource],
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[Decision]:
+    """:func:`authorize` for several objects of one request, recorded as ONE entry naming them all.
+
+    A query over ten periods is one access, and the log should say so once (issue 9 item 8), not ten times.
+    Each object gets its own verdict; the entry is ``denied`` if any was, and lists the denied ones.
+    """
+    _refuse_if_writing(session)
+    if not resources:
+        return []
+    try:
+        verdicts = [_decide(session, actor, str(action), r, clock) for r in resources]
+    except Exception as exc:
+        record_decision(
+            audit, actor, str(action), resources[0], deny("error", "", type(exc).__name__), "error"
+        )
+        raise
+    entry = _record_many(audit, actor, str(action), resources, verdicts)
+    return [Decision(str(action), r, v, entry) for r, v in zip(resources, verdicts, strict=True)]
+
+
+def _record_many(
+    audit: AuditLog, actor: Actor, action: str, resources: Sequence[Resource], verdicts: Sequence[Verdict]
+) -> int:
+    denied = [r.label for r, v in zip(resources, verdicts, strict=True) if not v.allowed]
+    first_denial = next((v for v in verdicts if not v.allowed), verdicts[0])
+    details: dict[str, object] = {
+        "access": action[:_MAX_LOGGED_NAME],
+        "resource_type": resources[0].type[:_MAX_LOGGED_NAME],
+        "policy": first_denial.policy,
+        "policy_version": POLICY_VERSION,
+        "resources": [r.label[:_MAX_LOGGED_RESOURCE] for r in resources],
+    }
+    optional: dict[str, object] = {
+        "session_id": actor.session_id,
+        "grant_ids": sorted({g for v in verdicts for g in v.grant_ids}),
+        "denied": denied,
+    }
+    details.update({key: value for key, value in optional.items() if value})
+    entry = audit.append(
+        actor=actor.name,
+        action=DECISION_EVENT,
+        resource=f"{resources[0].label} …(+{len(resources) - 1})"[:_MAX_LOGGED_RESOURCE]
+        if len(resources) > 1
+        else resources[0].label[:_MAX_LOGGED_RESOURCE],
+        result="denied" if denied else "allowed",
+        reason=first_denial.reason_en if denied else "",
+        terminal=actor.terminal,
+        client_addr=actor.client_addr,
+        details=details,
+    )
+    return entry.seq
+
+
 def check(
     session: Session,
     audit: AuditLog,

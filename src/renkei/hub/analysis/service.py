@@ -213,4 +213,4 @@ def workspace_outline(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) ->
 
 
 def _columns(dataset: Dataset) -> dict[str, str]:
-    return {field.name: str(field.type) for field in dataset.dataset_spec().output_schema()}
+    return {field.name: str(field.type) for field in dataset.dataset_spec().output_schema}

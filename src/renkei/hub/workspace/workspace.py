@@ -20,10 +20,12 @@ from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
+from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Action, Actor, Resource, authorize, check_read_snapshot
+from renkei.hub.access.authz import Action, Actor, Decision, Forbidden, Resource, authorize_each
 from renkei.hub.access.grants import Grant, active_grants
+from renkei.hub.audit import AuditLog
 from renkei.hub.catalog import Snapshot
 from renkei.hub.disclosure.record_keys import load_record_key
 from renkei.hub.home import Hub
@@ -244,11 +246,8 @@ class Workspace:
         read = [o for o in self.opened if names is None or o.view in names or o.dataset in names]
         with self.hub.session() as session:
             lapsed = _lapsed(self.opened, active_grants(session, self._user_id, self.clock))
-            for item in [*lapsed, *(o for o in read if o not in lapsed)]:
-                decision = authorize(
-                    session, self.hub.audit, self.actor, item.action,
-                    Resource.snapshot(session.get_one(Snapshot, item.snapshot_id)), clock=self.clock,
-                )  # fmt: skip
+            items = [*lapsed, *(o for o in read if o not in lapsed)]
+            for item, decision in _decide_each(session, self.hub.audit, self.actor, items, self.clock):
                 if not decision.allowed:
                     verdict = decision.verdict
                     self.close(f"{item.resource}: {verdict.reason_en}")
@@ -333,8 +332,10 @@ def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
     opened: list[Opened] = []
     try:
         with hub.session() as session:
-            for snapshot, rows in _granted(active_grants(session, actor.user_id, clock)):
-                decision = check_read_snapshot(session, hub.audit, actor, snapshot, rows=rows, clock=clock)
+            granted = _granted(active_grants(session, actor.user_id, clock))
+            for (snapshot, _), decision in _decide_granted(session, hub.audit, actor, granted, clock):
+                if not decision.allowed:
+                    raise Forbidden(decision.verdict.reason_ja, decision.verdict.reason_en, decision)
                 fd = open_granted_snapshot(hub.vault, decision, snapshot)
                 opened.append(
                     Opened(snapshot.id, snapshot.dataset.name, snapshot.period, snapshot.version,
@@ -347,6 +348,35 @@ def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
     if not opened:
         raise WorkspaceError("有効な利用承認がありません", "the user has no active grant")
     return opened
+
+
+def _decide_each(
+    session: Session, audit: AuditLog, actor: Actor, items: list[Opened], clock: Clock
+) -> list[tuple[Opened, Decision]]:
+    """One recorded decision per action for the snapshots a query reads (read, or read_rows)."""
+    result: list[tuple[Opened, Decision]] = []
+    for action in sorted({o.action for o in items}):
+        group = [o for o in items if o.action == action]
+        resources = [Resource.snapshot(session.get_one(Snapshot, o.snapshot_id)) for o in group]
+        result += zip(
+            group, authorize_each(session, audit, actor, action, resources, clock=clock), strict=True
+        )
+    return result
+
+
+def _decide_granted(
+    session: Session, audit: AuditLog, actor: Actor, granted: list[tuple[Snapshot, bool]], clock: Clock
+) -> list[tuple[tuple[Snapshot, bool], Decision]]:
+    """The opening decisions: every granted snapshot, one recorded entry per action."""
+    result: list[tuple[tuple[Snapshot, bool], Decision]] = []
+    for rows in (False, True):
+        group = [g for g in granted if g[1] is rows]
+        action = Action.SNAPSHOT_READ_ROWS if rows else Action.SNAPSHOT_READ
+        resources = [Resource.snapshot(s) for s, _ in group]
+        result += zip(
+            group, authorize_each(session, audit, actor, action, resources, clock=clock), strict=True
+        )
+    return result
 
 
 def _granted(grants: list[Grant]) -> list[tuple[Snapshot, bool]]:
