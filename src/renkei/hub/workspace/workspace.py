@@ -15,6 +15,8 @@ import hashlib
 import os
 import secrets
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -101,6 +103,7 @@ class Workspace:
         self._fds_open = True  # the parent's copies of the memfds, until the worker has its own
         self._views: list[ViewInfo] = []
         self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
 
     # -- opening ------------------------------------------------------------------------------------------
 
@@ -213,21 +216,36 @@ class Workspace:
             return self._audited("control", sql, self.limits.max_rows)
 
     def _audited(self, db: str, sql: str, max_rows: int) -> pa.Table:
-        snapshots = self._authorize_reading(sql)
+        # The query runs in the sandbox while the grants are decided; its result is read only after every
+        # decision allowed it, so a lapsed grant still returns nothing, and the decision costs no wall time.
+        pending = self._pool.submit(self._send, db, sql, max_rows)
         try:
-            table = self._run(db, sql, max_rows)
+            snapshots = self._authorize_reading(sql)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                pending.result()  # discarded; a closed workspace has killed the worker, so this ends at once
+            raise
+        try:
+            table = self._receive(pending.result)
         except WorkspaceError as e:
             self._audit_query(db, sql, snapshots, result="error", reason=f"{type(e).__name__}: {e.en}"[:500])
             raise
         self._audit_query(db, sql, snapshots, rows=table.num_rows)
         return table
 
-    def _run(self, db: str, sql: str, max_rows: int) -> pa.Table:
+    def _send(self, db: str, sql: str, max_rows: int) -> tuple[dict[str, Any], bytes | None]:
+        """The worker's reply (on the pool's thread; it never touches the workspace's state)."""
         assert self.worker is not None
         request = {"op": "query", "db": db, "sql": sql, "max_rows": max_rows,
                    "max_bytes": self.limits.max_result_bytes}  # fmt: skip
+        return self.worker.request(request, self.limits.timeout, self.limits.max_result_bytes)
+
+    def _run(self, db: str, sql: str, max_rows: int) -> pa.Table:
+        return self._receive(lambda: self._send(db, sql, max_rows))
+
+    def _receive(self, reply: Callable[[], tuple[dict[str, Any], bytes | None]]) -> pa.Table:
         try:
-            header, payload = self.worker.request(request, self.limits.timeout, self.limits.max_result_bytes)
+            header, payload = reply()
         except WorkerGone as e:
             self.close(f"worker gone: {e.en}")
             if e.timeout:
@@ -275,12 +293,14 @@ class Workspace:
             self.closed_reason = reason
             if self.worker is not None:
                 self.worker.close()
+            self._pool.shutdown(wait=False)
             self._audit("workspace.closed", reason=reason[:500])
 
     def _discard(self) -> None:
         """After a failed open: no worker left, no descriptor left."""
         if self.worker is not None:
             self.worker.kill()
+        self._pool.shutdown(wait=False)
         if self._fds_open:  # never close a number the parent may have reused since
             for opened in self.opened:
                 with contextlib.suppress(OSError):
