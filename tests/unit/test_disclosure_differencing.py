@@ -70,7 +70,9 @@ def test_bands_inside_wider_bands_and_open_household_sizes() -> None:
     old = _release("tens", tens, {(80,): 30, (90,): 12, (TOTAL,): 42})
     new = _release("fives", fives, {(80,): 24, (85,): 6, (90,): 12, (TOTAL,): 42})
     risks = differencing_risks(new, [old], threshold=10)
-    assert {(r.larger[1], r.smaller[1], r.difference) for r in risks} == {((80,), (80,), 6)}  # 80–89 minus 80–84
+    assert {(r.larger[1], r.smaller[1], r.difference) for r in risks} == {
+        ((80,), (80,), 6)
+    }  # 80–89 minus 80–84
     four_plus = TableRequest(dataset="juki", dimensions=[HouseholdSize(top=4)])
     six_plus = TableRequest(dataset="juki", dimensions=[HouseholdSize(top=6)])
     risks = differencing_risks(

@@ -56,7 +56,7 @@ def test_missing_file_gives_the_defaults(tmp_path: Path) -> None:
 
 def test_dataset_overrides_change_only_their_keys(tmp_path: Path) -> None:
     (tmp_path / POLICY_FILE).write_text(
-        '[default]\nthreshold = 15\n[default.perturbation]\nmax_noise = 6\n'
+        "[default]\nthreshold = 15\n[default.perturbation]\nmax_noise = 6\n"
         '[datasets.kaigo]\nmethod = "both"\n[datasets.kaigo.perturbation]\nvariance = 4.0\n',
         encoding="utf-8",
     )
