@@ -50,10 +50,11 @@ def test_threshold_and_zero_rules_at_their_boundaries() -> None:
 def test_dominance_and_p_percent_at_their_boundaries() -> None:
     assert dominated([60, 25, 15], 100, 2, 85)  # exactly 85%: flagged, as ACRO does
     assert not dominated([60, 24, 16], 100, 2, 85)
-    assert dominated([0, 0], 0, 2, 85)  # share undefined: flagged
+    assert dominated([5, 5], 0, 2, 85)  # contributions cancel out: flagged
+    assert not dominated([0, 0], 0, 2, 85)  # nobody contributes anything: nothing to dominate
     assert p_percent_sensitive([100, 50, 9], 159, 10)  # others add up to 9 < 10% of 100
     assert not p_percent_sensitive([100, 50, 10], 160, 10)
-    assert not p_percent_sensitive([0, 0], 0, 10)
+    assert p_percent_sensitive([0, 0], 0, 10)  # all zeros: everyone's value is known
 
 
 def test_magnitude_cells_get_the_rules_whatever_the_method() -> None:

@@ -6,7 +6,7 @@
 - ``dominance``: (n, k) rule for sums and means — the n largest absolute contributions reach k% of the
   cell's absolute total (flagged at equality, as ACRO does);
 - ``p_percent``: the second largest contributor could estimate the largest within p%:
-  total − x_1 − x_2 < p/100 · x_1 (ACRO's p-ratio rule);
+  total − x_1 − x_2 < p/100 · x_1 (ACRO's p-ratio rule; a cell of zeros is sensitive too);
 - ``zero``: an empty cell, when the policy says zeros are disclosive (structural zeros never are);
 - ``contributions``: the cell lacks the largest contributions the dominance rule needs (fail closed).
 
@@ -92,17 +92,21 @@ def _magnitude_rule(
 def dominated(contributions: Sequence[float], total: float, n: int, k_percent: float) -> bool:
     """(n, k) rule: the ``n`` largest contributions (descending) make up at least k% of ``total``.
 
-    A zero total is dominated (the share is undefined; ACRO flags it too)."""
+    Contributions that cancel out to a zero total are dominated; all-zero contributions are not (as in ACRO).
+    """
     largest = sum(contributions[:n])
-    return total <= 0 or largest / total >= k_percent / 100
+    return largest > 0 and (total <= 0 or largest / total >= k_percent / 100)
 
 
 def p_percent_sensitive(contributions: Sequence[float], total: float, p_percent: float) -> bool:
     """p% rule: the second largest contributor, subtracting itself from the total, learns the largest
-    to within p% — (total − x1 − x2) / x1 < p/100."""
+    to within p% — (total − x1 − x2) / x1 < p/100. When every contribution is 0 each one is known exactly:
+    sensitive (ACRO flags these too)."""
     x1 = contributions[0] if contributions else 0.0
     x2 = contributions[1] if len(contributions) > 1 else 0.0
-    return x1 > 0 and (total - (x1 + x2)) / x1 < p_percent / 100
+    if x1 <= 0:
+        return True
+    return (total - (x1 + x2)) / x1 < p_percent / 100
 
 
 def cube_constraints(

@@ -24,8 +24,8 @@ class AgeBand(_Frozen):
     """年齢階級: ``width``-year bands (5 → 0–4, 5–9 …); ages at or above ``top`` form one open band."""
 
     kind: Literal["age_band"] = "age_band"
-    width: int = Field(5, ge=1, le=50)
-    top: int = Field(100, ge=1, le=130)
+    width: int = Field(default=5, ge=1, le=50)
+    top: int = Field(default=100, ge=1, le=130)
     column: str = "age"
 
 
@@ -46,7 +46,7 @@ class HouseholdSize(_Frozen):
     """世帯人員: persons in the resident's household (from 住基 of the same period)."""
 
     kind: Literal["household_size"] = "household_size"
-    top: int = Field(6, ge=1, le=20)  # 6 → "6人以上"
+    top: int = Field(default=6, ge=1, le=20)  # 6 → "6人以上"
 
 
 class Category(_Frozen):
@@ -114,7 +114,7 @@ class TableRequest(_Frozen):
     dimensions: list[Dimension] = Field(min_length=1, max_length=MAX_DIMENSIONS)
     measure: Measure = Measure()
     chart: ChartKind = "bar"
-    title: str = Field("", max_length=200)
+    title: str = Field(default="", max_length=200)
 
     @model_validator(mode="after")
     def _distinct_dimensions(self) -> TableRequest:
