@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from renkei.errors import Location, SpecError
-from renkei.sending.identifiers import IdentifierKind
+from renkei.identifier_kinds import IdentifierKind
 
 SPEC_DIR = Path(__file__).parent / "specs"
 

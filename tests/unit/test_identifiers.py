@@ -12,11 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from renkei.identifier_kinds import LABELS_JA, IdentifierKind
 from renkei.sending import identifiers
 from renkei.sending.identifiers import (
-    LABELS_JA,
     LEFTOVER_LABELS_JA,
-    IdentifierKind,
     LeftoverHit,
     driver_license_check_digit,
     insurer_number_check_digit,

@@ -1,8 +1,9 @@
 """Commands for applications, grants, download quotas and folder access lists.
 
 Analysts apply and stewards decide in the web portal. The CLI is the admin's view, plus the admin's levers:
-revoking a grant and setting quotas. It acts as ``cli:<os user>`` with admin rights. Every command passes the
-same choke point (:mod:`renkei.hub.access.authz`) as the portal, so each one is on the audit record.
+revoking a grant and setting quotas. It acts as ``cli:<os user>`` with admin rights. Every command calls the
+same service functions (:mod:`renkei.hub.services`) as the portal, so each one passes the same choke point and
+is on the audit record.
 """
 
 from __future__ import annotations
@@ -13,26 +14,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 
 from renkei.cli.common import HomeOption, handle_errors, hub_home, out
 from renkei.cli.hub import cli_actor
-from renkei.clock import SYSTEM_CLOCK
-from renkei.errors import RenkeiError
-from renkei.hub.access.applications import (
-    PART_LABELS_JA,
-    STATE_LABELS_JA,
-    Application,
-    ApplicationPart,
-    effective_state,
-)
-from renkei.hub.access.authz import Action, Actor, Resource, ResourceType, check
-from renkei.hub.access.grants import Grant, city_today, folder_acl, revoke_grant
-from renkei.hub.access.people import User
+from renkei.hub.access.authz import Actor
 from renkei.hub.access.quotas import set_quota
-from renkei.hub.catalog import Dataset
 from renkei.hub.home import Hub
+from renkei.hub.services import applications, grants
+from renkei.hub.services.applications import ApplicationDetail
+from renkei.hub.services.grants import GrantDetail
 
 application_app = typer.Typer(help="データ利用承認申請 (data-use applications)", no_args_is_help=True)
 grant_app = typer.Typer(help="利用承認 (grants)", no_args_is_help=True)
@@ -52,29 +42,19 @@ def _yes_no(flag: bool) -> str:
 @handle_errors
 def application_list(home: HomeOption = None) -> None:
     """申請の一覧 (list applications)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        check(session, hub.audit, _actor(), Action.APPLICATION_READ, Resource.of(ResourceType.APPLICATION))
-        applications = session.scalars(
-            select(Application)
-            .options(selectinload(Application.parts).selectinload(ApplicationPart.department))
-            .options(selectinload(Application.applicant))
-            .order_by(Application.id)
-        ).all()
-        view = Table(
-            "ID", "申請者 (applicant)", "状態 (state)", "利用期間 (period of use)", "所管課 (parts)", "個票"
+    found = applications.list_applications(Hub(hub_home(home)), _actor())
+    view = Table(
+        "ID", "申請者 (applicant)", "状態 (state)", "利用期間 (period of use)", "所管課 (parts)", "個票"
+    )
+    for a in found:
+        view.add_row(
+            str(a.id),
+            a.applicant,
+            f"{a.state_label_ja} ({a.state})",
+            f"{a.use_start} 〜 {a.use_end}",
+            ", ".join(f"{p.department}: {p.state_label_ja}" for p in a.parts),
+            _yes_no(a.row_level),
         )
-        for a in applications:
-            parts = ", ".join(f"{p.department.name}: {PART_LABELS_JA[p.state]}" for p in a.parts)
-            state = effective_state(a)
-            view.add_row(
-                str(a.id),
-                a.applicant.login_id,
-                f"{STATE_LABELS_JA[state]} ({state})",
-                f"{a.use_start} 〜 {a.use_end}",
-                parts,
-                _yes_no(a.row_level),
-            )
     out.print(view)
 
 
@@ -84,18 +64,15 @@ def application_show(
     application_id: Annotated[int, typer.Argument(help="申請 ID (application id)")], home: HomeOption = None
 ) -> None:
     """申請の詳細: 目的・成果物・所管課ごとの判断・利用承認 (purpose, outputs, decisions, grants)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        resource = Resource.of(ResourceType.APPLICATION, application_id)
-        check(session, hub.audit, _actor(), Action.APPLICATION_READ, resource)
-        application = session.get_one(Application, application_id)
-        _print_application(session, application)
+    application, issued = applications.application_with_grants(Hub(hub_home(home)), _actor(), application_id)
+    _print_application(application)
+    if issued:
+        out.print(_grant_table(issued))
 
 
-def _print_application(session: Session, a: Application) -> None:
-    state = effective_state(a)
-    out.print(f"[bold]申請 {a.id}[/] — {STATE_LABELS_JA[state]} ({state})")
-    out.print(f"申請者 (applicant): {a.applicant.login_id} {a.applicant.display_name}", markup=False)
+def _print_application(a: ApplicationDetail) -> None:
+    out.print(f"[bold]申請 {a.id}[/] — {a.state_label_ja} ({a.state})")
+    out.print(f"申請者 (applicant): {a.applicant} {a.applicant_name}", markup=False)
     out.print(f"申請日 (applied on): {a.applied_on}   利用期間 (period of use): {a.use_start} 〜 {a.use_end}")
     out.print(f"個票閲覧 (row-level viewing): {_yes_no(a.row_level)}")
     out.print(f"目的 (purpose): {a.purpose}", highlight=False, markup=False)
@@ -108,25 +85,18 @@ def _print_application(session: Session, a: Application) -> None:
         "所管課 (department)", "判断 (decision)", "判断者 (by)", "日時 (at)", "コメント", "データ (snapshots)"
     )
     for p in a.parts:
-        snapshots = ", ".join(
-            f"{i.snapshot.dataset.name} {i.snapshot.period} v{i.snapshot.version}" for i in p.items
-        )
         parts.add_row(
-            p.department.name,
-            PART_LABELS_JA[p.state],
-            p.decided_by.login_id if p.decided_by else "—",
+            p.department,
+            p.state_label_ja,
+            p.decided_by or "—",
             f"{p.decided_at:%Y-%m-%d %H:%M}" if p.decided_at else "—",
             escape(p.comment) or "—",
-            snapshots,
+            ", ".join(p.snapshots),
         )
     out.print(parts)
-    grants = session.scalars(select(Grant).where(Grant.application_id == a.id).order_by(Grant.id)).all()
-    if grants:
-        out.print(_grant_table(grants))
 
 
-def _grant_table(grants: Sequence[Grant]) -> Table:
-    today = city_today(SYSTEM_CLOCK)
+def _grant_table(found: Sequence[GrantDetail]) -> Table:
     view = Table(
         "ID",
         "利用者 (user)",
@@ -137,15 +107,15 @@ def _grant_table(grants: Sequence[Grant]) -> Table:
         "状態",
         "申請",
     )
-    for g in grants:
+    for g in found:
         view.add_row(
             str(g.id),
-            g.user.login_id,
-            g.dataset.name,
-            ", ".join(f"{s.period} v{s.version}" for s in g.snapshots),
+            g.holder,
+            g.dataset,
+            ", ".join(g.snapshots),
             _yes_no(g.row_level),
             f"{g.valid_from} 〜 {g.valid_until}",
-            str(g.status(today)),
+            str(g.status),
             str(g.application_id),
         )
     return view
@@ -160,13 +130,7 @@ def grant_list(
     home: HomeOption = None,
 ) -> None:
     """利用承認の一覧 (list grants)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        check(session, hub.audit, _actor(), Action.GRANT_READ, Resource.of(ResourceType.GRANT))
-        query = select(Grant).options(selectinload(Grant.snapshots)).order_by(Grant.id)
-        if user is not None:
-            query = query.join(User, User.id == Grant.user_id).where(User.login_id == user)
-        out.print(_grant_table(session.scalars(query).all()))
+    out.print(_grant_table(grants.list_grants(Hub(hub_home(home)), _actor(), holder=user)))
 
 
 @grant_app.command("revoke")
@@ -177,12 +141,8 @@ def grant_revoke(
     home: HomeOption = None,
 ) -> None:
     """利用承認を取り消す。次の要求から効く (revoke a grant; effective on the next request)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        grant = revoke_grant(session, hub.audit, _actor(), grant_id, reason=reason)
-        out.print(
-            f"利用承認 {grant.id} を取り消しました (grant revoked): {grant.user.login_id} / {grant.dataset.name}"
-        )
+    grant = grants.revoke(Hub(hub_home(home)), _actor(), grant_id, reason)
+    out.print(f"利用承認 {grant.id} を取り消しました (grant revoked): {grant.holder} / {grant.dataset}")
 
 
 @quota_app.command("set")
@@ -229,13 +189,7 @@ def folder_acl_command(
     dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None
 ) -> None:
     """フォルダのアクセス一覧: 利用承認から導かれる (the folder's access list, derived from grants)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        found = session.scalar(select(Dataset).where(Dataset.name == dataset))
-        if found is None:
-            raise RenkeiError(f"データセット {dataset} は登録されていません", f"unknown dataset {dataset!r}")
-        check(session, hub.audit, _actor(), Action.FOLDER_READ_ACL, Resource.dataset(found))
-        acl = folder_acl(session, found)
+    acl = grants.dataset_acl(Hub(hub_home(home)), _actor(), dataset)
     out.print(f"[bold]{acl.dataset}[/] — 所管課 (owner): {acl.owner}")
     out.print(f"承認者 (stewards): {', '.join(acl.stewards) or '—'}")
     view = Table(

@@ -13,10 +13,10 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out
 from renkei.errors import Location, RenkeiError
+from renkei.hub.access.authz import Actor
 from renkei.hub.audit import (
     MAX_UNSIGNED_AGE,
     TAIL_HEADERS,
@@ -25,9 +25,10 @@ from renkei.hub.audit import (
     public_key_pem,
     tail_rows,
 )
-from renkei.hub.catalog import Dataset, Sender
+from renkei.hub.catalog import Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
 from renkei.hub.importer import PackageRejectedError
+from renkei.hub.services import catalog
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
@@ -126,27 +127,20 @@ def import_packages(
 @handle_errors
 def catalog_list(home: HomeOption = None) -> None:
     """登録データセットの一覧 (list datasets)."""
-    hub = Hub(hub_home(home))
+    datasets = catalog.list_datasets(Hub(hub_home(home)), Actor.cli(cli_actor()))
     view = Table(
         "データセット", "名称 (title)", "所管課 (owner)", "期間数 (periods)", "最新 (latest)", "行数 (rows)"
     )
-    with hub.session() as session:
-        datasets = session.scalars(
-            select(Dataset)
-            .options(selectinload(Dataset.snapshots), selectinload(Dataset.owner))
-            .order_by(Dataset.name)
-        ).all()
-        for ds in datasets:
-            latest = ds.snapshots[-1] if ds.snapshots else None
-            periods = len({s.period for s in ds.snapshots})
-            view.add_row(
-                ds.name,
-                ds.title,
-                ds.owner.name,
-                str(periods),
-                f"{latest.period} v{latest.version}" if latest else "—",
-                f"{latest.rows:,}" if latest else "—",
-            )
+    for ds in datasets:
+        latest = ds.latest
+        view.add_row(
+            ds.name,
+            ds.title,
+            ds.owner,
+            str(len(ds.periods)),
+            f"{latest.period} v{latest.version}" if latest else "—",
+            f"{latest.rows:,}" if latest else "—",
+        )
     out.print(view)
 
 
@@ -156,36 +150,27 @@ def catalog_show(
     dataset: Annotated[str, typer.Argument(help="データセット名 (dataset)")], home: HomeOption = None
 ) -> None:
     """データセットの詳細: 期間・版・行数・所管課・列と処理 (periods, versions, columns, treatments)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        ds = session.scalar(select(Dataset).where(Dataset.name == dataset))
-        if ds is None:
-            raise RenkeiError(f"データセット {dataset} は登録されていません", f"unknown dataset {dataset!r}")
-        out.print(f"[bold]{ds.title}[/] ({ds.name}) — 所管課 (owner): {ds.owner.name}")
-        if ds.description:
-            out.print(ds.description)
-        snaps = Table(
-            "基準日 (period)",
-            "版 (version)",
-            "行数 (rows)",
-            "バイト (bytes)",
-            "送信元",
-            "受入日時 (imported)",
+    ds = catalog.dataset_detail(Hub(hub_home(home)), Actor.cli(cli_actor()), dataset)
+    out.print(f"[bold]{ds.title}[/] ({ds.name}) — 所管課 (owner): {ds.owner}")
+    if ds.description:
+        out.print(ds.description)
+    snaps = Table(
+        "基準日 (period)", "版 (version)", "行数 (rows)", "バイト (bytes)", "送信元", "受入日時 (imported)"
+    )
+    for s in ds.snapshots:
+        snaps.add_row(
+            str(s.period),
+            f"v{s.version}",
+            f"{s.rows:,}",
+            f"{s.bytes:,}",
+            s.sender,
+            f"{s.imported_at:%Y-%m-%d %H:%M}",
         )
-        for s in ds.snapshots:
-            snaps.add_row(
-                str(s.period),
-                f"v{s.version}",
-                f"{s.rows:,}",
-                f"{s.bytes:,}",
-                s.sender.name,
-                f"{s.imported_at:%Y-%m-%d %H:%M}",
-            )
-        out.print(snaps)
-        cols = Table("元の列 (source column)", "役割 (role)", "処理 (treatment)")
-        for c in ds.columns:
-            cols.add_row(c["source"], c["role"], c["treatment"])
-        out.print(cols)
+    out.print(snaps)
+    cols = Table("元の列 (source column)", "役割 (role)", "処理 (treatment)")
+    for c in ds.columns:
+        cols.add_row(c.source, c.role, c.treatment)
+    out.print(cols)
 
 
 @vault_app.command("verify")

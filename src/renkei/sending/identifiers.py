@@ -1,10 +1,10 @@
-"""個人識別符号 (APPI 法2条2項, 施行令1条, 規則2–4条): kinds, check digits, and the leftover scan.
+"""個人識別符号 (APPI 法2条2項, 施行令1条, 規則2–4条): check digits and the leftover scan.
 
 Columns that hold an identifier are declared in the dataset spec (role ``identifier`` with an
-:class:`IdentifierKind`) and deleted. The leftover scan is the safety net behind that declaration: every kept
-text column is searched for values shaped like an identifier, and any hit stops the extract. A hit reports
-the column, the kind and the number of rows, never a value. Rules, sources and false-positive rates are in
-docs/rules/identifiers.md.
+:class:`~renkei.identifier_kinds.IdentifierKind`) and deleted. The leftover scan is the safety net behind
+that declaration: every kept text column is searched for values shaped like an identifier, and any hit stops
+the extract. A hit reports the column, the kind and the number of rows, never a value. Rules, sources and
+false-positive rates are in docs/rules/identifiers.md.
 
 The scan is vectorized (pyarrow compute, RE2). (1) One pass over the raw text keeps only rows that could hold
 a value at all: three digits in a row or an ``@`` (full-width included), or a character that NFKC turns into
@@ -21,40 +21,11 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from stdnum import luhn
 from stdnum.jp import in_ as my_number
-
-
-class IdentifierKind(StrEnum):
-    """Kinds of 個人識別符号 a dataset spec can declare for a column (施行令1条, 規則3条・4条)."""
-
-    MY_NUMBER = "my_number"
-    JUMINHYO_CODE = "juminhyo_code"
-    KISO_NENKIN = "kiso_nenkin"
-    PASSPORT = "passport"
-    DRIVER_LICENSE = "driver_license"
-    HEALTH_INSURANCE = "health_insurance"
-    CARE_INSURANCE = "care_insurance"
-    ZAIRYU_CARD = "zairyu_card"
-    OTHER = "other"
-
-
-LABELS_JA: dict[IdentifierKind, str] = {
-    IdentifierKind.MY_NUMBER: "個人番号",
-    IdentifierKind.JUMINHYO_CODE: "住民票コード",
-    IdentifierKind.KISO_NENKIN: "基礎年金番号",
-    IdentifierKind.PASSPORT: "旅券番号",
-    IdentifierKind.DRIVER_LICENSE: "運転免許証番号",
-    IdentifierKind.HEALTH_INSURANCE: "保険者番号・被保険者記号番号",
-    IdentifierKind.CARE_INSURANCE: "介護保険被保険者番号",
-    IdentifierKind.ZAIRYU_CARD: "在留カード番号",
-    IdentifierKind.OTHER: "その他",
-}
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Check digits. Errors name the expected shape, never the value (it may be a real identifier).

@@ -9,7 +9,8 @@ Every route declares exactly one guard (``create_app`` refuses to start otherwis
 Each guard identifies the terminal from the client certificate, validates the session cookie against it
 (:meth:`SessionStore.validate`: idle and absolute timeouts, disabled users, revoked terminals, another
 terminal), and checks the CSRF token of every state-changing request. Authorization of what the route then
-does is :func:`renkei.hub.access.authz.authorize`'s, called by :mod:`renkei.web.portal`.
+does is :func:`renkei.hub.access.authz.authorize`'s, called by the hub's services (:mod:`renkei.hub.services`),
+to which :mod:`renkei.web.portal` hands the caller's hub, actor and clock.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class Caller:
     @property
     def client_addr(self) -> str:
         return self.origin.address
+
+    @property
+    def hub(self) -> Hub:
+        return self.portal.hub
+
+    @property
+    def clock(self) -> Clock:
+        return self.portal.clock
 
     @property
     def actor(self) -> Actor:

@@ -22,7 +22,9 @@ class Input(BaseModel):
 
 
 class View(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """What the portal shows; built from the hub services' read models by attribute, taking only these fields."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 # --- session -----------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """``/api/v1/applications``, ``/api/v1/reviews``, ``/api/v1/parts``: the data-use application workflow.
 
-Each move is the workflow function of :mod:`renkei.hub.access.applications`, which asks ``authorize()``,
-re-checks under a lock, applies and audits in one transaction.
+Each move is one :class:`~renkei.hub.services.applications.Step`, which the workflow of
+:mod:`renkei.hub.access.applications` decides with ``authorize()``, re-checks under a lock, applies and audits
+in one transaction.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, status
 
+from renkei.hub.services.applications import Step
 from renkei.web import portal
 from renkei.web.context import SignedIn
 from renkei.web.models import ApplicationIn, ApplicationView, CommentIn, ReasonIn, ReviewItem
@@ -39,7 +41,7 @@ def show(application_id: ApplicationId, caller: SignedIn) -> ApplicationView:
 
 @router.post("/applications/{application_id}/submit", response_model=ApplicationView)
 def submit(application_id: ApplicationId, caller: SignedIn) -> ApplicationView:
-    return portal.submit(caller, application_id)
+    return portal.take_step(caller, Step.SUBMIT, application_id)
 
 
 @router.post("/applications/{application_id}/withdraw", response_model=ApplicationView)
@@ -47,13 +49,13 @@ def withdraw(
     application_id: ApplicationId, caller: SignedIn, body: OptionalComment = None
 ) -> ApplicationView:
     """The applicant withdraws (取下げ); an optional ``comment`` says why. Its grants end."""
-    return portal.withdraw(caller, application_id, body.comment if body else "")
+    return portal.take_step(caller, Step.WITHDRAW, application_id, body.comment if body else "")
 
 
 @router.post("/applications/{application_id}/revoke", response_model=ApplicationView)
 def revoke(application_id: ApplicationId, body: ReasonIn, caller: SignedIn) -> ApplicationView:
     """An admin revokes the whole application; its grants end."""
-    return portal.revoke_application(caller, application_id, body.reason)
+    return portal.take_step(caller, Step.REVOKE, application_id, body.reason)
 
 
 @router.get("/reviews", response_model=list[ReviewItem])
@@ -64,16 +66,16 @@ def reviews(caller: SignedIn) -> list[ReviewItem]:
 
 @router.post("/parts/{part_id}/approve", response_model=ApplicationView)
 def approve(part_id: PartId, caller: SignedIn, body: OptionalComment = None) -> ApplicationView:
-    return portal.approve_part(caller, part_id, body.comment if body else "")
+    return portal.take_step(caller, Step.APPROVE_PART, part_id, body.comment if body else "")
 
 
 @router.post("/parts/{part_id}/reject", response_model=ApplicationView)
 def reject(part_id: PartId, body: CommentIn, caller: SignedIn) -> ApplicationView:
     """Reject a department's part; the comment (the reason) is required."""
-    return portal.reject_part(caller, part_id, body.comment)
+    return portal.take_step(caller, Step.REJECT_PART, part_id, body.comment)
 
 
 @router.post("/parts/{part_id}/revoke", response_model=ApplicationView)
 def revoke_part(part_id: PartId, body: ReasonIn, caller: SignedIn) -> ApplicationView:
     """A steward of the part's department (or an admin) revokes its approval; the application ends."""
-    return portal.revoke_part(caller, part_id, body.reason)
+    return portal.take_step(caller, Step.REVOKE_PART, part_id, body.reason)

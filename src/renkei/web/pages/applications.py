@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from renkei.hub.access.applications import ApplicationError
 from renkei.hub.access.grants import city_today
+from renkei.hub.services.applications import Step
 from renkei.web import portal
 from renkei.web.context import Caller, SignedIn
 from renkei.web.models import MAX_COMMENT, ApplicationIn
@@ -65,7 +66,7 @@ def create(request: Request, caller: SignedIn, form: RawForm) -> Response:
     except (RequestValidationError, ApplicationError) as exc:
         return _form_page(request, caller, values, exc)
     if form.get("action") == "submit":
-        portal.submit(caller, application.id)
+        portal.take_step(caller, Step.SUBMIT, application.id)
     return see_other(f"/applications/{application.id}")
 
 
@@ -123,19 +124,19 @@ def application(request: Request, application_id: ApplicationId, caller: SignedI
 
 @router.post("/applications/{application_id}/submit")
 def submit(application_id: ApplicationId, caller: SignedIn) -> RedirectResponse:
-    portal.submit(caller, application_id)
+    portal.take_step(caller, Step.SUBMIT, application_id)
     return see_other(f"/applications/{application_id}")
 
 
 @router.post("/applications/{application_id}/withdraw")
 def withdraw(application_id: ApplicationId, caller: SignedIn, reason: OptionalText = "") -> RedirectResponse:
-    portal.withdraw(caller, application_id, reason)
+    portal.take_step(caller, Step.WITHDRAW, application_id, reason)
     return see_other(f"/applications/{application_id}")
 
 
 @router.post("/applications/{application_id}/revoke")
 def revoke(application_id: ApplicationId, caller: SignedIn, reason: RequiredText) -> RedirectResponse:
-    portal.revoke_application(caller, application_id, reason)
+    portal.take_step(caller, Step.REVOKE, application_id, reason)
     return see_other(f"/applications/{application_id}")
 
 
@@ -146,17 +147,17 @@ def reviews(request: Request, caller: SignedIn) -> HTMLResponse:
 
 @router.post("/parts/{part_id}/approve")
 def approve(part_id: PartId, caller: SignedIn, comment: OptionalText = "") -> RedirectResponse:
-    portal.approve_part(caller, part_id, comment)
+    portal.take_step(caller, Step.APPROVE_PART, part_id, comment)
     return see_other("/reviews")
 
 
 @router.post("/parts/{part_id}/reject")
 def reject(part_id: PartId, caller: SignedIn, comment: RequiredText) -> RedirectResponse:
-    portal.reject_part(caller, part_id, comment)
+    portal.take_step(caller, Step.REJECT_PART, part_id, comment)
     return see_other("/reviews")
 
 
 @router.post("/parts/{part_id}/revoke")
 def revoke_part(part_id: PartId, caller: SignedIn, reason: RequiredText) -> RedirectResponse:
-    application = portal.revoke_part(caller, part_id, reason)
+    application = portal.take_step(caller, Step.REVOKE_PART, part_id, reason)
     return see_other(f"/applications/{application.id}")
