@@ -198,6 +198,7 @@ class World:
                 use_end=self.today + dt.timedelta(days=90),
                 row_level=False,
                 state=state,
+                submitted_at=None if state is ApplicationState.DRAFT else now,
                 applied_on=self.today,
                 created_at=now,
                 updated_at=now,

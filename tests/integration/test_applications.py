@@ -35,7 +35,16 @@ from renkei.hub.access.applications import (
     submit,
     withdraw,
 )
-from renkei.hub.access.authz import Actor, Forbidden, InvalidTransition, can_read_snapshot
+from renkei.hub.access.authz import (
+    Action,
+    Actor,
+    Forbidden,
+    InvalidTransition,
+    Resource,
+    ResourceType,
+    can,
+    can_read_snapshot,
+)
 from renkei.hub.access.grants import Grant, GrantStatus, revoke_grant
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import DownloadQuota
@@ -329,6 +338,26 @@ def test_drafts_are_not_decided_and_withdrawn_applications_are_not_either(world:
     refused(
         world, InvalidTransition, lambda: run(world, submit, staff.analyst, application.id), application.id
     )
+
+
+def test_owning_stewards_read_an_application_only_once_it_is_submitted(world: World, staff: Staff) -> None:
+    """Issue 9, item 10: a draft (or a draft withdrawn) is the applicant's own, not yet the stewards'."""
+    stewards = (staff.steward, staff.other_steward)
+
+    def readable(user: User, application_id: int) -> bool:
+        resource = Resource.of(ResourceType.APPLICATION, application_id)
+        with world.session() as session:
+            return can(session, world.audit, world.actor(user), Action.APPLICATION_READ, resource)
+
+    draft, withdrawn_draft = apply(world, staff.analyst), apply(world, staff.analyst)
+    run(world, withdraw, staff.analyst, withdrawn_draft.id, reason="計画変更")
+    for application_id in (draft.id, withdrawn_draft.id):
+        assert [readable(user, application_id) for user in stewards] == [False, False]
+        assert last_decision(world)["policy"] == "deny:not-submitted"
+        assert readable(staff.analyst, application_id) and readable(staff.auditor, application_id)
+    run(world, submit, staff.analyst, draft.id)
+    run(world, withdraw, staff.analyst, draft.id, reason="計画変更")  # once submitted, it stays on record
+    assert [readable(user, draft.id) for user in stewards] == [True, True]
 
 
 def test_only_the_applicant_submits_and_withdraws(world: World, staff: Staff) -> None:

@@ -83,8 +83,9 @@ def build(world: World, action: str, relation: str, role: Role) -> tuple[Actor, 
     user = world.user(role, OWN)
     kind = ResourceType(spec["resource"])
     if kind in (ResourceType.APPLICATION, ResourceType.APPLICATION_PART) and relation != "any":
+        relation, _, state = relation.partition("/")
         return world.actor(user), application_case(
-            world, user, kind, relation, ApplicationState(spec["state"])
+            world, user, kind, relation, ApplicationState(state or spec["state"])
         )
     builders: dict[ResourceType, Callable[[], Resource]] = {
         ResourceType.SNAPSHOT: lambda: snapshot_case(world, user, relation),

@@ -6,6 +6,7 @@ Runs on SQLite and PostgreSQL (``database_url``). Checklist rows 9â€“13 and 41â€
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -29,7 +30,15 @@ from renkei.hub.access.login import (
     SecondFactorError,
     TerminalNotRegisteredError,
 )
-from renkei.hub.access.passwords import HashParameters, PasswordRecord, Passwords, WeakPasswordError
+from renkei.hub.access.passwords import (
+    HISTORY_SIZE,
+    HashParameters,
+    PasswordHistoryRecord,
+    PasswordRecord,
+    Passwords,
+    WeakPasswordError,
+    set_password,
+)
 from renkei.hub.access.people import User
 from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.throttle import Scope, Throttle, ThrottlePolicy
@@ -537,6 +546,77 @@ def test_a_password_set_by_an_admin_must_be_changed(world: AccessWorld) -> None:
     with pytest.raises(LoginFailedError):
         world.login.begin_login(world.terminal, "yamada", PASSWORD, ADDR)
     assert entries(world, "password.change")[-1].details == {"other_sessions_ended": 1}
+
+
+def test_a_forced_change_cannot_keep_the_one_time_password(world: AccessWorld) -> None:
+    """Issue 9, item 9: the new password must differ from the current one and the last few."""
+    _, card = card_user(world)
+    with world.session() as session:
+        session.execute(select(PasswordRecord)).scalar_one().must_change = True
+        session.commit()
+    current = card_login(world, "yamada", card)
+    with pytest.raises(WeakPasswordError) as refused:
+        world.login.change_password(
+            current.token, PASSWORD, PASSWORD, terminal=world.terminal, client_addr=ADDR
+        )
+    assert refused.value.reason == "reused"
+    assert entries(world, "password.change")[-1].reason == "weak_password:reused"
+    again = card_login(world, "yamada", card)
+    assert again.password_change_required  # the refused change left the demand in place
+    world.login.change_password(
+        again.token, PASSWORD, OTHER_PASSWORD, terminal=world.terminal, client_addr=ADDR
+    )
+    with pytest.raises(LoginFailedError):  # the one-time password no longer logs in
+        world.login.begin_login(world.terminal, "yamada", PASSWORD, ADDR)
+    assert not card_login_with(world, card, OTHER_PASSWORD).password_change_required
+
+
+def test_the_last_few_passwords_cannot_come_back(world: AccessWorld) -> None:
+    _, card = card_user(world)
+    used = [PASSWORD] + [f"a fresh passphrase no {n} {'xyzw'[n % 4]}" for n in range(HISTORY_SIZE + 1)]
+    for old, new in itertools.pairwise(used):
+        login = card_login_with(world, card, old)
+        world.login.change_password(login.token, old, new, terminal=world.terminal, client_addr=ADDR)
+    latest = used[-1]
+    for old in used[-HISTORY_SIZE - 1 : -1]:
+        login = card_login_with(world, card, latest)
+        with pytest.raises(WeakPasswordError) as refused:
+            world.login.change_password(login.token, latest, old, terminal=world.terminal, client_addr=ADDR)
+        assert refused.value.reason == "reused"
+    login = card_login_with(world, card, latest)  # the oldest has left the short history
+    world.login.change_password(login.token, latest, used[0], terminal=world.terminal, client_addr=ADDR)
+    with world.session() as session:
+        kept = session.scalars(select(PasswordHistoryRecord)).all()
+    assert len(kept) == HISTORY_SIZE
+
+
+def test_an_admin_reset_keeps_the_replaced_hash_in_the_history(world: AccessWorld) -> None:
+    user, card = card_user(world)
+    with world.session() as session:
+        stored = session.get(User, user.id)
+        assert stored is not None
+        set_password(
+            session,
+            stored,
+            OTHER_PASSWORD,
+            passwords=world.login.passwords,
+            changed_by="admin",
+            must_change=True,
+        )
+        session.commit()
+    login = card_login_with(world, card, OTHER_PASSWORD)
+    with pytest.raises(WeakPasswordError):  # neither the one-time password nor the one before it
+        world.login.change_password(
+            login.token, OTHER_PASSWORD, PASSWORD, terminal=world.terminal, client_addr=ADDR
+        )
+
+
+def card_login_with(world: AccessWorld, card: SoftwareAuthenticator, password: str) -> LoginSession:
+    pending = world.login.begin_login(world.terminal, "yamada", password, ADDR)
+    assert pending.card_options_json is not None
+    return world.login.finish_login_with_card(
+        pending, card.get(pending.card_options_json), terminal=world.terminal
+    )
 
 
 # --- the audit trail ----------------------------------------------------------------------------------------

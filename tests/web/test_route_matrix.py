@@ -90,7 +90,7 @@ def test_a_route_without_exactly_one_guard_stops_the_start() -> None:
 def test_every_cell_names_known_actions_relations_and_callers() -> None:
     for key, spec in ROUTES.items():
         assert set(spec.get("actions", [])) <= {str(a) for a in Action}, key
-        assert set(spec["cases"]) <= RELATIONS, key
+        assert {relation.partition("/")[0] for relation in spec["cases"]} <= RELATIONS, key
         for relation, statuses in spec["cases"].items():
             assert tuple(statuses) == CALLERS, (key, relation)
             assert all(isinstance(s, int) and 200 <= s < 600 for s in statuses.values()), (key, relation)
@@ -143,6 +143,8 @@ class Target:
 
 def build_target(staff: Staff, spec: dict[str, Any], relation: str, caller: str) -> Target:
     kind, _, state = str(spec.get("object", "")).partition(":")
+    relation, _, other_state = relation.partition("/")
+    state = other_state or state
     owner_is_caller = relation == "own" and caller in staff.people
     holder = staff.people[caller] if owner_is_caller else staff.colleague
     department = OTHER if relation == "other" else OWN
@@ -183,6 +185,7 @@ def make_application(
             use_end=today + dt.timedelta(days=90),
             row_level=False,
             state=state,
+            submitted_at=None if state is ApplicationState.DRAFT else world.clock.now(),
             applied_on=today,
             created_at=world.clock.now(),
             updated_at=world.clock.now(),

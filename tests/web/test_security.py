@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Iterator
@@ -203,6 +204,17 @@ def test_the_catalog_shows_metadata_only(signed_in: tuple[httpx.Client, str]) ->
     assert treatments["個人番号"] == "deleted" and treatments["宛名番号"].endswith("→ pid")
     for hidden in ("spec_hash", "content_sha256", "package_id", "rows", "bytes"):
         assert hidden not in client.get("/api/v1/datasets/juki").text
+
+
+def test_snapshot_times_carry_their_time_zone(signed_in: tuple[httpx.Client, str]) -> None:
+    """Issue 9, item 10: the schema says date-time (RFC 3339), which has an offset; SQLite stores none."""
+    client, _ = signed_in
+    snapshots = client.get("/api/v1/datasets/juki").json()["snapshots"]
+    assert snapshots
+    for snapshot in snapshots:
+        assert dt.datetime.fromisoformat(snapshot["imported_at"]).utcoffset() == dt.timedelta(0)
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["SnapshotView"]
+    assert schema["properties"]["imported_at"]["format"] == "date-time"
 
 
 def workflow_state(world: WebWorld) -> list[tuple[object, ...]]:

@@ -10,9 +10,10 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from renkei.hub.audit import UTCDateTime
 from renkei.hub.db import Base
 from renkei.spec import DatasetSpec
 
@@ -28,7 +29,7 @@ class Department(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     datasets: Mapped[list[Dataset]] = relationship(back_populates="owner")
 
@@ -46,7 +47,7 @@ class Dataset(Base):
     spec_hash: Mapped[str] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     columns: Mapped[list[dict[str, str]]] = mapped_column(JSON)
-    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     owner: Mapped[Department] = relationship(back_populates="datasets")
     snapshots: Mapped[list[Snapshot]] = relationship(back_populates="dataset", order_by="Snapshot.period")
@@ -63,7 +64,7 @@ class Sender(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     public_key: Mapped[str] = mapped_column(String(64))
-    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PackageState(enum.StrEnum):
@@ -85,7 +86,7 @@ class Package(Base):
     version: Mapped[int] = mapped_column(Integer)
     content_sha256: Mapped[str] = mapped_column(String(64))
     state: Mapped[PackageState] = mapped_column(Enum(PackageState, native_enum=False, length=16))
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sender: Mapped[Sender] = relationship()
 
@@ -106,7 +107,7 @@ class Snapshot(Base):
     spec_hash: Mapped[str] = mapped_column(String(64))
     sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"))
     package_id: Mapped[str] = mapped_column(String(32))
-    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="snapshots")
     sender: Mapped[Sender] = relationship()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_ID = 256
 MAX_PASSWORD = 1024  # passwords may be long (≥ 64 is required); the hasher checks the real limit
@@ -66,7 +66,7 @@ class CsrfView(View):
 class PendingView(View):
     factor: Literal["card", "totp"]
     card_options: dict[str, Any] | None  # PublicKeyCredentialRequestOptions, for a card
-    expires_at: dt.datetime
+    expires_at: AwareDatetime
 
 
 class MeView(View):
@@ -75,18 +75,18 @@ class MeView(View):
     role: str
     department: str
     terminal: str
-    session_expires_at: dt.datetime
+    session_expires_at: AwareDatetime
     password_change_required: bool
     csrf_token: str
 
 
 class EnrollmentOptionsView(View):
     options: dict[str, Any]  # PublicKeyCredentialCreationOptions
-    expires_at: dt.datetime
+    expires_at: AwareDatetime
 
 
 class EnrollmentDoneView(View):
-    registered_at: dt.datetime
+    registered_at: AwareDatetime
 
 
 # --- catalog -----------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class EnrollmentDoneView(View):
 class SnapshotView(View):
     period: dt.date
     version: int
-    imported_at: dt.datetime
+    imported_at: AwareDatetime
 
 
 class ColumnView(View):
@@ -152,7 +152,7 @@ class PartView(View):
     state: str
     state_label_ja: str
     decided_by: str | None
-    decided_at: dt.datetime | None
+    decided_at: AwareDatetime | None
     comment: str
     snapshots: list[str]
 
@@ -169,8 +169,8 @@ class ApplicationView(View):
     use_end: dt.date
     row_level: bool
     applied_on: dt.date
-    submitted_at: dt.datetime | None
-    closed_at: dt.datetime | None
+    submitted_at: AwareDatetime | None
+    closed_at: AwareDatetime | None
     close_reason: str
     parts: list[PartView]
 
@@ -194,7 +194,7 @@ class GrantView(View):
     valid_until: dt.date
     status: str
     snapshots: list[str]
-    revoked_at: dt.datetime | None
+    revoked_at: AwareDatetime | None
     revoke_reason: str
 
 

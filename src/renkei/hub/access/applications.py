@@ -821,6 +821,11 @@ def _may_create(
     return deny("deny:role", "申請できるのは分析担当だけです", "only analysts apply for data")
 
 
+def ever_submitted(application: Application) -> bool:
+    """Whether the applicant has submitted it: a draft, or a draft withdrawn, is still the applicant's own."""
+    return application.state not in (S.DRAFT, S.WITHDRAWN) or application.submitted_at is not None
+
+
 @rule(Action.APPLICATION_READ, on=[ResourceType.APPLICATION])
 def _may_read(
     session: Session, principal: Principal, action: Action, resource: Resource, clock: Clock
@@ -852,6 +857,14 @@ def _may_read(
         return allow("applicant", "本人の申請です", "the applicant", label=label, application_id=app_id)
     departments = {p.department_id for p in application.parts}
     if principal.role is Role.STEWARD and principal.department_id in departments:
+        if not ever_submitted(application):
+            return deny(
+                "deny:not-submitted",
+                "提出前の申請は、所管課のデータ管理者も閲覧できません",
+                "an application is the applicant's own until it is submitted",
+                label=label,
+                application_id=app_id,
+            )
         return allow(
             "owning-steward",
             "所管課のデータ管理者です",

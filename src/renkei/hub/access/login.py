@@ -36,7 +36,15 @@ from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
 from renkei.hub.access import cards, totp
 from renkei.hub.access.cards import CardCredential, CardError, CardSettings, RegistrationStart
-from renkei.hub.access.passwords import PasswordRecord, Passwords, WeakPasswordError, check_new_password
+from renkei.hub.access.passwords import (
+    PasswordRecord,
+    Passwords,
+    WeakPasswordError,
+    check_new_password,
+    check_not_reused,
+    recent_hashes,
+    store_hash,
+)
 from renkei.hub.access.people import User
 from renkei.hub.access.sessions import LoginSession, SessionRecord, SessionStore, write_transaction
 from renkei.hub.access.terminals import Terminal
@@ -341,11 +349,16 @@ class LoginService:
         terminal: Terminal | None,
         client_addr: str,
     ) -> LoginSession:
-        """The user replaces their password (required after an admin set it); their other sessions end."""
+        """The user replaces their password (required after an admin set it); their other sessions end.
+
+        The new password must not be the current one or one of the last few: otherwise a forced change could
+        keep the admin's one-time password.
+        """
         current = self.sessions.validate(token, terminal=terminal)
         attempt = self._check_password(
             "password.change", terminal, current.login_id, current_password, client_addr
         )
+        reuse = self._reuse_problem(attempt, new_password)
         refusal: RenkeiError | None = None
         with write_transaction(self._factory) as session:
             user = self._user_after_password(session, attempt, current_password)
@@ -355,7 +368,7 @@ class LoginService:
                 )
             else:
                 self.throttle.succeeded(session, attempt.throttle_id, client_addr)
-                refusal = self._store_new_password(session, attempt, user, new_password, current.id)
+                refusal = self._store_new_password(session, attempt, user, new_password, current.id, reuse)
         if refusal is not None:
             raise refusal
         return self.sessions.validate(token, terminal=terminal)
@@ -421,22 +434,36 @@ class LoginService:
             record.encoded_hash = self.passwords.hash(password)
         return user
 
+    def _reuse_problem(self, attempt: _Attempt, new_password: str) -> WeakPasswordError | None:
+        """Whether the new password is the current or a recent one (the slow part, outside a transaction)."""
+        if attempt.failure or attempt.user is None:
+            return None
+        with self._factory() as session:
+            hashes = recent_hashes(session, attempt.user.id)
+        try:
+            check_not_reused(self.passwords, new_password, hashes)
+        except WeakPasswordError as exc:
+            return exc
+        return None
+
     def _store_new_password(
-        self, session: Session, attempt: _Attempt, user: User, new_password: str, keep_session_id: int
+        self,
+        session: Session,
+        attempt: _Attempt,
+        user: User,
+        new_password: str,
+        keep_session_id: int,
+        reuse: WeakPasswordError | None,
     ) -> RenkeiError | None:
         try:
             check_new_password(new_password, login_id=user.login_id, display_name=user.display_name)
+            if reuse is not None:
+                raise reuse
         except WeakPasswordError as exc:
             self._audit_in(session, attempt, "denied", f"weak_password:{exc.reason}")
             return exc
-        record = session.get(PasswordRecord, user.id)
-        if record is None:
-            record = PasswordRecord(user_id=user.id)
-            session.add(record)
-        record.encoded_hash = self.passwords.hash(new_password)
-        record.changed_at = self.clock.now()
-        record.changed_by = user.login_id
-        record.must_change = False
+        encoded = self.passwords.hash(new_password)
+        store_hash(session, user, encoded, changed_by=user.login_id, must_change=False, clock=self.clock)
         ended = self.sessions.end_all_for_user_in(session, user.id, keep_session_id=keep_session_id)
         current = session.get(SessionRecord, keep_session_id)
         if current is not None:

@@ -17,6 +17,8 @@ Rules for a new password (NIST SP 800-63B §3.1.1.2, ASVS v5.0.0-6.2.x):
 - at most 256 characters (NIST: permit at least 64); every Unicode character allowed and counted once after
   NFKC normalisation (so full-width ``ｐａｓｓ`` and ``pass`` are the same password); no composition rules; no
   truncation: the whole normalised string is hashed.
+- rejected when it is the user's current password or one of their last :data:`HISTORY_SIZE` (a forced change
+  that "changes" the one-time password to itself would leave the admin's choice valid for good);
 - rejected, with the reason, when it is a common password (``blocklist.txt``), a common password padded with a
   few digits or symbols, mostly context words (renkei, 神戸, the login id, the display name …), or repetitive
   or sequential (``aaaa…``, ``abcd…``, ``1234…``, ``qwerty…``).
@@ -36,7 +38,7 @@ from importlib import resources
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from renkei.clock import SYSTEM_CLOCK, Clock
@@ -50,6 +52,8 @@ MAX_LENGTH = 256
 # Longer input cannot be a password we accepted; it is refused after the same work as a wrong password.
 MAX_VERIFY_LENGTH = 1024
 BLOCKLIST_RESOURCE = "blocklist.txt"
+# How many earlier password hashes are kept (besides the current one) and refused as a new password.
+HISTORY_SIZE = 5
 
 # Words anyone guessing a renkei password would try first (login id and display name are added per user).
 CONTEXT_WORDS = (
@@ -131,6 +135,17 @@ class PasswordRecord(Base):
     changed_by: Mapped[str] = mapped_column(String(128))
     # Set when an admin chose the password (initial or reset): the user must replace it (ASVS 6.4.1).
     must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PasswordHistoryRecord(Base):
+    """A user's earlier password hash, kept so that a change cannot go back to it (the last few only)."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    encoded_hash: Mapped[str] = mapped_column(String(255))
+    retired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 def normalize(password: str) -> str:
@@ -326,6 +341,59 @@ def _keyboard_walks() -> tuple[str, ...]:
 # --- stored passwords ---------------------------------------------------------------------------------------
 
 
+def recent_hashes(session: Session, user_id: int) -> list[str]:
+    """The current hash and the kept earlier ones, newest first: what a new password must not match."""
+    current = session.get(PasswordRecord, user_id)
+    earlier = session.scalars(
+        select(PasswordHistoryRecord.encoded_hash)
+        .where(PasswordHistoryRecord.user_id == user_id)
+        .order_by(PasswordHistoryRecord.id.desc())
+    )
+    return ([current.encoded_hash] if current is not None else []) + list(earlier)
+
+
+def check_not_reused(passwords: Passwords, password: str, encoded_hashes: Iterable[str]) -> None:
+    """Raise :class:`WeakPasswordError` ``reused`` if ``password`` matches any of ``encoded_hashes``."""
+    if any(passwords.verify(encoded, password) for encoded in encoded_hashes):
+        raise WeakPasswordError(
+            "reused",
+            f"現在のパスワードや最近使ったパスワード（直近 {HISTORY_SIZE} 回分）は使えません。新しいパスワードにしてください",
+            f"the new password must differ from the current one and the last {HISTORY_SIZE}",
+        )
+
+
+def store_hash(
+    session: Session, user: User, encoded_hash: str, *, changed_by: str, must_change: bool, clock: Clock
+) -> PasswordRecord:
+    """Make ``encoded_hash`` the user's password, moving the replaced hash into the (trimmed) history."""
+    record = session.get(PasswordRecord, user.id)
+    now = clock.now()
+    if record is None:
+        record = PasswordRecord(user_id=user.id)
+        session.add(record)
+    else:
+        session.add(PasswordHistoryRecord(user_id=user.id, encoded_hash=record.encoded_hash, retired_at=now))
+        session.flush()
+        _trim_history(session, user.id)
+    record.encoded_hash = encoded_hash
+    record.changed_at = now
+    record.changed_by = changed_by
+    record.must_change = must_change
+    session.flush()
+    return record
+
+
+def _trim_history(session: Session, user_id: int) -> None:
+    kept = select(PasswordHistoryRecord.id).where(PasswordHistoryRecord.user_id == user_id)
+    kept = kept.order_by(PasswordHistoryRecord.id.desc()).limit(HISTORY_SIZE)
+    session.execute(
+        delete(PasswordHistoryRecord).where(
+            PasswordHistoryRecord.user_id == user_id,
+            PasswordHistoryRecord.id.not_in(list(session.scalars(kept))),
+        )
+    )
+
+
 def set_password(
     session: Session,
     user: User,
@@ -336,15 +404,11 @@ def set_password(
     must_change: bool,
     clock: Clock = SYSTEM_CLOCK,
 ) -> PasswordRecord:
-    """Check ``password`` against the rules for ``user`` and store its hash (replacing any old one)."""
+    """Check ``password`` against the rules for ``user`` and store its hash (the old one goes to the history).
+
+    An admin's reset is not compared with the history: that would tell the admin the user's earlier passwords.
+    """
     check_new_password(password, login_id=user.login_id, display_name=user.display_name)
-    record = session.get(PasswordRecord, user.id)
-    if record is None:
-        record = PasswordRecord(user_id=user.id)
-        session.add(record)
-    record.encoded_hash = passwords.hash(password)
-    record.changed_at = clock.now()
-    record.changed_by = changed_by
-    record.must_change = must_change
-    session.flush()
-    return record
+    return store_hash(
+        session, user, passwords.hash(password), changed_by=changed_by, must_change=must_change, clock=clock
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, String
+from sqlalchemy import Boolean, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from renkei.hub.audit import UTCDateTime
 from renkei.hub.catalog import Department, utcnow
 from renkei.hub.db import Base
 
@@ -38,7 +39,7 @@ class User(Base):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     designated_by: Mapped[str] = mapped_column(String(64), default="")
 
     department: Mapped[Department] = relationship()
