@@ -14,7 +14,8 @@ Measured, each in the same run:
    query — the "first query of a new workspace";
 2. Q1 population by ward × 5-year band × period, Q2 juki ⋈ kaigo by pid and period, warm (best of 3) through the
    workspace and through plain DuckDB (same threads and memory limit, no sandbox) — the ratio;
-3. a builder table (town × 5-year band, linked to kaigo: > 10,000 cells) — the control query's time against
+3. a builder table (one ward's towns × 10-year band, linked to kaigo: about 10,000 cells) — the control query's
+   time against
    disclosure control's (primary and secondary suppression with its audit, and perturbation);
 4. while one workspace runs a heavy query, a second user's small query — its latency.
 """
@@ -208,7 +209,7 @@ def best(func: Callable[[], object], repeat: int = 3) -> float:
 
 def run(hub: Any, actor: Any, plain: dict[str, list[Path]]) -> dict[str, float]:
     from renkei.cli.demo_analysis import DEMO_TABLE
-    from renkei.hub.tables.request import AgeBand, Category
+    from renkei.hub.tables.request import AgeBand, Category, Filter
     from renkei.hub.workspace.workspace import Workspace
 
     figures: dict[str, float] = {}
