@@ -225,8 +225,11 @@ def run(hub: Any, actor: Any, plain: dict[str, list[Path]]) -> dict[str, float]:
     for name, sql in (("q1", Q1), ("q2", Q2)):
         figures[f"{name}_plain"] = best(lambda sql=sql: baseline.execute(sql).to_arrow_table())
         figures[f"{name}_workspace"] = best(lambda sql=sql: workspace.query(sql))
-    request = DEMO_TABLE.model_copy(
-        update={"dimensions": [Category(column="住所_town"), AgeBand(width=5, top=100)]}
+    request = DEMO_TABLE.model_copy(  # one ward's towns × 10-year bands: about 10,000 cells with margins
+        update={
+            "dimensions": [Category(column="住所_town"), AgeBand(width=10, top=100)],
+            "filters": [Filter(column="住所_ward", values=[WARDS[0]])],
+        }
     )
     figures |= _builder(hub, workspace, actor, request)
     figures["concurrent_small"] = _concurrent(hub, actor, workspace)
