@@ -71,7 +71,7 @@ def print_crosstab(outcome: TableOutcome, title: str) -> None:
     down = list(dict.fromkeys(row[1] for row in shown.rows))
     values = {(row[0], row[1]): row[2] for row in shown.rows}
     table = Table(title=title or None, show_lines=False)
-    table.add_column(shown.header[1])
+    table.add_column(shown.header[1], no_wrap=True, min_width=8)
     for name in across:
         table.add_column(str(name), justify="right")
     for key in down:
