@@ -223,7 +223,7 @@ def run(hub: Any, actor: Any, plain: dict[str, list[Path]]) -> dict[str, float]:
     figures["first_query"] = time.perf_counter() - start
     baseline = _plain(plain, workspace.limits)
     for name, sql in (("q1", Q1), ("q2", Q2)):
-        figures[f"{name}_plain"] = best(lambda sql=sql: baseline.execute(sql).to_arrow_table())
+        figures[f"{name}_plain"] = best(lambda sql=sql: baseline.sql(sql).to_arrow_table())
         figures[f"{name}_workspace"] = best(lambda sql=sql: workspace.query(sql))
     request = DEMO_TABLE.model_copy(  # one ward's towns × 10-year bands: about 10,000 cells with margins
         update={

@@ -64,8 +64,8 @@ SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged 
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceLimits:
-    memory_mib: int = 1024  # DuckDB memory_limit of the user database
-    control_memory_mib: int = 512  # … and of the control database
+    memory_mib: int = 2048  # DuckDB memory_limit of the user database (no spilling: a query over it fails)
+    control_memory_mib: int = 2048  # … and of the control database (CUBE over a city of 15M rows)
     threads: int = 2
     timeout: float = 60.0  # wall clock per query, enforced by the parent
     grace: float = 2.0  # after the interrupt, before the kill
