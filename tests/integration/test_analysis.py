@@ -221,3 +221,37 @@ def test_the_workspace_outline_names_the_granted_views(ww: WorkspaceWorld, analy
     assert set(outline) == {"juki", "kaigo"}
     assert outline["juki"].periods == sorted(ww.periods)
     assert {"pid", "age", "住所_ward", "period"} <= set(outline["juki"].columns)
+
+
+def test_a_result_the_hub_cannot_protect_goes_to_review_and_out_once_approved(ww: WorkspaceWorld) -> None:
+    user, analyst = ww.analyst()  # a fresh analyst: its own quota
+    ww.grant(user, "juki", ww.periods)
+    with service.open_workspace(ww.hub, analyst, clock=ww.clock) as workspace:
+        _send_sums_for_review(ww, analyst, workspace)
+
+
+def _send_sums_for_review(ww: WorkspaceWorld, analyst: Actor, workspace: Workspace) -> None:
+    sums = 'SELECT "住所_ward", sum(age) AS total FROM juki GROUP BY 1'
+    with pytest.raises(service.AnalysisError, match="個票閲覧"):  # not shown automatically
+        service.run_sql(ww.hub, workspace, analyst, sums, service.count_protector(ww.hub))
+    sent = service.run_sql(
+        ww.hub, workspace, analyst, sums, service.count_protector(ww.hub), review_reason="年齢の合計を使う"
+    )
+    assert sent.kind == "review" and sent.rows == [] and sent.release_id is not None
+    with pytest.raises(service.AnalysisError, match="仮名ID"):  # rule 3 holds for review too
+        service.run_sql(ww.hub, workspace, analyst, "SELECT pid FROM juki", service.count_protector(ww.hub),
+                        review_reason="x")  # fmt: skip
+    with ww.hub.session() as session:
+        owner = session.scalars(select(Dataset).where(Dataset.name == "juki")).one().owner_id
+        steward = User(login_id="steward-sql", display_name="審査2", role=Role.STEWARD, department_id=owner)
+        session.add(steward)
+        session.commit()
+        session.expunge(steward)
+    reviewer = Actor.for_user(steward, terminal="term-01")
+    waiting = service.in_review_for(ww.hub, reviewer)
+    assert sent.release_id in {r.id for r in waiting}
+    assert service.in_review_for(ww.hub, analyst) == []
+    service.decide_review(ww.hub, reviewer, sent.release_id, approve=True, comment="集計単位が十分大きい")
+    _allow_downloads(ww, analyst, files_per_day=5)
+    exported = service.export_release(ww.hub, analyst, sent.release_id, ExportFormat.CSV, clock=ww.clock)
+    assert "total" in exported.content.decode("utf-8-sig")

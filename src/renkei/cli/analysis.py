@@ -219,6 +219,12 @@ def query_command(
     terminal: TerminalOption,
     fmt: FormatOption = "table",
     save: SaveOption = None,
+    review: Annotated[
+        str | None,
+        typer.Option(
+            "--request-review", help="自動で秘匿処理できない結果を、この理由で審査に出す (send for review)"
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """SQL で集計（結果は秘匿処理の対象）: run SQL in your sandboxed workspace."""
@@ -226,7 +232,7 @@ def query_command(
     hub = Hub(hub_home(home))
     actor = login(hub, user, terminal)
     with err.status("ワークスペースで実行しています (running in the workspace)…"):
-        result = service.sql_for(hub, actor, text)
+        result = service.sql_for(hub, actor, text, review_reason=review)
     if save:
         service.save_analysis(hub, actor, save, text)
     _render_sql(result, fmt)

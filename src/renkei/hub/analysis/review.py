@@ -63,3 +63,20 @@ def _review_refusal(session: Session, release: Release | None, steward: User | N
     if steward.department_id not in owners:
         return "所管課のデータ管理者のみが審査できます / only a steward of an owning department"
     return None
+
+
+def in_review_for(hub: Hub, actor: Actor) -> list[Release]:
+    """Tables waiting for the caller's decision: in review, of the caller's department's datasets, not their
+    own. Anyone else (not a steward) gets an empty list."""
+    with hub.session() as session:
+        steward = session.get(User, actor.user_id) if actor.user_id is not None else None
+        if steward is None or steward.role != Role.STEWARD or steward.disabled:
+            return []
+        owned = set(session.scalars(select(Dataset.name).where(Dataset.owner_id == steward.department_id)))
+        waiting = [
+            r
+            for r in session.scalars(select(Release).where(Release.status == ReleaseStatus.REVIEW))
+            if r.user_id != steward.id and owned & set(r.datasets)
+        ]
+        session.expunge_all()
+    return waiting

@@ -31,7 +31,7 @@ from renkei.hub.analysis.ledger import (
     ReleaseStatus,
 )
 from renkei.hub.analysis.releases import release_table
-from renkei.hub.analysis.review import decide_review
+from renkei.hub.analysis.review import decide_review, in_review_for
 from renkei.hub.analysis.saved import save_analysis, saved_analyses
 from renkei.hub.analysis.sqlpath import MAX_SHOWN_ROWS, CountProtector, SqlResult, run_sql
 from renkei.hub.catalog import Dataset
@@ -82,6 +82,7 @@ __all__ = [
     "count_protector",
     "decide_review",
     "export_release",
+    "in_review_for",
     "open_workspace",
     "release_table",
     "rerun_saved",
@@ -162,9 +163,13 @@ def table_for(hub: Hub, actor: Actor, request: TableRequest, *, clock: Clock = S
     return TableOutcome(built.shown, built.sql, release.id, built.record, release.status)
 
 
-def sql_for(hub: Hub, actor: Actor, sql: str, *, clock: Clock = SYSTEM_CLOCK) -> SqlResult:
+def sql_for(
+    hub: Hub, actor: Actor, sql: str, *, review_reason: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> SqlResult:
     with open_workspace(hub, actor, clock=clock) as workspace:
-        return run_sql(hub, workspace, actor, sql, count_protector(hub), clock=clock)
+        return run_sql(
+            hub, workspace, actor, sql, count_protector(hub), review_reason=review_reason, clock=clock
+        )
 
 
 def rerun_saved(

@@ -43,7 +43,7 @@ class CountProtector(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SqlResult:
-    kind: Literal["aggregate", "rows"]
+    kind: Literal["aggregate", "rows", "review"]
     header: list[str]
     rows: list[list[Cell]]
     notes: list[str] = field(default_factory=list)
@@ -58,9 +58,12 @@ def run_sql(
     sql: str,
     protect: CountProtector,
     *,
+    review_reason: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> SqlResult:
-    """Show an SQL result as rule 3 and rule 6 allow: never IDs; aggregates protected; rows only to 個票 grants."""
+    """Show an SQL result as rule 3 and rule 6 allow: never IDs; aggregates protected; rows only to 個票 grants.
+
+    With ``review_reason``, a result the hub cannot protect is kept for a steward's review instead."""
     schema = workspace.schema()
     with hub.session() as session:
         ids = id_columns(session, schema)
@@ -77,7 +80,41 @@ def run_sql(
     controlled = analyse(sql, schema)
     if isinstance(controlled, Controllable):
         return _aggregate(hub, workspace, actor, sql, controlled, protect, clock)
+    if review_reason is not None:
+        return _to_review(hub, workspace, actor, sql, review_reason, clock)
     return _rows(workspace, sql, controlled.reason_ja, controlled.reason_en)
+
+
+def _to_review(
+    hub: Hub, workspace: Workspace, actor: Actor, sql: str, reason: str, clock: Clock
+) -> SqlResult:
+    """Keep a result the hub cannot protect for a steward's review; show nothing of it until approved."""
+    if not reason.strip():
+        raise AnalysisError("審査を依頼する理由を入力してください", "say why the result needs review", None)
+    table = workspace.query(sql, max_rows=MAX_SHOWN_ROWS + 1)
+    if table.num_rows > MAX_SHOWN_ROWS:
+        raise AnalysisError(
+            f"審査に出せる結果は {MAX_SHOWN_ROWS:,} 行までです（集計してください）",
+            f"a result for review has at most {MAX_SHOWN_ROWS:,} rows; aggregate it",
+            None,
+        )
+    shown = ShownTable(table.column_names, [list(r.values()) for r in table.to_pylist()], [], [])
+    views = _views_read(sql, workspace)
+    with hub.session() as session:
+        release = record_release(
+            session, actor, kind=ReleaseKind.SQL, title="", definition={"sql": sql}, sql=sql,
+            snapshot_ids=snapshot_ids_of(workspace), datasets=_datasets(workspace, views), shown=shown,
+            record={"rules": "review by a steward of the owning department", "rows": table.num_rows},
+            status=ReleaseStatus.REVIEW, clock=clock, true_counts=[], review_reason=reason,
+        )  # fmt: skip
+        session.commit()
+        release_id = release.id
+    hub.audit.append(
+        actor=actor.name, action="table.release", resource=f"release/{release_id}",
+        details={"sql": sql, "status": ReleaseStatus.REVIEW, "reason": reason[:500]},
+    )  # fmt: skip
+    note = "審査を依頼しました。所管課のデータ管理者の承認後に出力できます / sent for review; exportable once approved"
+    return SqlResult("review", table.column_names, [], [note], release_id)
 
 
 def _aggregate(

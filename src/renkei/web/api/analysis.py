@@ -14,7 +14,7 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from renkei.hub.analysis import service
-from renkei.hub.analysis.ledger import ExportFormat
+from renkei.hub.analysis.ledger import ExportFormat, Release
 from renkei.hub.tables.files import Cell
 from renkei.hub.tables.request import TableRequest
 from renkei.web.context import SignedIn
@@ -42,10 +42,11 @@ class TableView(View):
 
 class QueryIn(View):
     sql: str = Field(min_length=1, max_length=MAX_SQL)
+    review_reason: str | None = Field(None, min_length=1, max_length=2000, pattern=r"\S")  # keep for review
 
 
 class QueryView(View):
-    kind: Literal["aggregate", "rows"]
+    kind: Literal["aggregate", "rows", "review"]
     header: list[str]
     rows: list[list[Cell]]
     notes: list[str]
@@ -83,7 +84,9 @@ def build_table(body: TableRequest, caller: SignedIn) -> TableView:
 @router.post("/query", response_model=QueryView)
 def run_query(body: QueryIn, caller: SignedIn) -> QueryView:
     """Run one SELECT in the caller's sandbox; IDs are refused, aggregates protected, rows only for 個票閲覧."""
-    result = service.sql_for(caller.portal.hub, caller.actor, body.sql, clock=caller.portal.clock)
+    result = service.sql_for(
+        caller.portal.hub, caller.actor, body.sql, review_reason=body.review_reason, clock=caller.portal.clock
+    )
     return QueryView(
         kind=result.kind, header=result.header, rows=result.rows, notes=result.notes,
         release_id=result.release_id, truncated=result.truncated,
@@ -105,6 +108,31 @@ def export(body: ExportIn, caller: SignedIn) -> Response:
             "X-Content-SHA256": exported.sha256,
         },
     )
+
+
+class ReleaseInReview(View):
+    id: int
+    requester_id: int
+    datasets: list[str]
+    sql: str
+    header: list[str]
+    rows: list[list[Cell]]
+    reason: str
+    created_at: dt.datetime
+
+
+@router.get("/releases/review", response_model=list[ReleaseInReview])
+def in_review(caller: SignedIn) -> list[ReleaseInReview]:
+    """Tables waiting for the caller's decision (stewards of an owning department; others get none)."""
+    return [_in_review(r) for r in service.in_review_for(caller.portal.hub, caller.actor)]
+
+
+def _in_review(release: Release) -> ReleaseInReview:
+    return ReleaseInReview(
+        id=release.id, requester_id=release.user_id, datasets=release.datasets, sql=release.sql,
+        header=release.shown["header"], rows=release.shown["rows"], reason=release.review_reason,
+        created_at=release.created_at,
+    )  # fmt: skip
 
 
 @router.post("/releases/{release_id}/review", response_model=ReleaseView)
