@@ -329,8 +329,44 @@ def analysis_run(
         render(outcome.shown.header, outcome.shown.rows, outcome.shown.notes, fmt, name)
 
 
+review_app = typer.Typer(help="集計表の審査（所管課のデータ管理者） (review of tables)", no_args_is_help=True)
+
+
+@review_app.command("list")
+@handle_errors
+def review_list(
+    user: UserOption, terminal: TerminalOption, fmt: FormatOption = "table", home: HomeOption = None
+) -> None:
+    """審査待ちの集計表 (tables waiting for your decision)."""
+    hub = Hub(hub_home(home))
+    waiting = service.in_review_for(hub, login(hub, user, terminal))
+    rows: list[list[Cell]] = [[r.id, ", ".join(r.datasets), r.review_reason, r.sql[:80]] for r in waiting]
+    render(["番号 (id)", "データセット", "理由 (reason)", "SQL"], rows, [], fmt)
+
+
+@review_app.command("decide")
+@handle_errors
+def review_decide(
+    release: Annotated[int, typer.Argument(help="集計表の番号 (release id)")],
+    user: UserOption,
+    terminal: TerminalOption,
+    comment: Annotated[str, typer.Option("--comment", help="理由 (the reason; kept in the audit log)")],
+    approve: Annotated[
+        bool, typer.Option("--approve/--reject", help="承認か却下 (approve or reject)")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """審査を決定 (approve or reject a table in review)."""
+    hub = Hub(hub_home(home))
+    decided = service.decide_review(
+        hub, login(hub, user, terminal), release, approve=approve, comment=comment
+    )
+    out.print(f"集計表 {decided.id}: {decided.status}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("table")(table_command)
     app.command("query")(query_command)
     app.command("export")(export_command)
     app.add_typer(analysis_app, name="analysis")
+    app.add_typer(review_app, name="review")
