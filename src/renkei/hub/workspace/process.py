@@ -30,7 +30,7 @@ import pyarrow as pa
 
 import renkei
 from renkei.hub.workspace.errors import WorkspaceError
-from renkei.hub.workspace.protocol import MAX_JSON_FRAME, read_frame, read_json, write_json
+from renkei.hub.workspace.protocol import MAX_JSON_FRAME, read_frame, read_json, write_frame, write_json
 
 NOBODY = 65534
 SAME_USER_ENV = "RENKEI_WORKSPACE_SAME_USER"
@@ -168,7 +168,7 @@ class WorkerProcess:
         return self.process.pid
 
     def request(
-        self, message: dict[str, Any], timeout: float, max_payload: int
+        self, message: dict[str, Any], timeout: float, max_payload: int, *, payload: bytes | None = None
     ) -> tuple[dict[str, Any], bytes | None]:
         """The reply and its Arrow bytes (or None); raises WorkerGone if the worker died or had to be killed.
 
@@ -178,6 +178,8 @@ class WorkerProcess:
         with self._lock:
             try:
                 write_json(self._out, message)
+                if payload is not None:
+                    write_frame(self._out, payload)
                 return self._reply(time.monotonic() + timeout, max_payload)
             except (EOFError, BrokenPipeError, ValueError) as e:
                 self.kill()

@@ -8,7 +8,6 @@ with a ``period DATE`` column across the granted periods.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from renkei.hub.disclosure.record_keys import record_keys
-from renkei.hub.vault import MEMFD_SEALS, memfd_path
+from renkei.hub.vault import memfd_path
 
 PERIOD = "period"
 ID_COLUMNS = ("pid", "household_id")  # pseudonymous IDs that get a record key (persons, households)
@@ -70,26 +69,17 @@ def view_statements(opened: Sequence[Opened], pid: int) -> list[str]:
     return statements
 
 
-def record_key_statement(fd: int, pid: int) -> str:
-    return (
-        f"CREATE TABLE {RECORD_KEYS} AS SELECT pid::VARCHAR AS pid, rkey::UBIGINT AS rkey "
-        f"FROM read_parquet('{fd_path(pid, fd)}')"
-    )
-
-
-def record_key_memfd(key: bytes, opened: Iterable[Opened]) -> int:
-    """A sealed memfd of Parquet (pid, rkey) for every person and household ID in the opened snapshots."""
+def record_key_table(key: bytes, opened: Iterable[Opened]) -> pa.Table:
+    """(pid, rkey) for every person and household ID in the opened snapshots, for the control database."""
     unique = _unique_ids(list(opened))
-    table = pa.table({"pid": unique, "rkey": record_keys(key, unique).cast(pa.uint64())})
-    # A name with a '/' (as the vault's memfds have): DuckDB resolves /proc/N/fd/M links whose target's
-    # parent exists ('/memfd:x (deleted)') and then two memfds of one name would be the same allowed path.
-    fd = os.memfd_create("renkei:workspace/record-keys", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    try:
-        pq.write_table(table, memfd_path(fd), compression="none")  # read once, by the worker, from memory
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
-        return os.open(memfd_path(fd), os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(fd)
+    return pa.table({"pid": unique, "rkey": record_keys(key, unique).cast(pa.uint64())})
+
+
+def arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
 
 
 def _unique_ids(opened: list[Opened]) -> pa.Array:

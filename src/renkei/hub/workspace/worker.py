@@ -26,9 +26,10 @@ import duckdb
 import pyarrow as pa
 
 from renkei.hub.workspace import lockdown
-from renkei.hub.workspace.protocol import read_json, write_frame, write_json
+from renkei.hub.workspace.protocol import read_frame, read_json, write_frame, write_json
 
 REQUEST_FD = 0
+MAX_KEYS_FRAME = 2 << 30  # the record keys of a city of millions, as Arrow bytes
 INTERRUPT = signal.SIGUSR1
 BATCH_ROWS = 8192
 # Messages of these errors come from the query text and the schema, never from data values.
@@ -73,6 +74,9 @@ class Worker:
         if op == "open":
             self._open(request)
             return {"ok": True}, None
+        if op == "keys":
+            self._load_keys(read_frame(REQUEST_FD, MAX_KEYS_FRAME))
+            return {"ok": True}, None
         if op == "query":
             return self._query(
                 request["db"], request["sql"], int(request["max_rows"]), int(request["max_bytes"])
@@ -89,8 +93,18 @@ class Worker:
             for statement in spec["setup"]:
                 con.execute(statement)
             self.databases[name] = con
-        for fd in request.get("close_fds", []):
-            os.close(fd)  # the record keys are loaded; nothing can reach their file any more
+
+    def _load_keys(self, payload: bytes) -> None:
+        """The record keys arrive as Arrow bytes, after the views: no file holds them, and only the control
+        database (which runs hub SQL alone) gets them."""
+        con = self.databases["control"]
+        con.register("_incoming_keys", pa.ipc.open_stream(payload).read_all())
+        try:
+            con.execute(
+                "CREATE TABLE _record_keys AS SELECT pid::VARCHAR AS pid, rkey::UBIGINT AS rkey FROM _incoming_keys"
+            )  # the name views.RECORD_KEYS (this module imports no hub module)
+        finally:
+            con.unregister("_incoming_keys")
 
     def _query(self, db: str, sql: str, max_rows: int, max_bytes: int) -> tuple[dict[str, Any], bytes | None]:
         reader = self.databases[db].sql(sql)

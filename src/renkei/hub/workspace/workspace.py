@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -52,9 +52,8 @@ from renkei.hub.workspace.process import (
 from renkei.hub.workspace.statements import check_select, views_read
 from renkei.hub.workspace.views import (
     Opened,
-    fd_path,
-    record_key_memfd,
-    record_key_statement,
+    arrow_bytes,
+    record_key_table,
     view_statements,
 )
 
@@ -104,6 +103,9 @@ class Workspace:
         self._views: list[ViewInfo] = []
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
+        self._keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-keys-{self.id}")
+        self._keys: Future[None] | None = None
+        self._fd_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------------------------------
 
@@ -133,25 +135,55 @@ class Workspace:
         return workspace
 
     def _start(self, confinement: Isolation) -> None:
-        keys_fd = record_key_memfd(load_record_key(self.hub.home), self.opened)
         fds = [o.fd for o in self.opened]
-        try:
-            process = spawn(
-                confinement, WORKER_PROGRAM, pass_fds=[*fds, keys_fd],
-                address_space=self.limits.address_space, nproc=self.limits.max_processes,
-            )  # fmt: skip
-        finally:
-            for fd in [*fds, keys_fd]:
-                os.close(fd)  # the worker has its own copies; the parent keeps no plaintext
-            self._fds_open = False
+        process = spawn(
+            confinement, WORKER_PROGRAM, pass_fds=fds,
+            address_space=self.limits.address_space, nproc=self.limits.max_processes,
+        )  # fmt: skip
         self.worker = WorkerProcess(process, self.limits.grace)
-        header, _ = self.worker.request(self._open_request(keys_fd), self.limits.open_timeout, 0)
+        header, _ = self.worker.request(self._open_request(), self.limits.open_timeout, 0)
         if not header.get("ok"):
             raise _open_failed(header)
         self._views = self._describe()
+        # The record keys (seconds for a large city) are made while the user already queries; only the
+        # control database needs them, and control_query waits for them.
+        self._keys = self._keys_pool.submit(self._load_record_keys)
         self._audit("workspace.open", snapshots=[o.resource for o in self.opened], worker_pid=self.worker.pid)
 
-    def _open_request(self, keys_fd: int) -> dict[str, Any]:
+    def _load_record_keys(self) -> None:
+        try:
+            table = record_key_table(load_record_key(self.hub.home), self.opened)
+        finally:
+            self._close_parent_fds()  # the worker has its own copies; the parent keeps no plaintext
+        assert self.worker is not None
+        header, _ = self.worker.request(
+            {"op": "keys"}, self.limits.open_timeout, 0, payload=arrow_bytes(table)
+        )
+        if not header.get("ok"):
+            raise _open_failed(header)
+
+    def _close_parent_fds(self) -> None:
+        with self._fd_lock:
+            if self._fds_open:  # never close a number the parent may have reused since
+                for opened in self.opened:
+                    with contextlib.suppress(OSError):
+                        os.close(opened.fd)
+                self._fds_open = False
+
+    def _record_keys_ready(self) -> None:
+        assert self._keys is not None  # submitted at open
+        try:
+            self._keys.result(timeout=self.limits.open_timeout)
+        except WorkspaceError:
+            raise
+        except Exception as e:
+            self.close(f"record keys failed: {type(e).__name__}")
+            raise WorkspaceClosed(
+                "秘匿処理の準備（レコードキー）に失敗したため作業環境を閉じました",
+                f"the workspace was closed: its record keys could not be prepared ({type(e).__name__})",
+            ) from e
+
+    def _open_request(self) -> dict[str, Any]:
         assert self.worker is not None
         pid = self.worker.pid
         paths = [o.path(pid) for o in self.opened]
@@ -161,20 +193,15 @@ class Workspace:
         def plan(allowed: list[str], memory: int) -> list[Any]:
             return [list(s) for s in lockdown.plan(allowed, memory_mib=memory, threads=limits.threads)]
 
-        keys_path = fd_path(pid, keys_fd)
         return {
             "op": "open",
             "user": {"lockdown": plan(paths, limits.memory_mib), "setup": views},
-            "control": {
-                "lockdown": plan([*paths, keys_path], limits.control_memory_mib),
-                "setup": [*views, record_key_statement(keys_fd, pid)],
-            },
-            "close_fds": [keys_fd],
+            "control": {"lockdown": plan(paths, limits.control_memory_mib), "setup": views},
         }
 
     def _describe(self) -> list[ViewInfo]:
         rows = self._run(
-            "control",
+            "user",
             "SELECT table_name, column_name, data_type FROM duckdb_columns() "
             "WHERE NOT internal AND table_name <> '_record_keys' ORDER BY table_name, column_index",
             self.limits.max_rows,
@@ -213,6 +240,7 @@ class Workspace:
         """Run hub-generated SQL on the control database (which alone holds ``_record_keys``)."""
         with self._lock:
             self._ensure_open()
+            self._record_keys_ready()
             return self._audited("control", sql, self.limits.max_rows)
 
     def _audited(self, db: str, sql: str, max_rows: int) -> pa.Table:
@@ -294,6 +322,7 @@ class Workspace:
             if self.worker is not None:
                 self.worker.close()
             self._pool.shutdown(wait=False)
+            self._keys_pool.shutdown(wait=False)
             self._audit("workspace.closed", reason=reason[:500])
 
     def _discard(self) -> None:
@@ -301,10 +330,9 @@ class Workspace:
         if self.worker is not None:
             self.worker.kill()
         self._pool.shutdown(wait=False)
-        if self._fds_open:  # never close a number the parent may have reused since
-            for opened in self.opened:
-                with contextlib.suppress(OSError):
-                    os.close(opened.fd)
+        self._keys_pool.shutdown(wait=False)
+        if self._keys is None:  # the keys job closes the fds when it runs
+            self._close_parent_fds()
         self.closed_reason = "open failed"
 
     def _ensure_open(self) -> None:
