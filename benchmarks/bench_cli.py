@@ -4,8 +4,8 @@
 
 Each run is a fresh process started the way the ``renkei`` console script starts (``from renkei.cli.main
 import app; app()``), on the source tree this script sits in. The floors, measured in the same run and
-alternating with the commands: ``python -c pass`` (the interpreter), and ``import sqlalchemy.orm`` (what any
-command that reads the catalog must load). ``catalog list`` reads a fresh hub (``renkei hub init``: the six
+alternating with the commands: ``python -c pass`` (the interpreter), ``import typer.rich_utils`` (what any
+Typer help screen loads) and ``import sqlalchemy.orm`` (what any command that reads the catalog must load). ``catalog list`` reads a fresh hub (``renkei hub init``: the six
 bundled datasets, no snapshots), so its time is start-up, one recorded decision and one query. Reported: best
 and median wall time of ``--reps`` runs each, and the best time as a multiple of ``python -c pass``'s best.
 Results go to stdout as a Markdown table (docs/benchmarks.md quotes them).
@@ -30,6 +30,7 @@ TARGETS = {"renkei --help": 0.4, "renkei catalog list": 0.8}  # seconds (issue 7
 def runs(home: Path) -> dict[str, list[str]]:
     return {
         "python -c pass": ["-c", "pass"],
+        "python -c 'import typer.rich_utils'": ["-c", "import typer.rich_utils"],
         "python -c 'import sqlalchemy.orm'": ["-c", "import sqlalchemy.orm"],
         "renkei --help": ["-c", RENKEI, "--help"],
         "renkei catalog list": ["-c", RENKEI, "catalog", "list", "--home", str(home)],
@@ -43,7 +44,9 @@ def timed(arguments: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reps", type=int, default=15)
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "100"}
@@ -64,7 +67,9 @@ def main() -> None:
                 times[name].append(timed(arguments, env))
     floor = min(times["python -c pass"])
     load = os.getloadavg()[0]
-    print(f"{args.reps} runs each, alternating; load average {load:.1f} at the end; Python {sys.version.split()[0]}")
+    print(
+        f"{args.reps} runs each, alternating; load average {load:.1f} at the end; Python {sys.version.split()[0]}"
+    )
     print()
     print("| run | best | median | best / `python -c pass` | target |")
     print("|---|---|---|---|---|")
