@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from renkei.clock import FakeClock
+from renkei.clock import FakeClock, city_today
 from renkei.hub.access.applications import (
     Application,
     ApplicationItem,
@@ -22,7 +22,7 @@ from renkei.hub.access.applications import (
     PartState,
 )
 from renkei.hub.access.authz import Actor
-from renkei.hub.access.grants import Grant, city_today
+from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset, Snapshot
 from tests.integration.hub_world import World, make_world
