@@ -1,4 +1,7 @@
-"""Time, injectable: code that expires things takes a Clock so tests can move time without sleeping."""
+"""Time, injectable: code that expires things takes a Clock so tests can move time without sleeping.
+
+Instants are UTC; the city's calendar (when a grant starts and ends, when a quota resets) is Japan's.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +33,10 @@ class FakeClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")  # Japan keeps no daylight saving time
+
+
+def city_today(clock: Clock) -> dt.date:
+    """The city's date now: grants start and end, and quotas reset, by the calendar in Japan."""
+    return clock.now().astimezone(JST).date()

@@ -21,7 +21,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 import renkei.hub.models  # noqa: F401  (every table on Base.metadata)
-from renkei.clock import FakeClock
+from renkei.clock import FakeClock, city_today
 from renkei.hub.access.applications import (
     Application,
     ApplicationItem,
@@ -30,7 +30,7 @@ from renkei.hub.access.applications import (
     PartState,
 )
 from renkei.hub.access.authz import Actor
-from renkei.hub.access.grants import Grant, city_today
+from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import DownloadQuota
 from renkei.hub.audit import AuditEntry, AuditLog

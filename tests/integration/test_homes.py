@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import typer.main
+from typer.core import TyperGroup
 from typer.testing import CliRunner, Result
 
 from renkei.cli.main import app
@@ -104,17 +105,19 @@ def test_hub_commands_refuse_a_sending_home(homes: tuple[Path, Path]) -> None:
 def hub_commands() -> list[list[str]]:
     """Every hub-side command with placeholder values for what it requires, found in the CLI itself."""
     found: list[list[str]] = []
+    root = typer.main.get_command(app)
+    context = root.context_class(root)
 
     def walk(command: Any, path: list[str]) -> None:
-        if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                walk(sub, [*path, name])
+        if isinstance(command, TyperGroup):  # the top level imports each command's module here, on demand
+            for name in command.list_commands(context):
+                walk(command.get_command(context, name), [*path, name])
             return
         found.append([*path, *placeholders(command)])
 
-    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+    for name in root.list_commands(context):  # type: ignore[attr-defined]
         if name not in SENDING_COMMANDS:
-            walk(command, [name])
+            walk(root.get_command(context, name), [name])  # type: ignore[attr-defined]
     return found
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from renkei.clock import FakeClock
+from renkei.clock import FakeClock, city_today
 from renkei.hub.access.applications import (
     Application,
     ApplicationItem,
@@ -23,7 +23,7 @@ from renkei.hub.access.applications import (
     PartState,
 )
 from renkei.hub.access.authz import Actor
-from renkei.hub.access.grants import Grant, city_today
+from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.home import Hub

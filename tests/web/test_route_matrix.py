@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from ruamel.yaml import YAML
 from sqlalchemy import delete, select
 
+from renkei.clock import city_today
 from renkei.hub.access.applications import (
     Application,
     ApplicationItem,
@@ -31,7 +32,7 @@ from renkei.hub.access.applications import (
     PartState,
 )
 from renkei.hub.access.authz import Action
-from renkei.hub.access.grants import Grant, city_today
+from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.access.throttle import ThrottleRecord
 from renkei.hub.catalog import Department, Snapshot

@@ -19,11 +19,10 @@ from rich.table import Table
 
 from renkei.cli.common import handle_errors, out
 from renkei.cli.demo_analysis import run_demo_analysis
-from renkei.clock import SYSTEM_CLOCK
+from renkei.clock import SYSTEM_CLOCK, city_today
 from renkei.errors import Location, RenkeiError
 from renkei.files import write_private
 from renkei.hub.access.designation import designate_user
-from renkei.hub.access.grants import city_today
 from renkei.hub.access.people import ROLE_LABELS_JA, Role
 from renkei.hub.access.terminals import TerminalCA, enroll_terminal
 from renkei.hub.access.totp import enroll_totp

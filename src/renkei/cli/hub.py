@@ -27,7 +27,6 @@ from renkei.hub.audit import (
 )
 from renkei.hub.catalog import Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
-from renkei.hub.importer import PackageRejectedError
 from renkei.hub.services import catalog
 from renkei.package import PACKAGE_SUFFIX
 
@@ -99,6 +98,8 @@ def import_packages(
     home: HomeOption = None,
 ) -> None:
     """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
+    from renkei.hub.importer import PackageRejectedError  # noqa: PLC0415 (pyarrow: only for imports)
+
     hub = Hub(hub_home(home))
     paths = list(packages or [])
     if inbox is not None:

@@ -1,15 +1,128 @@
-"""The ``renkei`` command."""
+"""The ``renkei`` command.
+
+Command modules import heavy libraries (pyarrow, SQLAlchemy, scipy, FastAPI), so none is imported at start-up:
+:data:`COMMANDS` names each top-level command's module and help line, and :class:`LazyGroup` imports a module
+the first time one of its commands is resolved. ``renkei --help`` lists every command from :data:`COMMANDS`
+alone; a test checks that each help line there is the command's own.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
 import typer
+from typer._click import Command, Context, HelpFormatter  # typer vendors click; its groups take these
+from typer.core import TyperCommand, TyperGroup
 
 from renkei import __version__
-from renkei.cli import access, analysis, applications, demo, hub, sending, web
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    module: str  # its ``register(app)`` adds the command
+    help: str  # the first line of the command's help, shown by ``renkei --help``
+
+
+COMMANDS: dict[str, Entry] = {
+    "extract": Entry(
+        "renkei.cli.sending",
+        "仮名加工して Parquet とマニフェストを書き出す (pseudonymize a core-system export).",
+    ),
+    "preview": Entry(
+        "renkei.cli.sending",
+        "加工結果を標準出力に表示する。何も書き込まない (print transformed rows; writes nothing).",
+    ),
+    "synth": Entry(
+        "renkei.cli.sending", "架空の神戸型都市の基幹系 CSV を生成する (generate a synthetic Kobe-like city)."
+    ),
+    "import": Entry(
+        "renkei.cli.hub", "封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."
+    ),
+    "table": Entry(
+        "renkei.cli.analysis",
+        "集計表を作成（秘匿処理つき）: build a disclosure-controlled table without writing SQL.",
+    ),
+    "query": Entry(
+        "renkei.cli.analysis", "SQL で集計（結果は秘匿処理の対象）: run SQL in your sandboxed workspace."
+    ),
+    "export": Entry(
+        "renkei.cli.analysis",
+        "集計表をファイルに出力（ダウンロード上限の範囲で）: export a released table as CSV or XLSX.",
+    ),
+    "demo": Entry(
+        "renkei.cli.demo",
+        "架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 (run the whole flow).",
+    ),
+    "serve": Entry("renkei.cli.web", "ポータル（API と画面）を起動する (serve the web portal)."),
+    "sender": Entry("renkei.cli.sending", "共通基盤（送信側）の設定 (sending-side setup)"),
+    "hub": Entry("renkei.cli.hub", "庁内データ連携基盤の設定 (hub setup)"),
+    "catalog": Entry("renkei.cli.hub", "カタログ: データセットとスナップショット (catalog)"),
+    "vault": Entry("renkei.cli.hub", "暗号化保管庫 (encrypted vault)"),
+    "audit": Entry("renkei.cli.hub", "監査ログ (tamper-evident audit log)"),
+    "dept": Entry("renkei.cli.access", "部署（所管課など）の登録と一覧 (departments)"),
+    "user": Entry(
+        "renkei.cli.access",
+        "指名職員: 指名・無効化・パスワード・職員証・TOTP (designated users and their authenticators)",
+    ),
+    "terminal": Entry("renkei.cli.access", "専用端末: 登録・失効・一覧 (dedicated terminals)"),
+    "application": Entry("renkei.cli.applications", "データ利用承認申請 (data-use applications)"),
+    "grant": Entry("renkei.cli.applications", "利用承認 (grants)"),
+    "quota": Entry("renkei.cli.applications", "ダウンロード制限 (download quotas)"),
+    "folder": Entry("renkei.cli.applications", "フォルダのアクセス制御 (folder access lists)"),
+    "analysis": Entry("renkei.cli.analysis", "保存した分析 (saved analyses)"),
+}
+
+
+@cache
+def module_commands(module: str) -> dict[str, Command]:
+    """The commands a module registers, built once per process."""
+    app = typer.Typer()
+    importlib.import_module(module).register(app)
+    group = typer.main.get_group(app)
+    return dict(group.commands)
+
+
+class Listed(TyperCommand):
+    """A command as ``--help`` lists it: its name and help line, its module not imported."""
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: its commands are :data:`COMMANDS`, each imported when first resolved."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self._listing = False
+        for name, entry in COMMANDS.items():
+            self.commands.setdefault(name, Listed(name=name, help=entry.help, callback=None))
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, Listed) and not self._listing:
+            command = self.commands[cmd_name] = module_commands(COMMANDS[cmd_name].module)[cmd_name]
+        return command
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        with self._listed():
+            super().format_help(ctx, formatter)
+
+    @contextmanager
+    def _listed(self) -> Iterator[None]:
+        self._listing = True
+        try:
+            yield
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="renkei",
     help="renkei (連携): 庁内データ連携基盤 — 共通基盤での仮名加工と、基盤での蓄積・分析。",
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,14 +143,6 @@ def main(
 ) -> None:
     """renkei (連携): pseudonymize on the sending side, accumulate and analyse on the hub."""
 
-
-sending.register(app)
-hub.register(app)
-access.register(app)
-applications.register(app)
-analysis.register(app)
-demo.register(app)
-web.register(app)
 
 if __name__ == "__main__":
     app()

@@ -15,10 +15,10 @@ from renkei.cli.common import HomeOption, byte_progress, handle_errors, out, par
 from renkei.manifest import Manifest
 from renkei.sending.extract import extract as run_extract
 from renkei.sending.extract import open_source
-from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, create_key, load_key
 from renkei.sending.seal import create_sender, load_sender, trust_hub
 from renkei.sending.synth import generate_city
+from renkei.sending.transform import Transformer
 from renkei.spec import load_spec
 
 sender = typer.Typer(help="共通基盤（送信側）の設定 (sending-side setup)", no_args_is_help=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -52,11 +53,10 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect, Engine, RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 
 from renkei.errors import KeyFileError, Location, RenkeiError
@@ -202,10 +202,20 @@ _checkpoints = cast(Table, AuditCheckpointRow.__table__)
 # Built once, so SQLAlchemy compiles each statement once and an append only binds new parameters.
 _INSERT_ENTRY = insert(_entries)
 _INSERT_CHECKPOINT = insert(_checkpoints)
-_CREATE_HEAD = {
-    "sqlite": sqlite_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing(),
-    "postgresql": pg_insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing(),
-}
+
+
+@functools.cache
+def _create_head(dialect: str) -> Executable:
+    """INSERT … ON CONFLICT DO NOTHING of the head row; each dialect's module is loaded only where it is used."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+        return sqlite.insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing()
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415
+
+    return postgresql.insert(_head).values(id=1, size=0, frontier="").on_conflict_do_nothing()
+
+
 # Verification reads `at` and `details` without type conversion, so that a garbled value is reported as a
 # modified entry instead of stopping the scan.
 _SCAN_ENTRIES = select(
@@ -954,10 +964,10 @@ def _now() -> dt.datetime:
 def _lock_head(conn: Connection) -> merkle.Frontier:
     """Lock the head row (creating it for an empty log) and return the tree it describes."""
     if conn.dialect.name == "sqlite":
-        conn.execute(_CREATE_HEAD["sqlite"])  # also takes the database write lock before anything is read
+        conn.execute(_create_head("sqlite"))  # also takes the database write lock before anything is read
     row = conn.execute(_LOCK_HEAD).one_or_none()
     if row is None:  # PostgreSQL, first append ever; ON CONFLICT makes a concurrent first append wait
-        conn.execute(_CREATE_HEAD["postgresql"])
+        conn.execute(_create_head("postgresql"))
         row = conn.execute(_LOCK_HEAD).one()
     try:
         return merkle.Frontier.from_hex(row.size, row.frontier)

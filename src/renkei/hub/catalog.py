@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from renkei.hub.audit import UTCDateTime
 from renkei.hub.db import Base
-from renkei.spec import DatasetSpec
+
+if TYPE_CHECKING:  # the spec model loads pyarrow; listing the catalog needs neither
+    from renkei.spec import DatasetSpec
 
 
 def utcnow() -> dt.datetime:
@@ -53,6 +55,8 @@ class Dataset(Base):
     snapshots: Mapped[list[Snapshot]] = relationship(back_populates="dataset", order_by="Snapshot.period")
 
     def dataset_spec(self) -> DatasetSpec:
+        from renkei.spec import DatasetSpec  # noqa: PLC0415 (lazy: see the imports)
+
         return DatasetSpec.model_validate(self.spec)
 
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyrage
 from sqlalchemy.engine import Engine
@@ -33,14 +34,12 @@ from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
-from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
-from renkei.hub.disclosure.record_keys import create_record_key
-from renkei.hub.importer import Importer
 from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
-from renkei.hub.migrate import upgrade
-from renkei.hub.vault import Vault
-from renkei.spec import bundled_specs, load_spec
+
+if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow: only for what needs them
+    from renkei.hub.importer import Importer
+    from renkei.hub.vault import Vault
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
 STAGING_DIR = "staging"
@@ -71,6 +70,8 @@ class Hub:
 
     @cached_property
     def vault(self) -> Vault:
+        from renkei.hub.vault import Vault  # noqa: PLC0415 (lazy: see the imports)
+
         return Vault(self.home / "vault", load_kek(self.home))
 
     @property
@@ -83,6 +84,8 @@ class Hub:
         return self.home / STAGING_DIR
 
     def importer(self, session: Session) -> Importer:
+        from renkei.hub.importer import Importer  # noqa: PLC0415 (lazy: see the imports)
+
         return Importer(session, self.vault, self.audit, self.package_identity(), staging=self.staging)
 
     def package_identity(self) -> pyrage.x25519.Identity:
@@ -102,6 +105,11 @@ class Hub:
 
 def init_hub(home: Path) -> Hub:
     """Create a new hub home: keys, catalog schema, vault, inbox, and the bundled dataset registry."""
+    from renkei.hub.catalog import register_dataset  # noqa: PLC0415 (lazy: see the imports)
+    from renkei.hub.disclosure.record_keys import create_record_key  # noqa: PLC0415
+    from renkei.hub.migrate import upgrade  # noqa: PLC0415
+    from renkei.spec import bundled_specs, load_spec  # noqa: PLC0415
+
     claim_home(home, HUB)
     identity = pyrage.x25519.Identity.generate()
     write_private(home / PACKAGE_IDENTITY_FILE, (str(identity) + "\n").encode())

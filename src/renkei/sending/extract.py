@@ -20,12 +20,12 @@ from renkei import __version__
 from renkei.errors import InputError, Location, RenkeiError
 from renkei.files import fsync_dir, fsync_file
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, ColumnTreatment, Manifest, schema_fields, sha256_file
-from renkei.pipelining import prefetch
-from renkei.sending.pipeline import Transformer
 from renkei.sending.pseudonym import Pseudonymizer, load_key
 from renkei.sending.read import CsvHeader, iter_batches, read_header
 from renkei.sending.seal import hub_recipient, load_sender, package_name, seal
+from renkei.sending.transform import Transformer
 from renkei.spec import DatasetSpec
+from renkei.threaded_stages import prefetch
 
 Progress = Callable[[int, int], None]
 

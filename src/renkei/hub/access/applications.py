@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, Date, Enum, ForeignKey, String, Text, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from renkei.clock import SYSTEM_CLOCK, Clock
+from renkei.clock import SYSTEM_CLOCK, Clock, city_today
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import (
     Action,
@@ -50,7 +50,7 @@ from renkei.hub.access.authz import (
     resolve_principal,
     rule,
 )
-from renkei.hub.access.grants import Grant, city_today, end_grants
+from renkei.hub.access.grants import Grant, end_grants
 from renkei.hub.access.people import Role, User
 from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.catalog import Dataset, Department, Snapshot

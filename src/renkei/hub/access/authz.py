@@ -24,16 +24,18 @@ import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
-from renkei.hub.access.sessions import LoginSession
 from renkei.hub.audit import AuditLog
 from renkei.hub.catalog import Dataset, Snapshot
+
+if TYPE_CHECKING:  # sessions load the terminals' X.509 code, which a console decision never needs
+    from renkei.hub.access.sessions import LoginSession
 
 DECISION_EVENT = "authz.decision"
 POLICY_VERSION = 1  # raise when a rule changes, so an audit entry names the rules it was decided by

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from renkei.clock import SYSTEM_CLOCK, Clock
+from renkei.clock import SYSTEM_CLOCK, Clock, city_today
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import (
     Action,
@@ -52,14 +52,8 @@ from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.db import Base
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")  # Japan keeps no daylight saving time
 REVOKE_EVENT = "grant.revoke"
 MAX_REASON = 1000
-
-
-def city_today(clock: Clock) -> dt.date:
-    """The city's date now: grants start and end, and quotas reset, by the calendar in Japan."""
-    return clock.now().astimezone(JST).date()
 
 
 grant_snapshots = Table(

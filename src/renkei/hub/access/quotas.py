@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from renkei.clock import SYSTEM_CLOCK, Clock
+from renkei.clock import SYSTEM_CLOCK, Clock, city_today
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import (
     Action,
@@ -55,7 +55,7 @@ from renkei.hub.access.authz import (
     record_decision,
     rule,
 )
-from renkei.hub.access.grants import city_today, data_role_refusal, snapshot_verdict
+from renkei.hub.access.grants import data_role_refusal, snapshot_verdict
 from renkei.hub.access.people import User
 from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.db import Base

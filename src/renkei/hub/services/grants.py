@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from renkei.clock import SYSTEM_CLOCK, Clock
+from renkei.clock import SYSTEM_CLOCK, Clock, city_today
 from renkei.hub.access.authz import Action, Actor, Resource, ResourceType, resolve_principal
-from renkei.hub.access.grants import FolderAcl, Grant, GrantStatus, city_today, folder_acl, revoke_grant
+from renkei.hub.access.grants import FolderAcl, Grant, GrantStatus, folder_acl, revoke_grant
 from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset
 from renkei.hub.home import Hub

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from renkei.clock import city_today
 from renkei.hub.access.applications import ApplicationError
-from renkei.hub.access.grants import city_today
 from renkei.hub.services.applications import Step
 from renkei.web import portal
 from renkei.web.context import Caller, SignedIn

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from renkei.pipelining import prefetch
+from renkei.threaded_stages import prefetch
 
 
 def test_items_arrive_in_order() -> None:
