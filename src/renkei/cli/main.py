@@ -75,6 +75,7 @@ COMMANDS: dict[str, Entry] = {
     "quota": Entry("renkei.cli.applications", "ダウンロード制限 (download quotas)"),
     "folder": Entry("renkei.cli.applications", "フォルダのアクセス制御 (folder access lists)"),
     "analysis": Entry("renkei.cli.analysis", "保存した分析 (saved analyses)"),
+    "review": Entry("renkei.cli.analysis", "集計表の審査（所管課のデータ管理者） (review of tables)"),
 }
 
 
