@@ -240,7 +240,7 @@ def protect_pattern(
         pending, by_cube, by_lp = _still_failing(pending, constraints, values, hidden, width, cubes)
         proven = [proven[0] + by_cube, proven[1] + by_lp]
         if not pending:
-            return Pattern(dict(primary), frozenset(hidden), *proven, True)
+            return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
         fresh: set[int] = set()
         still = []
         for t in pending:
@@ -255,7 +255,7 @@ def protect_pattern(
         pending = still
         if not pending:
             hidden = secondary_suppression(constraints, hidden | fresh, cost, avoid, forbidden, width, values)
-            return Pattern(dict(primary), frozenset(hidden), *proven, True)
+            return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
         if not fresh:
             everything = hidden | (set(range(len(values))) - set(forbidden))
             pending, by_cube, by_lp = _still_failing(pending, constraints, values, everything, width, None)
