@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from renkei.hub.disclosure import suppression
 from renkei.hub.disclosure.audit import Constraint
 from renkei.hub.disclosure.policy import DisclosurePolicy
 from renkei.hub.disclosure.protect import complete, protect_cells
@@ -123,6 +124,13 @@ def test_two_dimensional_tables_cannot_be_recovered(cells: Cells) -> None:
 @given(tables(3))
 def test_three_dimensional_tables_cannot_be_recovered(cells: Cells) -> None:
     _check_protected(cells, SUPPRESS)
+
+
+@given(st.sampled_from([2, 3]).flatmap(tables))
+def test_hypercubes_alone_protect_tables_too_large_for_linear_programs(cells: Cells) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(suppression, "LP_BUDGET", 0)  # what a 10,000-cell table gets
+        _check_protected(cells, SUPPRESS)
 
 
 @given(tables(2), st.sampled_from(["both", "suppression"]))

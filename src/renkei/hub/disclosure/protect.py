@@ -122,7 +122,7 @@ def protect_cells(
         pattern = _suppress(policy, kind, table, primary, constraints, fixed)
         hidden = pattern.hidden if pattern.passed else frozenset(range(len(table.n))) - fixed
     elif primary:
-        pattern = Pattern(primary, hidden, 0, True)
+        pattern = Pattern(primary, hidden, 0, 0, True)
     shown = _show(policy, kind, table, hidden)
     return Protection(shown, release_record(policy, kind, shown, pattern, added), pattern)
 
@@ -171,9 +171,8 @@ def _suppress(
         for t in primary
     }
     empty = {i for i, n in enumerate(table.n) if n == 0}
-    return protect_pattern(
-        constraints, primary, additive, [abs(a) for a in additive], width, empty, structural
-    )
+    cost = [abs(a) for a in additive]
+    return protect_pattern(constraints, primary, additive, cost, width, empty, structural, table.coordinates)
 
 
 def _additive(kind: Kind, n: int, value: float | None) -> float:
@@ -236,9 +235,10 @@ def release_record(
             "secondary_suppression",
             suppressing and kind != "median",
             method="greedy closure of additive constraints (CUBE margins and hierarchies)",
-            audit="feasible interval per primary cell, scipy.optimize.linprog (HiGHS)",
+            audit="feasible interval per primary cell: hypercube proof, else scipy.optimize.linprog (HiGHS)",
             protection_width="threshold (counts); max(p% of the value, 1) (magnitudes)",
-            audited_cells=pattern.audited if pattern else 0,
+            proven_by_hypercube=pattern.by_hypercube if pattern else 0,
+            proven_by_lp=pattern.by_lp if pattern else 0,
             audit_passed=pattern.passed if pattern else True,
         ),
         _rule(

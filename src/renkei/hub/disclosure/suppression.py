@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from renkei.hub.disclosure.audit import Constraint, audit
+from renkei.hub.disclosure.hypercube import Hypercubes
 from renkei.hub.disclosure.policy import DisclosurePolicy
 from renkei.hub.tables.display import TOTAL
 
 Kind = Literal["count", "sum", "mean", "median"]
 Hierarchy = Mapping[Any, Any]  # child code -> parent code, within one dimension
+LP_BUDGET = 200_000  # unproven cells × suppressed cells above which hypercubes replace linear programs
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,8 @@ class Pattern:
 
     primary: dict[int, str]  # cell -> rule
     hidden: frozenset[int]  # primary and secondary
-    audited: int  # primary cells whose feasible interval was computed
+    by_hypercube: int  # primary cells proven protected by a hypercube of suppressed cells
+    by_lp: int  # ... by their feasible interval (linear programs)
     passed: bool
 
 
@@ -140,33 +143,72 @@ def secondary_suppression(
     cost: Sequence[float],
     avoid: Set[int] = frozenset(),
     forbidden: Set[int] = frozenset(),
+    need: Mapping[int, float] | None = None,
+    values: Sequence[float] | None = None,
 ) -> set[int]:
-    """``hidden`` plus complements until no constraint has exactly one hidden member (where fixable)."""
-    result = set(hidden)
-    of_cell: dict[int, list[int]] = defaultdict(list)
-    for ci, constraint in enumerate(constraints):
-        for member in constraint.members:
-            of_cell[member].append(ci)
-    count = [sum(m in result for m in c.members) for c in constraints]
-    queue = [ci for ci, k in enumerate(count) if k == 1]
+    """``hidden`` plus complements until no constraint gives a hidden cell away (where fixable).
+
+    A constraint gives cells away when it has exactly one hidden member, or — given each primary cell's
+    protection ``need`` and the cells' ``values`` — when its total is visible and its hidden parts add up
+    to less than a hidden primary part needs (each part then lies within [0, that sum]).
+    """
+    state = _Closure(constraints, hidden, need or {}, values)
+    queue = [ci for ci in range(len(constraints)) if state.open(ci)]
     heapq.heapify(queue)
     while queue:
         ci = heapq.heappop(queue)
-        if count[ci] != 1:
+        if not state.open(ci):
             continue
-        candidates = [m for m in constraints[ci].members if m not in result and m not in forbidden]
+        candidates = [m for m in constraints[ci].members if m not in state.hidden and m not in forbidden]
         if not candidates:
             continue  # only structural zeros left: nothing to hide; the audit judges the result
-        pick = min(
-            candidates,
-            key=lambda m: (m in avoid, -sum(count[cj] == 1 for cj in of_cell[m] if cj != ci), cost[m], m),
-        )
-        result.add(pick)
-        for cj in of_cell[pick]:
-            count[cj] += 1
-            if count[cj] == 1:
-                heapq.heappush(queue, cj)
-    return result
+        pick = min(candidates, key=lambda m: (m in avoid, -state.closes(m, ci), cost[m], m))
+        for cj in state.hide(pick):
+            heapq.heappush(queue, cj)
+    return state.hidden
+
+
+class _Closure:
+    """Per constraint: how many members are hidden, what its hidden parts add up to, what they need."""
+
+    def __init__(
+        self,
+        constraints: Sequence[Constraint],
+        hidden: Set[int],
+        need: Mapping[int, float],
+        values: Sequence[float] | None,
+    ) -> None:
+        self.constraints, self.hidden, self.values = constraints, set(hidden), values
+        self.of_cell: dict[int, list[int]] = defaultdict(list)
+        for ci, c in enumerate(constraints):
+            for member in c.members:
+                self.of_cell[member].append(ci)
+        self.count = [sum(m in self.hidden for m in c.members) for c in constraints]
+        self.part_sum = [self._sum(c.parts) for c in constraints]
+        self.need = [max((need.get(p, 0.0) for p in c.parts), default=0.0) for c in constraints]
+
+    def _sum(self, parts: Sequence[int]) -> float:
+        if self.values is None:
+            return 0.0
+        return sum(abs(self.values[p]) for p in parts if p in self.hidden)
+
+    def open(self, ci: int) -> bool:
+        if self.count[ci] == 1:
+            return True
+        visible_total = self.constraints[ci].total not in self.hidden
+        return visible_total and self.values is not None and self.part_sum[ci] < self.need[ci] * (1 - 1e-9)
+
+    def closes(self, cell: int, current: int) -> int:
+        return sum(self.open(cj) for cj in self.of_cell[cell] if cj != current)
+
+    def hide(self, cell: int) -> list[int]:
+        """Hide ``cell``; the constraints of it that are (still or now) open."""
+        self.hidden.add(cell)
+        for cj in self.of_cell[cell]:
+            self.count[cj] += 1
+            if cell != self.constraints[cj].total and self.values is not None:
+                self.part_sum[cj] += abs(self.values[cell])
+        return [cj for cj in self.of_cell[cell] if self.open(cj)]
 
 
 def protect_pattern(
@@ -177,34 +219,75 @@ def protect_pattern(
     width: Mapping[int, float],
     avoid: Set[int] = frozenset(),
     forbidden: Set[int] = frozenset(),
+    coordinates: Sequence[tuple[Any, ...]] | None = None,
 ) -> Pattern:
     """Secondary suppression, audited: every primary cell's feasible interval must be ``width[cell]`` wide.
 
-    While a cell fails, the cheapest visible cell sharing a constraint with it (or with its suppressed
-    neighbours) is suppressed as well and the pattern re-closed; if nothing is left to suppress, every
-    cell that may be suppressed is (fail closed).
+    While a cell fails, the cheapest hypercube around it that is wide enough is suppressed (with
+    ``coordinates``), else the cheapest visible cell sharing a constraint with it or its suppressed
+    neighbours, and the pattern is re-closed; if nothing is left to suppress, every cell that may be is
+    (fail closed). Suppressing more only widens intervals, so a cell that passed is not audited again, and
+    a hypercube certificate spares most linear programs.
     """
-    hidden = secondary_suppression(constraints, set(primary), cost, avoid, forbidden)
+    hidden = secondary_suppression(constraints, set(primary), cost, avoid, forbidden, width, values)
     of_cell: dict[int, list[int]] = defaultdict(list)
     for ci, constraint in enumerate(constraints):
         for member in constraint.members:
             of_cell[member].append(ci)
-    allowed = [i for i in range(len(values)) if i not in forbidden]
+    cubes = Hypercubes(coordinates, constraints) if coordinates else None
+    pending, proven = sorted(primary), [0, 0]
     while True:
-        intervals = audit(constraints, values, hidden, primary)
-        failing = sorted(t for t in primary if _narrow(intervals[t], width[t]))
-        if not failing:
-            return Pattern(dict(primary), frozenset(hidden), len(intervals), True)
-        added = {_widen(t, constraints, of_cell, hidden, cost, avoid, forbidden) for t in failing}
-        added.discard(None)
-        if not added:
-            everything = hidden | set(allowed)
-            intervals = audit(constraints, values, everything, primary)
-            passed = not any(_narrow(intervals[t], width[t]) for t in primary)
-            return Pattern(dict(primary), frozenset(everything), len(intervals), passed)
-        hidden = secondary_suppression(
-            constraints, hidden | {a for a in added if a is not None}, cost, avoid, forbidden
-        )
+        pending, by_cube, by_lp = _still_failing(pending, constraints, values, hidden, width, cubes)
+        proven = [proven[0] + by_cube, proven[1] + by_lp]
+        if not pending:
+            return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
+        fresh: set[int] = set()
+        still = []
+        for t in pending:
+            cube = cubes.cheapest(t, hidden | fresh, values, cost, width[t], forbidden) if cubes else None
+            if cube is not None:  # protected by construction once these are hidden
+                fresh |= cube
+                proven[0] += 1
+                continue
+            still.append(t)
+            one = _widen(t, constraints, of_cell, hidden, cost, avoid, forbidden)
+            fresh |= {one} if one is not None else set()
+        pending = still
+        if not pending:
+            hidden = secondary_suppression(constraints, hidden | fresh, cost, avoid, forbidden, width, values)
+            return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
+        if not fresh:
+            everything = hidden | (set(range(len(values))) - set(forbidden))
+            pending, by_cube, by_lp = _still_failing(pending, constraints, values, everything, width, None)
+            return Pattern(dict(primary), frozenset(everything), proven[0], proven[1] + by_lp, not pending)
+        hidden = secondary_suppression(constraints, hidden | fresh, cost, avoid, forbidden, width, values)
+
+
+def _still_failing(
+    pending: list[int],
+    constraints: Sequence[Constraint],
+    values: Sequence[float],
+    hidden: Set[int],
+    width: Mapping[int, float],
+    cubes: Hypercubes | None,
+) -> tuple[list[int], int, int]:
+    """The targets not (yet) shown to be protected; how many a hypercube and a linear program proved.
+
+    When the linear programs would be too large (many unproven cells in a large pattern), the unproven
+    cells count as failing and get hypercubes instead: more suppression, but bounded time."""
+    unproven = []
+    for t in pending:
+        certified = cubes.interval(t, hidden, values) if cubes else None
+        if certified is None or _narrow(certified, width[t]):
+            unproven.append(t)
+    by_cube = len(pending) - len(unproven)
+    if not unproven:
+        return [], by_cube, 0
+    if cubes is not None and len(unproven) * len(hidden) > LP_BUDGET:
+        return unproven, by_cube, 0
+    intervals = audit(constraints, values, hidden, unproven)
+    failing = [t for t in unproven if _narrow(intervals[t], width[t])]
+    return failing, by_cube, len(unproven) - len(failing)
 
 
 def _narrow(interval: tuple[float, float], width: float) -> bool:
