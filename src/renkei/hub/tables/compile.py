@@ -39,6 +39,9 @@ Schema = Mapping[str, Mapping[str, str]]  # view -> column -> DuckDB type
 PID, HOUSEHOLD, PERIOD = "pid", "household_id", "period"
 RESIDENTS = "juki"  # the dataset household sizes are read from
 CELL_KEY_MODULUS = 2**32
+TOP_CONTRIBUTIONS = (
+    10  # the largest contributions per cell: enough for any (n, k) rule policy allows (n ≤ 10)
+)
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DOUBLE", "FLOAT", "DECIMAL", "UBIGINT")
 
 DIMENSION_LABELS = {
@@ -97,7 +100,7 @@ def compile_table(request: TableRequest, schema: Schema) -> CompiledTable:
     control_sql = (
         f"SELECT {dim_list}, {groupings}, count(*) AS n, "
         f"(sum(rk.rkey) % {CELL_KEY_MODULUS})::UBIGINT AS ckey, ({_measure_sql(request.measure)})::DOUBLE AS value, "
-        + ("max(abs(u._v), 2)::DOUBLE[] AS top" if value else "NULL::DOUBLE[] AS top")
+        + (f"max(abs(u._v), {TOP_CONTRIBUTIONS})::DOUBLE[] AS top" if value else "NULL::DOUBLE[] AS top")
         + f"\nFROM ({units}) AS u JOIN _record_keys AS rk ON rk.pid = u._unit"
         f"\nGROUP BY CUBE ({dim_list})\nORDER BY ALL NULLS LAST"
     )
