@@ -78,6 +78,28 @@ def test_every_route_answers_with_the_security_headers(
         assert_security_headers(anonymous_logout)
 
 
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def test_options_and_405_name_every_method_the_path_takes(world: WebWorld) -> None:
+    """Issue 9, item 10: ``Allow`` lists exactly the methods that do not answer 405, plus OPTIONS."""
+    paths = sorted({concrete(path) for _, path, _ in route_table(world.app)})
+    with world.client() as anonymous:  # anonymous: a probe never changes anything
+        token = csrf(anonymous)
+        for path in paths:
+            answers = {m: anonymous.request(m, path, headers={"X-CSRF-Token": token}) for m in PROBED_METHODS}
+            taken = {m for m, response in answers.items() if response.status_code != 405}
+            expected = ", ".join(sorted(taken | {"OPTIONS"}))
+            options = anonymous.options(path)
+            assert (options.status_code, options.headers.get("allow")) == (204, expected), path
+            assert_security_headers(options)
+            for method in set(PROBED_METHODS) - taken:
+                assert answers[method].headers["allow"] == expected, (method, path)
+                if method != "HEAD":  # a HEAD answer has no body
+                    assert_canonical_error(answers[method], 405, "method_not_allowed")
+        assert anonymous.options("/api/v1/nothing-here").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [
