@@ -28,6 +28,7 @@ from renkei.hub.audit import (
 from renkei.hub.catalog import Dataset, Sender
 from renkei.hub.home import Hub, init_hub, rotate_kek
 from renkei.hub.importer import PackageRejectedError
+from renkei.hub.migrate import upgrade
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
@@ -51,6 +52,16 @@ def hub_init(home: HomeOption = None) -> None:
     out.print(f"基盤を作成しました (hub created): {hub.home}")
     out.print("送信側で次を実行して、この基盤を信頼させてください (on the sending side run):")
     out.print(f"  renkei sender trust-hub {hub.package_recipient()}", soft_wrap=True)
+
+
+@hub_app.command("migrate")
+@handle_errors
+def hub_migrate(home: HomeOption = None) -> None:
+    """カタログのスキーマを最新にする（既存の TOTP 秘密情報は鍵暗号化鍵で包む） (upgrade the catalog schema)."""
+    hub = Hub(hub_home(home))
+    upgrade(hub.engine, kek=hub.kek)
+    hub.audit.append(actor=cli_actor(), action="hub.migrate", details={})
+    out.print("カタログのスキーマを最新にしました (catalog schema is up to date)")
 
 
 @hub_app.command("public-key")
@@ -215,9 +226,13 @@ def vault_verify(home: HomeOption = None) -> None:
 def vault_rotate_key(home: HomeOption = None) -> None:
     """鍵暗号化鍵を更新し、データ鍵を包み直す。データは書き換えない (rotate the KEK; data untouched)."""
     hub = Hub(hub_home(home))
-    count = rotate_kek(hub)
-    hub.audit.append(actor=cli_actor(), action="vault.rotate_key", details={"rewrapped": count})
-    out.print(f"データ鍵 {count} 個を新しい鍵暗号化鍵で包み直しました (rewrapped {count} data keys)")
+    done = rotate_kek(hub)
+    details = {"rewrapped": done.data_keys, "totp_secrets": done.totp_secrets}
+    hub.audit.append(actor=cli_actor(), action="vault.rotate_key", details=details)
+    out.print(
+        f"データ鍵 {done.data_keys} 個と TOTP 秘密情報 {done.totp_secrets} 件を新しい鍵暗号化鍵で包み直しました"
+        f" (rewrapped {done.data_keys} data keys and {done.totp_secrets} TOTP secrets)"
+    )
 
 
 @audit_app.command("verify")

@@ -7,7 +7,8 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
     <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
     <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
     <home>/audit_checkpoints.jsonl  a copy of every checkpoint signed on demand, one JSON line each (append-only)
-    <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL)
+    <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL; 0600, TOTP
+                                  secrets in it wrapped by the KEK)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
     <home>/staging/               private work directories of running imports (decrypted; swept after a crash)
@@ -32,12 +33,13 @@ from sqlalchemy.orm import Session
 from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
+from renkei.hub.access.totp import rewrap_totp_secrets
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
 from renkei.hub.catalog import register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.disclosure.record_keys import create_record_key
 from renkei.hub.importer import Importer
-from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
+from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, rotate_kek_file
 from renkei.hub.migrate import upgrade
 from renkei.hub.vault import Vault
 from renkei.spec import bundled_specs, load_spec
@@ -57,7 +59,13 @@ class Hub:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(database_url(self.home))
+        engine = make_engine(database_url(self.home))
+        bind_kek(engine, lambda: self.kek)  # services built from the engine alone open TOTP secrets with it
+        return engine
+
+    @cached_property
+    def kek(self) -> KeyEncryptionKey:
+        return load_kek(self.home)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -71,7 +79,7 @@ class Hub:
 
     @cached_property
     def vault(self) -> Vault:
-        return Vault(self.home / "vault", load_kek(self.home))
+        return Vault(self.home / "vault", self.kek)
 
     @property
     def inbox(self) -> Path:
@@ -111,7 +119,7 @@ def init_hub(home: Path) -> Hub:
     for sub in ("vault", "inbox", STAGING_DIR):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     hub = Hub(home)
-    upgrade(hub.engine)
+    upgrade(hub.engine, kek=hub.kek)
     with hub.session() as session:
         for path in bundled_specs().values():
             register_dataset(session, load_spec(path))
@@ -121,6 +129,32 @@ def init_hub(home: Path) -> Hub:
     return hub
 
 
-def rotate_kek(hub: Hub) -> int:
-    """Replace the KEK file with a new key and rewrap every data key; data files are not rewritten."""
-    return rotate_kek_file(hub.home, hub.vault.rotate_kek)
+@dataclass(frozen=True, slots=True)
+class Rewrapped:
+    """What a KEK rotation moved to the new key."""
+
+    data_keys: int
+    totp_secrets: int
+
+
+def rotate_kek(hub: Hub) -> Rewrapped:
+    """Replace the KEK file with a new key; rewrap every data key and TOTP secret (data files stay as they are).
+
+    The TOTP secrets are rewrapped in one transaction after the vault's key files, both before the new key
+    replaces ``kek.key``; run again after a crash, each skips what is already under the new key.
+    """
+    result = Rewrapped(0, 0)
+    in_force = hub.kek
+
+    def rewrap(new: KeyEncryptionKey) -> int:
+        nonlocal result, in_force
+        data_keys = hub.vault.rotate_kek(new)
+        with hub.session() as session:
+            totp_secrets = rewrap_totp_secrets(session, hub.kek, new)
+            session.commit()
+        result, in_force = Rewrapped(data_keys, totp_secrets), new
+        return data_keys + totp_secrets
+
+    rotate_kek_file(hub.home, rewrap)
+    hub.__dict__["kek"] = in_force  # the cached KEK is the new one from now on
+    return result

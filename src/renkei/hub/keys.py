@@ -30,6 +30,7 @@ import hmac
 import importlib
 import os
 import secrets
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,6 +232,30 @@ def load_kek(home: Path) -> KeyEncryptionKey:
     if os.environ.get(KEK_ENV):
         return EnvKek.from_env()
     return FileKek.load(home / KEK_FILE)
+
+
+# A hub's database engine → how to load that hub's KEK (see :func:`bind_kek`).
+_BOUND_KEKS: weakref.WeakKeyDictionary[object, Callable[[], KeyEncryptionKey]] = weakref.WeakKeyDictionary()
+
+
+def bind_kek(owner: object, load: Callable[[], KeyEncryptionKey]) -> None:
+    """Let a service handed only ``owner`` (a hub's database engine) find that hub's KEK, loaded on first use.
+
+    :class:`renkei.hub.home.Hub` binds its engine, so a login service built from ``hub.engine`` alone can open
+    the TOTP secrets the KEK wraps without every caller passing the key along.
+    """
+    _BOUND_KEKS[owner] = load
+
+
+def bound_kek(owner: object) -> KeyEncryptionKey:
+    """The KEK bound to ``owner``; without one, an error (never a default key)."""
+    load = _BOUND_KEKS.get(owner)
+    if load is None:
+        raise KekError(
+            "鍵暗号化鍵が指定されていません（TOTP の秘密情報を開くのに必要です）",
+            "no key-encryption key was given; it is needed to open the TOTP secrets",
+        )
+    return load()
 
 
 def _pending_kek_file(home: Path) -> FileKek:

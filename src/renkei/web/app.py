@@ -32,6 +32,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         hub.audit,  # loads the audit signing key now: a missing key stops the start, not a later request
         passwords=settings.passwords,
         card_settings=settings.card_settings,
+        kek=hub.kek,  # opens the TOTP secrets; a missing KEK stops the start
         clock=settings.clock,
     )
     app = FastAPI(
