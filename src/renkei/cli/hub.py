@@ -26,7 +26,7 @@ from renkei.hub.audit import (
     tail_rows,
 )
 from renkei.hub.catalog import Dataset, Sender
-from renkei.hub.home import Hub, init_hub, rotate_kek
+from renkei.hub.home import Hub, init_hub, rotate_kek, verify_vault
 from renkei.hub.importer import PackageRejectedError
 from renkei.hub.migrate import upgrade
 from renkei.package import PACKAGE_SUFFIX
@@ -204,19 +204,26 @@ def catalog_show(
 def vault_verify(home: HomeOption = None) -> None:
     """全スナップショットのハッシュ・復号可能性と監査ログを検査する (verify every snapshot and the audit log)."""
     hub = Hub(hub_home(home))
-    problems = hub.vault.verify()
+    problems = verify_vault(hub)
     report = hub.audit.verify()
     for p in problems:
         err.print(f"[red]問題 (problem)[/] {p}", highlight=False)
     ok = not problems and report.ok
-    hub.audit.append(
-        actor=cli_actor(),
-        action="vault.verify",
-        result="ok" if ok else "error",
-        details={"snapshots": len(hub.vault.snapshots()), "problems": len(problems), "audit_ok": report.ok},
-    )
-    out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 {len(problems)} 件")
+    snapshots = len(hub.vault.snapshots()) if hub.vault.root.is_dir() else 0
+    if report.ok:
+        hub.audit.append(
+            actor=cli_actor(),
+            action="vault.verify",
+            result="ok" if ok else "error",
+            details={"snapshots": snapshots, "problems": len(problems), "audit_ok": True},
+        )
+    out.print(f"保管庫 (vault): {snapshots} スナップショット, 問題 {len(problems)} 件")
     out.print(f"監査ログ (audit log): {'正常 (ok)' if report.ok else report.message_ja}")
+    if not report.ok:  # appending would bury the evidence under a new head
+        err.print(
+            "監査ログが壊れているため、この検査は監査ログに記録しません"
+            " (the audit log is broken: this check is not appended to it)"
+        )
     if not ok:
         raise typer.Exit(EXIT_AUDIT_BROKEN)
 

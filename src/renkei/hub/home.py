@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 
 import pyrage
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -35,13 +36,21 @@ from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
 from renkei.hub.access.totp import rewrap_totp_secrets
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
-from renkei.hub.catalog import register_dataset
+from renkei.hub.catalog import Dataset, Snapshot, register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.disclosure.record_keys import create_record_key
 from renkei.hub.importer import Importer
-from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, rotate_kek_file
+from renkei.hub.keys import (
+    KeyEncryptionKey,
+    bind_kek,
+    create_kek_file,
+    load_kek,
+    pending_kek_id,
+    rotate_kek_file,
+)
 from renkei.hub.migrate import upgrade
-from renkei.hub.vault import Vault
+from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault, VerifyProblem
+from renkei.manifest import DATA_FILE, MANIFEST_FILE
 from renkei.spec import bundled_specs, load_spec
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
@@ -106,6 +115,26 @@ class Hub:
 
     def package_recipient(self) -> str:
         return str(self.package_identity().to_public())
+
+
+def catalog_view(session: Session) -> dict[SnapshotRef, dict[str, CatalogRecord | None]]:
+    """Every snapshot the catalog records, with the files an import stores and the data file's hash and size."""
+    rows = session.execute(
+        select(Dataset.name, Snapshot.period, Snapshot.version, Snapshot.content_sha256, Snapshot.bytes).join(
+            Dataset, Snapshot.dataset_id == Dataset.id
+        )
+    )
+    return {
+        SnapshotRef(name, period, version): {DATA_FILE: CatalogRecord(sha256, size), MANIFEST_FILE: None}
+        for name, period, version, sha256, size in rows
+    }
+
+
+def verify_vault(hub: Hub) -> list[VerifyProblem]:
+    """The vault on its own and against the catalog, both ways (``renkei vault verify``)."""
+    with hub.session() as session:
+        catalog = catalog_view(session)
+    return hub.vault.verify(catalog, pending_kek_id=pending_kek_id(hub.home))
 
 
 def init_hub(home: Path) -> Hub:

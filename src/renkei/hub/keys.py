@@ -269,6 +269,15 @@ def _pending_kek_file(home: Path) -> FileKek:
     return FileKek.load(path)
 
 
+def pending_kek_id(home: Path) -> str:
+    """The id of the next KEK of an interrupted rotation (``kek.key.new``), or "" when there is none."""
+    path = home / PENDING_KEK_FILE
+    try:
+        return FileKek.load(path).key_id if path.is_file() else ""
+    except KeyFileError:
+        return ""  # cut short while written, or too open: nothing was wrapped with it
+
+
 def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> int:
     """Rotate the file KEK crash-safely; returns the number of rewrapped data keys.
 
