@@ -45,7 +45,8 @@ from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.throttle import Scope, Throttle, ThrottlePolicy
 from renkei.hub.access.totp import TotpSecret, current_code, verify_totp
 from renkei.hub.audit import AuditEntry
-from renkei.hub.home import Hub, Rewrapped, rotate_kek
+from renkei.hub.home import Hub
+from renkei.hub.rotation import Rewrapped, rotate_kek
 from tests.support import ADDR, AccessWorld, access_world, make_hub_home
 from tests.support.webauthn_authenticator import SoftwareAuthenticator
 
@@ -776,14 +777,16 @@ def test_a_kek_rotation_rewraps_the_totp_secrets(cli: tuple[typer.Typer, Path]) 
     _, home = cli
     before = Hub(home)
     old_kek_id = before.kek.key_id
-    assert rotate_kek(before) == Rewrapped(data_keys=0, totp_secrets=1)
+    assert rotate_kek(before, actor="test") == Rewrapped(data_keys=0, totp_secrets=1)
     after = Hub(home)
     with after.session() as session:
         record = session.scalars(select(TotpSecret)).one()
         assert json.loads(record.wrapped_secret)["kek_id"] == after.kek.key_id != old_kek_id
         code = current_code(secret, dt.datetime.now(dt.UTC))
         assert verify_totp(session, record.user_id, code, kek=after.kek)
-    assert rotate_kek(after) == Rewrapped(data_keys=0, totp_secrets=1)  # each rotation moves it on
+    assert rotate_kek(after, actor="test") == Rewrapped(
+        data_keys=0, totp_secrets=1
+    )  # each rotation moves it on
 
 
 def test_every_cli_command_has_japanese_help_first(cli: tuple[typer.Typer, Path]) -> None:

@@ -26,9 +26,10 @@ from renkei.hub.audit import (
     tail_rows,
 )
 from renkei.hub.catalog import Dataset, Sender
-from renkei.hub.home import Hub, init_hub, rotate_kek, verify_vault
+from renkei.hub.home import Hub, init_hub, verify_vault
 from renkei.hub.importer import PackageRejectedError
 from renkei.hub.migrate import upgrade
+from renkei.hub.rotation import rotate_kek
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
@@ -233,9 +234,7 @@ def vault_verify(home: HomeOption = None) -> None:
 def vault_rotate_key(home: HomeOption = None) -> None:
     """鍵暗号化鍵を更新し、データ鍵を包み直す。データは書き換えない (rotate the KEK; data untouched)."""
     hub = Hub(hub_home(home))
-    done = rotate_kek(hub)
-    details = {"rewrapped": done.data_keys, "totp_secrets": done.totp_secrets}
-    hub.audit.append(actor=cli_actor(), action="vault.rotate_key", details=details)
+    done = rotate_kek(hub, actor=cli_actor())  # audits its intent before and its outcome after
     out.print(
         f"データ鍵 {done.data_keys} 個と TOTP 秘密情報 {done.totp_secrets} 件を新しい鍵暗号化鍵で包み直しました"
         f" (rewrapped {done.data_keys} data keys and {done.totp_secrets} TOTP secrets)"

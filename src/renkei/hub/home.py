@@ -34,21 +34,14 @@ from sqlalchemy.orm import Session
 from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
-from renkei.hub.access.totp import rewrap_totp_secrets
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
 from renkei.hub.catalog import Dataset, Snapshot, register_dataset
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.disclosure.record_keys import create_record_key
 from renkei.hub.importer import Importer
-from renkei.hub.keys import (
-    KeyEncryptionKey,
-    bind_kek,
-    create_kek_file,
-    load_kek,
-    pending_kek_id,
-    rotate_kek_file,
-)
+from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, pending_kek_id
 from renkei.hub.migrate import upgrade
+from renkei.hub.rotation import reconcile_rotation, rotation_pending
 from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault, VerifyProblem
 from renkei.manifest import DATA_FILE, MANIFEST_FILE
 from renkei.spec import bundled_specs, load_spec
@@ -65,6 +58,8 @@ class Hub:
 
     def __post_init__(self) -> None:
         check_home(self.home, HUB)  # every hub command and the portal start here
+        if rotation_pending(self.home):
+            reconcile_rotation(self)  # a rotation killed before its outcome was audited
 
     @cached_property
     def engine(self) -> Engine:
@@ -156,34 +151,3 @@ def init_hub(home: Path) -> Hub:
     hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
     hub.audit.checkpoint()
     return hub
-
-
-@dataclass(frozen=True, slots=True)
-class Rewrapped:
-    """What a KEK rotation moved to the new key."""
-
-    data_keys: int
-    totp_secrets: int
-
-
-def rotate_kek(hub: Hub) -> Rewrapped:
-    """Replace the KEK file with a new key; rewrap every data key and TOTP secret (data files stay as they are).
-
-    The TOTP secrets are rewrapped in one transaction after the vault's key files, both before the new key
-    replaces ``kek.key``; run again after a crash, each skips what is already under the new key.
-    """
-    result = Rewrapped(0, 0)
-    in_force = hub.kek
-
-    def rewrap(new: KeyEncryptionKey) -> int:
-        nonlocal result, in_force
-        data_keys = hub.vault.rotate_kek(new)
-        with hub.session() as session:
-            totp_secrets = rewrap_totp_secrets(session, hub.kek, new)
-            session.commit()
-        result, in_force = Rewrapped(data_keys, totp_secrets), new
-        return data_keys + totp_secrets
-
-    rotate_kek_file(hub.home, rewrap)
-    hub.__dict__["kek"] = in_force  # the cached KEK is the new one from now on
-    return result

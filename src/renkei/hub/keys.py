@@ -286,14 +286,24 @@ def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> in
     the rotation again and it resumes with the same new key. The old key is gone afterwards; key files in
     older backups of the vault need it, so archive it first if such backups exist.
     """
+    new = prepare_kek_rotation(home)
+    count = rewrap(new)
+    finish_kek_rotation(home)
+    return count
+
+
+def prepare_kek_rotation(home: Path) -> FileKek:
+    """The first step of a rotation: the next KEK, durable in ``kek.key.new`` (reused after a crash)."""
     for variable in (KMS_ENV, KEK_ENV):
         if os.environ.get(variable):
             raise KekError(
                 f"{variable} が設定されているため、鍵ファイルの交換はできません",
                 f"{variable} is set, so the KEK does not come from {KEK_FILE}; rotate it where it is kept",
             )
-    new = _pending_kek_file(home)
-    count = rewrap(new)
+    return _pending_kek_file(home)
+
+
+def finish_kek_rotation(home: Path) -> None:
+    """The last step, once everything is rewrapped: the next KEK replaces ``kek.key`` (durably)."""
     (home / PENDING_KEK_FILE).replace(home / KEK_FILE)
     fsync_dir(home)
-    return count
