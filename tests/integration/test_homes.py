@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from renkei.cli.main import app
 from renkei.config import SIDE_FILE, HomeError, default_home
+from renkei.hub.db import CATALOG_FILE
 from renkei.hub.home import Hub, init_hub
 from renkei.sending.pseudonym import create_key, load_key
 from renkei.sending.seal import create_sender, load_sender, trust_hub
@@ -157,3 +160,26 @@ def test_the_hub_api_and_the_portal_refuse_a_home_with_a_pseudonym_key(homes: tu
         Hub(hub)
     with pytest.raises(HomeError, match=r"pseudonym\.key"):
         create_app(hub, WebSettings(trusted_proxies=("127.0.0.1",)))
+
+
+def test_the_catalog_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    """Issue 9, item 10: catalog.db holds users, sessions and TOTP data; SQLite alone makes it 0644."""
+    home = tmp_path / "hub"
+
+    def modes() -> dict[str, int]:
+        return {f.name: stat.S_IMODE(f.stat().st_mode) for f in home.glob(f"{CATALOG_FILE}*")}
+
+    previous = os.umask(0o022)
+    try:
+        hub = init_hub(home)
+        with hub.engine.connect() as connection:  # an open connection keeps the -wal and -shm files
+            connection.exec_driver_sql("SELECT count(*) FROM audit_entries")
+            names = [CATALOG_FILE, f"{CATALOG_FILE}-shm", f"{CATALOG_FILE}-wal"]
+            assert modes() == dict.fromkeys(names, 0o600)
+            for name in names:  # as an older hub left them
+                (home / name).chmod(0o644)
+            Hub(home).engine.dispose()  # the next process tightens them again
+            assert modes() == dict.fromkeys(names, 0o600)
+        hub.engine.dispose()
+    finally:
+        os.umask(previous)

@@ -5,6 +5,7 @@ Runs on SQLite and PostgreSQL (``database_url``). Checklist rows 9–13 and 41�
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import json
@@ -42,8 +43,10 @@ from renkei.hub.access.passwords import (
 from renkei.hub.access.people import User
 from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.throttle import Scope, Throttle, ThrottlePolicy
-from renkei.hub.access.totp import TotpSecret, current_code
+from renkei.hub.access.totp import TotpSecret, current_code, verify_totp
 from renkei.hub.audit import AuditEntry
+from renkei.hub.home import Hub
+from renkei.hub.rotation import Rewrapped, rotate_kek
 from tests.support import ADDR, AccessWorld, access_world, make_hub_home
 from tests.support.webauthn_authenticator import SoftwareAuthenticator
 
@@ -477,6 +480,31 @@ def test_totp_codes_are_single_use_and_accepted_one_step_either_side(world: Acce
 # --- sessions at login --------------------------------------------------------------------------------------
 
 
+def test_totp_secrets_are_stored_wrapped_by_the_kek_and_bound_to_their_user(world: AccessWorld) -> None:
+    """Issue 9, item 10: whoever reads the catalog does not get the shared keys that make the codes."""
+    sato, suzuki = world.add_user("sato", PASSWORD), world.add_user("suzuki", PASSWORD)
+    secret = world.enroll_totp(sato)
+    world.enroll_totp(suzuki)
+    with world.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT * FROM totp_secrets").all()
+    assert secret not in repr(rows) and base64.b32decode(secret).hex() not in repr(rows).lower()
+    with world.session() as session:  # an insider copies sato's secret to suzuki's row
+        stored = {r.user_id: r for r in session.scalars(select(TotpSecret))}
+        stored[suzuki.id].wrapped_secret = stored[sato.id].wrapped_secret
+        assert json.loads(stored[sato.id].wrapped_secret)["kek_id"] == world.login.kek.key_id
+        session.commit()
+    pending = world.login.begin_login(world.terminal, "suzuki", PASSWORD, ADDR)
+    with pytest.raises(SecondFactorError):
+        world.login.finish_login_with_totp(
+            pending, current_code(secret, world.clock.now()), terminal=world.terminal
+        )
+    assert entries(world, "login.totp")[-1].reason == "totp_secret_unreadable"
+    pending = world.login.begin_login(world.terminal, "sato", PASSWORD, ADDR)
+    world.login.finish_login_with_totp(
+        pending, current_code(secret, world.clock.now()), terminal=world.terminal
+    )
+
+
 def test_login_rotates_the_session_token(db_world: AccessWorld) -> None:
     world = db_world
     _, card = card_user(world)
@@ -726,8 +754,6 @@ def test_cli_tickets_totp_and_password_reset_are_audited(cli: tuple[typer.Typer,
     assert run(cli, "user", "set-password", "kato", "--password-stdin", stdin=OTHER_PASSWORD + "\n")[0] == 0
     assert run(cli, "user", "card-revoke", "kato")[0] == 0
     _, home = cli
-    from renkei.hub.home import Hub  # noqa: PLC0415
-
     hub = Hub(home)
     with hub.session() as session:
         logged = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
@@ -740,6 +766,27 @@ def test_cli_tickets_totp_and_password_reset_are_audited(cli: tuple[typer.Typer,
     text = json.dumps([e.fields() for e in logged], ensure_ascii=False, default=str)
     assert PASSWORD not in text and OTHER_PASSWORD not in text and uri.split("secret=")[1][:16] not in text
     assert hub.audit.verify().ok
+
+
+def test_a_kek_rotation_rewraps_the_totp_secrets(cli: tuple[typer.Typer, Path]) -> None:
+    run(cli, "dept", "add", "税務課")
+    run(cli, "user", "add", "kato", "--name", "加藤", "--role", "analyst", "--dept", "税務課", "--password-stdin",
+        stdin=PASSWORD + "\n")  # fmt: skip
+    _, output = run(cli, "user", "totp-enroll", "kato")
+    secret = next(w for w in output.split() if w.startswith("otpauth://")).split("secret=")[1].split("&")[0]
+    _, home = cli
+    before = Hub(home)
+    old_kek_id = before.kek.key_id
+    assert rotate_kek(before, actor="test") == Rewrapped(data_keys=0, totp_secrets=1)
+    after = Hub(home)
+    with after.session() as session:
+        record = session.scalars(select(TotpSecret)).one()
+        assert json.loads(record.wrapped_secret)["kek_id"] == after.kek.key_id != old_kek_id
+        code = current_code(secret, dt.datetime.now(dt.UTC))
+        assert verify_totp(session, record.user_id, code, kek=after.kek)
+    assert rotate_kek(after, actor="test") == Rewrapped(
+        data_keys=0, totp_secrets=1
+    )  # each rotation moves it on
 
 
 def test_every_cli_command_has_japanese_help_first(cli: tuple[typer.Typer, Path]) -> None:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import secrets
+
+import pyotp
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from renkei.clock import FakeClock
 from renkei.hub import models  # noqa: F401  (every table on Base.metadata)
+from renkei.hub.access.totp import TotpSecret, current_code, unwrap_secret, verify_totp
 from renkei.hub.db import Base, make_engine
-from renkei.hub.migrate import upgrade
+from renkei.hub.keys import KEK_BYTES, AesGcmKek
+from renkei.hub.migrate import alembic_config, upgrade
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -24,3 +36,42 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     upgrade(engine)
     upgrade(engine)
     engine.dispose()
+
+
+BEFORE_WRAPPING = "5b1e9d2c7a40"  # the last revision with plain TOTP secrets
+
+
+def test_existing_totp_secrets_are_wrapped_by_the_kek_and_back(database_url: str) -> None:
+    """Issue 9, item 10: rows written before the KEK wrapped them are wrapped by the migration."""
+    engine = make_engine(database_url)
+    upgrade(engine, BEFORE_WRAPPING)
+    secret, now = pyotp.random_base32(), dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        for statement in (
+            "INSERT INTO departments (id, name, created_at) VALUES (1, '税務課', :now)",
+            "INSERT INTO users (id, login_id, display_name, role, department_id, disabled, created_at,"
+            " designated_by) VALUES (7, 'kato', '加藤', 'ANALYST', 1, :no, :now, 'test')",
+            "INSERT INTO totp_secrets (user_id, secret, enrolled_at, enrolled_by) VALUES (7, :s, :now, 'test')",
+        ):
+            connection.execute(text(statement), {"now": now, "no": False, "s": secret})
+    with pytest.raises(RuntimeError, match="needs the KEK"):
+        upgrade(engine)  # refused before anything changed
+    assert _totp_columns(engine) == {"user_id", "secret", "enrolled_at", "enrolled_by", "last_used_step"}
+    kek = AesGcmKek(secrets.token_bytes(KEK_BYTES), "test")
+    upgrade(engine, kek=kek)
+    assert "secret" not in _totp_columns(engine)
+    with Session(engine) as session:
+        stored = session.get_one(TotpSecret, 7)
+        assert secret not in stored.wrapped_secret and unwrap_secret(kek, 7, stored.wrapped_secret) == secret
+        assert verify_totp(session, 7, current_code(secret, now), kek=kek, clock=FakeClock(now))
+    config = alembic_config(engine)
+    config.attributes["kek"] = kek
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, BEFORE_WRAPPING)
+        assert connection.execute(text("SELECT secret FROM totp_secrets")).scalar_one() == secret
+    engine.dispose()
+
+
+def _totp_columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns("totp_secrets")}

@@ -34,6 +34,7 @@ from renkei.hub.audit import AuditEntry, AuditLog, create_audit_key
 from renkei.hub.catalog import get_or_create_department
 from renkei.hub.db import Base, database_url, make_engine
 from renkei.hub.home import init_hub
+from renkei.hub.keys import KEK_BYTES, AesGcmKek
 from renkei.hub.migrate import MIGRATIONS
 from tests.support.webauthn_authenticator import SoftwareAuthenticator
 
@@ -115,7 +116,11 @@ class AccessWorld:
         """The TOTP secret an admin gave the user (read back from the URI, as the user's app would)."""
         with self.session() as session:
             uri = totp.enroll_totp(
-                session, session.get(User, user.id) or user, enrolled_by="test", clock=self.clock
+                session,
+                session.get(User, user.id) or user,
+                kek=self.login.kek,
+                enrolled_by="test",
+                clock=self.clock,
             )
             session.commit()
         return uri.split("secret=")[1].split("&")[0]
@@ -139,6 +144,7 @@ def access_world(database_url: str, tmp_path: Path, **login_options: Any) -> Ite
     ca = TerminalCA.load_or_create(home, clock)
     terminal, cert_der = _enroll(engine, ca, clock, "term-01", home / "out")
     login_options.setdefault("passwords", Passwords(TEST_HASHING))
+    login_options.setdefault("kek", AesGcmKek(secrets.token_bytes(KEK_BYTES), "test"))
     login = LoginService(engine, audit, card_settings=CardSettings(), clock=clock, **login_options)
     try:
         yield AccessWorld(engine, audit, clock, ca, terminal, cert_der, login, home)

@@ -16,6 +16,7 @@ import pytest
 from renkei.hub import vault as vault_module
 from renkei.hub.keys import AesGcmKek, WrongKekError
 from renkei.hub.vault import (
+    CatalogRecord,
     CorruptedFileError,
     SnapshotExistsError,
     SnapshotNotFoundError,
@@ -282,7 +283,7 @@ def test_swapped_key_files_fail_even_with_edited_file_ids(vault: Vault, inputs: 
         path.write_text(json.dumps({**entry, "file_id": f"{REF}/{name}"}))
     with pytest.raises(WrongKekError, match="belongs to another file"):
         _read_all(vault, REF, "data.parquet")
-    assert {p.path.name for p in vault.verify()} >= {"data.parquet.age", "manifest.json.age"}
+    assert {p.path.name for p in vault.verify()} >= {data_key.name, manifest_key.name}  # the wrong files
 
 
 def test_key_file_copied_from_another_snapshot_fails(vault: Vault, inputs: dict[str, Path]) -> None:
@@ -346,6 +347,80 @@ def test_verify_detects_a_checksum_mismatch(vault: Vault, inputs: dict[str, Path
     assert [(p.path.name, p.kind) for p in vault.verify() if p.kind != "mode"] == [
         ("manifest.json.age", "checksum")
     ]
+
+
+def _edit_key_file(path: Path, **fields: str) -> None:
+    _writable(path.parent)
+    path.chmod(0o600)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+    path.chmod(0o400)
+    path.parent.chmod(0o500)
+
+
+def test_an_edited_key_file_is_reported_as_the_key_file(vault: Vault, inputs: dict[str, Path]) -> None:
+    """Issue 9, item 13: the finding names the file that is wrong, not the data file it opens."""
+    stored = vault.store(REF, inputs)
+    for name in ("data.parquet.age.key.json", "checksums.json.age.key.json"):
+        entry = json.loads((stored.path / name).read_text())
+        _edit_key_file(stored.path / name, wrapped=entry["wrapped"][::-1])
+    assert sorted((p.path.name, p.kind) for p in vault.verify()) == [
+        ("checksums.json.age.key.json", "unreadable"),
+        ("data.parquet.age.key.json", "unreadable"),
+    ]
+
+
+def test_an_edited_kek_id_is_not_taken_for_an_interrupted_rotation(
+    vault: Vault, inputs: dict[str, Path], kek: AesGcmKek
+) -> None:
+    stored = vault.store(REF, inputs)
+    _edit_key_file(stored.path / "manifest.json.age.key.json", kek_id="0123456789abcdef")
+    [problem] = vault.verify(pending_kek_id=AesGcmKek(os.urandom(32), "next").key_id)
+    assert (problem.path.name, problem.kind) == ("manifest.json.age.key.json", "unreadable")
+    assert "edited" in problem.en and "rotate-key" not in problem.en + problem.ja
+
+
+def test_a_key_file_under_the_next_kek_is_an_interrupted_rotation(
+    vault: Vault, inputs: dict[str, Path], kek: AesGcmKek, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault.store(REF, inputs)
+    new = AesGcmKek(os.urandom(32), "next")
+    real_replace = Vault._replace_key_file
+    replaced: list[Path] = []
+
+    def cut_after_the_first(self: Vault, key_path: Path, content: bytes) -> None:
+        if replaced:
+            raise KeyboardInterrupt
+        real_replace(self, key_path, content)
+        replaced.append(key_path)
+
+    monkeypatch.setattr(Vault, "_replace_key_file", cut_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        vault.rotate_kek(new)
+    monkeypatch.undo()
+    before = Vault(vault.root, kek)
+    [problem] = before.verify(pending_kek_id=new.key_id)
+    assert (problem.path, problem.kind) == (replaced[0], "rotation") and "rotate-key" in problem.en
+    assert [p.kind for p in before.verify()] == ["unreadable"]  # no rotation pending: a stranger's key file
+
+
+def test_verify_compares_the_vault_with_the_catalog_both_ways(vault: Vault, inputs: dict[str, Path]) -> None:
+    """Issue 9, item 13: catalog rows without their files, files without a row, contents not the same."""
+    stored = vault.store(REF, inputs)
+    data = stored.files["data.parquet"]
+    right = {"data.parquet": CatalogRecord(data.plain_sha256, data.plain_bytes), "manifest.json": None}
+    assert vault.verify({REF: right}) == []
+    wrong = {**right, "data.parquet": CatalogRecord(hashlib.sha256(b"other").hexdigest(), data.plain_bytes)}
+    assert [(p.path.name, p.kind) for p in vault.verify({REF: wrong})] == [("data.parquet.age", "catalog")]
+    more = {**right, "seal.json": None}
+    assert [(p.path.name, p.kind) for p in vault.verify({REF: more})] == [("seal.json.age", "missing")]
+    never_stored = SnapshotRef("kaigo", REF.period, 1)
+    second = vault.store(SnapshotRef("juki", REF.period, 2), inputs)
+    found = vault.verify({REF: right, never_stored: right})
+    assert [(p.path, p.kind) for p in found] == [
+        (vault.root / "kaigo" / "2024-01-01" / "v1", "missing"),
+        (second.path, "uncatalogued"),
+    ]
+    assert "kaigo is gone" in found[0].en
 
 
 # -- key rotation ----------------------------------------------------------------------------------------

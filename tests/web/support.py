@@ -44,6 +44,7 @@ from renkei.hub.access.terminals import Terminal, TerminalCA, enroll_terminal
 from renkei.hub.audit import AuditEntry, create_audit_key
 from renkei.hub.catalog import Dataset, Sender, Snapshot, get_or_create_department, register_dataset
 from renkei.hub.db import DATABASE_URL_ENV, session_factory
+from renkei.hub.keys import create_kek_file
 from renkei.spec import bundled_specs, load_spec
 from renkei.web.app import create_app
 from renkei.web.cookies import SESSION_COOKIE
@@ -170,7 +171,8 @@ class WebWorld:
             )
             secret = ""
             if factor == "totp":
-                uri = totp.enroll_totp(session, user, enrolled_by="test", clock=self.clock)
+                kek = self.app.state.portal.login.kek
+                uri = totp.enroll_totp(session, user, kek=kek, enrolled_by="test", clock=self.clock)
                 secret = uri.split("secret=")[1].split("&")[0]
             session.commit()
         return Person(user, PASSWORD, totp_secret=secret)
@@ -225,6 +227,7 @@ def build_world(home: Path, database_url: str, **settings: Any) -> WebWorld:
     """A hub home and its portal on ``database_url`` (SQLite file or a PostgreSQL schema)."""
     home.mkdir(mode=0o700, parents=True)
     create_audit_key(home)
+    create_kek_file(home)
     clock = FakeClock()
     ca = TerminalCA.load_or_create(home, clock)
     web_settings = WebSettings(

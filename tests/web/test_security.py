@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -74,6 +76,28 @@ def test_every_route_answers_with_the_security_headers(
                 assert_security_headers(response)
         anonymous_logout = anonymous.post("/logout", headers={"X-CSRF-Token": csrf(anonymous)})
         assert_security_headers(anonymous_logout)
+
+
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def test_options_and_405_name_every_method_the_path_takes(world: WebWorld) -> None:
+    """Issue 9, item 10: ``Allow`` lists exactly the methods that do not answer 405, plus OPTIONS."""
+    paths = sorted({concrete(path) for _, path, _ in route_table(world.app)})
+    with world.client() as anonymous:  # anonymous: a probe never changes anything
+        token = csrf(anonymous)
+        for path in paths:
+            answers = {m: anonymous.request(m, path, headers={"X-CSRF-Token": token}) for m in PROBED_METHODS}
+            taken = {m for m, response in answers.items() if response.status_code != 405}
+            expected = ", ".join(sorted(taken | {"OPTIONS"}))
+            options = anonymous.options(path)
+            assert (options.status_code, options.headers.get("allow")) == (204, expected), path
+            assert_security_headers(options)
+            for method in set(PROBED_METHODS) - taken:
+                assert answers[method].headers["allow"] == expected, (method, path)
+                if method != "HEAD":  # a HEAD answer has no body
+                    assert_canonical_error(answers[method], 405, "method_not_allowed")
+        assert anonymous.options("/api/v1/nothing-here").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -169,6 +193,34 @@ def test_the_api_description_is_for_signed_in_users_only(
         assert_canonical_error(anonymous.get("/api/v1/openapi.json"), 401, "unauthenticated")
         for public_docs in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
             assert anonymous.get(public_docs).status_code == 404
+
+
+BLANKS = ["", " ", "\u3000", " \t\n\r\u3000\u00a0\u2028\x1c"]
+NOT_BLANKS = ["x", " 理由 ", "\u200b", "\ufeff", "\u3000。"]  # zero-width and BOM: strip() keeps them
+
+
+def test_the_schema_refuses_blank_reasons_exactly_as_the_hub_does(
+    signed_in: tuple[httpx.Client, str],
+) -> None:
+    """Issue 9, item 10: a reason or comment the hub refuses once stripped is refused by the schema too."""
+    client, token = signed_in
+    schemas = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    every_space = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    samples = [*BLANKS, *NOT_BLANKS, every_space, every_space + "x"]
+    for model, field in (("ReasonIn", "reason"), ("RequiredCommentIn", "comment")):
+        assert field in schemas[model]["required"], (model, field)
+        pattern = re.compile(schemas[model]["properties"][field]["pattern"])
+        for text in samples:  # the hub's rule: refused when nothing is left after str.strip()
+            assert (pattern.search(text) is not None) == bool(text.strip()), (model, field, text)
+    paths = {
+        "reason": ("/api/v1/grants/1/revoke", "/api/v1/parts/1/revoke"),
+        "comment": ("/api/v1/parts/1/reject",),
+    }
+    for field, targets in paths.items():
+        for path, blank in itertools.product(targets, BLANKS):
+            refused = client.post(path, json={field: blank}, headers={"X-CSRF-Token": token})
+            assert_canonical_error(refused, 422, "invalid_request")
+            assert f"body.{field}" in refused.json()["error"]["message_en"], (path, blank)
 
 
 def test_pages_are_japanese_first_with_english_on_request(world: WebWorld) -> None:

@@ -255,7 +255,7 @@ def user_totp_enroll(login_id: LoginArgument, home: HomeOption = None) -> None:
                 f"{user.login_id} には職員証が登録されています。TOTP にするには先に `renkei user card-revoke` してください",
                 f"{user.login_id} has a staff card; revoke it first (`renkei user card-revoke`) to switch to TOTP",
             )
-        uri = totp.enroll_totp(session, user, enrolled_by=cli_actor())
+        uri = totp.enroll_totp(session, user, kek=hub.kek, enrolled_by=cli_actor())
         _audit(hub, session, "admin.totp_enroll", f"user/{user.login_id}")
     out.print(
         f"TOTP を登録しました (TOTP enrolled) for {user.login_id}。本人の認証アプリに次の URI を登録してください:"

@@ -170,7 +170,7 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
                 password=password,
                 actor="demo",
             )
-            uri = enroll_totp(session, user, enrolled_by="demo")
+            uri = enroll_totp(session, user, kek=hub.kek, enrolled_by="demo")
             lines += [
                 f"{login_id}  {name}  {ROLE_LABELS_JA[role]}  {dept}",
                 f"    初期パスワード (one-time password, must change): {password}",

@@ -26,7 +26,8 @@ from renkei.hub.audit import (
     tail_rows,
 )
 from renkei.hub.catalog import Sender
-from renkei.hub.home import Hub, init_hub, rotate_kek
+from renkei.hub.home import Hub, init_hub, verify_vault
+from renkei.hub.rotation import rotate_kek
 from renkei.hub.services import catalog
 from renkei.package import PACKAGE_SUFFIX
 
@@ -51,6 +52,18 @@ def hub_init(home: HomeOption = None) -> None:
     out.print(f"基盤を作成しました (hub created): {hub.home}")
     out.print("送信側で次を実行して、この基盤を信頼させてください (on the sending side run):")
     out.print(f"  renkei sender trust-hub {hub.package_recipient()}", soft_wrap=True)
+
+
+@hub_app.command("migrate")
+@handle_errors
+def hub_migrate(home: HomeOption = None) -> None:
+    """カタログのスキーマを最新にする（既存の TOTP 秘密情報は鍵暗号化鍵で包む） (upgrade the catalog schema)."""
+    from renkei.hub.migrate import upgrade  # noqa: PLC0415 (Alembic: only for this command)
+
+    hub = Hub(hub_home(home))
+    upgrade(hub.engine, kek=hub.kek)
+    hub.audit.append(actor=cli_actor(), action="hub.migrate", details={})
+    out.print("カタログのスキーマを最新にしました (catalog schema is up to date)")
 
 
 @hub_app.command("public-key")
@@ -98,7 +111,7 @@ def import_packages(
     home: HomeOption = None,
 ) -> None:
     """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
-    from renkei.hub.importer import PackageRejectedError  # noqa: PLC0415 (pyarrow: only for imports)
+    from renkei.hub.importer import PackageRejectedError  # noqa: PLC0415 (pyarrow: only for this command)
 
     hub = Hub(hub_home(home))
     paths = list(packages or [])
@@ -179,19 +192,26 @@ def catalog_show(
 def vault_verify(home: HomeOption = None) -> None:
     """全スナップショットのハッシュ・復号可能性と監査ログを検査する (verify every snapshot and the audit log)."""
     hub = Hub(hub_home(home))
-    problems = hub.vault.verify()
+    problems = verify_vault(hub)
     report = hub.audit.verify()
     for p in problems:
         err.print(f"[red]問題 (problem)[/] {p}", highlight=False)
     ok = not problems and report.ok
-    hub.audit.append(
-        actor=cli_actor(),
-        action="vault.verify",
-        result="ok" if ok else "error",
-        details={"snapshots": len(hub.vault.snapshots()), "problems": len(problems), "audit_ok": report.ok},
-    )
-    out.print(f"保管庫 (vault): {len(hub.vault.snapshots())} スナップショット, 問題 {len(problems)} 件")
+    snapshots = len(hub.vault.snapshots()) if hub.vault.root.is_dir() else 0
+    if report.ok:
+        hub.audit.append(
+            actor=cli_actor(),
+            action="vault.verify",
+            result="ok" if ok else "error",
+            details={"snapshots": snapshots, "problems": len(problems), "audit_ok": True},
+        )
+    out.print(f"保管庫 (vault): {snapshots} スナップショット, 問題 {len(problems)} 件")
     out.print(f"監査ログ (audit log): {'正常 (ok)' if report.ok else report.message_ja}")
+    if not report.ok:  # appending would bury the evidence under a new head
+        err.print(
+            "監査ログが壊れているため、この検査は監査ログに記録しません"
+            " (the audit log is broken: this check is not appended to it)"
+        )
     if not ok:
         raise typer.Exit(EXIT_AUDIT_BROKEN)
 
@@ -201,9 +221,11 @@ def vault_verify(home: HomeOption = None) -> None:
 def vault_rotate_key(home: HomeOption = None) -> None:
     """鍵暗号化鍵を更新し、データ鍵を包み直す。データは書き換えない (rotate the KEK; data untouched)."""
     hub = Hub(hub_home(home))
-    count = rotate_kek(hub)
-    hub.audit.append(actor=cli_actor(), action="vault.rotate_key", details={"rewrapped": count})
-    out.print(f"データ鍵 {count} 個を新しい鍵暗号化鍵で包み直しました (rewrapped {count} data keys)")
+    done = rotate_kek(hub, actor=cli_actor())  # audits its intent before and its outcome after
+    out.print(
+        f"データ鍵 {done.data_keys} 個と TOTP 秘密情報 {done.totp_secrets} 件を新しい鍵暗号化鍵で包み直しました"
+        f" (rewrapped {done.data_keys} data keys and {done.totp_secrets} TOTP secrets)"
+    )
 
 
 @audit_app.command("verify")

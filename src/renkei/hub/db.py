@@ -7,6 +7,7 @@ All hub tables (catalog, audit log, people and permissions) share :class:`Base`;
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from renkei.errors import RenkeiError
+
 DATABASE_URL_ENV = "RENKEI_DATABASE_URL"
 CATALOG_FILE = "catalog.db"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,12 +39,36 @@ def database_url(home: Path) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings every hub process needs (SQLite: foreign keys, WAL, a busy timeout)."""
+    """An engine with the settings every hub process needs (SQLite: foreign keys, WAL, a busy timeout; files
+    0600)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        make_sqlite_files_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def make_sqlite_files_private(database: str | None) -> None:
+    """Create the catalog file 0600 before SQLite does (it would use 0644 less the umask) and tighten one made
+    by an older hub. SQLite gives the ``-wal``, ``-shm`` and ``-journal`` files the database file's mode, so
+    they follow; any left from before are tightened too. The catalog holds the users, sessions and TOTP data.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing folder itself
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))  # an empty file is a new database to SQLite
+        for candidate in (path, *(path.with_name(path.name + s) for s in SQLITE_SIDE_FILES)):
+            if candidate.exists() and stat.S_IMODE(candidate.stat().st_mode) != 0o600:
+                candidate.chmod(0o600)
+    except PermissionError as exc:
+        raise RenkeiError(
+            f"カタログ {path} のアクセス権を 0600 にできません（所有者で実行してください）",
+            f"cannot make the catalog {path} private (mode 0600): {exc.strerror}; run as its owner",
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

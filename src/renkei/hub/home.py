@@ -7,7 +7,8 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
     <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
     <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
     <home>/audit_checkpoints.jsonl  a copy of every checkpoint signed on demand, one JSON line each (append-only)
-    <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL)
+    <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL; 0600, TOTP
+                                  secrets in it wrapped by the KEK)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
     <home>/staging/               private work directories of running imports (decrypted; swept after a crash)
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyrage
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -35,11 +37,12 @@ from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
 from renkei.hub.db import database_url, make_engine, session_factory
-from renkei.hub.keys import create_kek_file, load_kek, rotate_kek_file
+from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, pending_kek_id
+from renkei.hub.rotation import reconcile_rotation, rotation_pending
 
 if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow: only for what needs them
     from renkei.hub.importer import Importer
-    from renkei.hub.vault import Vault
+    from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault, VerifyProblem
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
 STAGING_DIR = "staging"
@@ -53,10 +56,18 @@ class Hub:
 
     def __post_init__(self) -> None:
         check_home(self.home, HUB)  # every hub command and the portal start here
+        if rotation_pending(self.home):
+            reconcile_rotation(self)  # a rotation killed before its outcome was audited
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(database_url(self.home))
+        engine = make_engine(database_url(self.home))
+        bind_kek(engine, lambda: self.kek)  # services built from the engine alone open TOTP secrets with it
+        return engine
+
+    @cached_property
+    def kek(self) -> KeyEncryptionKey:
+        return load_kek(self.home)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -72,7 +83,7 @@ class Hub:
     def vault(self) -> Vault:
         from renkei.hub.vault import Vault  # noqa: PLC0415 (lazy: see the imports)
 
-        return Vault(self.home / "vault", load_kek(self.home))
+        return Vault(self.home / "vault", self.kek)
 
     @property
     def inbox(self) -> Path:
@@ -103,6 +114,30 @@ class Hub:
         return str(self.package_identity().to_public())
 
 
+def catalog_view(session: Session) -> dict[SnapshotRef, dict[str, CatalogRecord | None]]:
+    """Every snapshot the catalog records, with the files an import stores and the data file's hash and size."""
+    from renkei.hub.catalog import Dataset, Snapshot  # noqa: PLC0415 (lazy: see the imports)
+    from renkei.hub.vault import CatalogRecord, SnapshotRef  # noqa: PLC0415
+    from renkei.manifest import DATA_FILE, MANIFEST_FILE  # noqa: PLC0415
+
+    rows = session.execute(
+        select(Dataset.name, Snapshot.period, Snapshot.version, Snapshot.content_sha256, Snapshot.bytes).join(
+            Dataset, Snapshot.dataset_id == Dataset.id
+        )
+    )
+    return {
+        SnapshotRef(name, period, version): {DATA_FILE: CatalogRecord(sha256, size), MANIFEST_FILE: None}
+        for name, period, version, sha256, size in rows
+    }
+
+
+def verify_vault(hub: Hub) -> list[VerifyProblem]:
+    """The vault on its own and against the catalog, both ways (``renkei vault verify``)."""
+    with hub.session() as session:
+        catalog = catalog_view(session)
+    return hub.vault.verify(catalog, pending_kek_id=pending_kek_id(hub.home))
+
+
 def init_hub(home: Path) -> Hub:
     """Create a new hub home: keys, catalog schema, vault, inbox, and the bundled dataset registry."""
     from renkei.hub.catalog import register_dataset  # noqa: PLC0415 (lazy: see the imports)
@@ -119,7 +154,7 @@ def init_hub(home: Path) -> Hub:
     for sub in ("vault", "inbox", STAGING_DIR):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     hub = Hub(home)
-    upgrade(hub.engine)
+    upgrade(hub.engine, kek=hub.kek)
     with hub.session() as session:
         for path in bundled_specs().values():
             register_dataset(session, load_spec(path))
@@ -127,8 +162,3 @@ def init_hub(home: Path) -> Hub:
     hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
     hub.audit.checkpoint()
     return hub
-
-
-def rotate_kek(hub: Hub) -> int:
-    """Replace the KEK file with a new key and rewrap every data key; data files are not rewritten."""
-    return rotate_kek_file(hub.home, hub.vault.rotate_kek)

@@ -30,6 +30,7 @@ import hmac
 import importlib
 import os
 import secrets
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,30 @@ def load_kek(home: Path) -> KeyEncryptionKey:
     return FileKek.load(home / KEK_FILE)
 
 
+# A hub's database engine → how to load that hub's KEK (see :func:`bind_kek`).
+_BOUND_KEKS: weakref.WeakKeyDictionary[object, Callable[[], KeyEncryptionKey]] = weakref.WeakKeyDictionary()
+
+
+def bind_kek(owner: object, load: Callable[[], KeyEncryptionKey]) -> None:
+    """Let a service handed only ``owner`` (a hub's database engine) find that hub's KEK, loaded on first use.
+
+    :class:`renkei.hub.home.Hub` binds its engine, so a login service built from ``hub.engine`` alone can open
+    the TOTP secrets the KEK wraps without every caller passing the key along.
+    """
+    _BOUND_KEKS[owner] = load
+
+
+def bound_kek(owner: object) -> KeyEncryptionKey:
+    """The KEK bound to ``owner``; without one, an error (never a default key)."""
+    load = _BOUND_KEKS.get(owner)
+    if load is None:
+        raise KekError(
+            "鍵暗号化鍵が指定されていません（TOTP の秘密情報を開くのに必要です）",
+            "no key-encryption key was given; it is needed to open the TOTP secrets",
+        )
+    return load()
+
+
 def _pending_kek_file(home: Path) -> FileKek:
     """The next KEK for a rotation, in ``<home>/kek.key.new``; reused if an earlier rotation was interrupted."""
     path = home / PENDING_KEK_FILE
@@ -244,6 +269,15 @@ def _pending_kek_file(home: Path) -> FileKek:
     return FileKek.load(path)
 
 
+def pending_kek_id(home: Path) -> str:
+    """The id of the next KEK of an interrupted rotation (``kek.key.new``), or "" when there is none."""
+    path = home / PENDING_KEK_FILE
+    try:
+        return FileKek.load(path).key_id if path.is_file() else ""
+    except KeyFileError:
+        return ""  # cut short while written, or too open: nothing was wrapped with it
+
+
 def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> int:
     """Rotate the file KEK crash-safely; returns the number of rewrapped data keys.
 
@@ -252,14 +286,24 @@ def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> in
     the rotation again and it resumes with the same new key. The old key is gone afterwards; key files in
     older backups of the vault need it, so archive it first if such backups exist.
     """
+    new = prepare_kek_rotation(home)
+    count = rewrap(new)
+    finish_kek_rotation(home)
+    return count
+
+
+def prepare_kek_rotation(home: Path) -> FileKek:
+    """The first step of a rotation: the next KEK, durable in ``kek.key.new`` (reused after a crash)."""
     for variable in (KMS_ENV, KEK_ENV):
         if os.environ.get(variable):
             raise KekError(
                 f"{variable} が設定されているため、鍵ファイルの交換はできません",
                 f"{variable} is set, so the KEK does not come from {KEK_FILE}; rotate it where it is kept",
             )
-    new = _pending_kek_file(home)
-    count = rewrap(new)
+    return _pending_kek_file(home)
+
+
+def finish_kek_rotation(home: Path) -> None:
+    """The last step, once everything is rewrapped: the next KEK replaces ``kek.key`` (durably)."""
     (home / PENDING_KEK_FILE).replace(home / KEK_FILE)
     fsync_dir(home)
-    return count

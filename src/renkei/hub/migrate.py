@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from renkei.hub.keys import KeyEncryptionKey
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -18,8 +20,10 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, kek: KeyEncryptionKey | None = None) -> None:
+    """Migrate to ``revision``; ``kek`` is needed by data migrations that wrap secrets (TOTP) of existing rows."""
     config = alembic_config(engine)
+    config.attributes["kek"] = kek
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

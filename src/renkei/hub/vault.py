@@ -142,8 +142,22 @@ class StoredSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogRecord:
+    """What the catalog records of a stored file: its plaintext SHA-256 and size."""
+
+    plain_sha256: str
+    plain_bytes: int
+
+
+# What the catalog says the vault holds: each snapshot's files, with their record where the catalog keeps one.
+CatalogView = Mapping[SnapshotRef, Mapping[str, CatalogRecord | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyProblem:
-    """One finding of :meth:`Vault.verify`; ``kind`` is unreadable, checksum, missing, unexpected, mode or staging."""
+    """One finding of :meth:`Vault.verify`; ``kind`` is unreadable, checksum, missing, unexpected, mode, staging,
+    rotation (an interrupted key rotation), catalog (content differs from the catalog's record) or
+    uncatalogued (a snapshot with no catalog row)."""
 
     path: Path
     kind: str
@@ -428,19 +442,36 @@ class Vault:
 
     # -- verifying ----------------------------------------------------------------------------------------
 
-    def verify(self) -> list[VerifyProblem]:
-        """Check every snapshot (decrypts, checksums, file set, modes), stray entries and staging leftovers."""
-        if not self.root.is_dir():
-            return []
-        problems = self._staging_leftovers() + self._stray_entries()
-        for ref in self.snapshots():
-            problems += self.verify_snapshot(ref)
+    def verify(self, catalog: CatalogView | None = None, *, pending_kek_id: str = "") -> list[VerifyProblem]:
+        """Check every snapshot (decrypts, checksums, file set, modes), stray entries and staging leftovers.
+
+        With ``catalog``, also both ways: every snapshot the catalog records is here with its files and their
+        recorded contents, and every snapshot here has a catalog row. ``pending_kek_id`` names the next KEK of
+        an interrupted rotation, so that key files already under it are reported as such, not as tampered.
+        """
+        problems: list[VerifyProblem] = []
+        stored: list[SnapshotRef] = []
+        if self.root.is_dir():
+            problems = self._staging_leftovers() + self._stray_entries()
+            stored = self.snapshots()
+        for ref in stored:
+            recorded = catalog.get(ref) if catalog is not None else None
+            problems += self.verify_snapshot(ref, recorded, pending_kek_id=pending_kek_id)
+        if catalog is not None:
+            problems += self._catalog_differences(catalog, set(stored))
         return problems
 
-    def verify_snapshot(self, ref: SnapshotRef) -> list[VerifyProblem]:
+    def verify_snapshot(
+        self,
+        ref: SnapshotRef,
+        recorded: Mapping[str, CatalogRecord | None] | None = None,
+        *,
+        pending_kek_id: str = "",
+    ) -> list[VerifyProblem]:
+        """One snapshot; with ``recorded`` (its files as the catalog has them), compared with that too."""
         directory = self._existing_dir(ref)
         problems = _mode_problems(directory)
-        index, index_problems = self._read_index(ref)
+        index, index_problems = self._read_index(ref, pending_kek_id)
         problems += index_problems
         names = set(index) if index is not None else _stored_names(directory)
         expected = {entry for name in {*names, CHECKSUMS} for entry in _entries_of(name)}
@@ -453,13 +484,49 @@ class Vault:
             _problem(directory / e, "missing", "ファイルがありません", "file is missing")
             for e in sorted(expected - present)
         ]
+        digests: dict[str, StoredFile] = {}
         for name in sorted(names):
             if _entries_of(name) <= present:
-                problems += self._check_file(ref, name, index.get(name) if index is not None else None)
+                found, digest = self._check_file(
+                    ref, name, index.get(name) if index is not None else None, pending_kek_id
+                )
+                problems += found
+                if digest is not None:
+                    digests[name] = digest
+        if recorded is not None:
+            problems += _catalog_problems(directory, recorded, names, digests)
         return problems
 
-    def _read_index(self, ref: SnapshotRef) -> tuple[dict[str, dict[str, Any]] | None, list[VerifyProblem]]:
+    def _catalog_differences(self, catalog: CatalogView, stored: set[SnapshotRef]) -> list[VerifyProblem]:
+        problems = []
+        for ref in sorted(set(catalog) - stored):
+            levels = (*reversed(self._dir(ref).parents[:2]), self._dir(ref))
+            gone = next((p for p in levels if not p.is_dir()), self._dir(ref))
+            problems.append(
+                _problem(
+                    self._dir(ref),
+                    "missing",
+                    f"カタログにあるスナップショットが保管庫にありません（{gone.name} がありません）",
+                    f"snapshot {ref} is in the catalog but not in the vault ({gone} is gone)",
+                )
+            )
+        for ref in sorted(stored - set(catalog)):
+            problems.append(
+                _problem(
+                    self._dir(ref),
+                    "uncatalogued",
+                    "カタログに記録のないスナップショットです（受入が途中で止まった可能性があります）",
+                    f"snapshot {ref} has no catalog row (an import may have stopped after storing it)",
+                )
+            )
+        return problems
+
+    def _read_index(
+        self, ref: SnapshotRef, pending_kek_id: str
+    ) -> tuple[dict[str, dict[str, Any]] | None, list[VerifyProblem]]:
         path = self._dir(ref) / (CHECKSUMS + CIPHER_SUFFIX)
+        if (key_problem := self._key_problem(ref, CHECKSUMS, pending_kek_id)) is not None:
+            return None, [key_problem]
         buffer = io.BytesIO()
         try:
             _decrypt(path, self._identity(path, ref, CHECKSUMS), buffer)
@@ -470,7 +537,7 @@ class Vault:
         except (RenkeiError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             return None, [
                 _problem(
-                    path,
+                    _where(e, path),
                     "unreadable",
                     "チェックサム一覧を読めません",
                     f"cannot read the checksums: {_brief(e)}",
@@ -478,20 +545,47 @@ class Vault:
             ]
 
     def _check_file(
-        self, ref: SnapshotRef, name: str, expected: Mapping[str, Any] | None
-    ) -> list[VerifyProblem]:
+        self, ref: SnapshotRef, name: str, expected: Mapping[str, Any] | None, pending_kek_id: str
+    ) -> tuple[list[VerifyProblem], StoredFile | None]:
+        """Problems of one stored file (named by the file that is wrong), and its digest if it decrypts."""
         path = self._dir(ref) / (name + CIPHER_SUFFIX)
+        if (key_problem := self._key_problem(ref, name, pending_kek_id)) is not None:
+            return [key_problem], None
         try:
             actual = _digest(path, self._identity(path, ref, name), name)
         except (RenkeiError, OSError) as e:
-            return [_problem(path, "unreadable", "復号できません", _brief(e))]
+            return [_problem(_where(e, path), "unreadable", "復号できません", _brief(e))], None
         if expected is not None and actual.to_json() != dict(expected):
-            return [
-                _problem(
-                    path, "checksum", "チェックサムが記録と違います", "checksum differs from the recorded one"
-                )
-            ]
-        return []
+            problem = _problem(
+                path, "checksum", "チェックサムが記録と違います", "checksum differs from the recorded one"
+            )
+            return [problem], actual
+        return [], actual
+
+    def _key_problem(self, ref: SnapshotRef, name: str, pending_kek_id: str) -> VerifyProblem | None:
+        """A key file that names another KEK than the loaded one: an unfinished rotation's, or a stranger."""
+        key_path = self._dir(ref) / (name + CIPHER_SUFFIX + KEY_SUFFIX)
+        try:
+            kek_id = _read_key_file(key_path, _file_id(ref, name)).kek_id
+        except RenkeiError:
+            return None  # unreadable for another reason: the decryption reports it, naming the key file
+        if kek_id == self._kek.key_id:
+            return None
+        if pending_kek_id and kek_id == pending_kek_id:
+            return _problem(
+                key_path,
+                "rotation",
+                "鍵の交換が中断しています（この鍵ファイルは次の鍵暗号化鍵で包み直し済み）。rotate-key をもう一度実行してください",
+                f"an interrupted key rotation already moved this key file to the next KEK {kek_id}; run rotate-key again",
+            )
+        return _problem(
+            key_path,
+            "unreadable",
+            f"鍵ファイルの kek_id（{kek_id}）が読み込んだ鍵暗号化鍵（{self._kek.key_id}）とも交換中の鍵とも違います。"
+            "書き換えられたか、別の基盤の鍵ファイルです",
+            f"the key file names KEK {kek_id!r}, neither the loaded KEK {self._kek.key_id} nor a rotation's next "
+            "key: it was edited, or belongs to another hub (or the wrong KEK is loaded)",
+        )
 
     def _staging_leftovers(self) -> list[VerifyProblem]:
         """Entries in staging while no writer is active were left by a crash (``sweep_staging`` removes them)."""
@@ -876,6 +970,55 @@ def _check_inputs(files: Mapping[str, Path]) -> None:
 
 def _problem(path: Path, kind: str, ja: str, en: str) -> VerifyProblem:
     return VerifyProblem(path, kind, ja, en)
+
+
+def _where(error: BaseException, default: Path) -> Path:
+    """The file an error names (a key file, say), else ``default``."""
+    where = getattr(error, "where", None)
+    return Path(where.file) if isinstance(where, Location) and where.file is not None else default
+
+
+def _catalog_problems(
+    directory: Path,
+    recorded: Mapping[str, CatalogRecord | None],
+    names: set[str],
+    digests: Mapping[str, StoredFile],
+) -> list[VerifyProblem]:
+    """How a snapshot differs from the catalog's record of it: files missing or extra, contents not the same."""
+    problems = [
+        _problem(
+            directory / (name + CIPHER_SUFFIX),
+            "missing",
+            "カタログに記録されたファイルがありません",
+            "file recorded in the catalog is missing",
+        )
+        for name in sorted(set(recorded) - names)
+    ]
+    problems += [
+        _problem(
+            directory / (name + CIPHER_SUFFIX),
+            "unexpected",
+            "カタログに記録のないファイルです",
+            "file not recorded in the catalog",
+        )
+        for name in sorted(names - set(recorded))
+    ]
+    for name, record in sorted(recorded.items()):
+        actual = digests.get(name)
+        if record is None or actual is None:
+            continue
+        if (actual.plain_sha256, actual.plain_bytes) != (record.plain_sha256, record.plain_bytes):
+            problems.append(
+                _problem(
+                    directory / (name + CIPHER_SUFFIX),
+                    "catalog",
+                    "保管されている内容がカタログの記録と違います",
+                    f"content differs from the catalog's record (SHA-256 {actual.plain_sha256[:16]}…, "
+                    f"{actual.plain_bytes} bytes; the catalog has {record.plain_sha256[:16]}…, "
+                    f"{record.plain_bytes} bytes)",
+                )
+            )
+    return problems
 
 
 def _brief(error: BaseException) -> str:

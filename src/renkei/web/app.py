@@ -16,6 +16,7 @@ from renkei.hub.home import Hub
 from renkei.web import api, pages
 from renkei.web.context import GUARDS, Portal
 from renkei.web.errors import install_error_handlers
+from renkei.web.methods import AllowedMethods
 from renkei.web.security import SecurityMiddleware
 from renkei.web.settings import WebSettings
 
@@ -31,6 +32,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         hub.audit,  # loads the audit signing key now: a missing key stops the start, not a later request
         passwords=settings.passwords,
         card_settings=settings.card_settings,
+        kek=hub.kek,  # opens the TOTP secrets; a missing KEK stops the start
         clock=settings.clock,
     )
     app = FastAPI(
@@ -46,6 +48,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(AllowedMethods, router=app.router)  # inside SecurityMiddleware: its headers apply
     app.add_middleware(
         SecurityMiddleware, max_body_bytes=settings.max_body_bytes, hsts_max_age=settings.hsts_max_age
     )

@@ -7,14 +7,28 @@ v5.0.0-15.3.3). Views list their fields explicitly: no raw spec, no hashes, no r
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 MAX_ID = 256
 MAX_PASSWORD = 1024  # passwords may be long (≥ 64 is required); the hasher checks the real limit
 MAX_TEXT = 4000
 MAX_COMMENT = 1000
+# The hub refuses a reason or comment that is empty after str.strip(); the schema says the same: at least one
+# character that strip() keeps (spelled \uXXXX, which Python and JSON Schema read alike). The check itself is
+# strip(), as in the hub, so that the error reads as a sentence rather than as the pattern.
+STRIPPED_BY_PYTHON = "".join(chr(c) for c in range(0x10000) if chr(c).isspace())  # none lies beyond the BMP
+NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in STRIPPED_BY_PYTHON) + "]"
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("空白以外の文字で記入してください (must not be empty or only spaces)")
+    return text
+
+
+NotBlank = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": NOT_BLANK})]
 
 
 class Input(BaseModel):
@@ -142,8 +156,14 @@ class CommentIn(Input):
     comment: str = Field(default="", max_length=MAX_COMMENT)
 
 
+class RequiredCommentIn(Input):
+    """A comment that must say something (a rejection's reason): not empty, not only spaces."""
+
+    comment: NotBlank = Field(max_length=MAX_COMMENT)
+
+
 class ReasonIn(Input):
-    reason: str = Field(min_length=1, max_length=MAX_COMMENT)
+    reason: NotBlank = Field(max_length=MAX_COMMENT)
 
 
 class PartView(View):

@@ -51,6 +51,7 @@ from renkei.hub.access.terminals import Terminal
 from renkei.hub.access.throttle import Throttle
 from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.db import Base, session_factory
+from renkei.hub.keys import KeyEncryptionKey, bound_kek
 
 PENDING_LIFETIME = dt.timedelta(minutes=5)  # between the password and the card/code
 UNKNOWN_ACTOR = "unknown"
@@ -197,8 +198,12 @@ class LoginService:
         passwords: Passwords | None = None,
         card_settings: CardSettings | None = None,
         throttle: Throttle | None = None,
+        kek: KeyEncryptionKey | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """``kek`` opens the TOTP secrets; without it, the KEK of the hub whose engine this is (``bind_kek``)."""
+        self._engine = engine
+        self._kek = kek
         self._factory = session_factory(engine)
         self.audit = audit
         self.passwords = passwords or Passwords()
@@ -206,6 +211,12 @@ class LoginService:
         self.clock = clock
         self.throttle = throttle or Throttle(clock)
         self.sessions = SessionStore(self._factory, clock)
+
+    @property
+    def kek(self) -> KeyEncryptionKey:
+        if self._kek is None:
+            self._kek = bound_kek(self._engine)
+        return self._kek
 
     # -- step 1
 
@@ -266,7 +277,10 @@ class LoginService:
         """Verify the TOTP code (each code once) and open a session."""
 
         def check(session: Session, record: PendingLoginRecord) -> tuple[str, dict[str, Any]]:
-            accepted = totp.verify_totp(session, record.user_id, code, clock=self.clock)
+            try:
+                accepted = totp.verify_totp(session, record.user_id, code, kek=self.kek, clock=self.clock)
+            except totp.TotpSecretError:
+                return "totp_secret_unreadable", {}  # refused and audited, like any failed second step
             return ("", {}) if accepted else ("totp_invalid", {})
 
         return self._second_step("login.totp", Factor.TOTP, pending, terminal, replaces, check)

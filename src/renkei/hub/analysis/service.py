@@ -56,7 +56,7 @@ def console_login(hub: Hub, login_id: str, terminal_name: str, password: str, co
         ).first()
         if terminal is not None:
             session.expunge(terminal)
-    service = LoginService(hub.engine, hub.audit)
+    service = LoginService(hub.engine, hub.audit, kek=hub.kek)
     pending = service.begin_login(terminal, login_id, password, "console")
     login = service.finish_login_with_totp(pending, code, terminal=terminal)
     if login.password_change_required:

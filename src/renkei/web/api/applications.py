@@ -14,7 +14,14 @@ from fastapi import APIRouter, Body, status
 from renkei.hub.services.applications import Step
 from renkei.web import portal
 from renkei.web.context import SignedIn
-from renkei.web.models import ApplicationIn, ApplicationView, CommentIn, ReasonIn, ReviewItem
+from renkei.web.models import (
+    ApplicationIn,
+    ApplicationView,
+    CommentIn,
+    ReasonIn,
+    RequiredCommentIn,
+    ReviewItem,
+)
 from renkei.web.params import ApplicationId, PartId
 
 router = APIRouter(tags=["applications"])
@@ -70,7 +77,7 @@ def approve(part_id: PartId, caller: SignedIn, body: OptionalComment = None) -> 
 
 
 @router.post("/parts/{part_id}/reject", response_model=ApplicationView)
-def reject(part_id: PartId, body: CommentIn, caller: SignedIn) -> ApplicationView:
+def reject(part_id: PartId, body: RequiredCommentIn, caller: SignedIn) -> ApplicationView:
     """Reject a department's part; the comment (the reason) is required."""
     return portal.take_step(caller, Step.REJECT_PART, part_id, body.comment)
 
