@@ -132,11 +132,12 @@ def complete(cells: Cells) -> tuple[Cells, int]:
     if not cells.coordinates:
         return cells, 0
     dims = len(cells.coordinates[0])
-    codes: list[list[Any]] = [[] for _ in range(dims)]
+    seen: list[dict[Any, None]] = [{} for _ in range(dims)]  # ordered sets: first-seen order, O(1) lookups
     for coords in cells.coordinates:
         for d, code in enumerate(coords):
-            if code != TOTAL and code not in codes[d]:
-                codes[d].append(code)
+            if code != TOTAL:
+                seen[d][code] = None
+    codes = [list(d_codes) for d_codes in seen]
     size = 1
     for d_codes in codes:
         size *= len(d_codes) + 1
