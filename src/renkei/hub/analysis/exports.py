@@ -64,7 +64,7 @@ def export_release(
         )
         session.add(export)
         session.commit()
-        export_id = export.id
+        export_id, reservation_id = export.id, reservation.id
     hub.audit.append(
         actor=actor.name,
         action="export.file",
@@ -73,14 +73,10 @@ def export_release(
             "release": release_id,
             "sha256": digest,
             "bytes": len(content),
-            "reservation": _id(reservation),
+            "reservation": reservation_id,
         },
     )
     return ExportFile(export_id, file_name, content, digest)
-
-
-def _id(reservation: object) -> object:
-    return getattr(reservation, "id", None)
 
 
 def _file(fmt: ExportFormat, shown: dict[str, Any], record: dict[str, Any]) -> bytes:
