@@ -63,9 +63,14 @@ class WorkerGone(WorkspaceError):  # noqa: N818
 @dataclass(frozen=True, slots=True)
 class Isolation:
     python: str
-    path: tuple[str, ...]  # sys.path entries for the worker
+    path_fds: tuple[int, ...]  # open directories the worker imports from (see worker_path)
     uid: int | None  # None: same user as the hub (developers only)
     gid: int | None
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """sys.path entries for the worker: its inherited directory descriptors."""
+        return tuple(f"/proc/self/fd/{fd}" for fd in self.path_fds)
 
     def spec(self, address_space: int, nproc: int) -> dict[str, Any]:
         # RLIMIT_NPROC counts every process of the uid; for the same user it would count the developer's own.
@@ -94,11 +99,19 @@ def worker_path() -> tuple[str, ...]:
 
 
 @functools.cache
+def worker_path_fds() -> tuple[int, ...]:
+    """The worker's import directories, opened by the parent and inherited as descriptors: a checkout or a
+    virtual environment under a directory ``nobody`` cannot enter (a 0700 home, a private temp dir) is then
+    still importable, and the worker reaches nothing else of the tree they sit in."""
+    return tuple(os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) for p in worker_path())
+
+
+@functools.cache
 def _probed(uid: int | None, gid: int | None) -> Isolation:
-    path = worker_path()
+    path_fds = worker_path_fds()
     tried: list[str] = []
     for python in dict.fromkeys([os.path.realpath(sys.executable), *CANDIDATES]):
-        candidate = Isolation(python, path, uid, gid)
+        candidate = Isolation(python, path_fds, uid, gid)
         outcome = _probe(candidate)
         if outcome is None:
             return candidate
@@ -116,7 +129,8 @@ def _probe(candidate: Isolation) -> str | None:
     try:
         done = subprocess.run(  # noqa: S603 (our interpreter, our bootstrap; no shell)
             command(candidate, PROBE_PROGRAM, address_space=4 << 30, nproc=64),
-            capture_output=True, timeout=PROBE_TIMEOUT, check=False, **_credentials(candidate),
+            capture_output=True, timeout=PROBE_TIMEOUT, check=False, pass_fds=candidate.path_fds,
+            **_credentials(candidate),
         )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as e:
         return type(e).__name__
@@ -148,7 +162,7 @@ def spawn(
     return subprocess.Popen(  # noqa: S603 (our interpreter, our bootstrap; no shell)
         command(candidate, program, address_space=address_space, nproc=nproc),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        pass_fds=tuple(pass_fds), start_new_session=True, **_credentials(candidate),
+        pass_fds=(*pass_fds, *candidate.path_fds), start_new_session=True, **_credentials(candidate),
     )  # fmt: skip
 
 
