@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from renkei.errors import KeyFileError, Location
@@ -56,3 +59,17 @@ def read_private(path: Path, name_ja: str, name_en: str, *, create_ja: str, crea
             Location(path),
         )
     return path.read_bytes()
+
+
+@contextmanager
+def exclusive_flock(fd: int, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive flock on ``fd`` (which this closes); yields False if not blocking and it is held."""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

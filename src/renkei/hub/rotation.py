@@ -14,7 +14,6 @@ still running.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from renkei.files import fsync_dir
+from renkei.files import exclusive_flock, fsync_dir
 from renkei.hub.access.totp import rewrap_totp_secrets
 from renkei.hub.audit import AuditEntry
 from renkei.hub.keys import finish_kek_rotation, prepare_kek_rotation
@@ -129,15 +128,8 @@ def _last_rotation_entry(hub: Hub) -> AuditEntry | None:
 def _rotation_lock(home: Path, *, blocking: bool) -> Iterator[bool]:
     """Held by a rotation from start to end; yields False if not blocking and a rotation holds it."""
     fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    with exclusive_flock(fd, blocking=blocking) as held:
+        yield held
 
 
 def _write_note(home: Path, note: dict[str, str]) -> None:

@@ -47,7 +47,7 @@ from typing import Any, BinaryIO
 import pyrage
 
 from renkei.errors import Location, RenkeiError
-from renkei.files import fsync_dir
+from renkei.files import exclusive_flock, fsync_dir
 from renkei.hub.keys import KeyEncryptionKey, WrappedKey, WrongKekError, check_kek_id
 
 CIPHER_SUFFIX = ".age"
@@ -335,16 +335,8 @@ class Vault:
     @contextmanager
     def _exclusive_lock(self, blocking: bool = True) -> Iterator[bool]:
         """Alone in the vault (no writer active); yields False if not blocking and the vault is busy."""
-        fd = self._lock_fd()
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
+        with exclusive_flock(self._lock_fd(), blocking=blocking) as alone:
+            yield alone
 
     def _lock_fd(self) -> int:
         _make_dirs(self.root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from renkei.errors import RenkeiError
+from renkei.hub.access.authz import Actor, Forbidden
 
 
 class AnalysisError(RenkeiError):
@@ -15,3 +16,10 @@ class AnalysisError(RenkeiError):
 class ReleaseNotFound(AnalysisError):  # noqa: N818
     exit_code = 2
     http_status = 404
+
+
+def analyst_id(actor: Actor) -> int:
+    """The user behind an analysis request; a console or anonymous actor is refused."""
+    if actor.user_id is None:
+        raise Forbidden("分析は指定職員のみが行えます", "only designated staff analyse data")
+    return actor.user_id

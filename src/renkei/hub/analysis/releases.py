@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Actor, Forbidden
-from renkei.hub.analysis.errors import AnalysisError
+from renkei.hub.access.authz import Actor
+from renkei.hub.analysis.errors import AnalysisError, analyst_id
 from renkei.hub.analysis.ledger import (
     Release,
     ReleaseKind,
@@ -149,10 +149,8 @@ def record_release(
     true_counts: list[dict[str, Any]],
     review_reason: str = "",
 ) -> Release:
-    if actor.user_id is None:
-        raise Forbidden("分析は指定職員のみが行えます", "only designated staff analyse data")
     release = Release(
-        user_id=actor.user_id,
+        user_id=analyst_id(actor),
         kind=kind,
         title=title,
         definition=definition,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Actor, Forbidden
-from renkei.hub.analysis.errors import AnalysisError
+from renkei.hub.access.authz import Actor
+from renkei.hub.analysis.errors import AnalysisError, analyst_id
 from renkei.hub.analysis.ledger import (
     ReleaseKind,
     SavedAnalysis,
@@ -25,7 +25,7 @@ def save_analysis(
     clock: Clock = SYSTEM_CLOCK,
 ) -> SavedAnalysis:
     """Save (or replace) the caller's analysis ``name``: a builder request or SQL text, never a result."""
-    user_id = _user(actor)
+    user_id = analyst_id(actor)
     if not name.strip() or len(name) > 200:
         raise AnalysisError("名前は 1〜200 文字です", "a name has 1 to 200 characters", None)
     kind = ReleaseKind.SQL if isinstance(definition, str) else ReleaseKind.TABLE
@@ -51,15 +51,9 @@ def saved_analyses(hub: Hub, actor: Actor) -> list[SavedAnalysis]:
         found = list(
             session.scalars(
                 select(SavedAnalysis)
-                .where(SavedAnalysis.user_id == _user(actor))
+                .where(SavedAnalysis.user_id == analyst_id(actor))
                 .order_by(SavedAnalysis.name)
             )
         )
         session.expunge_all()
     return found
-
-
-def _user(actor: Actor) -> int:
-    if actor.user_id is None:
-        raise Forbidden("分析は指定職員のみが行えます", "only designated staff analyse data")
-    return actor.user_id
