@@ -159,7 +159,7 @@ def test_the_hub_api_and_the_portal_refuse_a_home_with_a_pseudonym_key(homes: tu
     with pytest.raises(HomeError, match=r"pseudonym\.key"):
         Hub(hub)
     with pytest.raises(HomeError, match=r"pseudonym\.key"):
-        create_app(hub, WebSettings(trusted_proxies=("127.0.0.1",)))
+        create_app(hub, WebSettings(proxy_socket=True))
 
 
 def test_the_catalog_and_its_wal_files_are_private(tmp_path: Path) -> None:

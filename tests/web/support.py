@@ -41,6 +41,7 @@ from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.sessions import SessionStore, write_transaction
 from renkei.hub.access.terminals import Terminal, TerminalCA, enroll_terminal
+from renkei.hub.access.throttle import ThrottleRecord
 from renkei.hub.audit import AuditEntry, create_audit_key
 from renkei.hub.catalog import Dataset, Sender, Snapshot, get_or_create_department, register_dataset
 from renkei.hub.db import DATABASE_URL_ENV, session_factory
@@ -210,6 +211,10 @@ class WebWorld:
             )
         assert found is not None
         return found
+
+    def throttle_rows(self) -> int:
+        with self.session() as session:
+            return len(session.scalars(select(ThrottleRecord.key_sha256)).all())
 
     # --- the audit log
 

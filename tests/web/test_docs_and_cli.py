@@ -51,6 +51,11 @@ def cli() -> typer.Typer:
     ("arguments", "message"),
     [
         ([], "--trusted-proxy"),
+        (
+            ["--trusted-proxy", "127.0.0.1"],
+            "--proxy-secret-file",
+        ),  # issue 9 item 4: an address proves nothing
+        (["--uds", "renkei.sock", "--port", "8000"], "--uds goes with none"),
         (["--tls-cert", "server.crt"], "--tls-key"),
         (["--tls-cert", "server.crt", "--tls-key", "server.key"], "server.crt"),
     ],
@@ -69,3 +74,22 @@ def test_serve_needs_the_terminal_ca_for_tls(tmp_path: Path) -> None:
     arguments = ["--tls-cert", str(tmp_path / "server.crt"), "--tls-key", str(tmp_path / "server.key")]
     result = CliRunner().invoke(cli(), ["serve", "--home", str(tmp_path), *arguments])
     assert result.exit_code == 2 and "renkei terminal enroll" in result.output
+
+
+def test_serve_refuses_a_proxy_secret_others_can_read(tmp_path: Path) -> None:
+    secret = tmp_path / "proxy.secret"
+    secret.write_text("s" * 64 + "\n")
+    arguments = ["--trusted-proxy", "127.0.0.1", "--proxy-secret-file", str(secret)]
+    secret.chmod(0o644)
+    result = CliRunner().invoke(cli(), ["serve", "--home", str(tmp_path), *arguments])
+    assert result.exit_code == 2 and "readable by others" in result.output, result.output
+    secret.chmod(0o600)
+    secret.write_text("too short\n")
+    result = CliRunner().invoke(cli(), ["serve", "--home", str(tmp_path), *arguments])
+    assert result.exit_code == 2 and "at least 32" in result.output, result.output
+
+
+@pytest.mark.parametrize("secret", ["", "s" * 31, "s" * 31 + " ", "秘密" * 20])
+def test_a_weak_or_missing_proxy_secret_stops_the_start(secret: str) -> None:
+    with pytest.raises(RenkeiError, match="secret"):
+        WebSettings(trusted_proxies=("127.0.0.1",), proxy_secret=secret)

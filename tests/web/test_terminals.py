@@ -13,8 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -33,12 +35,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from renkei.errors import RenkeiError
 from renkei.hub.access import totp
 from renkei.hub.access.people import Role
 from renkei.hub.access.terminals import CA_CERT_FILE
+from renkei.hub.access.throttle import ADDRESS_POLICY
 from renkei.hub.db import DATABASE_URL_ENV
-from renkei.web.server import TLSFiles, server_config
-from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
+from renkei.web.cookies import CSRF_COOKIE
+from renkei.web.server import SOCKET_MODE, TLSFiles, bind_unix_socket, server_config
+from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, PROXY_SECRET_HEADER, WebSettings
 from tests.web.support import Person, WebWorld, terminal_key_files, world_on
 
 HEADER = DEFAULT_CLIENT_CERT_HEADER
@@ -94,9 +99,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(config: uvicorn.Config) -> Iterator[None]:
+def running(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> Iterator[None]:
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -232,20 +237,30 @@ def _first_answer(port: int, server_cert: Path, client_files: tuple[Path, Path])
 # --- set-up B: behind a trusted reverse proxy ------------------------------------------------------------
 
 PROXY = "10.0.0.1"
+SECRET = secrets.token_hex(32)  # what --proxy-secret-file holds, and the proxy's configuration
 
 
 @pytest.fixture(scope="module")
 def proxied_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
     directory = tmp_path_factory.mktemp("proxied")
     with world_on(
-        f"sqlite:///{directory / 'catalog.db'}", directory, trusted_proxies=(PROXY, "127.0.0.1")
+        f"sqlite:///{directory / 'catalog.db'}",
+        directory,
+        trusted_proxies=(PROXY, "127.0.0.1"),
+        proxy_secret=SECRET,
     ) as w:
         yield w
 
 
-def forwarded(world: WebWorld, client_addr: str = "192.0.2.10") -> dict[str, str]:
-    """What nginx sends: the verified certificate, URL-encoded ($ssl_client_escaped_cert), and the address."""
-    return {HEADER: quote(world.cert_pem), "X-Forwarded-For": client_addr}
+def forwarded(
+    world: WebWorld, client_addr: str = "192.0.2.10", secret: str | None = SECRET
+) -> dict[str, str]:
+    """What nginx sends: the verified certificate, URL-encoded ($ssl_client_escaped_cert), the address, and
+    (over TCP) the proxy's secret; ``secret=None`` is what anyone else on the proxy's machine can send."""
+    headers = {HEADER: quote(world.cert_pem), "X-Forwarded-For": client_addr}
+    if secret is not None:
+        headers[PROXY_SECRET_HEADER] = secret
+    return headers
 
 
 def test_the_proxy_header_counts_only_from_the_trusted_proxy(proxied_world: WebWorld) -> None:
@@ -290,7 +305,12 @@ def test_two_certificate_headers_from_the_proxy_identify_nothing(proxied_world: 
     world = proxied_world
     with world.client(None, address=PROXY) as client:
         response = client.get(
-            "/api/v1/session/csrf", headers=[(HEADER, quote(world.cert_pem)), (HEADER, quote(world.cert_pem))]
+            "/api/v1/session/csrf",
+            headers=[
+                (HEADER, quote(world.cert_pem)),
+                (HEADER, quote(world.cert_pem)),
+                (PROXY_SECRET_HEADER, SECRET),
+            ],
         )
     assert response.json()["terminal_registered"] is False
 
@@ -318,3 +338,133 @@ def test_a_real_server_behind_a_proxy_sees_the_tcp_peer(proxied_world: WebWorld)
 
 def _settings_without_loopback(world: WebWorld) -> WebSettings:
     return replace(world.settings, trusted_proxies=(PROXY,))
+
+
+def test_the_proxys_address_without_its_secret_is_refused_and_logged(proxied_world: WebWorld) -> None:
+    """Issue 9, item 4: on the proxy's machine anyone can connect from its address; only its secret counts."""
+    world = proxied_world
+    person = world.person(Role.ANALYST)
+    before, throttled = world.audit_size(), world.throttle_rows()
+    with world.client(None, address=PROXY) as client:
+        for secret in (None, "x" * 64, SECRET[:-1]):
+            answer = client.get("/api/v1/session/csrf", headers=forwarded(world, "203.0.113.9", secret))
+            assert answer.status_code == 403, answer.text
+            assert answer.json()["error"]["code"] == "proxy_refused"
+        twice = [*forwarded(world).items(), (PROXY_SECRET_HEADER, SECRET)]  # a client's copy passed along
+        assert client.get("/api/v1/session/csrf", headers=twice).status_code == 403
+        attempt = client.post(
+            "/api/v1/session/login",
+            json={"login_id": person.login_id, "password": "wrong password 0123"},
+            headers={**forwarded(world, "203.0.113.9", secret=None), "X-CSRF-Token": "any"},
+        )
+        assert attempt.status_code == 403 and attempt.json()["error"]["code"] == "proxy_refused"
+    entries = world.entries(before)
+    assert {(e.action, e.result, e.reason, e.client_addr) for e in entries} == {
+        ("web.proxy", "denied", "proxy_secret_missing", PROXY),  # the TCP peer, never the forged address
+        ("web.proxy", "denied", "proxy_secret_wrong", PROXY),
+    }
+    assert world.throttle_rows() == throttled  # refused before the password step: the throttle never saw it
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_address_throttle(proxied_world: WebWorld) -> None:
+    """The proxy appends the address it saw; whatever the client put to its left changes nothing."""
+    world = proxied_world
+    world.clock.advance(hours=2)  # earlier tests' failures from this address are forgotten
+    statuses = []
+    with world.client(None, address=PROXY) as client:
+        client.headers.update(forwarded(world))
+        token = client.get("/api/v1/session/csrf").json()["csrf_token"]
+        before = world.audit_size()
+        for n in range(ADDRESS_POLICY.free_attempts + 1):
+            client.headers["X-Forwarded-For"] = f"198.51.100.{n}, 192.0.2.77"  # as $proxy_add_x_forwarded_for
+            answer = client.post(
+                "/api/v1/session/login",
+                json={"login_id": f"nobody{n}", "password": "wrong password 0123"},  # a new account each time
+                headers={"X-CSRF-Token": token},
+            )
+            statuses.append(answer.status_code)
+    assert statuses == [401] * ADDRESS_POLICY.free_attempts + [429]
+    logged = [e for e in world.entries(before) if e.action == "login.password"]
+    assert {e.client_addr for e in logged} == {"192.0.2.77"}
+    assert logged[-1].reason == "throttled"
+
+
+def failed_login_over_plain_http(client: httpx.Client, login_id: str) -> httpx.Response:
+    """A wrong password, as the proxy relays it: plain HTTP, so the __Host- cookie is sent by hand."""
+    token = client.get("/api/v1/session/csrf").json()["csrf_token"]
+    return client.post(
+        "/api/v1/session/login",
+        json={"login_id": login_id, "password": "not the password 0123"},
+        headers={"X-CSRF-Token": token, "Cookie": f"{CSRF_COOKIE}={token}"},
+    )
+
+
+def test_on_loopback_a_local_user_cannot_pose_as_the_proxy(proxied_world: WebWorld) -> None:
+    """A real server on 127.0.0.1 and real HTTP requests: what any local user can send, and what the proxy does."""
+    world = proxied_world
+    person = world.person(Role.ANALYST)
+    port = free_port()
+    config = server_config(
+        world.app, host="127.0.0.1", port=port, tls=None, log_level="critical", configure_logging=False
+    )
+    before = world.audit_size()
+    with running(config), httpx.Client(base_url=f"http://127.0.0.1:{port}") as local:
+        forged = local.get("/api/v1/session/csrf", headers=forwarded(world, "203.0.113.7", secret=None))
+        assert forged.status_code == 403 and forged.json()["error"]["code"] == "proxy_refused"
+        local.headers.update(forwarded(world, "203.0.113.7, 192.0.2.44"))  # the proxy, with its secret
+        assert local.get("/api/v1/session/csrf").json()["terminal_registered"] is True
+        assert failed_login_over_plain_http(local, person.login_id).status_code == 401
+    seen = [(e.action, e.reason, e.terminal, e.client_addr) for e in world.entries(before)]
+    assert seen == [
+        ("web.proxy", "proxy_secret_missing", "", "127.0.0.1"),
+        ("login.password", "bad_password", "term-01", "192.0.2.44"),
+    ]
+
+
+def test_on_a_unix_socket_the_proxy_is_whoever_may_connect(proxied_world: WebWorld, tmp_path: Path) -> None:
+    """Set-up B on a Unix socket (0660): headers are believed on the socket, and on no TCP connection."""
+    world = proxied_world
+    person = world.person(Role.ANALYST)
+    path = tmp_path / "renkei.sock"
+    world.app.state.portal.settings = WebSettings(
+        passwords=world.settings.passwords, card_settings=world.settings.card_settings, clock=world.clock,
+        proxy_socket=True,
+    )  # fmt: skip
+    quiet = {"log_level": "critical", "configure_logging": False}
+    config = server_config(world.app, host="127.0.0.1", port=0, tls=None, **quiet)  # type: ignore[arg-type]
+    port = free_port()
+    tcp = server_config(world.app, host="127.0.0.1", port=port, tls=None, **quiet)  # type: ignore[arg-type]
+    before = world.audit_size()
+    try:
+        listening = bind_unix_socket(path)
+        assert stat.S_IMODE(path.stat().st_mode) == SOCKET_MODE == 0o660
+        transport = httpx.HTTPTransport(uds=str(path))
+        with (
+            running(config, [listening]),
+            httpx.Client(transport=transport, base_url="http://renkei") as proxy,
+        ):
+            proxy.headers.update(forwarded(world, "203.0.113.8, 192.0.2.55", secret=None))
+            assert proxy.get("/api/v1/session/csrf").json()["terminal_registered"] is True
+            assert failed_login_over_plain_http(proxy, person.login_id).status_code == 401
+        with running(tcp), httpx.Client(base_url=f"http://127.0.0.1:{port}") as local:
+            local.headers.update(forwarded(world, secret=None))
+            assert local.get("/api/v1/session/csrf").json()["terminal_registered"] is False
+    finally:
+        world.app.state.portal.settings = world.settings
+    seen = [(e.action, e.reason, e.terminal, e.client_addr) for e in world.entries(before)]
+    assert seen == [("login.password", "bad_password", "term-01", "192.0.2.55")]
+
+
+def test_a_live_socket_is_kept_and_a_stale_one_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "renkei.sock"
+    first = bind_unix_socket(path)
+    first.listen()
+    with pytest.raises(RenkeiError, match="another server is listening"):
+        bind_unix_socket(path)
+    first.close()  # a killed server leaves its socket file behind
+    bind_unix_socket(path).close()
+    path.unlink()
+    path.write_text("not a socket")
+    with pytest.raises(RenkeiError, match="another file"):
+        bind_unix_socket(path)
+    assert path.read_text() == "not a socket"

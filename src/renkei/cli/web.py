@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home
-from renkei.errors import RenkeiError
+from renkei.errors import Location, RenkeiError
 from renkei.hub.access.terminals import CA_CERT_FILE
 from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
 
@@ -39,11 +39,26 @@ def serve(
         ),
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="サーバ証明書の秘密鍵 PEM (its private key)")] = None,
+    uds: Annotated[
+        Path | None,
+        typer.Option(
+            help="リバースプロキシの背後で Unix ソケット（0660）で待ち受ける（推奨） (behind a reverse proxy,"
+            " listen on this Unix socket, mode 0660; preferred)"
+        ),
+    ] = None,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
-            help="証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス（複数可）"
-            " (trusted reverse proxy address or network; repeatable)"
+            help="TCP で待ち受けるとき、証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス"
+            "（複数可、--proxy-secret-file が必要） (trusted reverse proxy address or network; repeatable;"
+            " needs --proxy-secret-file)"
+        ),
+    ] = None,
+    proxy_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="プロキシが X-Renkei-Proxy-Secret ヘッダで送る合言葉のファイル（他者が読めないこと）"
+            " (file holding the secret the proxy sends in X-Renkei-Proxy-Secret; not readable by others)"
         ),
     ] = None,
     client_cert_header: Annotated[
@@ -56,24 +71,69 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from renkei.web.app import create_app  # noqa: PLC0415
-    from renkei.web.server import TLSFiles, server_config  # noqa: PLC0415
+    from renkei.web.server import TLSFiles, run_on_unix_socket, server_config  # noqa: PLC0415
 
     proxies = tuple(trusted_proxy or ())
     files = _tls_files(hub_home(home), tls_cert, tls_key)
     tls = TLSFiles(*files) if files is not None else None
-    if tls is None and not proxies:
-        raise RenkeiError(
-            "--tls-cert/--tls-key（自前の TLS）か --trusted-proxy（リバースプロキシ）のどちらかを指定してください。"
-            "どちらもないと端末を確認できず、誰もログインできません",
-            "give --tls-cert/--tls-key (own TLS) or --trusted-proxy (behind a proxy): without either no terminal"
-            " can be identified and nobody can log in",
-        )
-    settings = WebSettings(trusted_proxies=proxies, client_cert_header=client_cert_header)
+    _check_listening(tls is not None, uds, proxies, port)
+    settings = WebSettings(
+        trusted_proxies=proxies,
+        proxy_secret=_proxy_secret(proxy_secret_file, proxies),
+        proxy_socket=uds is not None,
+        client_cert_header=client_cert_header,
+    )
     app = create_app(hub_home(home), settings)
     chosen_port = port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PLAIN_PORT)
+    config = server_config(app, host=host, port=chosen_port, tls=tls)
+    if uds is not None:
+        err.print(f"renkei: unix:{uds} で待ち受けます (listening)", highlight=False)
+        run_on_unix_socket(config, uds)
+        return
     scheme = "https" if tls else "http"
     err.print(f"renkei: {scheme}://{host}:{chosen_port}/ で待ち受けます (listening)", highlight=False)
-    uvicorn.Server(server_config(app, host=host, port=chosen_port, tls=tls)).run()
+    uvicorn.Server(config).run()
+
+
+def _check_listening(has_tls: bool, uds: Path | None, proxies: tuple[str, ...], port: int | None) -> None:
+    """Exactly one way to see terminals: renkei's own TLS, a Unix socket, or a TCP proxy (and its secret)."""
+    if not has_tls and uds is None and not proxies:
+        raise RenkeiError(
+            "--tls-cert/--tls-key（自前の TLS）か、リバースプロキシの背後なら --uds（推奨）または --trusted-proxy と"
+            " --proxy-secret-file を指定してください。どれもないと端末を確認できず、誰もログインできません",
+            "give --tls-cert/--tls-key (own TLS), or behind a proxy --uds (preferred) or --trusted-proxy with"
+            " --proxy-secret-file: without one of them no terminal can be identified and nobody can log in",
+        )
+    if uds is not None and (has_tls or proxies or port is not None):
+        raise RenkeiError(
+            "--uds は --tls-cert、--trusted-proxy、--port と一緒には使えません",
+            "--uds goes with none of --tls-cert, --trusted-proxy or --port",
+        )
+
+
+def _proxy_secret(path: Path | None, proxies: tuple[str, ...]) -> str:
+    """The proxy's secret from its file, which nobody but the service (and its group) may read."""
+    if path is None:
+        return ""
+    if not proxies:
+        raise RenkeiError(
+            "--proxy-secret-file は --trusted-proxy と一緒に使います",
+            "--proxy-secret-file goes with --trusted-proxy",
+        )
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RenkeiError(
+            "合言葉のファイルを読めません", f"cannot read the secret file: {exc}", Location(path)
+        ) from None
+    if mode & 0o007:
+        raise RenkeiError(
+            "合言葉のファイルを他の利用者が読めます。chmod 600（または 640）にしてください",
+            "the secret file is readable by others; chmod 600 (or 640) it",
+            Location(path),
+        )
+    return text.strip()
 
 
 def _tls_files(home: Path, certificate: Path | None, key: Path | None) -> tuple[Path, Path, Path] | None:

@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from renkei import __version__
 from renkei.hub.access.login import LoginService
+from renkei.hub.access.repeats import RepeatedEvents
 from renkei.hub.access.terminals import load_ca_certificate
 from renkei.hub.home import Hub
 from renkei.web import api, pages
@@ -43,7 +44,13 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         openapi_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.portal = Portal(hub=hub, settings=settings, login=login, ca_certificate=ca_certificate)
+    app.state.portal = Portal(
+        hub=hub,
+        settings=settings,
+        login=login,
+        ca_certificate=ca_certificate,
+        repeats=RepeatedEvents(settings.clock),
+    )
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)

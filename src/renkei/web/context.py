@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, cast
 
 from cryptography import x509
@@ -28,11 +28,12 @@ from starlette.concurrency import run_in_threadpool
 from renkei.clock import Clock
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.login import UNKNOWN_ACTOR, LoginService
+from renkei.hub.access.repeats import RepeatedEvents
 from renkei.hub.access.sessions import LoginSession, SessionRejectedError
-from renkei.hub.access.terminals import Terminal, identify_terminal
+from renkei.hub.access.terminals import Terminal, registered_terminal
 from renkei.hub.home import Hub
 from renkei.web.cookies import CSRF_COOKIE, SESSION_COOKIE
-from renkei.web.errors import PasswordChangeRequiredError, UnauthenticatedError
+from renkei.web.errors import PasswordChangeRequiredError, ProxyRefusedError, UnauthenticatedError
 from renkei.web.security import enforce_csrf
 from renkei.web.settings import WebSettings
 from renkei.web.terminal import ClientOrigin, client_origin
@@ -46,10 +47,29 @@ class Portal:
     settings: WebSettings
     login: LoginService
     ca_certificate: x509.Certificate
+    repeats: RepeatedEvents = field(default_factory=RepeatedEvents)  # for events anyone can repeat at will
 
     @property
     def clock(self) -> Clock:
         return self.settings.clock
+
+    def audit_repeated(
+        self, action: str, reason: str, *, actor: str, terminal: str, client_addr: str, resource: str = ""
+    ) -> None:
+        """A refusal anyone can provoke at will: logged at its 1st, 2nd, 4th … occurrence per source and window."""
+        seen = self.repeats.occurrence((action, reason, client_addr, terminal))
+        if seen is None:
+            return
+        self.hub.audit.append(
+            actor=actor,
+            action=action,
+            resource=resource,
+            result="denied",
+            reason=reason,
+            terminal=terminal,
+            client_addr=client_addr,
+            details=seen.details(),
+        )
 
     @contextmanager
     def db(self) -> Iterator[Session]:
@@ -68,7 +88,8 @@ class Caller:
     portal: Portal
     request_id: str
     origin: ClientOrigin
-    terminal: Terminal | None
+    terminal: Terminal | None  # the registered, unrevoked terminal the request proves (None: none)
+    certificate_terminal: Terminal | None  # the registered terminal the certificate names, even if revoked
     login: LoginSession | None
     session_token: str  # the session cookie as sent ("" if none), even when it opened no session
     presession_token: str  # the pre-login CSRF cookie ("" if none)
@@ -116,17 +137,25 @@ def identify_caller(request: Request) -> Caller:
     """Terminal from the certificate, then the session from the cookie (blocking: run in a thread)."""
     portal = portal_of(request)
     origin = client_origin(request.scope, portal.settings)
+    if origin.refusal:
+        # Someone on the proxy's address without the proxy's secret: posing as the proxy (ASVS 16.3.3).
+        portal.audit_repeated(
+            "web.proxy", origin.refusal, actor=UNKNOWN_ACTOR, terminal="", client_addr=origin.address
+        )
+        raise ProxyRefusedError()
     with portal.db() as session:
-        terminal = identify_terminal(
+        named = registered_terminal(
             session, origin.certificate, ca_certificate=portal.ca_certificate, clock=portal.clock
         )
+    terminal = named if named is not None and named.active else None
     token = request.cookies.get(SESSION_COOKIE, "")
-    login = _validate(portal, token, terminal, origin) if token else None
+    login = _validate(portal, token, terminal, named, origin) if token else None
     return Caller(
         portal=portal,
         request_id=str(request.scope.get("state", {}).get("request_id", "")),
         origin=origin,
         terminal=terminal,
+        certificate_terminal=named,
         login=login,
         session_token=token,
         presession_token=request.cookies.get(CSRF_COOKIE, ""),
@@ -134,22 +163,35 @@ def identify_caller(request: Request) -> Caller:
 
 
 def _validate(
-    portal: Portal, token: str, terminal: Terminal | None, origin: ClientOrigin
+    portal: Portal, token: str, terminal: Terminal | None, named: Terminal | None, origin: ClientOrigin
 ) -> LoginSession | None:
     try:
         return portal.login.sessions.validate(token, terminal=terminal)
     except SessionRejectedError as exc:
-        # "unknown" is an old cookie; anything else (a token from another terminal, a disabled user …) is
-        # worth an entry. The session row is gone after this, so each one is logged once.
-        if exc.reason != "unknown":
-            portal.hub.audit.append(
+        where = named.name if named is not None else ""
+        if exc.reason == "unknown":
+            # A made-up, stolen-and-ended or replayed token: anyone can send them by the thousand.
+            portal.audit_repeated(
+                "session.rejected",
+                exc.reason,
                 actor=UNKNOWN_ACTOR,
-                action="session.rejected",
-                result="denied",
-                reason=exc.reason,
-                terminal=terminal.name if terminal is not None else "",
+                terminal=where,
                 client_addr=origin.address,
             )
+            return None
+        # A real session refused (another terminal, a timeout, a disabled user, a revoked terminal): the
+        # session row is gone after this, so each one is logged once, under the session's own user.
+        details: dict[str, object] = {"session_id": exc.session_id, "session_terminal": exc.session_terminal}
+        portal.hub.audit.append(
+            actor=exc.login_id or UNKNOWN_ACTOR,
+            action="session.rejected",
+            resource=f"user/{exc.login_id}" if exc.login_id else "",
+            result="denied",
+            reason=exc.reason,
+            terminal=where,
+            client_addr=origin.address,
+            details={k: v for k, v in details.items() if v},
+        )
         return None
 
 

@@ -84,6 +84,19 @@ class CsrfRejectedError(WebError):
         )
 
 
+class ProxyRefusedError(WebError):
+    """A request from the trusted proxy's address without the proxy's secret: someone posing as the proxy."""
+
+    http_status = 403
+    code = "proxy_refused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "リバースプロキシを経由していない接続は受け付けません",
+            "this connection did not come through the portal's reverse proxy",
+        )
+
+
 class PasswordChangeRequiredError(WebError):
     http_status = 403
     code = "password_change_required"

@@ -54,21 +54,27 @@ def me(caller: Caller, login: LoginSession | None = None) -> MeView:
     )
 
 
+# The login steps get the terminal the certificate names even when it is revoked: LoginService refuses every
+# inactive terminal itself, and names it in the audit entry of the refusal.
+
+
 def begin_login(caller: Caller, login_id: str, password: str) -> PendingLogin:
-    return caller.portal.login.begin_login(caller.terminal, login_id, password, caller.client_addr)
+    return caller.portal.login.begin_login(
+        caller.certificate_terminal, login_id, password, caller.client_addr
+    )
 
 
 def finish_login_with_card(
     caller: Caller, pending_token: str, assertion: str | dict[str, Any]
 ) -> LoginSession:
     return caller.portal.login.finish_login_with_card(
-        pending_token, assertion, terminal=caller.terminal, replaces=caller.session_token or None
+        pending_token, assertion, terminal=caller.certificate_terminal, replaces=caller.session_token or None
     )
 
 
 def finish_login_with_totp(caller: Caller, pending_token: str, code: str) -> LoginSession:
     return caller.portal.login.finish_login_with_totp(
-        pending_token, code, terminal=caller.terminal, replaces=caller.session_token or None
+        pending_token, code, terminal=caller.certificate_terminal, replaces=caller.session_token or None
     )
 
 
@@ -90,13 +96,13 @@ def change_password(caller: Caller, current: str, new: str) -> LoginSession:
 
 def begin_enrollment(caller: Caller, login_id: str, password: str, ticket: str) -> RegistrationStart:
     return caller.portal.login.begin_card_enrollment(
-        caller.terminal, login_id, password, ticket, caller.client_addr
+        caller.certificate_terminal, login_id, password, ticket, caller.client_addr
     )
 
 
 def finish_enrollment(caller: Caller, handle: str, response: str | dict[str, Any]) -> dt.datetime:
     card = caller.portal.login.finish_card_enrollment(
-        handle, response, terminal=caller.terminal, client_addr=caller.client_addr
+        handle, response, terminal=caller.certificate_terminal, client_addr=caller.client_addr
     )
     return card.registered_at
 

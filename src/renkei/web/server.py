@@ -8,11 +8,20 @@ fails the handshake). TLS 1.2 is the minimum (ASVS v5.0.0-12.1.1). The certifica
 
 uvicorn's own proxy-header handling is switched off: the app alone decides, by its trusted-proxy setting,
 whose X-Forwarded-For to believe, and it must see the real TCP peer to decide.
+
+Set-up B preferably listens on a Unix socket (:func:`bind_unix_socket`), which renkei creates itself:
+uvicorn's own ``uds`` option makes the socket 0666, so that every local user could connect and pose as the
+proxy. Ours is 0660 from the moment it exists; the directory it is in decides its group (make it the proxy's,
+setgid), so only the service account and the proxy can connect.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import ssl
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +30,10 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from renkei.errors import Location, RenkeiError
 from renkei.web.terminal import ClientCertProtocol
+
+SOCKET_MODE = 0o660  # the service account and the proxy's group; nobody else may connect
 
 
 @dataclass(frozen=True)
@@ -73,4 +85,63 @@ def server_config(
         ssl_context_factory=_context_factory(tls) if tls is not None else None,
         log_level=log_level,
         **extra,
+    )
+
+
+def bind_unix_socket(path: Path) -> socket.socket:
+    """A Unix socket bound at ``path``, created 0660 (the server listens on it); a stale one is replaced."""
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o117)  # bind creates the file: 0660 from the first moment, never wider
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        raise RenkeiError(
+            f"Unix ソケットを作成できません: {exc.strerror}",
+            f"cannot create the Unix socket: {exc.strerror}",
+            Location(path),
+        ) from None
+    finally:
+        os.umask(previous)
+    path.chmod(SOCKET_MODE)
+    return sock
+
+
+def run_on_unix_socket(config: uvicorn.Config, path: Path) -> None:
+    """Serve ``config``'s app on a Unix socket at ``path`` until stopped, then remove the socket."""
+    sock = bind_unix_socket(path)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        path.unlink(missing_ok=True)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket left by a server that is gone is removed; a live one, or any other file, is left alone."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise RenkeiError(
+            "ソケットの場所に別のファイルがあります", "another file is in the socket's place", Location(path)
+        )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError as exc:
+            if exc.errno != errno.ECONNREFUSED:
+                raise RenkeiError(
+                    f"ソケットを確認できません: {exc.strerror}",
+                    f"cannot check the socket: {exc.strerror}",
+                    Location(path),
+                ) from None
+            path.unlink()  # nobody listens: left by a server that was killed
+            return
+    raise RenkeiError(
+        "このソケットでは別のサーバが待ち受けています",
+        "another server is listening on this socket",
+        Location(path),
     )

@@ -395,11 +395,13 @@ class LoginService:
         """Terminal, throttle, then the password: the attempt, with ``failure`` set unless all passed."""
         attempt = _Attempt(action, canonical_login_id(typed_login_id), terminal, client_addr)
         if terminal is None or not terminal.active:
+            # A revoked terminal is named: whoever investigates wants to know which one was still in use.
             self.audit.append(
                 actor=UNKNOWN_ACTOR,
                 action=action,
                 result="denied",
-                reason="unregistered_terminal",
+                reason="unregistered_terminal" if terminal is None else "terminal_revoked",
+                terminal=attempt.terminal_name,
                 client_addr=client_addr,
             )
             raise TerminalNotRegisteredError()

@@ -86,12 +86,21 @@ class LoginSession:
 
 
 class SessionRejectedError(RenkeiError):
-    """The presented token does not open a session; ``reason`` says why (for the audit log, not the user)."""
+    """The presented token does not open a session; ``reason`` says why (for the audit log, not the user).
+
+    When the token named a real session (every reason but ``unknown``), ``login_id``, ``session_id`` and
+    ``session_terminal`` say whose it was and where it was opened, for the audit entry.
+    """
 
     exit_code = 4
 
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self, reason: str, *, login_id: str = "", session_id: int | None = None, session_terminal: str = ""
+    ) -> None:
         self.reason = reason
+        self.login_id = login_id
+        self.session_id = session_id
+        self.session_terminal = session_terminal
         super().__init__(
             "ログインが必要です（セッションが無効か期限切れです）",
             "please log in (the session is invalid or has expired)",
@@ -190,9 +199,12 @@ class SessionStore:
             record, user, bound = found
             reason = _rejection(record, user, bound, terminal, touched=_rowcount(touched) == 1, now=now)
             if reason:
+                rejected = SessionRejectedError(
+                    reason, login_id=user.login_id, session_id=record.id, session_terminal=bound.name
+                )
                 session.delete(record)  # committed below: a rejected session never comes back
         if reason:
-            raise SessionRejectedError(reason)
+            raise rejected
         return _view(token, record, user, bound)
 
     def logout_in(self, session: Session, token: str) -> SessionRecord | None:

@@ -306,6 +306,22 @@ def identify_terminal(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Terminal | None:
     """The registered, unrevoked terminal that ``cert_der`` proves, or None (unknown means refused)."""
+    terminal = registered_terminal(session, cert_der, ca_certificate=ca_certificate, clock=clock)
+    return terminal if terminal is not None and terminal.active else None
+
+
+def registered_terminal(
+    session: Session,
+    cert_der: bytes | None,
+    *,
+    ca_certificate: x509.Certificate,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Terminal | None:
+    """The registered terminal ``cert_der`` was issued to, **revoked or not**; None for any other certificate.
+
+    A revoked terminal proves nothing (that is :func:`identify_terminal`), but the audit entry of what it
+    tried should still name it.
+    """
     if not cert_der:
         return None
     try:
@@ -314,11 +330,7 @@ def identify_terminal(
         return None
     if not _issued_by(cert, ca_certificate) or not _valid_at(cert, clock.now()) or not _for_client_auth(cert):
         return None
-    return session.scalar(
-        select(Terminal).where(
-            Terminal.fingerprint_sha256 == fingerprint(cert_der), Terminal.revoked_at.is_(None)
-        )
-    )
+    return session.scalar(select(Terminal).where(Terminal.fingerprint_sha256 == fingerprint(cert_der)))
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
