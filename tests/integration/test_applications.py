@@ -639,3 +639,23 @@ def test_cli_lists_shows_revokes_sets_quotas_and_shows_folder_acls(hub_home: tup
 
     actors = {e.actor for e in world.entries() if e.action in ("authz.decision", "grant.revoke", "quota.set")}
     assert any(a.startswith("cli:") for a in actors)
+
+
+def test_each_cli_list_is_one_decision(hub_home: tuple[Path, World]) -> None:
+    """Issue 9 item 8: a list, on any face, is one authz.decision entry."""
+    home, world = hub_home
+    staff = Staff(
+        analyst=world.user(Role.ANALYST),
+        other_analyst=world.user(Role.ANALYST),
+        steward=world.user(Role.STEWARD, OWN),
+        other_steward=world.user(Role.STEWARD, OTHER),
+        admin=world.user(Role.ADMIN),
+        auditor=world.user(Role.AUDITOR),
+    )
+    approved(world, staff)
+    for command in (("application", "list"), ("grant", "list"), ("folder", "acl", "juki")):
+        before = world.audit.size()
+        code, output = cli(home, *command)
+        assert code == 0, output
+        decisions = [e for e in world.entries(before) if e.action == "authz.decision"]
+        assert [(e.result, e.actor.startswith("cli:")) for e in decisions] == [("allowed", True)], command

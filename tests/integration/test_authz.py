@@ -369,3 +369,30 @@ def test_one_entry_records_the_decisions_on_several_objects(world: World) -> Non
     assert len(entries) == 1 and entries[0].result == "denied"
     assert entries[0].details["resources"] == [Resource.snapshot(s).label for s in snapshots]
     assert len(entries[0].details["denied"]) == len(snapshots) - 1
+
+
+def test_a_list_too_long_for_one_entry_is_split_never_cut(world: World) -> None:
+    """Every object of a long list is recorded, in as few entries as fit (an entry's details hold 8 KiB)."""
+    user = world.user(Role.ANALYST)
+    resources = [
+        Resource(ResourceType.SNAPSHOT.value, 10_000 + n, f"snapshot/{'長' * 60}/{n}") for n in range(120)
+    ]
+    with world.session() as session:
+        before = world.audit.size()
+        decisions = authorize_each(
+            session, world.audit, world.actor(user), Action.SNAPSHOT_READ, resources, clock=world.clock
+        )
+        entries = list(
+            session.scalars(select(AuditEntry).where(AuditEntry.seq >= before).order_by(AuditEntry.seq))
+        )
+    assert 1 < len(entries) < len(resources)
+    assert [e.details["resources"] for e in entries] == [
+        [r.label for r, d in zip(resources, decisions, strict=True) if d.audit_seq == e.seq] for e in entries
+    ]
+    assert sum(len(e.details["resources"]) for e in entries) == len(resources)
+    assert [(e.details["batch"], e.details["batches"]) for e in entries] == [
+        (n, len(entries)) for n in range(1, len(entries) + 1)
+    ]
+    assert all(
+        e.result == "denied" and len(e.details["denied"]) == len(e.details["resources"]) for e in entries
+    )

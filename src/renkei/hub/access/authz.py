@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +47,9 @@ RULE_MODULES = (
 )
 _MAX_LOGGED_NAME = 64  # unknown action or type names come from outside; log only their start
 _MAX_LOGGED_RESOURCE = 256
+_MAX_LISTED_NAMES_BYTES = (
+    6 * 1024
+)  # of an entry's 8 KiB details: the listed objects' names, the rest for the others
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -284,8 +288,10 @@ def authorize_each(
 ) -> list[Decision]:
     """:func:`authorize` for several objects of one request, recorded as ONE entry naming them all.
 
-    A query over ten periods is one access, and the log should say so once (issue 9 item 8), not ten times.
-    Each object gets its own verdict; the entry is ``denied`` if any was, and lists the denied ones.
+    A query over ten periods, or one list page, is one access, and the log should say so once (issue 9 item 8),
+    not ten times. Each object gets its own verdict; the entry is ``denied`` if any was, and lists the denied
+    ones. Only a list whose names would not fit one entry's details is split into several entries (``batch``
+    of ``batches``), so that no object goes unrecorded.
     """
     _refuse_if_writing(session)
     if not resources:
@@ -297,21 +303,55 @@ def authorize_each(
             audit, actor, str(action), resources[0], deny("error", "", type(exc).__name__), "error"
         )
         raise
-    entry = _record_many(audit, actor, str(action), resources, verdicts)
-    return [Decision(str(action), r, v, entry) for r, v in zip(resources, verdicts, strict=True)]
+    seqs = _record_many(audit, actor, str(action), resources, verdicts)
+    return [Decision(str(action), r, v, seq) for r, v, seq in zip(resources, verdicts, seqs, strict=True)]
 
 
 def _record_many(
     audit: AuditLog, actor: Actor, action: str, resources: Sequence[Resource], verdicts: Sequence[Verdict]
-) -> int:
-    denied = [r.label for r, v in zip(resources, verdicts, strict=True) if not v.allowed]
+) -> list[int]:
+    """One entry per :func:`_batches` of the objects (one entry, unless their names outgrow it); the seq of each."""
+    batches = _batches(resources, verdicts)
+    seqs: list[int] = []
+    for number, batch in enumerate(batches, start=1):
+        entry = _record_batch(audit, actor, action, batch)
+        if len(batches) > 1:
+            entry["details"] = {**entry["details"], "batch": number, "batches": len(batches)}
+        seq = audit.append(**entry).seq
+        seqs += [seq] * len(batch)
+    return seqs
+
+
+def _batches(
+    resources: Sequence[Resource], verdicts: Sequence[Verdict]
+) -> list[list[tuple[Resource, Verdict]]]:
+    """The objects in groups whose names fit one entry's details (8 KiB): a long list is split, never cut."""
+    batches: list[list[tuple[Resource, Verdict]]] = [[]]
+    used = 0
+    for resource, verdict in zip(resources, verdicts, strict=True):
+        name = json.dumps(resource.label[:_MAX_LOGGED_RESOURCE], ensure_ascii=False)  # as the entry stores it
+        cost = (len(name.encode()) + 1) * (1 if verdict.allowed else 2)  # in `resources`, and in `denied`
+        if batches[-1] and used + cost > _MAX_LISTED_NAMES_BYTES:
+            batches.append([])
+            used = 0
+        batches[-1].append((resource, verdict))
+        used += cost
+    return batches
+
+
+def _record_batch(
+    audit: AuditLog, actor: Actor, action: str, batch: Sequence[tuple[Resource, Verdict]]
+) -> dict[str, Any]:
+    verdicts = [v for _, v in batch]
+    denied = [r.label[:_MAX_LOGGED_RESOURCE] for r, v in batch if not v.allowed]
     first_denial = next((v for v in verdicts if not v.allowed), verdicts[0])
+    first = batch[0][0].label
     details: dict[str, object] = {
         "access": action[:_MAX_LOGGED_NAME],
-        "resource_type": resources[0].type[:_MAX_LOGGED_NAME],
+        "resource_type": batch[0][0].type[:_MAX_LOGGED_NAME],
         "policy": first_denial.policy,
         "policy_version": POLICY_VERSION,
-        "resources": [r.label[:_MAX_LOGGED_RESOURCE] for r in resources],
+        "resources": [r.label[:_MAX_LOGGED_RESOURCE] for r, _ in batch],
     }
     optional: dict[str, object] = {
         "session_id": actor.session_id,
@@ -319,19 +359,16 @@ def _record_many(
         "denied": denied,
     }
     details.update({key: value for key, value in optional.items() if value})
-    entry = audit.append(
-        actor=actor.name,
-        action=DECISION_EVENT,
-        resource=f"{resources[0].label} …(+{len(resources) - 1})"[:_MAX_LOGGED_RESOURCE]
-        if len(resources) > 1
-        else resources[0].label[:_MAX_LOGGED_RESOURCE],
-        result="denied" if denied else "allowed",
-        reason=first_denial.reason_en if denied else "",
-        terminal=actor.terminal,
-        client_addr=actor.client_addr,
-        details=details,
-    )
-    return entry.seq
+    return {
+        "actor": actor.name,
+        "action": DECISION_EVENT,
+        "resource": (f"{first} …(+{len(batch) - 1})" if len(batch) > 1 else first)[:_MAX_LOGGED_RESOURCE],
+        "result": "denied" if denied else "allowed",
+        "reason": first_denial.reason_en if denied else "",
+        "terminal": actor.terminal,
+        "client_addr": actor.client_addr,
+        "details": details,
+    }
 
 
 def check(

@@ -12,8 +12,8 @@ functions and renders the result; it shows only the fields it chooses (the web's
 - :mod:`.grants`: grants, their revocation, and folder access lists.
 
 Lists of objects a user owns (own applications, own grants, the review queue) are filtered object by object
-through the choke point, so each listed object is an audited decision and nothing is shown that a direct
-request would refuse. Lists for the hub's operators (``renkei application list``) are one decision on the
+through the choke point (:func:`.decisions.permitted`), so nothing is shown that a direct request would
+refuse; the decisions of one list are recorded as one ``authz.decision`` entry naming every object covered. Lists for the hub's operators (``renkei application list``) are one decision on the
 resource type. A decision refused because the object does not exist raises :class:`.decisions.NotFoundError`.
 
 The functions block (database, argon2): the web runs them in threads.

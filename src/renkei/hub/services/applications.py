@@ -35,10 +35,10 @@ from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.catalog import Snapshot
 from renkei.hub.home import Hub
-from renkei.hub.services.decisions import allowed, missing_as_not_found, require
+from renkei.hub.services.decisions import missing_as_not_found, permitted, require
 from renkei.hub.services.grants import GrantDetail, grant_detail
 
-MAX_LISTED = 100  # newest first; each listed object is one audited decision
+MAX_LISTED = 100  # newest first; each listed object is decided, all in one audit entry
 OPEN_FOR_REVIEW = (ApplicationState.SUBMITTED, ApplicationState.PARTIALLY_APPROVED)
 
 
@@ -165,7 +165,7 @@ def list_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) ->
 
 
 def my_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[ApplicationDetail]:
-    """The actor's own applications, newest first, each one a decision."""
+    """The actor's own applications, newest first, each one decided (one audit entry for the list)."""
     with hub.session() as db:
         ids = db.scalars(
             select(Application.id)
@@ -173,9 +173,7 @@ def my_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> l
             .order_by(Application.id.desc())
             .limit(MAX_LISTED)
         ).all()
-        visible = [
-            i for i in ids if allowed(db, hub, actor, Action.APPLICATION_READ, application_resource(i), clock)
-        ]
+        visible = permitted(db, hub, actor, Action.APPLICATION_READ, ids, application_resource, clock)
         applications = db.scalars(
             _shown(select(Application).where(Application.id.in_(visible)).order_by(Application.id.desc()))
         )
@@ -200,11 +198,7 @@ def review_queue(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list
             .order_by(ApplicationPart.id)
             .limit(MAX_LISTED)
         ).all()
-        mine = [
-            p
-            for p in part_ids
-            if allowed(db, hub, actor, Action.APPLICATION_APPROVE, part_resource(p), clock)
-        ]
+        mine = permitted(db, hub, actor, Action.APPLICATION_APPROVE, part_ids, part_resource, clock)
         entries = []
         for part_id in mine:
             part = db.get_one(ApplicationPart, part_id)

@@ -15,9 +15,9 @@ from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset
 from renkei.hub.home import Hub
 from renkei.hub.services.catalog import dataset_named, dataset_resource
-from renkei.hub.services.decisions import allowed, missing_as_not_found, require
+from renkei.hub.services.decisions import missing_as_not_found, permitted, require
 
-MAX_LISTED = 100  # newest first; each listed object is one audited decision
+MAX_LISTED = 100  # newest first; each listed object is decided, all in one audit entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +36,12 @@ class GrantDetail:
 
 
 def my_grants(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[GrantDetail]:
-    """The actor's own grants, newest first, each one a decision."""
+    """The actor's own grants, newest first, each one decided (one audit entry for the list)."""
     with hub.session() as db:
         ids = db.scalars(
             select(Grant.id).where(Grant.user_id == actor.user_id).order_by(Grant.id.desc()).limit(MAX_LISTED)
         ).all()
-        visible = [i for i in ids if allowed(db, hub, actor, Action.GRANT_READ, grant_resource(i), clock)]
+        visible = permitted(db, hub, actor, Action.GRANT_READ, ids, grant_resource, clock)
         grants = db.scalars(
             select(Grant)
             .where(Grant.id.in_(visible))
@@ -90,7 +90,7 @@ def dataset_acl(hub: Hub, actor: Actor, name: str, *, clock: Clock = SYSTEM_CLOC
 
 
 def department_acls(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[FolderAcl]:
-    """The access lists of the datasets the steward's department owns, each one a decision."""
+    """The access lists of the datasets the steward's department owns, each one decided (one entry)."""
     with hub.session() as db:
         principal = resolve_principal(db, actor)
         if principal is None or principal.role is not Role.STEWARD:  # only candidates; authorize() decides
@@ -98,11 +98,8 @@ def department_acls(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> l
         datasets = db.scalars(
             select(Dataset).where(Dataset.owner_id == principal.department_id).order_by(Dataset.name)
         ).all()
-        return [
-            folder_acl(db, d, clock)
-            for d in datasets
-            if allowed(db, hub, actor, Action.FOLDER_READ_ACL, Resource.dataset(d), clock)
-        ]
+        shown = permitted(db, hub, actor, Action.FOLDER_READ_ACL, datasets, Resource.dataset, clock)
+        return [folder_acl(db, d, clock) for d in shown]
 
 
 def grant_resource(grant_id: int) -> Resource:
