@@ -44,8 +44,12 @@ class RenkeiError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
+        return "\n".join(self.lines())
+
+    def lines(self) -> tuple[str, str]:
+        """The message's two lines: where and the Japanese, then the English (each may hold untrusted text)."""
         head = f"{self.where}: " if self.where is not None and str(self.where) else ""
-        return f"{head}{self.ja}\n  ({self.en})"
+        return f"{head}{self.ja}", f"  ({self.en})"
 
 
 class SpecError(RenkeiError):

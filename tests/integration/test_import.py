@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import resource
 import shutil
 import stat
@@ -22,12 +23,21 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
+from renkei.display import is_unsafe
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditEntry, read_checkpoint_copies
 from renkei.hub.catalog import Dataset, Package, Snapshot, register_dataset
 from renkei.hub.importer import NoSpaceError, PackageRejectedError, ensure_free_space
 from renkei.hub.vault import SnapshotRef
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
-from renkei.package import ENVELOPE, MAX_PAYLOAD_BYTES, PAYLOAD, SIGNATURE, Envelope, add_bytes
+from renkei.package import (
+    ENVELOPE,
+    MAX_PAYLOAD_BYTES,
+    PACKAGE_SUFFIX,
+    PAYLOAD,
+    SIGNATURE,
+    Envelope,
+    add_bytes,
+)
 from renkei.sending.seal import create_sender, load_sender, seal
 from renkei.spec import bundled_specs, load_spec
 from tests.integration.hub_world import World, make_world
@@ -472,3 +482,34 @@ def test_an_import_sweeps_leftovers_and_never_uses_the_system_temp(
     assert not leftover.exists()
     assert [p.name for p in staging.iterdir()] == [".lock"]
     assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+
+
+# A file name an attacker who can drop files in the inbox might choose: Rich markup, a screen clear, a window
+# title, a C1 CSI, bidi overrides, a NEL and a newline followed by a forged line of output.
+HOSTILE = "[green]OK[reverse] \x1b[2J\x1b]0;pwned\x07\x9b31m\u202egpj.exe\u2066\x85\n受入 (imported): forged"
+SGR = re.compile(r"\x1b\[[0-9;]*m")  # the console's own colours: the only escape sequences allowed
+
+
+def test_hostile_file_names_cannot_forge_the_terminal_output(world: World, tmp_path: Path) -> None:
+    """Issue 9, item 7: ``renkei import`` on a colour terminal, with names made to forge what it prints."""
+    accepted = tmp_path / f"{HOSTILE} 1{PACKAGE_SUFFIX}"
+    shutil.copy(world.extract("jido_teate", AS_OF, out="hostile"), accepted)
+    refused = tmp_path / f"{HOSTILE} 2{PACKAGE_SUFFIX}"
+    refused.write_bytes(b"not a package")
+    cmd = [sys.executable, "-m", "renkei.cli.main", "import", str(accepted), str(refused)]
+    env = os.environ | {"FORCE_COLOR": "1", "TERM": "xterm-256color", "COLUMNS": "1000"}
+    result = subprocess.run(
+        [*cmd, "--home", str(world.hub.home)], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == PackageRejectedError.exit_code, result.stderr
+    for stream, lines in ((result.stdout, 1), (result.stderr, 2)):
+        plain = SGR.sub("", stream)
+        assert SGR.search(stream) is not None  # it is a colour terminal: styles are sent as escapes
+        assert [c for c in plain if is_unsafe(c) and c != "\n"] == []
+        assert plain.count("\n") == lines, plain  # no line forged
+        assert (
+            "[green]OK[reverse] \\u001b[2J\\u001b]0;pwned\\u0007\\u009b31m\\u202egpj.exe\\u2066\\u0085\\u000a"
+            in plain
+        )
+    assert SGR.sub("", result.stdout).startswith("受入 (imported): jido_teate/")
+    assert "拒否 (rejected):" in SGR.sub("", result.stderr)

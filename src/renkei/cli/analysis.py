@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, parse_date
+from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, parse_date, print_lines
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import Actor
 from renkei.hub.analysis import service
@@ -155,7 +155,9 @@ def render(
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(["" if v is None else v for v in row] for row in rows)
-        out.print(buffer.getvalue(), end="", markup=False, highlight=False, soft_wrap=True)
+        print_lines(
+            out, buffer.getvalue().removesuffix("\n")
+        )  # a quoted newline in a cell stays a line break
         return
     if fmt != "table":
         raise CliInputError(
@@ -209,7 +211,7 @@ def table_command(
         highlight=False,
     )
     if show_sql:
-        err.print(outcome.sql, markup=False, highlight=False, soft_wrap=True)
+        print_lines(err, outcome.sql)
 
 
 @handle_errors

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from renkei.cli.common import HomeOption, handle_errors, hub_home, out
+from renkei.cli.common import HomeOption, handle_errors, hub_home, out, print_lines, styled
 from renkei.cli.hub import cli_actor
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.quotas import set_quota
@@ -71,16 +70,16 @@ def application_show(
 
 
 def _print_application(a: ApplicationDetail) -> None:
-    out.print(f"[bold]申請 {a.id}[/] — {a.state_label_ja} ({a.state})")
-    out.print(f"申請者 (applicant): {a.applicant} {a.applicant_name}", markup=False)
+    out.print(styled(f"申請 {a.id}", "bold"), f"— {a.state_label_ja} ({a.state})")
+    out.print(f"申請者 (applicant): {a.applicant} {a.applicant_name}")
     out.print(f"申請日 (applied on): {a.applied_on}   利用期間 (period of use): {a.use_start} 〜 {a.use_end}")
     out.print(f"個票閲覧 (row-level viewing): {_yes_no(a.row_level)}")
-    out.print(f"目的 (purpose): {a.purpose}", highlight=False, markup=False)
-    out.print(f"想定する成果物 (intended outputs): {a.outputs}", highlight=False, markup=False)
+    out.print("目的 (purpose):")
+    print_lines(out, a.purpose, indent="  ")
+    out.print("想定する成果物 (intended outputs):")
+    print_lines(out, a.outputs, indent="  ")
     if a.closed_at is not None:
-        out.print(
-            f"終了 (closed): {a.closed_at:%Y-%m-%d %H:%M} by {a.closed_by} {a.close_reason}", markup=False
-        )
+        out.print(f"終了 (closed): {a.closed_at:%Y-%m-%d %H:%M} by {a.closed_by} {a.close_reason}")
     parts = Table(
         "所管課 (department)", "判断 (decision)", "判断者 (by)", "日時 (at)", "コメント", "データ (snapshots)"
     )
@@ -90,7 +89,7 @@ def _print_application(a: ApplicationDetail) -> None:
             p.state_label_ja,
             p.decided_by or "—",
             f"{p.decided_at:%Y-%m-%d %H:%M}" if p.decided_at else "—",
-            escape(p.comment) or "—",
+            p.comment or "—",
             ", ".join(p.snapshots),
         )
     out.print(parts)
@@ -190,7 +189,7 @@ def folder_acl_command(
 ) -> None:
     """フォルダのアクセス一覧: 利用承認から導かれる (the folder's access list, derived from grants)."""
     acl = grants.dataset_acl(Hub(hub_home(home)), _actor(), dataset)
-    out.print(f"[bold]{acl.dataset}[/] — 所管課 (owner): {acl.owner}")
+    out.print(styled(acl.dataset, "bold"), f"— 所管課 (owner): {acl.owner}")
     out.print(f"承認者 (stewards): {', '.join(acl.stewards) or '—'}")
     view = Table(
         "利用者 (user)", "氏名", "利用承認", "権限 (access)", "期間 (valid)", "基準日・版 (snapshots)"
@@ -198,7 +197,7 @@ def folder_acl_command(
     for entry in acl.readers:
         view.add_row(
             entry.login_id,
-            escape(entry.display_name),
+            entry.display_name,
             str(entry.grant_id),
             "読取・個票 (read, rows)" if entry.row_level else "読取 (read)",
             f"{entry.valid_from} 〜 {entry.valid_until}",

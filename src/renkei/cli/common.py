@@ -1,26 +1,125 @@
-"""Shared CLI pieces: the --home option, error display, progress bars."""
+"""Shared CLI pieces: the --home option, the consoles every command prints on, error display, progress bars.
+
+:data:`out` and :data:`err` are :class:`SafeConsole` objects, the one place where the CLI's output meets the
+terminal: nothing printed on them can be Rich markup or a terminal control, whoever wrote it (issue 9, item 7).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import (
+    Console,
+    ConsoleOptions,
+    HighlighterType,
+    JustifyMethod,
+    OverflowMethod,
+    RenderableType,
+)
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.segment import Segment
+from rich.status import Status
+from rich.style import Style
+from rich.text import Text
 
 from renkei.config import HUB, SENDER, check_home, resolve_home
+from renkei.display import terminal_text
 from renkei.errors import RenkeiError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console()
-err = Console(stderr=True)
+
+class SafeConsole(Console):
+    """A Rich console on which no printed text is markup or reaches the terminal as a control.
+
+    - Every ``str`` printed (as an argument, a table cell, a title) is plain text: markup (``[green]``) and
+      emoji codes are never interpreted, and every control or format character — ``ESC``, C1 controls, bidi
+      overrides, newlines — is shown as ``\\uXXXX`` (:func:`renkei.display.terminal_text`), so one value stays
+      on one line. Our own multi-line text is printed line by line (:func:`print_lines`).
+    - Styling is never markup: :func:`styled` builds a :class:`~rich.text.Text` (and escapes it too);
+      ``markup=True`` is refused.
+    - Whatever is rendered (tables, JSON, Text, a live status) has its control and format characters, newlines
+      aside, escaped in the very segments sent to the terminal; only Rich's own control segments pass.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{**options, "markup": False, "emoji": False})
+
+    def print(
+        self, *objects: Any, markup: bool | None = None, emoji: bool | None = None, **options: Any
+    ) -> None:
+        if markup or emoji:
+            raise ValueError("SafeConsole prints no markup: style with renkei.cli.common.styled()")
+        super().print(*objects, markup=False, emoji=False, **options)
+
+    def render_str(
+        self,
+        text: str,
+        *,
+        style: str | Style = "",
+        justify: JustifyMethod | None = None,
+        overflow: OverflowMethod | None = None,
+        emoji: bool | None = None,
+        markup: bool | None = None,
+        highlight: bool | None = None,
+        highlighter: HighlighterType | None = None,
+    ) -> Text:
+        return super().render_str(
+            terminal_text(text),
+            style=style,
+            justify=justify,
+            overflow=overflow,
+            emoji=False,
+            markup=False,
+            highlight=highlight,
+            highlighter=highlighter,
+        )
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control:  # Rich's own cursor and screen controls (a live status, a progress bar)
+                yield segment
+                continue
+            safe = terminal_text(segment.text, keep="\n")  # the layout's line breaks stay
+            yield segment if safe == segment.text else Segment(safe, segment.style)
+
+    def status(self, status: RenderableType, **options: Any) -> Status:
+        return super().status(
+            styled(status, "") if isinstance(status, str) else status, **options
+        )  # not markup
+
+
+out = SafeConsole()
+err = SafeConsole(stderr=True)
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` in ``style`` (instead of markup), its controls escaped like any other printed text."""
+    return Text(terminal_text(text), style=style)
+
+
+def print_lines(console: Console, text: str, *, indent: str = "") -> None:
+    """Multi-line text (SQL, CSV, a description), one printed line per line, each line escaped.
+
+    ``indent`` sets someone else's text (a purpose, a description) apart: none of its lines can pass for ours.
+    """
+    for line in text.split("\n"):
+        console.print(indent + line, soft_wrap=True, highlight=False)
+
+
+def print_error(console: Console, label: str, exc: RenkeiError, style: str = "bold red") -> None:
+    """``label``: the error's message, on its two lines (any file name in it escaped)."""
+    first, second = exc.lines()
+    console.print(Text.assemble(styled(label, style), ":"), first, highlight=False)
+    console.print(second, highlight=False)
+
 
 HomeOption = Annotated[
     Path | None,
@@ -59,7 +158,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except RenkeiError as exc:
-            err.print(f"[bold red]エラー (error)[/]: {exc.render()}", highlight=False, markup=True)
+            print_error(err, "エラー (error)", exc)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -71,9 +170,10 @@ def byte_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, i
     if not enabled or not err.is_terminal:
         yield lambda done, total: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    description = TextColumn("{task.description}", markup=False)
+    columns = (description, BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
+        task = bar.add_task(terminal_text(label), total=None)
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)

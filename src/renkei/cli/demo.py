@@ -136,11 +136,10 @@ def demo(
     out.rule("7. 分析 (analysis): 利用申請・承認・連携した集計表 (apply, approve, a linked table)")
     run_demo_analysis(hub, city_today(SYSTEM_CLOCK), max(s.as_of for s in snapshots))
     renkei = Path(sys.executable).parent / "renkei"
-    out.print(
-        f"\n次に試すこと (try next):\n  {renkei} catalog list --home {hub_home}\n"
-        f"  {renkei} catalog show juki --home {hub_home}\n  {renkei} audit tail --home {hub_home}\n"
-        f"  {renkei} user list --home {hub_home}"
-    )
+    out.print()
+    out.print("次に試すこと (try next):")
+    for command in ("catalog list", "catalog show juki", "audit tail", "user list"):
+        out.print(f"  {renkei} {command} --home {hub_home}", soft_wrap=True)
 
 
 DEMO_PEOPLE = (
@@ -186,7 +185,7 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
     people = terminal_dir.parent / "people.txt"
     write_private(people, ("\n".join(lines) + "\n").encode())
     for line in lines:
-        out.print(line, soft_wrap=True, highlight=False, markup=False)
+        out.print(line, soft_wrap=True, highlight=False)
     out.print(f"（同じ内容を {people} に保存しました, mode 0600）")
     out.print(
         f"専用端末 demo-terminal のクライアント証明書 (terminal client certificate): {enrolled.cert_file}"
@@ -196,7 +195,8 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
     )
     cert, key = _demo_server_certificate(terminal_dir.parent / "tls")
     renkei = Path(sys.executable).parent / "renkei"
-    out.print("\nポータルの起動とログイン (start the portal and log in):", soft_wrap=True)
+    out.print()
+    out.print("ポータルの起動とログイン (start the portal and log in):", soft_wrap=True)
     out.print(
         f"  {renkei} serve --home {hub.home} --tls-cert {cert} --tls-key {key}",
         soft_wrap=True,

@@ -11,7 +11,7 @@ import datetime as dt
 from rich.table import Table
 from sqlalchemy import select
 
-from renkei.cli.common import out
+from renkei.cli.common import out, print_lines
 from renkei.hub.access.applications import DatasetRequest, approve_part, create_application, submit
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.people import User
@@ -79,7 +79,6 @@ def print_crosstab(outcome: TableOutcome, title: str) -> None:
     out.print(table)
     for note in shown.notes:
         out.print(note, soft_wrap=True)
-    out.print(
-        f"集計表 {outcome.release_id} として公表台帳に記録 (recorded in the release ledger)", markup=False
-    )
-    out.print(f"SQL:\n{outcome.sql}", soft_wrap=True, highlight=False, markup=False)
+    out.print(f"集計表 {outcome.release_id} として公表台帳に記録 (recorded in the release ledger)")
+    out.print("SQL:")
+    print_lines(out, outcome.sql)

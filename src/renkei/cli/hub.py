@@ -12,9 +12,10 @@ from typing import Annotated
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
-from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out
+from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, print_error, print_lines, styled
 from renkei.errors import Location, RenkeiError
 from renkei.hub.access.authz import Actor
 from renkei.hub.audit import (
@@ -129,7 +130,7 @@ def import_packages(
                 outcome = importer.import_package(path)
             except PackageRejectedError as exc:
                 rejected += 1
-                err.print(f"[red]拒否 (rejected)[/] {exc.render()}", highlight=False)
+                print_error(err, "拒否 (rejected)", exc, style="red")
                 continue
             mark = "受入 (imported)" if outcome.status == "imported" else "受入済み (already imported)"
             out.print(f"{mark}: {outcome.resource} — {outcome.rows:,} 行 ← {path.name}")
@@ -165,9 +166,9 @@ def catalog_show(
 ) -> None:
     """データセットの詳細: 期間・版・行数・所管課・列と処理 (periods, versions, columns, treatments)."""
     ds = catalog.dataset_detail(Hub(hub_home(home)), Actor.cli(cli_actor()), dataset)
-    out.print(f"[bold]{ds.title}[/] ({ds.name}) — 所管課 (owner): {ds.owner}")
+    out.print(styled(ds.title, "bold"), f"({ds.name}) — 所管課 (owner): {ds.owner}")
     if ds.description:
-        out.print(ds.description)
+        print_lines(out, ds.description)
     snaps = Table(
         "基準日 (period)", "版 (version)", "行数 (rows)", "バイト (bytes)", "送信元", "受入日時 (imported)"
     )
@@ -195,7 +196,7 @@ def vault_verify(home: HomeOption = None) -> None:
     problems = verify_vault(hub)
     report = hub.audit.verify()
     for p in problems:
-        err.print(f"[red]問題 (problem)[/] {p}", highlight=False)
+        err.print(styled("問題 (problem)", "red"), str(p), highlight=False)
     ok = not problems and report.ok
     snapshots = len(hub.vault.snapshots()) if hub.vault.root.is_dir() else 0
     if report.ok:
@@ -253,18 +254,20 @@ def audit_verify(
     kept = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
     report = hub.audit.verify(kept)
     for warning in report.warnings:
-        err.print(f"警告 (warning): {warning}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"警告 (warning): {warning}", highlight=False, soft_wrap=True)
     if not report.ok:
         err.print(
-            f"[red]監査ログの異常 (audit log does not verify)[/]: {report.message_ja}\n  ({report.message_en})",
-            soft_wrap=True,
+            Text.assemble(styled("監査ログの異常 (audit log does not verify)", "red"), ":"), report.message_ja
         )
+        err.print(f"  ({report.message_en})", soft_wrap=True)
         raise typer.Exit(EXIT_AUDIT_BROKEN)
     max_age = dt.timedelta(hours=max_unsigned_hours)
     if report.unsigned_too_long(max_age, dt.datetime.now(dt.UTC)):
+        unsigned = (
+            f"監査ログの seq {report.covered} 以降が {max_unsigned_hours:g} 時間を超えて署名されていません"
+        )
+        err.print(styled(unsigned, "red"), "（`renkei audit checkpoint` を定期実行してください）", sep="")
         err.print(
-            f"[red]監査ログの seq {report.covered} 以降が {max_unsigned_hours:g} 時間を超えて署名されていません[/]"
-            f"（`renkei audit checkpoint` を定期実行してください）\n"
             f"  (entries from seq {report.covered} on have gone unsigned for over {max_unsigned_hours:g} hours;"
             " run `renkei audit checkpoint` on a schedule)",
             highlight=False,

@@ -11,7 +11,7 @@ import pyarrow.csv as pacsv
 import typer
 from rich.table import Table
 
-from renkei.cli.common import HomeOption, byte_progress, handle_errors, out, parse_date, sender_home
+from renkei.cli.common import HomeOption, byte_progress, handle_errors, out, parse_date, sender_home, styled
 from renkei.manifest import Manifest
 from renkei.sending.extract import extract as run_extract
 from renkei.sending.extract import open_source
@@ -142,8 +142,9 @@ def synth(
 def print_summary(manifest: Manifest, directory: Path) -> None:
     """A readable account of one extract: rows, and what each rule did to each column."""
     out.print(
-        f"[bold]{manifest.title}[/] ({manifest.dataset}) 基準日 {manifest.as_of}: "
-        f"{manifest.rows_in:,} 行を読み、{manifest.rows_out:,} 行を書きました (rows in/out) → {directory}"
+        styled(manifest.title, "bold"),
+        f"({manifest.dataset}) 基準日 {manifest.as_of}: "
+        f"{manifest.rows_in:,} 行を読み、{manifest.rows_out:,} 行を書きました (rows in/out) → {directory}",
     )
     view = Table("列 (column)", "処理 (treatment)", "件数 (rows per outcome)")
     treatments = {c.source: c.treatment for c in manifest.columns}

@@ -59,6 +59,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 
+from renkei.display import display_text
 from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
@@ -1288,22 +1289,6 @@ TAIL_HEADERS = (
     "理由 (reason)",
     "details",
 )
-
-
-def display_text(text: str) -> str:
-    """Text safe to print on one line: control, format and line-separator characters shown as escapes."""
-    out: list[str] = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
-            code = ord(ch)
-            out.append(
-                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-            )
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def tail_rows(entries: Sequence[AuditEntry]) -> list[tuple[str, ...]]:
