@@ -120,3 +120,22 @@ def _set_own_password(hub: Hub) -> None:
 def _latest_release(home: Path) -> int:
     with Hub(home).session() as session:
         return max(r.id for r in session.query(Release).all())
+
+
+def test_a_console_login_from_a_revoked_terminal_is_refused_by_name(
+    demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9 item 8: the refusal's audit entry names the revoked terminal (it used to be empty)."""
+    directory, _ = demo
+    home = directory / "hub"
+    runner = CliRunner()
+    revoked = runner.invoke(app, ["terminal", "revoke", "demo-terminal", "--home", str(home)])
+    assert revoked.exit_code == 0, revoked.output
+    monkeypatch.setenv("RENKEI_PASSWORD", NEW_PASSWORD)
+    monkeypatch.setenv("RENKEI_TOTP", "000000")
+    size = Hub(home).audit.size()
+    common = ["--user", ANALYST, "--terminal", "demo-terminal", "--home", str(home)]
+    refused = runner.invoke(app, ["table", "--dataset", "juki", "--by", "住所_ward", *common])
+    assert refused.exit_code != 0 and "not registered" in refused.output, refused.output
+    entry = next(e for e in Hub(home).audit.tail(5) if e.seq >= size and e.action == "login.password")
+    assert (entry.result, entry.reason, entry.terminal) == ("denied", "terminal_revoked", "demo-terminal")

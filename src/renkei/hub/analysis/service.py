@@ -51,8 +51,12 @@ def console_login(hub: Hub, login_id: str, terminal_name: str, password: str, co
     """The portal's login (terminal, ID, password, TOTP) for console commands; the password must be changed
     in the portal first if it is a one-time password."""
     with hub.session() as session:
+        # The active terminal of that name, else the last one revoked: LoginService refuses a revoked
+        # terminal itself, and names it in the audit entry.
         terminal = session.scalars(
-            select(Terminal).where(Terminal.name == terminal_name, Terminal.revoked_at.is_(None))
+            select(Terminal)
+            .where(Terminal.name == terminal_name)
+            .order_by(Terminal.revoked_at.is_not(None), Terminal.revoked_at.desc())
         ).first()
         if terminal is not None:
             session.expunge(terminal)
