@@ -592,6 +592,17 @@ def hub_home(tmp_path: Path) -> Iterator[tuple[Path, World]]:
     world.dispose()
 
 
+def everyone(world: World) -> Staff:
+    return Staff(
+        analyst=world.user(Role.ANALYST),
+        other_analyst=world.user(Role.ANALYST),
+        steward=world.user(Role.STEWARD, OWN),
+        other_steward=world.user(Role.STEWARD, OTHER),
+        admin=world.user(Role.ADMIN),
+        auditor=world.user(Role.AUDITOR),
+    )
+
+
 def cli(home: Path, *args: str) -> tuple[int, str]:
     app = typer.Typer()
     register(app)
@@ -601,14 +612,7 @@ def cli(home: Path, *args: str) -> tuple[int, str]:
 
 def test_cli_lists_shows_revokes_sets_quotas_and_shows_folder_acls(hub_home: tuple[Path, World]) -> None:
     home, world = hub_home
-    staff = Staff(
-        analyst=world.user(Role.ANALYST),
-        other_analyst=world.user(Role.ANALYST),
-        steward=world.user(Role.STEWARD, OWN),
-        other_steward=world.user(Role.STEWARD, OTHER),
-        admin=world.user(Role.ADMIN),
-        auditor=world.user(Role.AUDITOR),
-    )
+    staff = everyone(world)
     application_id, _ = approved(world, staff)
     juki = next(g for g in grants_of(world, application_id) if g.dataset.name == "juki")
     login = staff.analyst.login_id
@@ -644,14 +648,7 @@ def test_cli_lists_shows_revokes_sets_quotas_and_shows_folder_acls(hub_home: tup
 def test_each_cli_list_is_one_decision(hub_home: tuple[Path, World]) -> None:
     """Issue 9 item 8: a list, on any face, is one authz.decision entry."""
     home, world = hub_home
-    staff = Staff(
-        analyst=world.user(Role.ANALYST),
-        other_analyst=world.user(Role.ANALYST),
-        steward=world.user(Role.STEWARD, OWN),
-        other_steward=world.user(Role.STEWARD, OTHER),
-        admin=world.user(Role.ADMIN),
-        auditor=world.user(Role.AUDITOR),
-    )
+    staff = everyone(world)
     approved(world, staff)
     for command in (("application", "list"), ("grant", "list"), ("folder", "acl", "juki")):
         before = world.audit.size()
