@@ -27,6 +27,7 @@ from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import ROLE_LABELS_JA, Role, User
 from renkei.hub.access.sessions import SessionStore, write_transaction
 from renkei.hub.access.terminals import Terminal, TerminalCA, enroll_terminal, revoke_terminal
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Department
 from renkei.hub.db import session_factory
 from renkei.hub.home import Hub
@@ -57,7 +58,7 @@ def _admin_change(home: Path | None) -> Iterator[tuple[Hub, Session]]:
         yield hub, session
 
 
-def _audit(hub: Hub, session: Session, action: str, resource: str, **details: object) -> None:
+def _audit(hub: Hub, session: Session, action: AuditAction, resource: str, **details: object) -> None:
     hub.audit.append_in(session, actor=cli_actor(), action=action, resource=resource, details=details)
 
 
@@ -94,7 +95,7 @@ def dept_add(
             raise RenkeiError(f"部署 {name} は登録済みです", f"department {name!r} already exists")
         session.add(Department(name=name))
         session.flush()
-        _audit(hub, session, "admin.dept_add", f"department/{name}")
+        _audit(hub, session, AuditAction.ADMIN_DEPT_ADD, f"department/{name}")
     out.print(f"部署を登録しました (department added): {name}")
 
 
@@ -168,7 +169,7 @@ def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
         user = _user(session, login_id)
         user.disabled = True
         ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
-        _audit(hub, session, "admin.user_disable", f"user/{user.login_id}", sessions_ended=ended)
+        _audit(hub, session, AuditAction.ADMIN_USER_DISABLE, f"user/{user.login_id}", sessions_ended=ended)
     out.print(f"無効にしました (disabled): {user.login_id} — 終了したセッション (sessions ended): {ended}")
 
 
@@ -208,7 +209,9 @@ def user_set_password(
         user = _user(session, login_id)
         set_password(session, user, password, passwords=Passwords(), changed_by=cli_actor(), must_change=True)
         ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
-        _audit(hub, session, "admin.user_set_password", f"user/{user.login_id}", sessions_ended=ended)
+        _audit(
+            hub, session, AuditAction.ADMIN_USER_SET_PASSWORD, f"user/{user.login_id}", sessions_ended=ended
+        )
     out.print(f"パスワードを再設定しました (password reset): {user.login_id}（次回ログイン時に変更が必要）")
 
 
@@ -223,7 +226,7 @@ def user_card_ticket(login_id: LoginArgument, home: HomeOption = None) -> None:
         _audit(
             hub,
             session,
-            "admin.card_ticket",
+            AuditAction.ADMIN_CARD_TICKET,
             f"user/{user.login_id}",
             ticket_id=ticket.ticket_id,
             expires_at=expires,
@@ -240,7 +243,7 @@ def user_card_revoke(login_id: LoginArgument, home: HomeOption = None) -> None:
     with _admin_change(home) as (hub, session):
         user = _user(session, login_id)
         revoked = cards.revoke_cards(session, user.id, reason="revoked_by_admin")
-        _audit(hub, session, "admin.card_revoke", f"user/{user.login_id}", cards_revoked=revoked)
+        _audit(hub, session, AuditAction.ADMIN_CARD_REVOKE, f"user/{user.login_id}", cards_revoked=revoked)
     out.print(f"職員証を無効にしました (cards disabled): {user.login_id} — {revoked} 枚")
 
 
@@ -256,7 +259,7 @@ def user_totp_enroll(login_id: LoginArgument, home: HomeOption = None) -> None:
                 f"{user.login_id} has a staff card; revoke it first (`renkei user card-revoke`) to switch to TOTP",
             )
         uri = totp.enroll_totp(session, user, kek=hub.kek, enrolled_by=cli_actor())
-        _audit(hub, session, "admin.totp_enroll", f"user/{user.login_id}")
+        _audit(hub, session, AuditAction.ADMIN_TOTP_ENROLL, f"user/{user.login_id}")
     out.print(
         f"TOTP を登録しました (TOTP enrolled) for {user.login_id}。本人の認証アプリに次の URI を登録してください:"
     )
@@ -291,7 +294,7 @@ def terminal_enroll(
         _audit(
             hub,
             session,
-            "admin.terminal_enroll",
+            AuditAction.ADMIN_TERMINAL_ENROLL,
             f"terminal/{terminal.name}",
             serial=terminal.serial,
             fingerprint=terminal.fingerprint_sha256,
@@ -315,7 +318,9 @@ def terminal_revoke(
     with _admin_change(home) as (hub, session):
         terminal = revoke_terminal(session, name, revoked_by=cli_actor())
         ended = SessionStore(session_factory(hub.engine)).end_all_for_terminal_in(session, terminal.id)
-        _audit(hub, session, "admin.terminal_revoke", f"terminal/{terminal.name}", sessions_ended=ended)
+        _audit(
+            hub, session, AuditAction.ADMIN_TERMINAL_REVOKE, f"terminal/{terminal.name}", sessions_ended=ended
+        )
     out.print(f"端末を失効させました (terminal revoked): {terminal.name} — 終了したセッション: {ended}")
 
 

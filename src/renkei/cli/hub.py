@@ -25,6 +25,7 @@ from renkei.hub.audit import (
     public_key_pem,
     tail_rows,
 )
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Sender
 from renkei.hub.home import Hub, init_hub, verify_vault
 from renkei.hub.rotation import rotate_kek
@@ -62,7 +63,7 @@ def hub_migrate(home: HomeOption = None) -> None:
 
     hub = Hub(hub_home(home))
     upgrade(hub.engine, kek=hub.kek)
-    hub.audit.append(actor=cli_actor(), action="hub.migrate", details={})
+    hub.audit.append(actor=cli_actor(), action=AuditAction.HUB_MIGRATE, details={})
     out.print("カタログのスキーマを最新にしました (catalog schema is up to date)")
 
 
@@ -87,7 +88,9 @@ def hub_add_sender(
             raise RenkeiError(f"送信元 {name} は登録済みです", f"sender {name!r} is already registered")
         session.add(Sender(name=name, public_key=_check_public_key(public_key)))
         session.flush()
-        hub.audit.append_in(session, actor=cli_actor(), action="admin.sender_add", resource=f"sender/{name}")
+        hub.audit.append_in(
+            session, actor=cli_actor(), action=AuditAction.ADMIN_SENDER_ADD, resource=f"sender/{name}"
+        )
         session.commit()
     out.print(f"送信元を登録しました (sender registered): {name}")
 
@@ -201,7 +204,7 @@ def vault_verify(home: HomeOption = None) -> None:
     if report.ok:
         hub.audit.append(
             actor=cli_actor(),
-            action="vault.verify",
+            action=AuditAction.VAULT_VERIFY,
             result="ok" if ok else "error",
             details={"snapshots": snapshots, "problems": len(problems), "audit_ok": True},
         )

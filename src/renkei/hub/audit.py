@@ -62,6 +62,7 @@ from sqlalchemy.types import TypeDecorator
 from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
+from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
 from renkei.hub.db import Base
 
 T = TypeVar("T")
@@ -100,7 +101,7 @@ MAX_DETAIL_KEY = 64
 MAX_DETAILS_BYTES = 8192
 MAX_DETAILS_DEPTH = 4
 
-_ACTION_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+ACTION_FORMAT = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # every AuditAction has this form
 _DETAIL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 # fmt: off
 _SECRET_WORDS = frozenset({
@@ -369,7 +370,7 @@ class _Draft:
     def build(
         cls,
         actor: str,
-        action: str,
+        action: AuditAction,
         resource: str,
         result: str,
         reason: str,
@@ -379,10 +380,11 @@ class _Draft:
     ) -> _Draft:
         if not actor:
             raise AuditError("監査ログの主体 (actor) が空です", "audit actor is empty")
-        if not isinstance(action, str) or len(action) > MAX_ACTION or not _ACTION_RE.fullmatch(action):
+        if not isinstance(action, str) or action not in AUDIT_ACTIONS:
+            # One registry of actions (AuditAction): an unregistered name is a bug, and the write fails closed.
             raise AuditError(
-                f"監査ログの操作名が不正です: {action!r}",
-                f"invalid audit action {action!r} (e.g. snapshot.read)",
+                f"監査ログの操作名が AuditAction にありません: {action!r}",
+                f"invalid audit action {action!r}: not an AuditAction (e.g. import)",
             )
         if result not in RESULTS:
             raise AuditError(
@@ -391,7 +393,7 @@ class _Draft:
             )
         return cls(
             actor=_text(actor, "actor", MAX_ACTOR),
-            action=action,
+            action=str(action),
             resource=_text(resource, "resource", MAX_RESOURCE),
             result=result,
             reason=_text(reason, "reason", MAX_REASON),
@@ -711,7 +713,7 @@ class AuditLog:
         self,
         *,
         actor: str,
-        action: str,
+        action: AuditAction,
         resource: str = "",
         result: str = "ok",
         reason: str = "",
@@ -733,7 +735,7 @@ class AuditLog:
         session: Session,
         *,
         actor: str,
-        action: str,
+        action: AuditAction,
         resource: str = "",
         result: str = "ok",
         reason: str = "",

@@ -36,6 +36,7 @@ from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, pending_kek_id
 from renkei.hub.rotation import reconcile_rotation, rotation_pending
@@ -159,6 +160,6 @@ def init_hub(home: Path) -> Hub:
         for path in bundled_specs().values():
             register_dataset(session, load_spec(path))
         session.commit()
-    hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
+    hub.audit.append(actor="admin-cli", action=AuditAction.HUB_INIT, resource=str(home.name), details={})
     hub.audit.checkpoint()
     return hub

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from renkei.errors import Location, RenkeiError
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
 from renkei.hub.vault import SnapshotRef, Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
@@ -122,7 +123,11 @@ class Importer:
         except PackageRejectedError as exc:
             self.session.rollback()
             self.audit.append(
-                actor=IMPORTER, action="import.rejected", resource=path.name, result="rejected", reason=exc.en
+                actor=IMPORTER,
+                action=AuditAction.IMPORT_REJECTED,
+                resource=path.name,
+                result="rejected",
+                reason=exc.en,
             )
             self._sign_checkpoint()
             raise
@@ -339,7 +344,7 @@ class Importer:
         self.audit.append_in(
             self.session,
             actor=IMPORTER,
-            action="import",
+            action=AuditAction.IMPORT,
             resource=snapshot.resource,
             details={
                 "package_id": envelope.package_id,
@@ -379,7 +384,7 @@ class Importer:
         assert snapshot is not None
         self.audit.append(
             actor=IMPORTER,
-            action="import.duplicate",
+            action=AuditAction.IMPORT_DUPLICATE,
             resource=snapshot.resource,
             result="ok",
             reason="package already imported; nothing changed",

@@ -30,6 +30,7 @@ from renkei.hub.access.authz import Actor
 from renkei.hub.access.login import UNKNOWN_ACTOR, LoginService
 from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.terminals import Terminal, identify_terminal
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
 from renkei.web.cookies import CSRF_COOKIE, SESSION_COOKIE
 from renkei.web.errors import PasswordChangeRequiredError, UnauthenticatedError
@@ -144,7 +145,7 @@ def _validate(
         if exc.reason != "unknown":
             portal.hub.audit.append(
                 actor=UNKNOWN_ACTOR,
-                action="session.rejected",
+                action=AuditAction.SESSION_REJECTED,
                 result="denied",
                 reason=exc.reason,
                 terminal=terminal.name if terminal is not None else "",
@@ -181,7 +182,7 @@ def _csrf_recorder(caller: Caller, request: Request) -> Callable[[str], None]:
     def record(reason: str) -> None:
         caller.portal.hub.audit.append(
             actor=caller.actor_name,
-            action="web.csrf",
+            action=AuditAction.WEB_CSRF,
             resource=f"{request.method} {route}",
             result="denied",
             reason=reason,

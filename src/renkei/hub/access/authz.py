@@ -32,12 +32,12 @@ from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Snapshot
 
 if TYPE_CHECKING:  # sessions load the terminals' X.509 code, which a console decision never needs
     from renkei.hub.access.sessions import LoginSession
 
-DECISION_EVENT = "authz.decision"
 POLICY_VERSION = 1  # raise when a rule changes, so an audit entry names the rules it was decided by
 RULE_MODULES = (
     "renkei.hub.access.applications",
@@ -321,7 +321,7 @@ def _record_many(
     details.update({key: value for key, value in optional.items() if value})
     entry = audit.append(
         actor=actor.name,
-        action=DECISION_EVENT,
+        action=AuditAction.AUTHZ_DECISION,
         resource=f"{resources[0].label} …(+{len(resources) - 1})"[:_MAX_LOGGED_RESOURCE]
         if len(resources) > 1
         else resources[0].label[:_MAX_LOGGED_RESOURCE],
@@ -385,7 +385,7 @@ def record_decision(
     details.update({key: value for key, value in optional.items() if value})
     entry = audit.append(
         actor=actor.name,
-        action=DECISION_EVENT,
+        action=AuditAction.AUTHZ_DECISION,
         resource=(verdict.label or resource.label)[:_MAX_LOGGED_RESOURCE],
         result=result or ("allowed" if verdict.allowed else "denied"),
         reason=verdict.reason_en,

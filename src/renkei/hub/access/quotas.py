@@ -58,13 +58,13 @@ from renkei.hub.access.authz import (
 from renkei.hub.access.grants import data_role_refusal, snapshot_verdict
 from renkei.hub.access.people import User
 from renkei.hub.audit import AuditLog, UTCDateTime
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import Base
 
 DEFAULT_MAY_DOWNLOAD = False
 DEFAULT_FILES_PER_DAY = 5
 DEFAULT_ROWS_PER_FILE = 10_000
 DEFAULT_BYTES_PER_MONTH = 100 * 1024 * 1024  # 100 MiB
-QUOTA_SET_EVENT = "quota.set"
 
 
 class DownloadQuota(Base):
@@ -244,7 +244,7 @@ def set_quota(
     audit.append_in(
         session,
         actor=actor.name,
-        action=QUOTA_SET_EVENT,
+        action=AuditAction.QUOTA_SET,
         resource=f"quota/{login_id}",
         terminal=actor.terminal,
         client_addr=actor.client_addr,

@@ -28,6 +28,7 @@ from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Action, Actor, Decision, Forbidden, Resource, authorize_each
 from renkei.hub.access.grants import Grant, active_grants
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Snapshot
 from renkei.hub.disclosure.record_keys import load_record_key
 from renkei.hub.home import Hub
@@ -148,7 +149,11 @@ class Workspace:
         # The record keys (seconds for a large city) are made while the user already queries; only the
         # control database needs them, and control_query waits for them.
         self._keys = self._keys_pool.submit(self._load_record_keys)
-        self._audit("workspace.open", snapshots=[o.resource for o in self.opened], worker_pid=self.worker.pid)
+        self._audit(
+            AuditAction.WORKSPACE_OPEN,
+            snapshots=[o.resource for o in self.opened],
+            worker_pid=self.worker.pid,
+        )
 
     def _load_record_keys(self) -> None:
         try:
@@ -323,7 +328,7 @@ class Workspace:
                 self.worker.close()
             self._pool.shutdown(wait=False)
             self._keys_pool.shutdown(wait=False)
-            self._audit("workspace.closed", reason=reason[:500])
+            self._audit(AuditAction.WORKSPACE_CLOSED, reason=reason[:500])
 
     def _discard(self) -> None:
         """After a failed open: no worker left, no descriptor left."""
@@ -352,7 +357,7 @@ class Workspace:
 
     # -- audit --------------------------------------------------------------------------------------------
 
-    def _audit(self, action: str, result: str = "ok", **details: object) -> None:
+    def _audit(self, action: AuditAction, result: str = "ok", **details: object) -> None:
         self.hub.audit.append(
             actor=self.actor.name,
             action=action,
@@ -369,7 +374,7 @@ class Workspace:
         details: dict[str, object] = {"db": db, **_sql_details(sql), "snapshots": snapshots, "rows": rows}
         if reason:
             details["error"] = reason
-        self._audit("workspace.query", result, **details)
+        self._audit(AuditAction.WORKSPACE_QUERY, result, **details)
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
