@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
-from sqlalchemy import select
 
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out
 from renkei.errors import Location, RenkeiError
@@ -26,7 +25,6 @@ from renkei.hub.audit import (
     tail_rows,
 )
 from renkei.hub.audit_actions import AuditAction
-from renkei.hub.catalog import Sender
 from renkei.hub.home import Hub, init_hub, verify_vault
 from renkei.hub.rotation import rotate_kek
 from renkei.hub.services import catalog
@@ -43,6 +41,11 @@ EXIT_AUDIT_UNSIGNED = 8  # entries older than the policy age are not covered by 
 
 def cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+def console_actor() -> Actor:
+    """Whoever runs the CLI on the hub: the admin role (they hold its keys), decided and audited as anyone."""
+    return Actor.cli(cli_actor())
 
 
 @hub_app.command("init")
@@ -82,16 +85,9 @@ def hub_add_sender(
     home: HomeOption = None,
 ) -> None:
     """送信元（共通基盤）の署名公開鍵を登録する (register a sending system's public key)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        if session.scalar(select(Sender).where(Sender.name == name)) is not None:
-            raise RenkeiError(f"送信元 {name} は登録済みです", f"sender {name!r} is already registered")
-        session.add(Sender(name=name, public_key=_check_public_key(public_key)))
-        session.flush()
-        hub.audit.append_in(
-            session, actor=cli_actor(), action=AuditAction.ADMIN_SENDER_ADD, resource=f"sender/{name}"
-        )
-        session.commit()
+    from renkei.hub.services import admin  # noqa: PLC0415 (the login stack: only for admin commands)
+
+    admin.add_sender(Hub(hub_home(home)), console_actor(), name, _check_public_key(public_key))
     out.print(f"送信元を登録しました (sender registered): {name}")
 
 
@@ -114,7 +110,8 @@ def import_packages(
     home: HomeOption = None,
 ) -> None:
     """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
-    from renkei.hub.importer import PackageRejectedError  # noqa: PLC0415 (pyarrow: only for this command)
+    from renkei.hub.importer import ImportOutcome, PackageRejectedError  # noqa: PLC0415 (pyarrow: only here)
+    from renkei.hub.services import admin  # noqa: PLC0415
 
     hub = Hub(hub_home(home))
     paths = list(packages or [])
@@ -124,19 +121,15 @@ def import_packages(
         raise RenkeiError(
             "受け入れるパッケージがありません", "no packages given", Location(inbox) if inbox else None
         )
-    rejected = 0
-    with hub.session() as session:
-        importer = hub.importer(session)
-        for path in paths:
-            try:
-                outcome = importer.import_package(path)
-            except PackageRejectedError as exc:
-                rejected += 1
-                err.print(f"[red]拒否 (rejected)[/] {exc.render()}", highlight=False)
-                continue
-            mark = "受入 (imported)" if outcome.status == "imported" else "受入済み (already imported)"
-            out.print(f"{mark}: {outcome.resource} — {outcome.rows:,} 行 ← {path.name}")
-    if rejected:
+
+    def report(path: Path, outcome: ImportOutcome | PackageRejectedError) -> None:
+        if isinstance(outcome, PackageRejectedError):
+            err.print(f"[red]拒否 (rejected)[/] {outcome.render()}", highlight=False)
+            return
+        mark = "受入 (imported)" if outcome.status == "imported" else "受入済み (already imported)"
+        out.print(f"{mark}: {outcome.resource} — {outcome.rows:,} 行 ← {path.name}")
+
+    if admin.import_packages(hub, console_actor(), paths, report):
         raise typer.Exit(PackageRejectedError.exit_code)
 
 
