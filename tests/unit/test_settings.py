@@ -123,7 +123,6 @@ def test_a_refused_value_in_the_file_names_the_setting_and_line(
         ("RENKEI_SESSIONS_ABSOLUTE_TIMEOUT_HOURS", "twelve", "sessions.absolute_timeout_hours"),
         ("RENKEI_WORKSPACE_SAME_USER", "maybe", "workspace.allow_same_user"),
         ("RENKEI_DATABASE_URL", "oracle://scott:tiger@db", "database.url"),
-        ("RENKEI_KMS", "not a plug-in", "keys.kms"),
         ("RENKEI_WEBAUTHN_RP_ID", "Portal.Example", "webauthn.rp_id"),
         ("RENKEI_DISCLOSURE_THRESHOLD", "0", "disclosure.threshold"),
     ],

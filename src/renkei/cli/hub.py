@@ -17,7 +17,6 @@ from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out
 from renkei.errors import Location, RenkeiError
 from renkei.hub.access.authz import Actor
 from renkei.hub.audit import (
-    MAX_UNSIGNED_AGE,
     TAIL_HEADERS,
     Checkpoint,
     load_audit_key,
@@ -231,13 +230,14 @@ def audit_verify(
         Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")
     ] = None,
     max_unsigned_hours: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-unsigned-hours",
             min=0,
-            help="署名済みチェックポイントで保護されない記録を許す時間 (hours an entry may stay unsigned)",
+            help="署名済みチェックポイントで保護されない記録を許す時間。既定は設定 audit.max_unsigned_hours"
+            " (hours an entry may stay unsigned; default: the setting audit.max_unsigned_hours, 24)",
         ),
-    ] = MAX_UNSIGNED_AGE.total_seconds() / 3600,
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log).
@@ -246,6 +246,8 @@ def audit_verify(
     8 古い記録が署名済みチェックポイントで保護されていない (old entries not covered by a signed checkpoint).
     """
     hub = Hub(hub_home(home))
+    if max_unsigned_hours is None:
+        max_unsigned_hours = hub.settings.audit.max_unsigned_hours
     kept = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
     report = hub.audit.verify(kept)
     for warning in report.warnings:

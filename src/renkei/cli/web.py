@@ -10,7 +10,8 @@ import typer
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home
 from renkei.errors import RenkeiError
 from renkei.hub.access.terminals import CA_CERT_FILE
-from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
+from renkei.hub.settings import load_settings
+from renkei.web.settings import WebSettings
 
 DEFAULT_TLS_PORT = 8443
 DEFAULT_PLAIN_PORT = 8000
@@ -42,14 +43,17 @@ def serve(
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
-            help="証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス（複数可）"
-            " (trusted reverse proxy address or network; repeatable)"
+            help="証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス（複数可）。既定は設定"
+            " web.trusted_proxies (trusted reverse proxy address or network; repeatable; default: that setting)"
         ),
     ] = None,
     client_cert_header: Annotated[
-        str,
-        typer.Option(help="プロキシが端末の証明書を渡すヘッダ (header carrying the terminal certificate)"),
-    ] = DEFAULT_CLIENT_CERT_HEADER,
+        str | None,
+        typer.Option(
+            help="プロキシが端末の証明書を渡すヘッダ。既定は設定 web.client_cert_header"
+            " (header carrying the terminal certificate; default: that setting, X-Renkei-Client-Cert)"
+        ),
+    ] = None,
 ) -> None:
     """ポータル（API と画面）を起動する (serve the web portal)."""
     # The web stack is imported here, not at the top: every other command would pay for it at start-up.
@@ -58,17 +62,20 @@ def serve(
     from renkei.web.app import create_app  # noqa: PLC0415
     from renkei.web.server import TLSFiles, server_config  # noqa: PLC0415
 
-    proxies = tuple(trusted_proxy or ())
+    settings = WebSettings.from_section(
+        load_settings(hub_home(home)).web,  # hub.toml and RENKEI_WEB_*, under the options given here
+        trusted_proxies=tuple(trusted_proxy or ()),
+        client_cert_header=client_cert_header or "",
+    )
     files = _tls_files(hub_home(home), tls_cert, tls_key)
     tls = TLSFiles(*files) if files is not None else None
-    if tls is None and not proxies:
+    if tls is None and not settings.trusted_proxies:
         raise RenkeiError(
             "--tls-cert/--tls-key（自前の TLS）か --trusted-proxy（リバースプロキシ）のどちらかを指定してください。"
             "どちらもないと端末を確認できず、誰もログインできません",
             "give --tls-cert/--tls-key (own TLS) or --trusted-proxy (behind a proxy): without either no terminal"
             " can be identified and nobody can log in",
         )
-    settings = WebSettings(trusted_proxies=proxies, client_cert_header=client_cert_header)
     app = create_app(hub_home(home), settings)
     chosen_port = port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PLAIN_PORT)
     scheme = "https" if tls else "http"

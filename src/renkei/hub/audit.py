@@ -64,6 +64,7 @@ from renkei.files import read_private, write_private
 from renkei.hub import merkle
 from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
 from renkei.hub.db import Base
+from renkei.hub.settings import DEFAULTS
 
 T = TypeVar("T")
 
@@ -73,7 +74,7 @@ AUDIT_KEY_FILE = "audit_signing.key"
 CHECKPOINT_COPY_FILE = "audit_checkpoints.jsonl"
 # Policy: entries older than this must be covered by a signed checkpoint (signed at each import, by
 # `renkei audit checkpoint` on a schedule, and every `checkpoint_every` appends).
-MAX_UNSIGNED_AGE = dt.timedelta(hours=24)
+MAX_UNSIGNED_AGE = DEFAULTS.audit.max_unsigned_age  # the setting audit.max_unsigned_hours, by default
 CHECKPOINT_FORMAT = "renkei-audit-checkpoint/v1"
 RESULTS = frozenset({"ok", "allowed", "denied", "rejected", "error"})
 HASHED_FIELDS = (
@@ -688,7 +689,7 @@ class AuditLog:
         self,
         engine: Engine,
         signing_key: Ed25519PrivateKey | None = None,
-        checkpoint_every: int = 1000,
+        checkpoint_every: int = DEFAULTS.audit.checkpoint_every,
         *,
         trusted_keys: Iterable[Ed25519PublicKey] = (),
         checkpoint_copy: Path | None = None,

@@ -109,12 +109,17 @@ class Importer:
         identity: pyrage.x25519.Identity,
         *,
         staging: Path,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.session = session
         self.vault = vault
         self.audit = audit
         self.identity = identity
         self.staging = staging  # the hub home's own place for decrypted work files
+        self.max_payload_bytes = min(
+            max_payload_bytes, MAX_PAYLOAD_BYTES
+        )  # the setting imports.max_payload_bytes
+        self.outer_limits = {**OUTER_LIMITS, PAYLOAD: self.max_payload_bytes}
 
     def import_package(self, path: Path) -> ImportOutcome:
         """Import one package; either way, sign a checkpoint that covers what was logged."""
@@ -160,7 +165,7 @@ class Importer:
         """Authenticate the envelope before a byte of the payload is written, then copy what it declares."""
         try:
             with tarfile.open(path, "r:") as tar:
-                members = checked_members(tar, OUTER_LIMITS, path.stat().st_size)
+                members = checked_members(tar, self.outer_limits, path.stat().st_size)
                 body = read_member(tar, members[ENVELOPE])
                 signature = read_member(tar, members[SIGNATURE])
                 envelope = self._authenticate(path, body, signature)
@@ -192,7 +197,7 @@ class Importer:
             raise _reject("送り状 (envelope) が読めません", "malformed envelope", path) from None
         if envelope.format != PACKAGE_FORMAT:
             raise _reject("未対応の形式です", f"unsupported format {envelope.format!r}", path)
-        if envelope.payload_bytes > MAX_PAYLOAD_BYTES:
+        if envelope.payload_bytes > self.max_payload_bytes:
             raise _reject(
                 "中身が大きすぎます", f"payload of {envelope.payload_bytes} bytes exceeds the ceiling", path
             )

@@ -53,6 +53,7 @@ from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import Base, session_factory
 from renkei.hub.keys import KeyEncryptionKey, bound_kek
+from renkei.hub.settings import DEFAULTS, SessionSettings
 
 PENDING_LIFETIME = dt.timedelta(minutes=5)  # between the password and the card/code
 UNKNOWN_ACTOR = "unknown"
@@ -201,17 +202,19 @@ class LoginService:
         throttle: Throttle | None = None,
         kek: KeyEncryptionKey | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        timeouts: SessionSettings = DEFAULTS.sessions,
     ) -> None:
-        """``kek`` opens the TOTP secrets; without it, the KEK of the hub whose engine this is (``bind_kek``)."""
+        """``kek`` opens the TOTP secrets; without it, the KEK of the hub whose engine this is (``bind_kek``).
+        ``timeouts``: the hub's settings ``sessions.*``."""
         self._engine = engine
         self._kek = kek
         self._factory = session_factory(engine)
         self.audit = audit
         self.passwords = passwords or Passwords()
-        self.card_settings = card_settings or CardSettings.from_env()
+        self.card_settings = card_settings or CardSettings.from_settings()
         self.clock = clock
         self.throttle = throttle or Throttle(clock)
-        self.sessions = SessionStore(self._factory, clock)
+        self.sessions = SessionStore(self._factory, clock, timeouts)
 
     @property
     def kek(self) -> KeyEncryptionKey:

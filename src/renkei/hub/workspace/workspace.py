@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +32,7 @@ from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Snapshot
 from renkei.hub.disclosure.record_keys import load_record_key
 from renkei.hub.home import Hub
+from renkei.hub.settings import WorkspaceSettings
 from renkei.hub.workspace import lockdown
 from renkei.hub.workspace.errors import (
     QueryFailed,
@@ -42,7 +43,6 @@ from renkei.hub.workspace.errors import (
 )
 from renkei.hub.workspace.gate import open_granted_snapshot
 from renkei.hub.workspace.process import (
-    SAME_USER_ENV,
     WORKER_PROGRAM,
     Isolation,
     WorkerGone,
@@ -62,24 +62,8 @@ SQL_PIECE = 500  # the audit log keeps detail strings up to 512 characters
 SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged by its start and hash
 
 
-@dataclass(frozen=True, slots=True)
-class WorkspaceLimits:
-    memory_mib: int = 2048  # DuckDB memory_limit of the user database (no spilling: a query over it fails)
-    control_memory_mib: int = 2048  # … and of the control database (CUBE over a city of 15M rows)
-    threads: int = 2
-    timeout: float = 60.0  # wall clock per query, enforced by the parent
-    grace: float = 2.0  # after the interrupt, before the kill
-    open_timeout: float = 120.0
-    max_rows: int = 100_000
-    max_result_bytes: int = 256 << 20
-    # RLIMIT_NPROC counts every task (thread) of the uid, across all workers running as nobody.
-    max_processes: int = 128
-    allow_same_user: bool = field(default_factory=lambda: os.environ.get(SAME_USER_ENV) == "1")
-
-    @property
-    def address_space(self) -> int:
-        """RLIMIT_AS: DuckDB and pyarrow map about 1.1 GiB idle; the buffer pools come on top."""
-        return (3 << 30) + 2 * ((self.memory_mib + self.control_memory_mib) << 20)
+# The sandbox's limits are the hub's settings workspace.* (one model; a hub's own are hub.settings.workspace).
+WorkspaceLimits = WorkspaceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +104,7 @@ class Workspace:
         limits: WorkspaceLimits | None = None,
     ) -> Workspace:
         """Open a workspace over the snapshots ``actor``'s active grants cover (the latest version per period)."""
-        limits = limits or WorkspaceLimits()
+        limits = limits or hub.settings.workspace
         if actor.user_id is None:
             raise WorkspaceError(
                 "作業環境は指名職員だけが開けます", "only a designated user opens a workspace"
