@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import Base, make_engine
 
 POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
@@ -64,7 +65,9 @@ def appends_per_second(log: AuditLog, count: int, rounds: int = 3) -> float:
     for _ in range(rounds):
         start = time.perf_counter()
         for i in range(per_round):
-            log.append(actor="bench", action="snapshot.read", resource=f"juki/v{i}", details={"rows": i})
+            log.append(
+                actor="bench", action=AuditAction.WORKSPACE_QUERY, resource=f"juki/v{i}", details={"rows": i}
+            )
         best = max(best, per_round / (time.perf_counter() - start))
     return best
 
@@ -76,7 +79,9 @@ def grow(log: AuditLog, engine: Engine, target: int) -> float:
     while missing > 0:
         with Session(engine) as session:
             for i in range(min(BATCH, missing)):
-                log.append_in(session, actor="bench", action="import", resource="juki", details={"rows": i})
+                log.append_in(
+                    session, actor="bench", action=AuditAction.IMPORT, resource="juki", details={"rows": i}
+                )
             session.commit()
         missing = target - log.size()
     return target / (time.perf_counter() - start)

@@ -27,11 +27,12 @@ from renkei.hub.access.designation import designate_user
 from renkei.hub.access.people import Role
 from renkei.hub.access.totp import TotpSecret, current_code, enroll_totp, verify_totp
 from renkei.hub.audit import AuditEntry
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import get_or_create_department
 from renkei.hub.db import database_url, make_engine
 from renkei.hub.home import Hub, init_hub
 from renkei.hub.keys import KEK_FILE, load_kek
-from renkei.hub.rotation import BEGIN_ACTION, NOTE_FILE, ROTATE_ACTION, rotate_kek
+from renkei.hub.rotation import NOTE_FILE, rotate_kek
 from renkei.hub.vault import SnapshotRef
 
 # argv: jobs "home|N" (kill before step N; 0 = never, print the step count) or "home|after-replace".
@@ -134,7 +135,9 @@ def _rotation_entries(home: Path) -> list[AuditEntry]:
     engine = make_engine(database_url(home))
     try:
         with engine.connect() as connection:
-            query = select(AuditEntry).where(AuditEntry.action.in_((BEGIN_ACTION, ROTATE_ACTION)))
+            query = select(AuditEntry).where(
+                AuditEntry.action.in_((AuditAction.VAULT_ROTATE_KEY_BEGIN, AuditAction.VAULT_ROTATE_KEY))
+            )
             return [AuditEntry(**row._mapping) for row in connection.execute(query.order_by(AuditEntry.seq))]
     finally:
         engine.dispose()
@@ -142,13 +145,13 @@ def _rotation_entries(home: Path) -> list[AuditEntry]:
 
 def _check_after_kill(home: Path, original_kek_id: str, secret: str) -> tuple[bool, bool]:
     """Start the hub as after the crash; returns (outcome was missing before the start, the new key was in force)."""
-    missing_before = [e.action for e in _rotation_entries(home)] == [BEGIN_ACTION]
+    missing_before = [e.action for e in _rotation_entries(home)] == [AuditAction.VAULT_ROTATE_KEY_BEGIN]
     hub = Hub(home)  # reconciles
     entries = _rotation_entries(home)
     in_force = load_kek(home).key_id
     assert not (home / NOTE_FILE).exists()
-    intents = [e for e in entries if e.action == BEGIN_ACTION]
-    outcomes = [e for e in entries if e.action == ROTATE_ACTION]
+    intents = [e for e in entries if e.action == AuditAction.VAULT_ROTATE_KEY_BEGIN]
+    outcomes = [e for e in entries if e.action == AuditAction.VAULT_ROTATE_KEY]
     if not intents:  # killed before the intent: nothing may have changed
         assert in_force == original_kek_id and outcomes == []
     else:
@@ -177,10 +180,16 @@ def test_a_kill_between_the_key_replacement_and_the_audit_entry_is_reconciled(
     (ended,) = _rotate_in_children([f"{home}|after-replace"])
     assert json.loads(ended) == [-signal.SIGKILL]
     assert load_kek(home).key_id != original  # the new key is in force …
-    assert [e.action for e in _rotation_entries(home)] == [BEGIN_ACTION]  # … with no outcome yet
+    assert [e.action for e in _rotation_entries(home)] == [
+        AuditAction.VAULT_ROTATE_KEY_BEGIN
+    ]  # … with no outcome yet
     Hub(home).engine.dispose()
     begin, outcome = _rotation_entries(home)
-    assert (outcome.action, outcome.result, outcome.actor) == (ROTATE_ACTION, "ok", "system:start")
+    assert (outcome.action, outcome.result, outcome.actor) == (
+        AuditAction.VAULT_ROTATE_KEY,
+        "ok",
+        "system:start",
+    )
     assert outcome.details == {**begin.details, "intent_seq": begin.seq, "reconciled": True}
     assert begin.details["new_kek_id"] == load_kek(home).key_id and (home / KEK_FILE).exists()
     Hub(home).engine.dispose()  # a second start appends nothing

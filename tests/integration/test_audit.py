@@ -45,6 +45,7 @@ from renkei.hub.audit import (
     render_tail,
     tail_rows,
 )
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import Base, make_engine
 from renkei.hub.home import init_hub
 
@@ -87,7 +88,7 @@ def fill(log: AuditLog, engine: Engine, n: int = SIZE) -> None:
             log.append_in(
                 session,
                 actor=f"user{i % 3}",
-                action="snapshot.read",
+                action=AuditAction.WORKSPACE_QUERY,
                 resource=f"juki/2024-01-01/v{i}",
                 result="allowed",
                 details={"rows": i * 100, "dataset": "juki"},
@@ -140,8 +141,12 @@ def rehash_everything(engine: Engine) -> None:
 
 
 def test_appends_are_gap_free_hashed_and_verify(log: AuditLog, engine: Engine) -> None:
-    first = log.append(actor="importer", action="import", resource="juki/2024-01-01/v1", details={"rows": 10})
-    second = log.append(actor="alice", action="authz.decision", result="denied", reason="no approval")
+    first = log.append(
+        actor="importer", action=AuditAction.IMPORT, resource="juki/2024-01-01/v1", details={"rows": 10}
+    )
+    second = log.append(
+        actor="alice", action=AuditAction.AUTHZ_DECISION, result="denied", reason="no approval"
+    )
     assert (first.seq, second.seq) == (0, 1)
     assert first.at.tzinfo is not None and first.at <= second.at
     expected = hashlib.sha256(b"\x00" + canonical_json(first.fields())).hexdigest()
@@ -156,9 +161,11 @@ def test_appends_are_gap_free_hashed_and_verify(log: AuditLog, engine: Engine) -
 
 
 def test_canonical_json_is_sorted_compact_utf8_with_every_field(log: AuditLog) -> None:
-    entry = log.append(actor="山田", action="export", resource="juki", details={"b": 1, "a": [True, None]})
+    entry = log.append(
+        actor="山田", action=AuditAction.EXPORT_FILE, resource="juki", details={"b": 1, "a": [True, None]}
+    )
     doc = canonical_json(entry.fields()).decode("utf-8")
-    assert doc.startswith('{"action":"export","actor":"山田","at":"') and " " not in doc
+    assert doc.startswith('{"action":"export.file","actor":"山田","at":"') and " " not in doc
     hashed = [
         "seq",
         "at",
@@ -182,22 +189,27 @@ def test_empty_log_verifies(log: AuditLog) -> None:
 
 def test_append_in_commits_and_rolls_back_with_the_callers_transaction(log: AuditLog, engine: Engine) -> None:
     with Session(engine) as session:
-        log.append_in(session, actor="importer", action="import", resource="juki/2024-01-01/v1")
+        log.append_in(session, actor="importer", action=AuditAction.IMPORT, resource="juki/2024-01-01/v1")
         session.rollback()
     assert log.tail() == [] and log.size() == 0
     with Session(engine) as session:
-        entry = log.append_in(session, actor="importer", action="import", resource="juki/2024-01-01/v1")
+        entry = log.append_in(
+            session, actor="importer", action=AuditAction.IMPORT, resource="juki/2024-01-01/v1"
+        )
         session.commit()
     assert entry.seq == 0 and [e.seq for e in log.tail()] == [0]
-    assert log.append(actor="x", action="login").seq == 1
+    assert log.append(actor="x", action=AuditAction.LOGIN_PASSWORD).seq == 1
     assert log.verify().ok
 
 
 def test_tail_and_rendering_neutralise_control_characters(log: AuditLog) -> None:
     for i in range(5):
-        log.append(actor=f"u{i}", action="login")
+        log.append(actor=f"u{i}", action=AuditAction.LOGIN_PASSWORD)
     log.append(
-        actor="eve\n0 2024-01-01 admin login ok", action="login", result="denied", reason="bad\x1b[31m\u202e"
+        actor="eve\n0 2024-01-01 admin login ok",
+        action=AuditAction.LOGIN_PASSWORD,
+        result="denied",
+        reason="bad\x1b[31m\u202e",
     )
     tail = log.tail(3)
     assert [e.seq for e in tail] == [3, 4, 5]
@@ -209,7 +221,9 @@ def test_tail_and_rendering_neutralise_control_characters(log: AuditLog) -> None
 
 
 def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(log: AuditLog) -> None:
-    entry = log.append(actor="a\x00b", action="login", reason="\ud800", details={"note": "x\x00"})
+    entry = log.append(
+        actor="a\x00b", action=AuditAction.LOGIN_PASSWORD, reason="\ud800", details={"note": "x\x00"}
+    )
     assert (entry.actor, entry.reason, entry.details["note"]) == ("a\ufffdb", "\ufffd", "x\ufffd")
     assert log.tail(1)[0].fields() == entry.fields()
     assert log.verify().ok
@@ -226,9 +240,9 @@ def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(log: Audit
 def test_secret_like_detail_keys_are_refused(sqlite_log: AuditLog, name: str) -> None:
     assert is_secret_name(name)
     with pytest.raises(AuditError, match="looks like a secret"):
-        sqlite_log.append(actor="admin", action="admin.user_add", details={name: "x"})
+        sqlite_log.append(actor="admin", action=AuditAction.ADMIN_USER_ADD, details={name: "x"})
     with pytest.raises(AuditError, match="looks like a secret"):
-        sqlite_log.append(actor="admin", action="admin.user_add", details={"nested": [{name: "x"}]})
+        sqlite_log.append(actor="admin", action=AuditAction.ADMIN_USER_ADD, details={"nested": [{name: "x"}]})
     assert sqlite_log.size() == 0
 
 
@@ -238,7 +252,7 @@ def test_secret_like_detail_keys_are_refused(sqlite_log: AuditLog, name: str) ->
 )
 def test_identifiers_of_keys_are_allowed(sqlite_log: AuditLog, name: str) -> None:
     assert not is_secret_name(name)
-    entry = sqlite_log.append(actor="admin", action="vault.rotate_key", details={name: "abc"})
+    entry = sqlite_log.append(actor="admin", action=AuditAction.VAULT_ROTATE_KEY, details={name: "abc"})
     assert entry.details == {name: "abc"}
 
 
@@ -259,7 +273,7 @@ def test_details_must_be_small_plain_metadata(
     sqlite_log: AuditLog, details: dict[Any, Any], message: str
 ) -> None:
     with pytest.raises(AuditError, match=message):
-        sqlite_log.append(actor="admin", action="export", details=details)
+        sqlite_log.append(actor="admin", action=AuditAction.EXPORT_FILE, details=details)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +288,7 @@ def test_details_must_be_small_plain_metadata(
 )
 def test_entry_fields_are_checked(sqlite_log: AuditLog, fields: dict[str, Any], message: str) -> None:
     with pytest.raises(AuditError, match=message):
-        sqlite_log.append(**({"actor": "a", "action": "login"} | fields))
+        sqlite_log.append(**({"actor": "a", "action": AuditAction.LOGIN_PASSWORD} | fields))
 
 
 @given(
@@ -520,7 +534,7 @@ def test_appending_refuses_a_log_whose_head_disagrees_with_its_rows(log: AuditLo
     fill(log, engine, 3)
     forged(engine, 3)
     with pytest.raises(AuditError, match="head is inconsistent"):
-        log.append(actor="x", action="login")
+        log.append(actor="x", action=AuditAction.LOGIN_PASSWORD)
 
 
 # --- concurrency --------------------------------------------------------------------------------------------
@@ -533,11 +547,12 @@ PER_WORKER = 50
 WORKER = """
 import sys
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import make_engine
 url, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 log = AuditLog(make_engine(url))
 for i in range(count):
-    log.append(actor=f"worker{worker}", action="snapshot.read", details={"i": i})
+    log.append(actor=f"worker{worker}", action=AuditAction.WORKSPACE_QUERY, details={"i": i})
 """
 
 
@@ -560,7 +575,7 @@ def test_concurrent_threads_never_duplicate_or_skip_seq(log: AuditLog, engine: E
     def work(worker: int) -> None:
         try:
             for i in range(PER_WORKER):
-                log.append(actor=f"worker{worker}", action="snapshot.read", details={"i": i})
+                log.append(actor=f"worker{worker}", action=AuditAction.WORKSPACE_QUERY, details={"i": i})
         except BaseException as exc:
             errors.append(exc)
 
@@ -596,7 +611,7 @@ def test_verify_reads_one_snapshot_while_others_append(log: AuditLog, engine: En
 
     def keep_appending() -> None:
         while not stop.is_set():
-            log.append(actor="busy", action="login")
+            log.append(actor="busy", action=AuditAction.LOGIN_PASSWORD)
 
     writer = threading.Thread(target=keep_appending)
     writer.start()
@@ -704,7 +719,7 @@ def test_cli_verify_catches_a_full_rewrite_and_prints_every_warning(tmp_path: Pa
     """Without `--checkpoint`: the copy in the hub home catches the rewrite; without it, the policy age does."""
     hub = init_hub(tmp_path / "hub")  # signs a checkpoint at init, as every import does
     for i in range(5):
-        hub.audit.append(actor="alice", action="snapshot.read", resource=f"juki/2024-01-01/v{i}")
+        hub.audit.append(actor="alice", action=AuditAction.WORKSPACE_QUERY, resource=f"juki/2024-01-01/v{i}")
     assert audit_cli(hub.home, "checkpoint").exit_code == 0  # the scheduled command
     assert audit_cli(hub.home, "verify").exit_code == 0
     sql(hub.engine, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3")

@@ -26,7 +26,9 @@ from sqlalchemy import func, select
 from renkei.display import is_unsafe
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditEntry, read_checkpoint_copies
 from renkei.hub.catalog import Dataset, Package, Snapshot, register_dataset
+from renkei.hub.home import Hub
 from renkei.hub.importer import NoSpaceError, PackageRejectedError, ensure_free_space
+from renkei.hub.settings import SETTINGS_FILE
 from renkei.hub.vault import SnapshotRef
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.package import (
@@ -441,6 +443,20 @@ def test_a_payload_beyond_the_ceiling_is_refused_even_when_signed(world: World, 
     huge = MAX_PAYLOAD_BYTES + 1
     bad.write_bytes(tar_with(signed_head(world, package, payload_bytes=huge), plain(PAYLOAD, b"x")))
     expect_rejected(world, bad, "exceeds the ceiling|too large")
+
+
+def test_the_hubs_setting_lowers_the_ceiling(world: World) -> None:
+    """imports.max_payload_bytes in hub.toml: a genuine package over it is refused, and nothing is stored."""
+    package = world.extract("juki", AS_OF, out="lowered")
+    payload = len(members(package)[PAYLOAD])
+    settings = world.hub.home / SETTINGS_FILE
+    settings.write_text(f"[imports]\nmax_payload_bytes = {payload - 1}\n", encoding="utf-8")
+    try:
+        lowered = World(world.root, Hub(world.hub.home), world.sender_home, world.raw)
+        assert lowered.hub.settings.imports.max_payload_bytes == payload - 1
+        expect_rejected(lowered, package, "exceeds the ceiling|too large")
+    finally:
+        settings.unlink()
 
 
 def test_free_space_is_checked_before_writing(tmp_path: Path) -> None:

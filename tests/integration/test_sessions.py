@@ -26,6 +26,7 @@ from renkei.hub.access.terminals import Terminal, revoke_terminal
 from renkei.hub.audit import AuditEntry
 from renkei.hub.db import session_factory
 from renkei.hub.home import Hub
+from renkei.hub.settings import load_settings
 from tests.support import ADDR, AccessWorld, access_world, make_hub_home
 
 PASSWORD = "a long enough passphrase"
@@ -85,6 +86,19 @@ def test_idle_timeout_restarts_with_each_request(db_world: AccessWorld) -> None:
     world.clock.advance(seconds=IDLE_TIMEOUT.total_seconds() + 1)
     assert rejected(world, session.token) == "idle_timeout"
     assert rejected(world, session.token) == "unknown"  # a rejected session is gone for good
+
+
+def test_the_hubs_settings_set_the_timeouts(world: AccessWorld) -> None:
+    """sessions.* from hub.toml reach the store the portal builds (renkei.web.app passes hub.settings)."""
+    timeouts = load_settings(None, {"RENKEI_SESSIONS_IDLE_TIMEOUT_MINUTES": "5"}).sessions
+    store = SessionStore(session_factory(world.engine), world.clock, timeouts)
+    session = open_session(world)
+    world.clock.advance(minutes=4)
+    store.validate(session.token, terminal=world.terminal)
+    world.clock.advance(minutes=5, seconds=1)
+    with pytest.raises(SessionRejectedError) as caught:
+        store.validate(session.token, terminal=world.terminal)
+    assert caught.value.reason == "idle_timeout"  # the built-in 30 minutes would still be running
 
 
 def test_absolute_timeout_ends_even_an_active_session(db_world: AccessWorld) -> None:

@@ -244,6 +244,9 @@ def test_cli_enroll_list_and_revoke(tmp_path: Path) -> None:
     hub = Hub(home)
     with hub.session() as session:
         logged = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
-    assert [e.action for e in logged][-2:] == ["admin.terminal_enroll", "admin.terminal_revoke"]
+    changes = [e.action for e in logged if e.action != "authz.decision"]
+    assert changes[-2:] == ["admin.terminal_enroll", "admin.terminal_revoke"]
+    decided = [e.details["access"] for e in logged if e.action == "authz.decision"]
+    assert decided[-4:] == ["admin.terminals"] * 4  # every attempt was decided, the refused ones too
     assert all(bundle_password not in str(e.fields()) for e in logged)
     hub.engine.dispose()

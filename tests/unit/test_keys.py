@@ -28,8 +28,10 @@ from renkei.hub.keys import (
     create_kek_file,
     key_fingerprint,
     load_kek,
+    prepare_kek_rotation,
     rotate_kek_file,
 )
+from renkei.hub.settings import SETTINGS_FILE
 from renkei.hub.vault import SnapshotRef, Vault
 
 KEY = bytes(range(32))
@@ -175,6 +177,18 @@ def test_kms_plugin_wins_over_env_and_file(
     assert isinstance(load_kek(tmp_path), EnvKek)
     monkeypatch.delenv(KEK_ENV)
     assert isinstance(load_kek(tmp_path), FileKek)
+
+
+def test_the_kms_plugin_can_be_named_in_hub_toml(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_kms_module: str
+) -> None:
+    """The setting keys.kms from the file: the plug-in is used, and the file KEK cannot be rotated."""
+    create_kek_file(tmp_path)
+    (tmp_path / SETTINGS_FILE).write_text(f'[keys]\nkms = "{fake_kms_module}"\n', encoding="utf-8")
+    assert isinstance(load_kek(tmp_path), FakeKms)
+    with pytest.raises(KekError, match=r"keys.kms \(RENKEI_KMS\) is set"):
+        prepare_kek_rotation(tmp_path)
+    assert isinstance(load_kek(tmp_path, kms=""), FileKek)  # what a hub passes when its setting is empty
 
 
 def test_vault_works_through_a_kms_plugin(

@@ -1,15 +1,14 @@
 """Admin commands for people and devices: departments, designated users (指名職員), staff cards, TOTP, terminals.
 
-Every change is written to the audit log in the same transaction, with actor ``cli:<os user>``. Secrets that
-a command creates (enrollment tickets, TOTP URIs, PKCS#12 passwords) are printed once and never stored.
+Each change is a function of :mod:`renkei.hub.services.admin` called as the console actor ``cli:<os user>``:
+decided by ``authorize()`` (``admin.users`` / ``admin.terminals``) and audited. Secrets that a command creates
+(enrollment tickets, TOTP URIs, PKCS#12 passwords) are printed once and never stored.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -19,17 +18,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from renkei.cli.common import HomeOption, handle_errors, hub_home, out
-from renkei.cli.hub import cli_actor
+from renkei.cli.hub import console_actor
 from renkei.errors import RenkeiError
 from renkei.hub.access import cards, totp
-from renkei.hub.access.designation import designate_user
-from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import ROLE_LABELS_JA, Role, User
-from renkei.hub.access.sessions import SessionStore, write_transaction
-from renkei.hub.access.terminals import Terminal, TerminalCA, enroll_terminal, revoke_terminal
+from renkei.hub.access.terminals import Terminal
 from renkei.hub.catalog import Department
-from renkei.hub.db import session_factory
 from renkei.hub.home import Hub
+from renkei.hub.services import admin
 
 dept_app = typer.Typer(help="部署（所管課など）の登録と一覧 (departments)", no_args_is_help=True)
 user_app = typer.Typer(
@@ -47,25 +43,6 @@ PasswordStdinOption = Annotated[
         help="パスワードを標準入力の1行目から読む (read the password from the first line of stdin)",
     ),
 ]
-
-
-@contextmanager
-def _admin_change(home: Path | None) -> Iterator[tuple[Hub, Session]]:
-    """The hub and a transaction holding the write lock; committed when the command's block ends."""
-    hub = Hub(hub_home(home))
-    with write_transaction(session_factory(hub.engine)) as session:
-        yield hub, session
-
-
-def _audit(hub: Hub, session: Session, action: str, resource: str, **details: object) -> None:
-    hub.audit.append_in(session, actor=cli_actor(), action=action, resource=resource, details=details)
-
-
-def _user(session: Session, login_id: str) -> User:
-    user = session.scalar(select(User).where(func.lower(User.login_id) == login_id.lower()))
-    if user is None:
-        raise RenkeiError(f"利用者 {login_id} は指名されていません", f"no designated user {login_id!r}")
-    return user
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -86,15 +63,7 @@ def dept_add(
     name: Annotated[str, typer.Argument(help="部署名 (department name)")], home: HomeOption = None
 ) -> None:
     """部署を登録する (register a department)."""
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise RenkeiError("部署名は 1〜100 文字にしてください", "a department name has 1 to 100 characters")
-    with _admin_change(home) as (hub, session):
-        if session.scalar(select(Department).where(Department.name == name)) is not None:
-            raise RenkeiError(f"部署 {name} は登録済みです", f"department {name!r} already exists")
-        session.add(Department(name=name))
-        session.flush()
-        _audit(hub, session, "admin.dept_add", f"department/{name}")
+    name = admin.add_department(Hub(hub_home(home)), console_actor(), name)
     out.print(f"部署を登録しました (department added): {name}")
 
 
@@ -130,23 +99,20 @@ def user_add(
     home = hub_home(home)  # before asking for a password
     login_id = _check_login_id(login_id)
     display_name = name.strip()
-    if not display_name or len(display_name) > 100:
+    if not display_name or len(display_name) > admin.MAX_NAME:
         raise RenkeiError("氏名は 1〜100 文字にしてください", "a display name has 1 to 100 characters")
     password = _read_password(password_stdin)
-    with _admin_change(home) as (hub, session):
-        user = designate_user(
-            session,
-            hub.audit,
-            login_id=login_id,
-            display_name=display_name,
-            role=role,
-            department=dept,
-            password=password,
-            actor=cli_actor(),
-        )
-        department = user.department
+    user = admin.designate(
+        Hub(home),
+        console_actor(),
+        login_id=login_id,
+        display_name=display_name,
+        role=role,
+        department=dept,
+        password=password,
+    )
     out.print(
-        f"指名しました (designated): {login_id} — {display_name}, {ROLE_LABELS_JA[role]}, {department.name}"
+        f"指名しました (designated): {login_id} — {display_name}, {ROLE_LABELS_JA[role]}, {user.department}"
     )
     out.print("次に職員証の登録チケット（user card-ticket）か TOTP（user totp-enroll）を発行してください")
 
@@ -164,12 +130,10 @@ def _check_login_id(login_id: str) -> str:
 @handle_errors
 def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
     """利用者を無効にし、そのセッションを直ちに終了する (disable a user; their sessions end at once)."""
-    with _admin_change(home) as (hub, session):
-        user = _user(session, login_id)
-        user.disabled = True
-        ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
-        _audit(hub, session, "admin.user_disable", f"user/{user.login_id}", sessions_ended=ended)
-    out.print(f"無効にしました (disabled): {user.login_id} — 終了したセッション (sessions ended): {ended}")
+    done = admin.disable_user(Hub(hub_home(home)), console_actor(), login_id)
+    out.print(
+        f"無効にしました (disabled): {done.name} — 終了したセッション (sessions ended): {done.sessions_ended}"
+    )
 
 
 @user_app.command("list")
@@ -204,31 +168,17 @@ def user_set_password(
     """パスワードを再設定する。本人は次のログインで変更し、既存のセッションは終了する (reset a password)."""
     home = hub_home(home)  # before asking for a password
     password = _read_password(password_stdin)
-    with _admin_change(home) as (hub, session):
-        user = _user(session, login_id)
-        set_password(session, user, password, passwords=Passwords(), changed_by=cli_actor(), must_change=True)
-        ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
-        _audit(hub, session, "admin.user_set_password", f"user/{user.login_id}", sessions_ended=ended)
-    out.print(f"パスワードを再設定しました (password reset): {user.login_id}（次回ログイン時に変更が必要）")
+    done = admin.reset_password(Hub(home), console_actor(), login_id, password)
+    out.print(f"パスワードを再設定しました (password reset): {done.name}（次回ログイン時に変更が必要）")
 
 
 @user_app.command("card-ticket")
 @handle_errors
 def user_card_ticket(login_id: LoginArgument, home: HomeOption = None) -> None:
     """職員証の登録チケット（1回限り・期限付き）を発行する (issue a one-time card enrollment ticket)."""
-    with _admin_change(home) as (hub, session):
-        user = _active_user(session, login_id)
-        ticket = cards.create_ticket(session, user, created_by=cli_actor())
-        expires = ticket.expires_at.isoformat(timespec="minutes")
-        _audit(
-            hub,
-            session,
-            "admin.card_ticket",
-            f"user/{user.login_id}",
-            ticket_id=ticket.ticket_id,
-            expires_at=expires,
-        )
-    out.print(f"職員証の登録チケット (card enrollment ticket) for {user.login_id}:")
+    ticket = admin.issue_card_ticket(Hub(hub_home(home)), console_actor(), login_id)
+    expires = ticket.expires_at.isoformat(timespec="minutes")
+    out.print(f"職員証の登録チケット (card enrollment ticket) for {ticket.login_id}:")
     out.print(f"  {ticket.code}", highlight=False)
     out.print(f"有効期限 (valid until): {expires} UTC。本人に直接渡してください（1回限り）")
 
@@ -237,38 +187,20 @@ def user_card_ticket(login_id: LoginArgument, home: HomeOption = None) -> None:
 @handle_errors
 def user_card_revoke(login_id: LoginArgument, home: HomeOption = None) -> None:
     """利用者の職員証をすべて無効にする（紛失・退職時）(disable all of a user's staff cards)."""
-    with _admin_change(home) as (hub, session):
-        user = _user(session, login_id)
-        revoked = cards.revoke_cards(session, user.id, reason="revoked_by_admin")
-        _audit(hub, session, "admin.card_revoke", f"user/{user.login_id}", cards_revoked=revoked)
-    out.print(f"職員証を無効にしました (cards disabled): {user.login_id} — {revoked} 枚")
+    done = admin.revoke_user_cards(Hub(hub_home(home)), console_actor(), login_id)
+    out.print(f"職員証を無効にしました (cards disabled): {done.name} — {done.sessions_ended} 枚")
 
 
 @user_app.command("totp-enroll")
 @handle_errors
 def user_totp_enroll(login_id: LoginArgument, home: HomeOption = None) -> None:
     """カード読取機のない端末向けに TOTP を登録し、otpauth URI を一度だけ表示する (enroll TOTP)."""
-    with _admin_change(home) as (hub, session):
-        user = _active_user(session, login_id)
-        if cards.active_cards(session, user.id):
-            raise RenkeiError(
-                f"{user.login_id} には職員証が登録されています。TOTP にするには先に `renkei user card-revoke` してください",
-                f"{user.login_id} has a staff card; revoke it first (`renkei user card-revoke`) to switch to TOTP",
-            )
-        uri = totp.enroll_totp(session, user, kek=hub.kek, enrolled_by=cli_actor())
-        _audit(hub, session, "admin.totp_enroll", f"user/{user.login_id}")
+    enrolled = admin.enroll_user_totp(Hub(hub_home(home)), console_actor(), login_id)
     out.print(
-        f"TOTP を登録しました (TOTP enrolled) for {user.login_id}。本人の認証アプリに次の URI を登録してください:"
+        f"TOTP を登録しました (TOTP enrolled) for {enrolled.login_id}。本人の認証アプリに次の URI を登録してください:"
     )
-    out.print(f"  {uri}", highlight=False, soft_wrap=True)
+    out.print(f"  {enrolled.uri}", highlight=False, soft_wrap=True)
     out.print("この URI は二度と表示されません（保存しないでください）(shown once; do not keep it)")
-
-
-def _active_user(session: Session, login_id: str) -> User:
-    user = _user(session, login_id)
-    if user.disabled:
-        raise RenkeiError(f"利用者 {user.login_id} は無効です", f"user {user.login_id!r} is disabled")
-    return user
 
 
 # --- terminals ----------------------------------------------------------------------------------------------
@@ -284,24 +216,12 @@ def terminal_enroll(
     home: HomeOption = None,
 ) -> None:
     """専用端末を登録し、クライアント証明書を発行する (register a terminal and issue its certificate)."""
-    with _admin_change(home) as (hub, session):
-        ca = TerminalCA.load_or_create(hub.home)
-        enrolled = enroll_terminal(session, ca, name, out_dir, enrolled_by=cli_actor())
-        terminal = enrolled.terminal
-        _audit(
-            hub,
-            session,
-            "admin.terminal_enroll",
-            f"terminal/{terminal.name}",
-            serial=terminal.serial,
-            fingerprint=terminal.fingerprint_sha256,
-            not_after=terminal.not_after.isoformat(timespec="seconds"),
-        )
+    terminal = admin.enroll_new_terminal(Hub(hub_home(home)), console_actor(), name, out_dir)
     out.print(f"端末を登録しました (terminal enrolled): {terminal.name}, serial {terminal.serial}")
-    for path in (enrolled.key_file, enrolled.cert_file, enrolled.bundle_file):
+    for path in terminal.files:
         out.print(f"  {path}", highlight=False)
     out.print(
-        f"PKCS#12 のパスワード (bundle password, shown once): {enrolled.bundle_password}", highlight=False
+        f"PKCS#12 のパスワード (bundle password, shown once): {terminal.bundle_password}", highlight=False
     )
     out.print("端末に導入したら、書き出したファイルは削除してください (delete the files once installed)")
 
@@ -312,11 +232,10 @@ def terminal_revoke(
     name: Annotated[str, typer.Argument(help="端末名 (terminal name)")], home: HomeOption = None
 ) -> None:
     """端末の証明書を失効させ、その端末のセッションを直ちに終了する (revoke a terminal at once)."""
-    with _admin_change(home) as (hub, session):
-        terminal = revoke_terminal(session, name, revoked_by=cli_actor())
-        ended = SessionStore(session_factory(hub.engine)).end_all_for_terminal_in(session, terminal.id)
-        _audit(hub, session, "admin.terminal_revoke", f"terminal/{terminal.name}", sessions_ended=ended)
-    out.print(f"端末を失効させました (terminal revoked): {terminal.name} — 終了したセッション: {ended}")
+    done = admin.revoke_named_terminal(Hub(hub_home(home)), console_actor(), name)
+    out.print(
+        f"端末を失効させました (terminal revoked): {done.name} — 終了したセッション: {done.sessions_ended}"
+    )
 
 
 @terminal_app.command("list")

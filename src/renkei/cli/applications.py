@@ -175,6 +175,7 @@ def quota_set(
             files_per_day=files_per_day,
             rows_per_file=rows_per_file,
             bytes_per_month=bytes_per_month,
+            defaults=hub.settings.quotas,
         )
         out.print(
             f"{login}: ダウンロード {_yes_no(quota.may_download)}, 1日 {quota.files_per_day} ファイル, "

@@ -26,6 +26,7 @@ from renkei.hub.access.designation import designate_user
 from renkei.hub.access.people import ROLE_LABELS_JA, Role
 from renkei.hub.access.terminals import TerminalCA, enroll_terminal
 from renkei.hub.access.totp import enroll_totp
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Sender, get_or_create_department
 from renkei.hub.home import Hub, init_hub
 from renkei.sending.extract import extract
@@ -73,7 +74,7 @@ def demo(
     with hub.session() as session:
         session.add(Sender(name=SENDER_NAME, public_key=sender.public_key_b64))
         hub.audit.append_in(
-            session, actor="demo", action="admin.sender_add", resource=f"sender/{SENDER_NAME}"
+            session, actor="demo", action=AuditAction.ADMIN_SENDER_ADD, resource=f"sender/{SENDER_NAME}"
         )
         session.commit()
     out.print(f"送信側 (sending side): {sender_home}   基盤 (hub): {hub_home}")
@@ -179,7 +180,7 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
             session, TerminalCA.load_or_create(hub.home), "demo-terminal", terminal_dir, enrolled_by="demo"
         )
         hub.audit.append_in(
-            session, actor="demo", action="admin.terminal_enroll", resource="terminal/demo-terminal"
+            session, actor="demo", action=AuditAction.ADMIN_TERMINAL_ENROLL, resource="terminal/demo-terminal"
         )
         session.commit()
     people = terminal_dir.parent / "people.txt"

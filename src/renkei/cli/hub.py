@@ -13,20 +13,18 @@ import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, print_error, print_lines, styled
 from renkei.errors import Location, RenkeiError
 from renkei.hub.access.authz import Actor
 from renkei.hub.audit import (
-    MAX_UNSIGNED_AGE,
     TAIL_HEADERS,
     Checkpoint,
     load_audit_key,
     public_key_pem,
     tail_rows,
 )
-from renkei.hub.catalog import Sender
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub, init_hub, verify_vault
 from renkei.hub.rotation import rotate_kek
 from renkei.hub.services import catalog
@@ -43,6 +41,11 @@ EXIT_AUDIT_UNSIGNED = 8  # entries older than the policy age are not covered by 
 
 def cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+def console_actor() -> Actor:
+    """Whoever runs the CLI on the hub: the admin role (they hold its keys), decided and audited as anyone."""
+    return Actor.cli(cli_actor())
 
 
 @hub_app.command("init")
@@ -63,7 +66,7 @@ def hub_migrate(home: HomeOption = None) -> None:
 
     hub = Hub(hub_home(home))
     upgrade(hub.engine, kek=hub.kek)
-    hub.audit.append(actor=cli_actor(), action="hub.migrate", details={})
+    hub.audit.append(actor=cli_actor(), action=AuditAction.HUB_MIGRATE, details={})
     out.print("カタログのスキーマを最新にしました (catalog schema is up to date)")
 
 
@@ -82,14 +85,9 @@ def hub_add_sender(
     home: HomeOption = None,
 ) -> None:
     """送信元（共通基盤）の署名公開鍵を登録する (register a sending system's public key)."""
-    hub = Hub(hub_home(home))
-    with hub.session() as session:
-        if session.scalar(select(Sender).where(Sender.name == name)) is not None:
-            raise RenkeiError(f"送信元 {name} は登録済みです", f"sender {name!r} is already registered")
-        session.add(Sender(name=name, public_key=_check_public_key(public_key)))
-        session.flush()
-        hub.audit.append_in(session, actor=cli_actor(), action="admin.sender_add", resource=f"sender/{name}")
-        session.commit()
+    from renkei.hub.services import admin  # noqa: PLC0415 (the login stack: only for admin commands)
+
+    admin.add_sender(Hub(hub_home(home)), console_actor(), name, _check_public_key(public_key))
     out.print(f"送信元を登録しました (sender registered): {name}")
 
 
@@ -112,7 +110,8 @@ def import_packages(
     home: HomeOption = None,
 ) -> None:
     """封緘パッケージを検証して保管庫に受け入れる (verify and import sealed packages)."""
-    from renkei.hub.importer import PackageRejectedError  # noqa: PLC0415 (pyarrow: only for this command)
+    from renkei.hub.importer import ImportOutcome, PackageRejectedError  # noqa: PLC0415 (pyarrow: only here)
+    from renkei.hub.services import admin  # noqa: PLC0415
 
     hub = Hub(hub_home(home))
     paths = list(packages or [])
@@ -122,19 +121,15 @@ def import_packages(
         raise RenkeiError(
             "受け入れるパッケージがありません", "no packages given", Location(inbox) if inbox else None
         )
-    rejected = 0
-    with hub.session() as session:
-        importer = hub.importer(session)
-        for path in paths:
-            try:
-                outcome = importer.import_package(path)
-            except PackageRejectedError as exc:
-                rejected += 1
-                print_error(err, "拒否 (rejected)", exc, style="red")
-                continue
-            mark = "受入 (imported)" if outcome.status == "imported" else "受入済み (already imported)"
-            out.print(f"{mark}: {outcome.resource} — {outcome.rows:,} 行 ← {path.name}")
-    if rejected:
+
+    def report(path: Path, outcome: ImportOutcome | PackageRejectedError) -> None:
+        if isinstance(outcome, PackageRejectedError):
+            print_error(err, "拒否 (rejected)", outcome, style="red")
+            return
+        mark = "受入 (imported)" if outcome.status == "imported" else "受入済み (already imported)"
+        out.print(f"{mark}: {outcome.resource} — {outcome.rows:,} 行 ← {path.name}")
+
+    if admin.import_packages(hub, console_actor(), paths, report):
         raise typer.Exit(PackageRejectedError.exit_code)
 
 
@@ -202,7 +197,7 @@ def vault_verify(home: HomeOption = None) -> None:
     if report.ok:
         hub.audit.append(
             actor=cli_actor(),
-            action="vault.verify",
+            action=AuditAction.VAULT_VERIFY,
             result="ok" if ok else "error",
             details={"snapshots": snapshots, "problems": len(problems), "audit_ok": True},
         )
@@ -236,13 +231,14 @@ def audit_verify(
         Path | None, typer.Option("--checkpoint", help="外部に保管したチェックポイント")
     ] = None,
     max_unsigned_hours: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-unsigned-hours",
             min=0,
-            help="署名済みチェックポイントで保護されない記録を許す時間 (hours an entry may stay unsigned)",
+            help="署名済みチェックポイントで保護されない記録を許す時間。既定は設定 audit.max_unsigned_hours"
+            " (hours an entry may stay unsigned; default: the setting audit.max_unsigned_hours, 24)",
         ),
-    ] = MAX_UNSIGNED_AGE.total_seconds() / 3600,
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """監査ログの改ざん・削除・並べ替え・挿入・切り詰めを検出する (verify the audit log).
@@ -251,6 +247,8 @@ def audit_verify(
     8 古い記録が署名済みチェックポイントで保護されていない (old entries not covered by a signed checkpoint).
     """
     hub = Hub(hub_home(home))
+    if max_unsigned_hours is None:
+        max_unsigned_hours = hub.settings.audit.max_unsigned_hours
     kept = Checkpoint.from_json(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
     report = hub.audit.verify(kept)
     for warning in report.warnings:

@@ -10,7 +10,8 @@ import typer
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home
 from renkei.errors import Location, RenkeiError
 from renkei.hub.access.terminals import CA_CERT_FILE
-from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, WebSettings
+from renkei.hub.settings import load_settings
+from renkei.web.settings import WebSettings
 
 DEFAULT_TLS_PORT = 8443
 DEFAULT_PLAIN_PORT = 8000
@@ -50,8 +51,8 @@ def serve(
         list[str] | None,
         typer.Option(
             help="TCP で待ち受けるとき、証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス"
-            "（複数可、--proxy-secret-file が必要） (trusted reverse proxy address or network; repeatable;"
-            " needs --proxy-secret-file)"
+            "（複数可、--proxy-secret-file が必要）。既定は設定 web.trusted_proxies (trusted reverse proxy address"
+            " or network; repeatable; needs --proxy-secret-file; default: that setting)"
         ),
     ] = None,
     proxy_secret_file: Annotated[
@@ -62,9 +63,12 @@ def serve(
         ),
     ] = None,
     client_cert_header: Annotated[
-        str,
-        typer.Option(help="プロキシが端末の証明書を渡すヘッダ (header carrying the terminal certificate)"),
-    ] = DEFAULT_CLIENT_CERT_HEADER,
+        str | None,
+        typer.Option(
+            help="プロキシが端末の証明書を渡すヘッダ。既定は設定 web.client_cert_header"
+            " (header carrying the terminal certificate; default: that setting, X-Renkei-Client-Cert)"
+        ),
+    ] = None,
 ) -> None:
     """ポータル（API と画面）を起動する (serve the web portal)."""
     # The web stack is imported here, not at the top: every other command would pay for it at start-up.
@@ -73,15 +77,18 @@ def serve(
     from renkei.web.app import create_app  # noqa: PLC0415
     from renkei.web.server import TLSFiles, run_on_unix_socket, server_config  # noqa: PLC0415
 
-    proxies = tuple(trusted_proxy or ())
+    web = load_settings(hub_home(home)).web  # hub.toml and RENKEI_WEB_*, under the options given here
+    # web.trusted_proxies is for set-up B over TCP; on a Unix socket the socket itself is the proof.
+    proxies = tuple(trusted_proxy or ()) or (web.trusted_proxies if uds is None else ())
     files = _tls_files(hub_home(home), tls_cert, tls_key)
     tls = TLSFiles(*files) if files is not None else None
     _check_listening(tls is not None, uds, proxies, port)
-    settings = WebSettings(
+    settings = WebSettings.from_section(
+        web,
         trusted_proxies=proxies,
+        client_cert_header=client_cert_header or "",
         proxy_secret=_proxy_secret(proxy_secret_file, proxies),
         proxy_socket=uds is not None,
-        client_cert_header=client_cert_header,
     )
     app = create_app(hub_home(home), settings)
     chosen_port = port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PLAIN_PORT)

@@ -63,7 +63,9 @@ from renkei.display import display_text
 from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
+from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
 from renkei.hub.db import Base
+from renkei.hub.settings import DEFAULTS
 
 T = TypeVar("T")
 
@@ -73,7 +75,7 @@ AUDIT_KEY_FILE = "audit_signing.key"
 CHECKPOINT_COPY_FILE = "audit_checkpoints.jsonl"
 # Policy: entries older than this must be covered by a signed checkpoint (signed at each import, by
 # `renkei audit checkpoint` on a schedule, and every `checkpoint_every` appends).
-MAX_UNSIGNED_AGE = dt.timedelta(hours=24)
+MAX_UNSIGNED_AGE = DEFAULTS.audit.max_unsigned_age  # the setting audit.max_unsigned_hours, by default
 CHECKPOINT_FORMAT = "renkei-audit-checkpoint/v1"
 RESULTS = frozenset({"ok", "allowed", "denied", "rejected", "error"})
 HASHED_FIELDS = (
@@ -101,7 +103,7 @@ MAX_DETAIL_KEY = 64
 MAX_DETAILS_BYTES = 8192
 MAX_DETAILS_DEPTH = 4
 
-_ACTION_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+ACTION_FORMAT = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # every AuditAction has this form
 _DETAIL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 # fmt: off
 _SECRET_WORDS = frozenset({
@@ -370,7 +372,7 @@ class _Draft:
     def build(
         cls,
         actor: str,
-        action: str,
+        action: AuditAction,
         resource: str,
         result: str,
         reason: str,
@@ -380,10 +382,11 @@ class _Draft:
     ) -> _Draft:
         if not actor:
             raise AuditError("監査ログの主体 (actor) が空です", "audit actor is empty")
-        if not isinstance(action, str) or len(action) > MAX_ACTION or not _ACTION_RE.fullmatch(action):
+        if not isinstance(action, str) or action not in AUDIT_ACTIONS:
+            # One registry of actions (AuditAction): an unregistered name is a bug, and the write fails closed.
             raise AuditError(
-                f"監査ログの操作名が不正です: {action!r}",
-                f"invalid audit action {action!r} (e.g. snapshot.read)",
+                f"監査ログの操作名が AuditAction にありません: {action!r}",
+                f"invalid audit action {action!r}: not an AuditAction (e.g. import)",
             )
         if result not in RESULTS:
             raise AuditError(
@@ -392,7 +395,7 @@ class _Draft:
             )
         return cls(
             actor=_text(actor, "actor", MAX_ACTOR),
-            action=action,
+            action=str(action),
             resource=_text(resource, "resource", MAX_RESOURCE),
             result=result,
             reason=_text(reason, "reason", MAX_REASON),
@@ -687,7 +690,7 @@ class AuditLog:
         self,
         engine: Engine,
         signing_key: Ed25519PrivateKey | None = None,
-        checkpoint_every: int = 1000,
+        checkpoint_every: int = DEFAULTS.audit.checkpoint_every,
         *,
         trusted_keys: Iterable[Ed25519PublicKey] = (),
         checkpoint_copy: Path | None = None,
@@ -712,7 +715,7 @@ class AuditLog:
         self,
         *,
         actor: str,
-        action: str,
+        action: AuditAction,
         resource: str = "",
         result: str = "ok",
         reason: str = "",
@@ -734,7 +737,7 @@ class AuditLog:
         session: Session,
         *,
         actor: str,
-        action: str,
+        action: AuditAction,
         resource: str = "",
         result: str = "ok",
         reason: str = "",

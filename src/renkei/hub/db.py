@@ -1,4 +1,5 @@
-"""The hub's catalog database: SQLite in the hub's home by default, PostgreSQL via ``RENKEI_DATABASE_URL``.
+"""The hub's catalog database: SQLite in the hub's home by default, PostgreSQL by the setting ``database.url``
+(``RENKEI_DATABASE_URL``, or ``[database] url`` in hub.toml; renkei.hub.settings).
 
 All hub tables (catalog, audit log, people and permissions) share :class:`Base`; Alembic migrations in
 ``renkei/hub/migrations`` create and upgrade them.
@@ -16,8 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from renkei.errors import RenkeiError
+from renkei.hub.settings import HubSettings, load_settings
 
-DATABASE_URL_ENV = "RENKEI_DATABASE_URL"
+DATABASE_URL_ENV = "RENKEI_DATABASE_URL"  # the variable of the setting database.url
 CATALOG_FILE = "catalog.db"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -34,8 +36,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def database_url(home: Path) -> str:
-    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home / CATALOG_FILE}"
+def database_url(home: Path, settings: HubSettings | None = None) -> str:
+    """The setting ``database.url`` (``settings``, else loaded from ``home``), else the home's SQLite file."""
+    url = (settings or load_settings(home)).database.url
+    return url or f"sqlite:///{home / CATALOG_FILE}"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -4,10 +4,11 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
 
     <home>/renkei-side            "hub": the marker that keeps the sending side out (renkei.config)
     <home>/package_identity.txt   age X25519 identity that opens sealed packages (0600)
+    <home>/hub.toml               the hub's settings, if any (renkei.hub.settings; RENKEI_* variables win)
     <home>/kek.key                key-encryption key of the vault (0600; or RENKEI_KEK / RENKEI_KMS)
     <home>/audit_signing.key      Ed25519 key that signs audit checkpoints (0600)
     <home>/audit_checkpoints.jsonl  a copy of every checkpoint signed on demand, one JSON line each (append-only)
-    <home>/catalog.db             SQLite catalog (unless RENKEI_DATABASE_URL names PostgreSQL; 0600, TOTP
+    <home>/catalog.db             SQLite catalog (unless database.url names PostgreSQL; 0600, TOTP
                                   secrets in it wrapped by the KEK)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
@@ -36,9 +37,11 @@ from renkei.config import HUB, check_home, claim_home
 from renkei.errors import KeyFileError, Location
 from renkei.files import write_private
 from renkei.hub.audit import CHECKPOINT_COPY_FILE, AuditLog, create_audit_key, load_audit_key
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, pending_kek_id
 from renkei.hub.rotation import reconcile_rotation, rotation_pending
+from renkei.hub.settings import HubSettings, load_settings
 
 if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow: only for what needs them
     from renkei.hub.importer import Importer
@@ -56,18 +59,24 @@ class Hub:
 
     def __post_init__(self) -> None:
         check_home(self.home, HUB)  # every hub command and the portal start here
+        self.settings  # noqa: B018 (loaded now: an invalid setting stops the start, not a later request)
         if rotation_pending(self.home):
             reconcile_rotation(self)  # a rotation killed before its outcome was audited
 
     @cached_property
+    def settings(self) -> HubSettings:
+        """``<home>/hub.toml`` and the ``RENKEI_*`` variables, validated and frozen."""
+        return load_settings(self.home)
+
+    @cached_property
     def engine(self) -> Engine:
-        engine = make_engine(database_url(self.home))
+        engine = make_engine(database_url(self.home, self.settings))
         bind_kek(engine, lambda: self.kek)  # services built from the engine alone open TOTP secrets with it
         return engine
 
     @cached_property
     def kek(self) -> KeyEncryptionKey:
-        return load_kek(self.home)
+        return load_kek(self.home, self.settings.keys.kms)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -77,7 +86,8 @@ class Hub:
     @cached_property
     def audit(self) -> AuditLog:
         copy = self.home / CHECKPOINT_COPY_FILE
-        return AuditLog(self.engine, load_audit_key(self.home), checkpoint_copy=copy)
+        every = self.settings.audit.checkpoint_every
+        return AuditLog(self.engine, load_audit_key(self.home), checkpoint_every=every, checkpoint_copy=copy)
 
     @cached_property
     def vault(self) -> Vault:
@@ -97,7 +107,14 @@ class Hub:
     def importer(self, session: Session) -> Importer:
         from renkei.hub.importer import Importer  # noqa: PLC0415 (lazy: see the imports)
 
-        return Importer(session, self.vault, self.audit, self.package_identity(), staging=self.staging)
+        return Importer(
+            session,
+            self.vault,
+            self.audit,
+            self.package_identity(),
+            staging=self.staging,
+            max_payload_bytes=self.settings.imports.max_payload_bytes,
+        )
 
     def package_identity(self) -> pyrage.x25519.Identity:
         path = self.home / PACKAGE_IDENTITY_FILE
@@ -159,6 +176,6 @@ def init_hub(home: Path) -> Hub:
         for path in bundled_specs().values():
             register_dataset(session, load_spec(path))
         session.commit()
-    hub.audit.append(actor="admin-cli", action="hub.init", resource=str(home.name), details={})
+    hub.audit.append(actor="admin-cli", action=AuditAction.HUB_INIT, resource=str(home.name), details={})
     hub.audit.checkpoint()
     return hub

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from renkei.errors import Location, RenkeiError
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
 from renkei.hub.vault import SnapshotRef, Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
@@ -108,12 +109,17 @@ class Importer:
         identity: pyrage.x25519.Identity,
         *,
         staging: Path,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.session = session
         self.vault = vault
         self.audit = audit
         self.identity = identity
         self.staging = staging  # the hub home's own place for decrypted work files
+        self.max_payload_bytes = min(
+            max_payload_bytes, MAX_PAYLOAD_BYTES
+        )  # the setting imports.max_payload_bytes
+        self.outer_limits = {**OUTER_LIMITS, PAYLOAD: self.max_payload_bytes}
 
     def import_package(self, path: Path) -> ImportOutcome:
         """Import one package; either way, sign a checkpoint that covers what was logged."""
@@ -122,7 +128,11 @@ class Importer:
         except PackageRejectedError as exc:
             self.session.rollback()
             self.audit.append(
-                actor=IMPORTER, action="import.rejected", resource=path.name, result="rejected", reason=exc.en
+                actor=IMPORTER,
+                action=AuditAction.IMPORT_REJECTED,
+                resource=path.name,
+                result="rejected",
+                reason=exc.en,
             )
             self._sign_checkpoint()
             raise
@@ -155,7 +165,7 @@ class Importer:
         """Authenticate the envelope before a byte of the payload is written, then copy what it declares."""
         try:
             with tarfile.open(path, "r:") as tar:
-                members = checked_members(tar, OUTER_LIMITS, path.stat().st_size)
+                members = checked_members(tar, self.outer_limits, path.stat().st_size)
                 body = read_member(tar, members[ENVELOPE])
                 signature = read_member(tar, members[SIGNATURE])
                 envelope = self._authenticate(path, body, signature)
@@ -187,7 +197,7 @@ class Importer:
             raise _reject("送り状 (envelope) が読めません", "malformed envelope", path) from None
         if envelope.format != PACKAGE_FORMAT:
             raise _reject("未対応の形式です", f"unsupported format {envelope.format!r}", path)
-        if envelope.payload_bytes > MAX_PAYLOAD_BYTES:
+        if envelope.payload_bytes > self.max_payload_bytes:
             raise _reject(
                 "中身が大きすぎます", f"payload of {envelope.payload_bytes} bytes exceeds the ceiling", path
             )
@@ -339,7 +349,7 @@ class Importer:
         self.audit.append_in(
             self.session,
             actor=IMPORTER,
-            action="import",
+            action=AuditAction.IMPORT,
             resource=snapshot.resource,
             details={
                 "package_id": envelope.package_id,
@@ -379,7 +389,7 @@ class Importer:
         assert snapshot is not None
         self.audit.append(
             actor=IMPORTER,
-            action="import.duplicate",
+            action=AuditAction.IMPORT_DUPLICATE,
             resource=snapshot.resource,
             result="ok",
             reason="package already imported; nothing changed",

@@ -7,7 +7,8 @@ rewrites only the small ``.key.json`` files.
 
 Where the KEK comes from (:func:`load_kek`, first match wins; nothing found → error, never a default key):
 
-1. ``RENKEI_KMS=package.module:factory`` — a plug-in for an external key service (HSM, cloud KMS).
+1. the setting ``keys.kms`` (``RENKEI_KMS=package.module:factory``, or ``[keys] kms`` in hub.toml) — a plug-in
+   for an external key service (HSM, cloud KMS).
    Contract: ``factory(home: Path)`` returns an object with
    - ``key_id: str`` — a stable, non-secret name of the key (shown in errors and stored in key files);
    - ``wrap(dek: bytes, aad: bytes) -> WrappedKey`` — authenticated encryption of ``dek`` bound to ``aad``,
@@ -41,11 +42,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import fsync_dir, read_private, write_private
+from renkei.hub.settings import load_settings
 
 KEK_FILE = "kek.key"
 PENDING_KEK_FILE = "kek.key.new"  # a rotation in progress: the next KEK, not yet in force
 KEK_ENV = "RENKEI_KEK"
-KMS_ENV = "RENKEI_KMS"
+KMS_ENV = "RENKEI_KMS"  # the variable of the setting keys.kms
 KEK_BYTES = 32
 NONCE_BYTES = 12
 _KEY_ID_LABEL = b"renkei/kek-id/v1"
@@ -225,10 +227,12 @@ def load_kms_plugin(spec: str, home: Path) -> KeyEncryptionKey:
     return kek
 
 
-def load_kek(home: Path) -> KeyEncryptionKey:
-    """The KEK in force: ``RENKEI_KMS`` plug-in, else ``RENKEI_KEK``, else ``<home>/kek.key``."""
-    if os.environ.get(KMS_ENV):
-        return load_kms_plugin(os.environ[KMS_ENV], home)
+def load_kek(home: Path, kms: str | None = None) -> KeyEncryptionKey:
+    """The KEK in force: the ``keys.kms`` plug-in (``kms``, else loaded from ``home``'s settings), else
+    ``RENKEI_KEK``, else ``<home>/kek.key``."""
+    spec = load_settings(home).keys.kms if kms is None else kms
+    if spec:
+        return load_kms_plugin(spec, home)
     if os.environ.get(KEK_ENV):
         return EnvKek.from_env()
     return FileKek.load(home / KEK_FILE)
@@ -294,12 +298,18 @@ def rotate_kek_file(home: Path, rewrap: Callable[[KeyEncryptionKey], int]) -> in
 
 def prepare_kek_rotation(home: Path) -> FileKek:
     """The first step of a rotation: the next KEK, durable in ``kek.key.new`` (reused after a crash)."""
-    for variable in (KMS_ENV, KEK_ENV):
-        if os.environ.get(variable):
-            raise KekError(
-                f"{variable} が設定されているため、鍵ファイルの交換はできません",
-                f"{variable} is set, so the KEK does not come from {KEK_FILE}; rotate it where it is kept",
-            )
+    source = (
+        f"keys.kms ({KMS_ENV})"
+        if load_settings(home).keys.kms
+        else KEK_ENV
+        if os.environ.get(KEK_ENV)
+        else ""
+    )
+    if source:
+        raise KekError(
+            f"{source} が設定されているため、鍵ファイルの交換はできません",
+            f"{source} is set, so the KEK does not come from {KEK_FILE}; rotate it where it is kept",
+        )
     return _pending_kek_file(home)
 
 

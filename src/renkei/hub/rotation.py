@@ -27,13 +27,12 @@ from sqlalchemy import select
 from renkei.files import exclusive_flock, fsync_dir
 from renkei.hub.access.totp import rewrap_totp_secrets
 from renkei.hub.audit import AuditEntry
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.keys import finish_kek_rotation, prepare_kek_rotation
 
 if TYPE_CHECKING:
     from renkei.hub.home import Hub
 
-BEGIN_ACTION = "vault.rotate_key_begin"  # the intent
-ROTATE_ACTION = "vault.rotate_key"  # the outcome
 NOTE_FILE = "kek.rotation.json"
 LOCK_FILE = "kek.rotation.lock"
 RECONCILER = "system:start"
@@ -58,7 +57,7 @@ def rotate_kek(hub: Hub, *, actor: str) -> Rewrapped:
         old = hub.kek
         note = {"old_kek_id": old.key_id, "new_kek_id": new.key_id}
         _write_note(hub.home, note)
-        intent = hub.audit.append(actor=actor, action=BEGIN_ACTION, details=note)
+        intent = hub.audit.append(actor=actor, action=AuditAction.VAULT_ROTATE_KEY_BEGIN, details=note)
         details: dict[str, Any] = {**note, "intent_seq": intent.seq}
         try:
             data_keys = hub.vault.rotate_kek(new)
@@ -69,13 +68,17 @@ def rotate_kek(hub: Hub, *, actor: str) -> Rewrapped:
         except Exception as exc:
             reason = f"{type(exc).__name__}: the rotation stopped; run rotate-key again"
             hub.audit.append(
-                actor=actor, action=ROTATE_ACTION, result="error", reason=reason, details=details
+                actor=actor,
+                action=AuditAction.VAULT_ROTATE_KEY,
+                result="error",
+                reason=reason,
+                details=details,
             )
             _remove_note(hub.home)
             raise
         hub.__dict__["kek"] = new  # the cached KEK is the new one from now on
         counts = {"rewrapped": data_keys, "totp_secret_count": totp_secrets}
-        hub.audit.append(actor=actor, action=ROTATE_ACTION, details={**details, **counts})
+        hub.audit.append(actor=actor, action=AuditAction.VAULT_ROTATE_KEY, details={**details, **counts})
         _remove_note(hub.home)
     return Rewrapped(data_keys, totp_secrets)
 
@@ -102,7 +105,7 @@ def reconcile_rotation(hub: Hub) -> AuditEntry | None:
             finished = hub.kek.key_id == note["new_kek_id"]
             entry = hub.audit.append(
                 actor=RECONCILER,
-                action=ROTATE_ACTION,
+                action=AuditAction.VAULT_ROTATE_KEY,
                 result="ok" if finished else "error",
                 reason="recorded at the next start: the rotating process ended before its outcome was logged"
                 + ("" if finished else "; interrupted, the new key is not in force: run rotate-key again"),
@@ -113,12 +116,14 @@ def reconcile_rotation(hub: Hub) -> AuditEntry | None:
 
 
 def _is_intent_of(entry: AuditEntry, note: dict[str, str]) -> bool:
-    return entry.action == BEGIN_ACTION and entry.details.get("new_kek_id") == note.get("new_kek_id")
+    return entry.action == AuditAction.VAULT_ROTATE_KEY_BEGIN and entry.details.get("new_kek_id") == note.get(
+        "new_kek_id"
+    )
 
 
 def _last_rotation_entry(hub: Hub) -> AuditEntry | None:
     """The latest intent or outcome of a rotation: an intent means its outcome is missing."""
-    actions = (BEGIN_ACTION, ROTATE_ACTION)
+    actions = (AuditAction.VAULT_ROTATE_KEY_BEGIN, AuditAction.VAULT_ROTATE_KEY)
     with hub.session() as session:
         query = select(AuditEntry).where(AuditEntry.action.in_(actions)).order_by(AuditEntry.seq.desc())
         return session.scalars(query.limit(1)).first()

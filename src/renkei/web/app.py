@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from renkei import __version__
+from renkei.hub.access.cards import CardSettings
 from renkei.hub.access.login import LoginService
 from renkei.hub.access.repeats import RepeatedEvents
 from renkei.hub.access.terminals import load_ca_certificate
@@ -32,7 +33,8 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         hub.engine,
         hub.audit,  # loads the audit signing key now: a missing key stops the start, not a later request
         passwords=settings.passwords,
-        card_settings=settings.card_settings,
+        card_settings=settings.card_settings or CardSettings.from_settings(hub.settings.webauthn),
+        timeouts=hub.settings.sessions,
         kek=hub.kek,  # opens the TOTP secrets; a missing KEK stops the start
         clock=settings.clock,
     )

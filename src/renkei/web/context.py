@@ -31,6 +31,7 @@ from renkei.hub.access.login import UNKNOWN_ACTOR, LoginService
 from renkei.hub.access.repeats import RepeatedEvents
 from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.terminals import Terminal, registered_terminal
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
 from renkei.web.cookies import CSRF_COOKIE, SESSION_COOKIE
 from renkei.web.errors import PasswordChangeRequiredError, ProxyRefusedError, UnauthenticatedError
@@ -54,7 +55,14 @@ class Portal:
         return self.settings.clock
 
     def audit_repeated(
-        self, action: str, reason: str, *, actor: str, terminal: str, client_addr: str, resource: str = ""
+        self,
+        action: AuditAction,
+        reason: str,
+        *,
+        actor: str,
+        terminal: str,
+        client_addr: str,
+        resource: str = "",
     ) -> None:
         """A refusal anyone can provoke at will: logged at its 1st, 2nd, 4th … occurrence per source and window."""
         seen = self.repeats.occurrence((action, reason, client_addr, terminal))
@@ -140,7 +148,11 @@ def identify_caller(request: Request) -> Caller:
     if origin.refusal:
         # Someone on the proxy's address without the proxy's secret: posing as the proxy (ASVS 16.3.3).
         portal.audit_repeated(
-            "web.proxy", origin.refusal, actor=UNKNOWN_ACTOR, terminal="", client_addr=origin.address
+            AuditAction.WEB_PROXY,
+            origin.refusal,
+            actor=UNKNOWN_ACTOR,
+            terminal="",
+            client_addr=origin.address,
         )
         raise ProxyRefusedError()
     with portal.db() as session:
@@ -172,7 +184,7 @@ def _validate(
         if exc.reason == "unknown":
             # A made-up, stolen-and-ended or replayed token: anyone can send them by the thousand.
             portal.audit_repeated(
-                "session.rejected",
+                AuditAction.SESSION_REJECTED,
                 exc.reason,
                 actor=UNKNOWN_ACTOR,
                 terminal=where,
@@ -184,7 +196,7 @@ def _validate(
         details: dict[str, object] = {"session_id": exc.session_id, "session_terminal": exc.session_terminal}
         portal.hub.audit.append(
             actor=exc.login_id or UNKNOWN_ACTOR,
-            action="session.rejected",
+            action=AuditAction.SESSION_REJECTED,
             resource=f"user/{exc.login_id}" if exc.login_id else "",
             result="denied",
             reason=exc.reason,
@@ -223,7 +235,7 @@ def _csrf_recorder(caller: Caller, request: Request) -> Callable[[str], None]:
     def record(reason: str) -> None:
         caller.portal.hub.audit.append(
             actor=caller.actor_name,
-            action="web.csrf",
+            action=AuditAction.WEB_CSRF,
             resource=f"{request.method} {route}",
             result="denied",
             reason=reason,

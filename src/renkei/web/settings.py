@@ -1,6 +1,8 @@
-"""Settings of the web portal, declared once in :data:`SETTINGS` (name, default, help) and held by :class:`WebSettings`.
+"""Settings of the web portal: the ``web`` section of the hub's one settings table (renkei.hub.settings), held
+by :class:`WebSettings` with what the portal is built with besides (card settings, clock, password hashing).
 
-The table feeds ``renkei serve --help`` and docs/web.md; a test keeps the three in step. Invalid values are an
+docs/settings.md lists them with every other setting; a test keeps the two in step. ``renkei serve`` takes them
+from the hub's settings, its ``--trusted-proxy`` and ``--client-cert-header`` winning. Invalid values are an
 error at start-up, never silently replaced by a default (fail closed).
 """
 
@@ -11,106 +13,83 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
 from renkei.hub.access.cards import CardSettings
 from renkei.hub.access.passwords import Passwords
+from renkei.hub.settings import DEFAULTS, MIN_HSTS_SECONDS, IPNetwork, WebSection, proxy_network
 
-DEFAULT_CLIENT_CERT_HEADER = "X-Renkei-Client-Cert"
+__all__ = [
+    "DEFAULT_CLIENT_CERT_HEADER",
+    "DEFAULT_MAX_BODY_BYTES",
+    "MIN_HSTS_SECONDS",
+    "MIN_PROXY_SECRET",
+    "PROXY_SECRET_HEADER",
+    "WebSettings",
+]
+
+DEFAULT_CLIENT_CERT_HEADER = DEFAULTS.web.client_cert_header
+DEFAULT_MAX_BODY_BYTES = DEFAULTS.web.max_body_bytes
+SECTION = "web."
 PROXY_SECRET_HEADER = "X-Renkei-Proxy-Secret"  # noqa: S105 (a header name) set by the proxy over TCP
 MIN_PROXY_SECRET = 32  # characters; `openssl rand -hex 32` gives 64
-DEFAULT_MAX_BODY_BYTES = 256 * 1024  # forms and JSON are small; a WebAuthn response is a few KiB
-MIN_HSTS_SECONDS = 365 * 24 * 3600  # ASVS v5.0.0-3.4.1: at least one year
-_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SECRET = re.compile(rf"[!-~]{{{MIN_PROXY_SECRET},256}}")  # printable ASCII, no space: one header value
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    name: str
-    default: object
-    help_ja: str
-    help_en: str
-
-
-SETTINGS = (
-    Setting(
-        "trusted_proxies",
-        (),
-        "クライアント証明書ヘッダと X-Forwarded-For を信用するリバースプロキシのアドレス（またはネットワーク）",
-        "addresses (or networks) of reverse proxies whose client-certificate and X-Forwarded-For headers are believed",
-    ),
-    Setting(
-        "proxy_secret",
-        "",
-        "TCP で待ち受けるとき、信用するプロキシが X-Renkei-Proxy-Secret ヘッダで送る合言葉（32 文字以上、"
-        "--proxy-secret-file）。これがないと --trusted-proxy は使えません",
-        "the secret a trusted proxy sends in X-Renkei-Proxy-Secret when renkei listens on TCP (at least 32"
-        " characters, --proxy-secret-file); --trusted-proxy needs it",
-    ),
-    Setting(
-        "proxy_socket",
-        False,
-        "Unix ソケットで待ち受ける（--uds）: そのソケットに接続できるのはプロキシだけなので、ソケットからの"
-        "証明書ヘッダと X-Forwarded-For を信用する",
-        "listening on a Unix socket (--uds): only the proxy can connect to it, so the certificate header and"
-        " X-Forwarded-For are believed on connections through it",
-    ),
-    Setting(
-        "client_cert_header",
-        DEFAULT_CLIENT_CERT_HEADER,
-        "信用するプロキシが端末のクライアント証明書（URL エンコードした PEM）を入れるヘッダ",
-        "header in which a trusted proxy passes the terminal's client certificate (URL-encoded PEM)",
-    ),
-    Setting(
-        "max_body_bytes",
-        DEFAULT_MAX_BODY_BYTES,
-        "リクエスト本文の上限（バイト）。超えると 413",
-        "largest request body accepted, in bytes; larger ones get 413",
-    ),
-    Setting(
-        "hsts_max_age",
-        2 * MIN_HSTS_SECONDS,
-        "Strict-Transport-Security の max-age（秒、1 年以上）",
-        "max-age of Strict-Transport-Security, in seconds (at least one year)",
-    ),
-)
 
 
 @dataclass(frozen=True)
 class WebSettings:
-    """What ``create_app`` needs besides the hub's home. ``card_settings`` None: from RENKEI_WEBAUTHN_*."""
+    """What ``create_app`` needs besides the hub's home. ``card_settings`` None: the hub's ``webauthn.*``."""
 
-    trusted_proxies: tuple[str, ...] = ()
-    proxy_secret: str = field(default="", repr=False)
-    proxy_socket: bool = False
-    client_cert_header: str = DEFAULT_CLIENT_CERT_HEADER
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    hsts_max_age: int = 2 * MIN_HSTS_SECONDS
+    trusted_proxies: tuple[str, ...] = DEFAULTS.web.trusted_proxies
+    proxy_secret: str = field(default="", repr=False)  # from --proxy-secret-file, never from a settings file
+    proxy_socket: bool = False  # listening on a Unix socket (--uds)
+    client_cert_header: str = DEFAULTS.web.client_cert_header
+    max_body_bytes: int = DEFAULTS.web.max_body_bytes
+    hsts_max_age: int = DEFAULTS.web.hsts_max_age
     card_settings: CardSettings | None = None
     passwords: Passwords | None = None  # None: the production argon2 parameters
     clock: Clock = SYSTEM_CLOCK
     proxy_networks: tuple[IPNetwork, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "proxy_networks", tuple(_network(p) for p in self.trusted_proxies))
+        try:  # the table's rules, so that settings made in code obey the same bounds as hub.toml
+            WebSection(
+                trusted_proxies=self.trusted_proxies,
+                client_cert_header=self.client_cert_header,
+                max_body_bytes=self.max_body_bytes,
+                hsts_max_age=self.hsts_max_age,
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = SECTION + ".".join(str(p) for p in error["loc"] if not isinstance(p, int))
+            reason = error["msg"].removeprefix("Value error, ")
+            raise RenkeiError(f"ポータルの設定 {name} の値が正しくありません", f"{name}: {reason}") from None
+        object.__setattr__(self, "proxy_networks", tuple(proxy_network(p) for p in self.trusted_proxies))
         _check_proxy_secret(self.proxy_networks, self.proxy_secret)
-        if not _HEADER_NAME.fullmatch(self.client_cert_header):
-            raise RenkeiError(
-                f"ヘッダ名が不正です: {self.client_cert_header!r}",
-                f"invalid header name {self.client_cert_header!r}",
-            )
-        if self.max_body_bytes < 4096:
-            raise RenkeiError(
-                "max_body_bytes は 4096 以上にしてください", "max_body_bytes must be at least 4096"
-            )
-        if self.hsts_max_age < MIN_HSTS_SECONDS:
-            raise RenkeiError(
-                "hsts_max_age は 1 年（31536000 秒）以上にしてください",
-                "hsts_max_age must be at least one year (31536000 s)",
-            )
+
+    @classmethod
+    def from_section(
+        cls,
+        web: WebSection,
+        *,
+        trusted_proxies: tuple[str, ...] = (),
+        client_cert_header: str = "",
+        proxy_secret: str = "",
+        proxy_socket: bool = False,
+        card_settings: CardSettings | None = None,
+    ) -> WebSettings:
+        """The hub's ``web`` settings, under what ``renkei serve`` was given (empty: not given)."""
+        return cls(
+            trusted_proxies=trusted_proxies or web.trusted_proxies,
+            proxy_secret=proxy_secret,
+            proxy_socket=proxy_socket,
+            client_cert_header=client_cert_header or web.client_cert_header,
+            max_body_bytes=web.max_body_bytes,
+            hsts_max_age=web.hsts_max_age,
+            card_settings=card_settings,
+        )
 
     def is_trusted_proxy(self, address: str) -> bool:
         """Whether the TCP peer ``address`` is one of the configured reverse proxies (its secret not yet checked)."""
@@ -143,13 +122,3 @@ def _check_proxy_secret(networks: tuple[IPNetwork, ...], secret: str) -> None:
             f"the proxy secret must be at least {MIN_PROXY_SECRET} printable ASCII characters without spaces"
             " (e.g. openssl rand -hex 32)",
         )
-
-
-def _network(text: str) -> IPNetwork:
-    try:
-        return ipaddress.ip_network(text.strip(), strict=True)
-    except ValueError:
-        raise RenkeiError(
-            f"信用するプロキシのアドレスが不正です: {text!r}（例: 127.0.0.1, 10.0.0.0/24）",
-            f"invalid trusted proxy address {text!r} (e.g. 127.0.0.1, 10.0.0.0/24)",
-        ) from None

@@ -53,10 +53,10 @@ from renkei.hub.access.authz import (
 from renkei.hub.access.grants import Grant, end_grants
 from renkei.hub.access.people import Role, User
 from renkei.hub.audit import AuditLog, UTCDateTime
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Department, Snapshot
 from renkei.hub.db import Base
 
-CREATE_EVENT = "application.create"
 MAX_TEXT = 4000  # purpose, outputs
 MAX_COMMENT = 1000  # a decision's comment goes into the audit entry's reason (1024 characters at most)
 CLOCK_ACTOR = Actor("system:clock")
@@ -120,12 +120,16 @@ PARTY_LABELS_JA = {
 class Event(enum.StrEnum):
     """A move of the workflow; the value is its audit action (and, but for expiry, its authz action)."""
 
-    SUBMIT = "application.submit"
-    WITHDRAW = "application.withdraw"
-    APPROVE = "application.approve"
-    REJECT = "application.reject"
-    REVOKE = "application.revoke"
-    EXPIRE = "application.expire"
+    SUBMIT = AuditAction.APPLICATION_SUBMIT.value
+    WITHDRAW = AuditAction.APPLICATION_WITHDRAW.value
+    APPROVE = AuditAction.APPLICATION_APPROVE.value
+    REJECT = AuditAction.APPLICATION_REJECT.value
+    REVOKE = AuditAction.APPLICATION_REVOKE.value
+    EXPIRE = AuditAction.APPLICATION_EXPIRE.value
+
+    @property
+    def audit_action(self) -> AuditAction:
+        return AuditAction(self.value)
 
 
 S = ApplicationState
@@ -408,7 +412,7 @@ def effective_state(application: Application, clock: Clock = SYSTEM_CLOCK) -> Ap
 
 def state_diagram() -> str:
     """The workflow as a mermaid state diagram (docs/permissions.md shows it; a test keeps them equal)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {S.DRAFT}: {CREATE_EVENT}"]
+    lines = ["stateDiagram-v2", f"    [*] --> {S.DRAFT}: {AuditAction.APPLICATION_CREATE}"]
     for (source, target), event in TRANSITION_AUDIT_EVENT.items():
         lines.append(f"    {source} --> {target}: {event}")
     lines += [f"    {state} --> [*]" for state in ApplicationState if state in FINAL_STATES]
@@ -475,7 +479,7 @@ def create_application(
     audit.append_in(
         session,
         actor=actor.name,
-        action=CREATE_EVENT,
+        action=AuditAction.APPLICATION_CREATE,
         resource=application.label,
         terminal=actor.terminal,
         client_addr=actor.client_addr,
@@ -685,7 +689,7 @@ def _perform(
         session.rollback()
         audit.append(
             actor=actor.name,
-            action=event.value,
+            action=event.audit_action,
             resource=(part or application).label,
             result="denied",
             reason=f"changed meanwhile: {exc.en}",
@@ -758,7 +762,7 @@ def _apply_and_record(
     audit.append_in(
         session,
         actor=actor.name,
-        action=move.event.value,
+        action=move.event.audit_action,
         resource=(part or application).label,
         reason=comment,
         terminal=actor.terminal,

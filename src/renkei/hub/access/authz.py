@@ -23,7 +23,7 @@ import enum
 import functools
 import importlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,12 +33,12 @@ from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Snapshot
 
 if TYPE_CHECKING:  # sessions load the terminals' X.509 code, which a console decision never needs
     from renkei.hub.access.sessions import LoginSession
 
-DECISION_EVENT = "authz.decision"
 POLICY_VERSION = 1  # raise when a rule changes, so an audit entry names the rules it was decided by
 RULE_MODULES = (
     "renkei.hub.access.applications",
@@ -314,11 +314,8 @@ def _record_many(
     batches = _batches(resources, verdicts)
     seqs: list[int] = []
     for number, batch in enumerate(batches, start=1):
-        entry = _record_batch(audit, actor, action, batch)
-        if len(batches) > 1:
-            entry["details"] = {**entry["details"], "batch": number, "batches": len(batches)}
-        seq = audit.append(**entry).seq
-        seqs += [seq] * len(batch)
+        numbering = {"batch": number, "batches": len(batches)} if len(batches) > 1 else {}
+        seqs += [_record_batch(audit, actor, action, batch, numbering)] * len(batch)
     return seqs
 
 
@@ -340,8 +337,13 @@ def _batches(
 
 
 def _record_batch(
-    audit: AuditLog, actor: Actor, action: str, batch: Sequence[tuple[Resource, Verdict]]
-) -> dict[str, Any]:
+    audit: AuditLog,
+    actor: Actor,
+    action: str,
+    batch: Sequence[tuple[Resource, Verdict]],
+    numbering: Mapping[str, int],
+) -> int:
+    """One decision entry for ``batch``; its seq."""
     verdicts = [v for _, v in batch]
     denied = [r.label[:_MAX_LOGGED_RESOURCE] for r, v in batch if not v.allowed]
     first_denial = next((v for v in verdicts if not v.allowed), verdicts[0])
@@ -359,16 +361,17 @@ def _record_batch(
         "denied": denied,
     }
     details.update({key: value for key, value in optional.items() if value})
-    return {
-        "actor": actor.name,
-        "action": DECISION_EVENT,
-        "resource": (f"{first} …(+{len(batch) - 1})" if len(batch) > 1 else first)[:_MAX_LOGGED_RESOURCE],
-        "result": "denied" if denied else "allowed",
-        "reason": first_denial.reason_en if denied else "",
-        "terminal": actor.terminal,
-        "client_addr": actor.client_addr,
-        "details": details,
-    }
+    entry = audit.append(
+        actor=actor.name,
+        action=AuditAction.AUTHZ_DECISION,
+        resource=(f"{first} …(+{len(batch) - 1})" if len(batch) > 1 else first)[:_MAX_LOGGED_RESOURCE],
+        result="denied" if denied else "allowed",
+        reason=first_denial.reason_en if denied else "",
+        terminal=actor.terminal,
+        client_addr=actor.client_addr,
+        details={**details, **numbering},
+    )
+    return entry.seq
 
 
 def check(
@@ -422,7 +425,7 @@ def record_decision(
     details.update({key: value for key, value in optional.items() if value})
     entry = audit.append(
         actor=actor.name,
-        action=DECISION_EVENT,
+        action=AuditAction.AUTHZ_DECISION,
         resource=(verdict.label or resource.label)[:_MAX_LOGGED_RESOURCE],
         result=result or ("allowed" if verdict.allowed else "denied"),
         reason=verdict.reason_en,

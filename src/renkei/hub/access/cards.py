@@ -22,11 +22,9 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,14 +54,13 @@ from renkei.errors import RenkeiError
 from renkei.hub.access.people import User
 from renkei.hub.audit import UTCDateTime
 from renkei.hub.db import Base
+from renkei.hub.settings import WebAuthnSettings, load_settings
 
 TICKET_LIFETIME = dt.timedelta(hours=8)  # issued and used on the same working day
 CEREMONY_LIFETIME = dt.timedelta(minutes=5)  # from options to the card's answer, with time to find the card
 CEREMONY_TIMEOUT_MS = 120_000  # what the browser is told; shorter than the server-side lifetime
 TICKET_BYTES = 15  # 120 bits, shown as 24 base32 characters in groups of four
 
-RP_ID_ENV = "RENKEI_WEBAUTHN_RP_ID"
-ORIGINS_ENV = "RENKEI_WEBAUTHN_ORIGINS"
 # What py_webauthn raises on a response that is not what it claims (it wraps most, not all, parse errors).
 MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, AttributeError)
 _HOSTNAME = re.compile(
@@ -86,9 +83,9 @@ class CardError(RenkeiError):
 class CardSettings:
     """The WebAuthn relying party: its id (the portal's host name) and the origins the portal is served from.
 
-    From the environment with :meth:`from_env`: ``RENKEI_WEBAUTHN_RP_ID`` (default ``localhost``) and
-    ``RENKEI_WEBAUTHN_ORIGINS`` (comma-separated; default ``https://<rp id>``). Invalid values are an error,
-    never silently replaced by a default.
+    From the hub's settings ``webauthn.rp_id`` (``RENKEI_WEBAUTHN_RP_ID``, default ``localhost``) and
+    ``webauthn.origins`` (``RENKEI_WEBAUTHN_ORIGINS``, comma-separated; default ``https://<rp id>``) with
+    :meth:`from_settings`. Invalid values are an error, never silently replaced by a default.
     """
 
     rp_id: str = "localhost"
@@ -108,11 +105,10 @@ class CardSettings:
         object.__setattr__(self, "expected_origins", tuple(origins))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CardSettings:
-        env = os.environ if env is None else env
-        rp_id = env.get(RP_ID_ENV, "").strip() or "localhost"
-        origins = tuple(o.strip() for o in env.get(ORIGINS_ENV, "").split(",") if o.strip())
-        return cls(rp_id=rp_id, origins=origins)
+    def from_settings(cls, webauthn: WebAuthnSettings | None = None) -> CardSettings:
+        """From the hub's settings; None: the environment's (a service built without a hub)."""
+        webauthn = webauthn or load_settings(None).webauthn
+        return cls(rp_id=webauthn.rp_id, origins=webauthn.origins)
 
 
 def _is_ip(host: str) -> bool:

@@ -9,6 +9,7 @@ from renkei.errors import RenkeiError
 from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import Role, User
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Department
 
 
@@ -42,7 +43,7 @@ def designate_user(
     audit.append_in(
         session,
         actor=actor,
-        action="admin.user_add",
+        action=AuditAction.ADMIN_USER_ADD,
         resource=f"user/{login_id}",
         details={"role": str(role), "department": dept.name},
     )

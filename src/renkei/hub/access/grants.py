@@ -49,10 +49,10 @@ from renkei.hub.access.authz import (
 )
 from renkei.hub.access.people import Role, User
 from renkei.hub.audit import AuditLog, UTCDateTime
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.db import Base
 
-REVOKE_EVENT = "grant.revoke"
 MAX_REASON = 1000
 
 
@@ -172,7 +172,7 @@ def revoke_grant(
     audit.append_in(
         session,
         actor=actor.name,
-        action=REVOKE_EVENT,
+        action=AuditAction.GRANT_REVOKE,
         resource=f"grant/{grant.id}",
         reason=reason,
         terminal=actor.terminal,

@@ -50,8 +50,10 @@ from renkei.hub.access.sessions import LoginSession, SessionRecord, SessionStore
 from renkei.hub.access.terminals import Terminal
 from renkei.hub.access.throttle import Throttle
 from renkei.hub.audit import AuditLog, UTCDateTime
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import Base, session_factory
 from renkei.hub.keys import KeyEncryptionKey, bound_kek
+from renkei.hub.settings import DEFAULTS, SessionSettings
 
 PENDING_LIFETIME = dt.timedelta(minutes=5)  # between the password and the card/code
 UNKNOWN_ACTOR = "unknown"
@@ -163,7 +165,7 @@ def _digest(token: str) -> str:
 class _Attempt:
     """One login step in progress, and what the audit log will say about it."""
 
-    action: str
+    action: AuditAction
     throttle_id: str  # the canonical login id as typed: the throttle's account key
     terminal: Terminal | None
     client_addr: str
@@ -200,17 +202,19 @@ class LoginService:
         throttle: Throttle | None = None,
         kek: KeyEncryptionKey | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        timeouts: SessionSettings = DEFAULTS.sessions,
     ) -> None:
-        """``kek`` opens the TOTP secrets; without it, the KEK of the hub whose engine this is (``bind_kek``)."""
+        """``kek`` opens the TOTP secrets; without it, the KEK of the hub whose engine this is (``bind_kek``).
+        ``timeouts``: the hub's settings ``sessions.*``."""
         self._engine = engine
         self._kek = kek
         self._factory = session_factory(engine)
         self.audit = audit
         self.passwords = passwords or Passwords()
-        self.card_settings = card_settings or CardSettings.from_env()
+        self.card_settings = card_settings or CardSettings.from_settings()
         self.clock = clock
         self.throttle = throttle or Throttle(clock)
-        self.sessions = SessionStore(self._factory, clock)
+        self.sessions = SessionStore(self._factory, clock, timeouts)
 
     @property
     def kek(self) -> KeyEncryptionKey:
@@ -224,7 +228,7 @@ class LoginService:
         self, terminal: Terminal | None, login_id: str, password: str, client_addr: str
     ) -> PendingLogin:
         """Check terminal and password; on success return the pending login for the second step."""
-        attempt = self._check_password("login.password", terminal, login_id, password, client_addr)
+        attempt = self._check_password(AuditAction.LOGIN_PASSWORD, terminal, login_id, password, client_addr)
         with write_transaction(self._factory) as session:
             user = self._user_after_password(session, attempt, password)
             factor = self._factor(session, user.id) if user is not None else None
@@ -264,7 +268,7 @@ class LoginService:
                 return exc.reason, {}
             return "", {"credential_id": card.credential_id}
 
-        return self._second_step("login.card", Factor.CARD, pending, terminal, replaces, check)
+        return self._second_step(AuditAction.LOGIN_CARD, Factor.CARD, pending, terminal, replaces, check)
 
     def finish_login_with_totp(
         self,
@@ -283,7 +287,7 @@ class LoginService:
                 return "totp_secret_unreadable", {}  # refused and audited, like any failed second step
             return ("", {}) if accepted else ("totp_invalid", {})
 
-        return self._second_step("login.totp", Factor.TOTP, pending, terminal, replaces, check)
+        return self._second_step(AuditAction.LOGIN_TOTP, Factor.TOTP, pending, terminal, replaces, check)
 
     # -- card enrollment
 
@@ -291,7 +295,9 @@ class LoginService:
         self, terminal: Terminal | None, login_id: str, password: str, ticket: str, client_addr: str
     ) -> RegistrationStart:
         """Password and the admin's ticket → the options for registering a staff card at this terminal."""
-        attempt = self._check_password("card.register_begin", terminal, login_id, password, client_addr)
+        attempt = self._check_password(
+            AuditAction.CARD_REGISTER_BEGIN, terminal, login_id, password, client_addr
+        )
         assert terminal is not None  # _check_password refuses a missing terminal
         with write_transaction(self._factory) as session:
             user = self._user_after_password(session, attempt, password)
@@ -323,7 +329,7 @@ class LoginService:
         with write_transaction(self._factory) as session:
             enrollment = cards.take_enrollment(session, handle, clock=self.clock)
             user = session.get(User, enrollment.user_id) if enrollment is not None else None
-            attempt = _Attempt("card.register", "", terminal, client_addr, user=user)
+            attempt = _Attempt(AuditAction.CARD_REGISTER, "", terminal, client_addr, user=user)
             reason = _enrollment_problem(enrollment, user, terminal)
             if not reason and enrollment is not None:
                 try:
@@ -350,7 +356,9 @@ class LoginService:
             record = self.sessions.logout_in(session, token)
             if record is None:
                 return False
-            attempt = _Attempt("logout", "", terminal, client_addr, user=session.get(User, record.user_id))
+            attempt = _Attempt(
+                AuditAction.LOGOUT, "", terminal, client_addr, user=session.get(User, record.user_id)
+            )
             self._audit_in(session, attempt, "ok", details={"session_id": record.id})
         return True
 
@@ -370,7 +378,7 @@ class LoginService:
         """
         current = self.sessions.validate(token, terminal=terminal)
         attempt = self._check_password(
-            "password.change", terminal, current.login_id, current_password, client_addr
+            AuditAction.PASSWORD_CHANGE, terminal, current.login_id, current_password, client_addr
         )
         reuse = self._reuse_problem(attempt, new_password)
         refusal: RenkeiError | None = None
@@ -390,7 +398,12 @@ class LoginService:
     # -- the password step
 
     def _check_password(
-        self, action: str, terminal: Terminal | None, typed_login_id: str, password: str, client_addr: str
+        self,
+        action: AuditAction,
+        terminal: Terminal | None,
+        typed_login_id: str,
+        password: str,
+        client_addr: str,
     ) -> _Attempt:
         """Terminal, throttle, then the password: the attempt, with ``failure`` set unless all passed."""
         attempt = _Attempt(action, canonical_login_id(typed_login_id), terminal, client_addr)
@@ -526,7 +539,7 @@ class LoginService:
 
     def _second_step(
         self,
-        action: str,
+        action: AuditAction,
         factor: Factor,
         pending: PendingLogin | str,
         terminal: Terminal | None,

@@ -58,13 +58,15 @@ from renkei.hub.access.authz import (
 from renkei.hub.access.grants import data_role_refusal, snapshot_verdict
 from renkei.hub.access.people import User
 from renkei.hub.audit import AuditLog, UTCDateTime
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import Base
+from renkei.hub.settings import DEFAULTS, QuotaSettings
 
-DEFAULT_MAY_DOWNLOAD = False
-DEFAULT_FILES_PER_DAY = 5
-DEFAULT_ROWS_PER_FILE = 10_000
-DEFAULT_BYTES_PER_MONTH = 100 * 1024 * 1024  # 100 MiB
-QUOTA_SET_EVENT = "quota.set"
+# The built-in starting limits (the settings quotas.*; a hub's own are hub.settings.quotas).
+DEFAULT_MAY_DOWNLOAD = DEFAULTS.quotas.may_download
+DEFAULT_FILES_PER_DAY = DEFAULTS.quotas.files_per_day
+DEFAULT_ROWS_PER_FILE = DEFAULTS.quotas.rows_per_file
+DEFAULT_BYTES_PER_MONTH = DEFAULTS.quotas.bytes_per_month  # 100 MiB
 
 
 class DownloadQuota(Base):
@@ -212,8 +214,10 @@ def set_quota(
     rows_per_file: int | None = None,
     bytes_per_month: int | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    defaults: QuotaSettings = DEFAULTS.quotas,
 ) -> DownloadQuota:
-    """An admin sets a user's limits (the ones not given stay as they are); commits."""
+    """An admin sets a user's limits (the ones not given stay as they are, or start from ``defaults``, the
+    hub's settings ``quotas.*``); commits."""
     limits = {
         "files_per_day": files_per_day,
         "rows_per_file": rows_per_file,
@@ -233,7 +237,7 @@ def set_quota(
         Resource(ResourceType.SYSTEM.value, None, f"quota/{login_id}"),
         clock=clock,
     )
-    quota = quota_for(session, user)
+    quota = quota_for(session, user, defaults)
     changes = {"may_download": may_download, **limits}
     for name, value in changes.items():
         if value is not None:
@@ -244,7 +248,7 @@ def set_quota(
     audit.append_in(
         session,
         actor=actor.name,
-        action=QUOTA_SET_EVENT,
+        action=AuditAction.QUOTA_SET,
         resource=f"quota/{login_id}",
         terminal=actor.terminal,
         client_addr=actor.client_addr,
@@ -260,17 +264,17 @@ def set_quota(
     return quota
 
 
-def quota_for(session: Session, user: User) -> DownloadQuota:
-    """The user's quota as it applies: the stored row, or the defaults (no downloads) when none is stored."""
+def quota_for(session: Session, user: User, defaults: QuotaSettings = DEFAULTS.quotas) -> DownloadQuota:
+    """The user's quota as it applies: the stored row, or ``defaults`` when none is stored."""
     stored = session.get(DownloadQuota, user.id)
     if stored is not None:
         return stored
     return DownloadQuota(
         user_id=user.id,
-        may_download=DEFAULT_MAY_DOWNLOAD,
-        files_per_day=DEFAULT_FILES_PER_DAY,
-        rows_per_file=DEFAULT_ROWS_PER_FILE,
-        bytes_per_month=DEFAULT_BYTES_PER_MONTH,
+        may_download=defaults.may_download,
+        files_per_day=defaults.files_per_day,
+        rows_per_file=defaults.rows_per_file,
+        bytes_per_month=defaults.bytes_per_month,
         files_today=0,
         bytes_this_month=0,
     )

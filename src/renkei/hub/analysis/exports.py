@@ -18,6 +18,7 @@ from renkei.hub.analysis.ledger import (
     Release,
     ReleaseStatus,
 )
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
 from renkei.hub.tables.files import to_csv, to_xlsx
 
@@ -67,7 +68,7 @@ def export_release(
         export_id, reservation_id = export.id, reservation.id
     hub.audit.append(
         actor=actor.name,
-        action="export.file",
+        action=AuditAction.EXPORT_FILE,
         resource=f"export/{export_id}",
         details={
             "release": release_id,

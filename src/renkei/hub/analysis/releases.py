@@ -18,6 +18,7 @@ from renkei.hub.analysis.ledger import (
     ReleaseKind,
     ReleaseStatus,
 )
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.disclosure.differencing import Release as LedgerEntry
 from renkei.hub.disclosure.differencing import differencing_risks, population_contains
 from renkei.hub.home import Hub
@@ -126,7 +127,7 @@ def _audit(
 ) -> None:
     hub.audit.append(
         actor=actor.name,
-        action="table.release",
+        action=AuditAction.TABLE_RELEASE,
         resource=f"release/{release_id}" if release_id is not None else "release",
         details={"sql": built.sql, "record_sha256": built.record_sha256(), "status": status, "risks": risks},
     )

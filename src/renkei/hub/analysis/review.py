@@ -13,6 +13,7 @@ from renkei.hub.analysis.ledger import (
     Release,
     ReleaseStatus,
 )
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset
 from renkei.hub.home import Hub
 
@@ -30,7 +31,7 @@ def decide_review(
         if refusal is not None:
             hub.audit.append(
                 actor=actor.name,
-                action="release.review",
+                action=AuditAction.RELEASE_REVIEW,
                 resource=f"release/{release_id}",
                 details={"denied": refusal},
             )
@@ -45,7 +46,7 @@ def decide_review(
         session.expunge(release)
     hub.audit.append(
         actor=actor.name,
-        action="release.review",
+        action=AuditAction.RELEASE_REVIEW,
         resource=f"release/{release_id}",
         details={"decision": release.status, "comment": comment},
     )

@@ -11,6 +11,7 @@ from renkei.hub.analysis.ledger import (
     ReleaseKind,
     SavedAnalysis,
 )
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
 from renkei.hub.tables.request import TableRequest
 
@@ -41,7 +42,10 @@ def save_analysis(
         session.refresh(saved)
         session.expunge(saved)
     hub.audit.append(
-        actor=actor.name, action="analysis.save", resource=f"analysis/{saved.id}", details={"kind": kind}
+        actor=actor.name,
+        action=AuditAction.ANALYSIS_SAVE,
+        resource=f"analysis/{saved.id}",
+        details={"kind": kind},
     )
     return saved
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Actor, check_read_catalog
+from renkei.hub.access.cards import CardSettings
 from renkei.hub.access.grants import active_grants
 from renkei.hub.access.login import LoginService
 from renkei.hub.access.terminals import Terminal
@@ -60,7 +61,13 @@ def console_login(hub: Hub, login_id: str, terminal_name: str, password: str, co
         ).first()
         if terminal is not None:
             session.expunge(terminal)
-    service = LoginService(hub.engine, hub.audit, kek=hub.kek)
+    service = LoginService(
+        hub.engine,
+        hub.audit,
+        kek=hub.kek,
+        card_settings=CardSettings.from_settings(hub.settings.webauthn),
+        timeouts=hub.settings.sessions,
+    )
     pending = service.begin_login(terminal, login_id, password, "console")
     login = service.finish_login_with_totp(pending, code, terminal=terminal)
     if login.password_change_required:
@@ -111,17 +118,17 @@ def open_workspace(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> It
 
 
 def table_protector(hub: Hub) -> CellProtector:
-    return DisclosureControl(load_policy(hub.home))
+    return DisclosureControl(load_policy(hub.home, hub.settings.disclosure))
 
 
 def threshold_for(hub: Hub, request: TableRequest) -> int:
     """The policy's smallest publishable group for the datasets behind ``request`` (the differencing check)."""
-    return load_policy(hub.home).for_datasets(datasets_of(request)).threshold
+    return load_policy(hub.home, hub.settings.disclosure).for_datasets(datasets_of(request)).threshold
 
 
 def count_protector(hub: Hub) -> CountProtector:
     """Disclosure control of an SQL aggregate's person counts: the builder's rules for a table of counts."""
-    policies = load_policy(hub.home)
+    policies = load_policy(hub.home, hub.settings.disclosure)
 
     def protect(datasets: Sequence[str], cells: Cells) -> tuple[list[float | None], dict[str, Any]]:
         protection = protect_cells(policies.for_datasets(datasets), "count", cells)

@@ -20,6 +20,7 @@ from renkei.hub.analysis.ledger import (
     ReleaseStatus,
 )
 from renkei.hub.analysis.releases import notes_for, record_release, shown_value, snapshot_ids_of
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset
 from renkei.hub.home import Hub
 from renkei.hub.sql.control import Controllable, analyse
@@ -110,7 +111,7 @@ def _to_review(
         session.commit()
         release_id = release.id
     hub.audit.append(
-        actor=actor.name, action="table.release", resource=f"release/{release_id}",
+        actor=actor.name, action=AuditAction.TABLE_RELEASE, resource=f"release/{release_id}",
         details={"sql": sql, "status": ReleaseStatus.REVIEW, "reason": reason[:500]},
     )  # fmt: skip
     note = "審査を依頼しました。所管課のデータ管理者の承認後に出力できます / sent for review; exportable once approved"
@@ -177,7 +178,10 @@ def _aggregate(
         session.commit()
         release_id = release.id
     hub.audit.append(
-        actor=actor.name, action="table.release", resource=f"release/{release_id}", details={"sql": sql}
+        actor=actor.name,
+        action=AuditAction.TABLE_RELEASE,
+        resource=f"release/{release_id}",
+        details={"sql": sql},
     )
     return SqlResult("aggregate", header, rows, shown.notes, release_id)
 

@@ -1,7 +1,8 @@
 """Disclosure policy: which rules apply to a dataset, with which parameters (秘匿処理の方針).
 
 One :class:`DisclosurePolicy` says how a table is protected; a :class:`PolicySet` holds the hub's default and
-per-dataset overrides, read from the optional ``<home>/disclosure.toml``::
+per-dataset overrides, read from the optional ``<home>/disclosure.toml`` over the hub's setting
+``disclosure`` (``[disclosure]`` in hub.toml, renkei.hub.settings)::
 
     [default]
     method = "perturbation"        # perturbation | suppression | both
@@ -130,13 +131,15 @@ class PolicySet(_Frozen):
         return combined
 
 
-def load_policy(home: Path) -> PolicySet:
-    """The policies of ``<home>/disclosure.toml``, or the defaults when the file does not exist."""
+def load_policy(home: Path, default: DisclosurePolicy | None = None) -> PolicySet:
+    """The policies of ``<home>/disclosure.toml`` over ``default`` (the hub's setting ``disclosure``; None:
+    the built-in defaults): its ``[default]`` refines ``default``, its ``[datasets.x]`` that in turn."""
+    default = default or DisclosurePolicy()
     path = home / POLICY_FILE
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return PolicySet()
+        return PolicySet(default=default)
     except UnicodeDecodeError:
         raise DisclosurePolicyError(
             "秘匿処理の設定ファイルは UTF-8 で保存してください",
@@ -147,14 +150,14 @@ def load_policy(home: Path) -> PolicySet:
         raise DisclosurePolicyError(
             "秘匿処理の設定ファイルの TOML 書式に誤りがあります", f"invalid TOML: {exc}", Location(path)
         ) from None
-    return _validate(data, path)
+    return _validate(data, path, default.model_dump())
 
 
-def _validate(data: Mapping[str, Any], path: Path) -> PolicySet:
+def _validate(data: Mapping[str, Any], path: Path, base: Mapping[str, Any]) -> PolicySet:
     unknown = sorted(set(data) - {"default", "datasets"})
     if unknown:
         raise _key_error(path, unknown[0], "不明なキーです", "unknown key (expected default or datasets)")
-    default_raw = _table(data.get("default", {}), path, "default")
+    default_raw = _merge(base, _table(data.get("default", {}), path, "default"))
     default = _policy(default_raw, path, "default")
     overrides: dict[str, DisclosurePolicy] = {}
     for name, raw in _table(data.get("datasets", {}), path, "datasets").items():

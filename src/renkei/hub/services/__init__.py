@@ -10,6 +10,8 @@ functions and renders the result; it shows only the fields it chooses (the web's
 - :mod:`.catalog`: datasets, their snapshots and columns;
 - :mod:`.applications`: data-use applications, their parts, the review queue and every move of the workflow;
 - :mod:`.grants`: grants, their revocation, and folder access lists.
+- :mod:`.admin`: the operators' changes (departments, users, cards, terminals, senders, imports), each decided
+  as ``admin.users``, ``admin.terminals`` or ``admin.catalog`` before it changes anything.
 
 Lists of objects a user owns (own applications, own grants, the review queue) are filtered object by object
 through the choke point (:func:`.decisions.permitted`), so nothing is shown that a direct request would

@@ -29,11 +29,12 @@ import duckdb
 import pyarrow as pa
 
 import renkei
+from renkei.hub.settings import SAME_USER_ENV
 from renkei.hub.workspace.errors import WorkspaceError
 from renkei.hub.workspace.protocol import MAX_JSON_FRAME, read_frame, read_json, write_frame, write_json
 
 NOBODY = 65534
-SAME_USER_ENV = "RENKEI_WORKSPACE_SAME_USER"
+
 CANDIDATES = ("/usr/bin/python3.11", "/usr/bin/python3")
 PROBE_TIMEOUT = 30.0
 PAYLOAD_SECONDS = 60.0  # the result frame follows its header at once; this only bounds a wedged pipe

@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -28,9 +28,11 @@ from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Action, Actor, Decision, Forbidden, Resource, authorize_each
 from renkei.hub.access.grants import Grant, active_grants
 from renkei.hub.audit import AuditLog
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Snapshot
 from renkei.hub.disclosure.record_keys import load_record_key
 from renkei.hub.home import Hub
+from renkei.hub.settings import WorkspaceSettings
 from renkei.hub.workspace import lockdown
 from renkei.hub.workspace.errors import (
     QueryFailed,
@@ -41,7 +43,6 @@ from renkei.hub.workspace.errors import (
 )
 from renkei.hub.workspace.gate import open_granted_snapshot
 from renkei.hub.workspace.process import (
-    SAME_USER_ENV,
     WORKER_PROGRAM,
     Isolation,
     WorkerGone,
@@ -61,24 +62,8 @@ SQL_PIECE = 500  # the audit log keeps detail strings up to 512 characters
 SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged by its start and hash
 
 
-@dataclass(frozen=True, slots=True)
-class WorkspaceLimits:
-    memory_mib: int = 2048  # DuckDB memory_limit of the user database (no spilling: a query over it fails)
-    control_memory_mib: int = 2048  # … and of the control database (CUBE over a city of 15M rows)
-    threads: int = 2
-    timeout: float = 60.0  # wall clock per query, enforced by the parent
-    grace: float = 2.0  # after the interrupt, before the kill
-    open_timeout: float = 120.0
-    max_rows: int = 100_000
-    max_result_bytes: int = 256 << 20
-    # RLIMIT_NPROC counts every task (thread) of the uid, across all workers running as nobody.
-    max_processes: int = 128
-    allow_same_user: bool = field(default_factory=lambda: os.environ.get(SAME_USER_ENV) == "1")
-
-    @property
-    def address_space(self) -> int:
-        """RLIMIT_AS: DuckDB and pyarrow map about 1.1 GiB idle; the buffer pools come on top."""
-        return (3 << 30) + 2 * ((self.memory_mib + self.control_memory_mib) << 20)
+# The sandbox's limits are the hub's settings workspace.* (one model; a hub's own are hub.settings.workspace).
+WorkspaceLimits = WorkspaceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +104,7 @@ class Workspace:
         limits: WorkspaceLimits | None = None,
     ) -> Workspace:
         """Open a workspace over the snapshots ``actor``'s active grants cover (the latest version per period)."""
-        limits = limits or WorkspaceLimits()
+        limits = limits or hub.settings.workspace
         if actor.user_id is None:
             raise WorkspaceError(
                 "作業環境は指名職員だけが開けます", "only a designated user opens a workspace"
@@ -148,7 +133,11 @@ class Workspace:
         # The record keys (seconds for a large city) are made while the user already queries; only the
         # control database needs them, and control_query waits for them.
         self._keys = self._keys_pool.submit(self._load_record_keys)
-        self._audit("workspace.open", snapshots=[o.resource for o in self.opened], worker_pid=self.worker.pid)
+        self._audit(
+            AuditAction.WORKSPACE_OPEN,
+            snapshots=[o.resource for o in self.opened],
+            worker_pid=self.worker.pid,
+        )
 
     def _load_record_keys(self) -> None:
         try:
@@ -323,7 +312,7 @@ class Workspace:
                 self.worker.close()
             self._pool.shutdown(wait=False)
             self._keys_pool.shutdown(wait=False)
-            self._audit("workspace.closed", reason=reason[:500])
+            self._audit(AuditAction.WORKSPACE_CLOSED, reason=reason[:500])
 
     def _discard(self) -> None:
         """After a failed open: no worker left, no descriptor left."""
@@ -352,7 +341,7 @@ class Workspace:
 
     # -- audit --------------------------------------------------------------------------------------------
 
-    def _audit(self, action: str, result: str = "ok", **details: object) -> None:
+    def _audit(self, action: AuditAction, result: str = "ok", **details: object) -> None:
         self.hub.audit.append(
             actor=self.actor.name,
             action=action,
@@ -369,7 +358,7 @@ class Workspace:
         details: dict[str, object] = {"db": db, **_sql_details(sql), "snapshots": snapshots, "rows": rows}
         if reason:
             details["error"] = reason
-        self._audit("workspace.query", result, **details)
+        self._audit(AuditAction.WORKSPACE_QUERY, result, **details)
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
