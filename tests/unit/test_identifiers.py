@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from renkei import identifiers
 from renkei.identifier_kinds import LABELS_JA, IdentifierKind
-from renkei.sending import identifiers
-from renkei.sending.identifiers import (
+from renkei.identifiers import (
     LEFTOVER_LABELS_JA,
     LeftoverHit,
     driver_license_check_digit,
