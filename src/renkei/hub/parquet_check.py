@@ -38,14 +38,8 @@ SHOWN_CHARS = 40  # how much of an unexpected key the message shows
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a Parquet file is refused, Japanese first; the importer rejects the package with it."""
+    """Why a Parquet file is refused (one finding, or all of them), Japanese first."""
 
-    ja: str
-    en: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Finding:
     ja: str
     en: str
 
@@ -65,7 +59,7 @@ def unexpected_content(parquet: pq.ParquetFile, spec: DatasetSpec) -> Refusal | 
     if not findings:
         return None
     return Refusal(
-        f"{DATA_FILE} に基盤が書かない内容があります: " + "、".join(f.ja for f in findings),
+        f"{DATA_FILE} に抽出処理が書き込まない内容があります: " + "、".join(f.ja for f in findings),
         f"{DATA_FILE} carries what the extract never writes: " + "; ".join(f.en for f in findings),
     )
 
@@ -73,7 +67,7 @@ def unexpected_content(parquet: pq.ParquetFile, spec: DatasetSpec) -> Refusal | 
 # -- key/value metadata --------------------------------------------------------------------------------
 
 
-def _file_metadata(metadata: dict[bytes, bytes], spec: DatasetSpec) -> Iterator[_Finding]:
+def _file_metadata(metadata: dict[bytes, bytes], spec: DatasetSpec) -> Iterator[Refusal]:
     for key, value in sorted(metadata.items()):
         if key != ARROW_SCHEMA_KEY:
             yield _unexpected_key("ファイルのメタデータ", "file metadata", key, value)
@@ -81,12 +75,12 @@ def _file_metadata(metadata: dict[bytes, bytes], spec: DatasetSpec) -> Iterator[
         yield from _arrow_schema(metadata[ARROW_SCHEMA_KEY], spec.output_schema)
 
 
-def _arrow_schema(encoded: bytes, expected: pa.Schema) -> Iterator[_Finding]:
+def _arrow_schema(encoded: bytes, expected: pa.Schema) -> Iterator[Refusal]:
     """The Arrow schema pyarrow stores in the file: the spec's output schema, with no metadata anywhere."""
     try:
         schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded, validate=True)))
     except (binascii.Error, ValueError, pa.ArrowException):
-        yield _Finding("ARROW:schema が読めません", "ARROW:schema does not decode")
+        yield Refusal("ARROW:schema が読めません", "ARROW:schema does not decode")
         return
     for key, value in sorted((schema.metadata or {}).items()):
         yield _unexpected_key("スキーマのメタデータ", "schema metadata", key, value)
@@ -94,7 +88,7 @@ def _arrow_schema(encoded: bytes, expected: pa.Schema) -> Iterator[_Finding]:
         for key, value in sorted((field.metadata or {}).items()):
             yield _unexpected_key(f"列「{path}」のメタデータ", f"metadata of column {path!r}", key, value)
     if not schema.equals(expected, check_metadata=False):  # what pyarrow read may differ from what it stores
-        yield _Finding("ARROW:schema が仕様の列構成と違います", "ARROW:schema differs from the spec's schema")
+        yield Refusal("ARROW:schema が仕様の列構成と違います", "ARROW:schema differs from the spec's schema")
 
 
 def _fields(schema: pa.Schema) -> Iterator[tuple[str, pa.Field]]:
@@ -109,7 +103,7 @@ def _fields(schema: pa.Schema) -> Iterator[tuple[str, pa.Field]]:
         ]
 
 
-def _column_chunks(meta: pq.FileMetaData) -> Iterator[_Finding]:
+def _column_chunks(meta: pq.FileMetaData) -> Iterator[Refusal]:
     """Key/value metadata and external file paths of column chunks, reported once per column."""
     reported: set[tuple[str, bytes | str]] = set()
     for group in range(meta.num_row_groups):
@@ -128,18 +122,18 @@ def _column_chunks(meta: pq.FileMetaData) -> Iterator[_Finding]:
                     )
             if chunk.file_path and (chunk.path_in_schema, "") not in reported:
                 reported.add((chunk.path_in_schema, ""))
-                yield _Finding(
+                yield Refusal(
                     f"列「{chunk.path_in_schema}」が別ファイルを指しています",
                     f"column {chunk.path_in_schema!r} points to another file",
                 )
 
 
-def _unexpected_key(where_ja: str, where_en: str, key: bytes, value: bytes) -> _Finding:
+def _unexpected_key(where_ja: str, where_en: str, key: bytes, value: bytes) -> Refusal:
     shown = _shown(key)
     kinds = _kinds(f"{where_en}: {shown}", [key.decode("utf-8", "replace"), value.decode("utf-8", "replace")])
     held_ja = f"（{'・'.join(LEFTOVER_LABELS_JA.get(k, k) for k in kinds)}の形の値を含む）" if kinds else ""
     held_en = f" (holding a value shaped like {', '.join(kinds)})" if kinds else ""
-    return _Finding(f"{where_ja}にキー「{shown}」{held_ja}", f"{where_en} has the key {shown!r}{held_en}")
+    return Refusal(f"{where_ja}にキー「{shown}」{held_ja}", f"{where_en} has the key {shown!r}{held_en}")
 
 
 def _shown(text: bytes) -> str:
@@ -154,11 +148,11 @@ def _shown(text: bytes) -> str:
 # -- the writer and the schema's root --------------------------------------------------------------------
 
 
-def _writer(meta: pq.FileMetaData) -> Iterator[_Finding]:
+def _writer(meta: pq.FileMetaData) -> Iterator[Refusal]:
     created_by = meta.created_by or ""
     if WRITER.fullmatch(created_by) is None:
         shown = _shown(created_by.encode())
-        yield _Finding(
+        yield Refusal(
             f"作成ツール (created_by) が pyarrow ではありません: {shown}",
             f"created_by is not pyarrow's: {shown!r}",
         )
@@ -167,7 +161,7 @@ def _writer(meta: pq.FileMetaData) -> Iterator[_Finding]:
     root = _ROOT_LINE.fullmatch(lines[1]) if len(lines) > 1 else None
     if root is None or root.group(1) != ROOT_NAME:
         shown = _shown(root.group(1).encode()) if root else "?"
-        yield _Finding(
+        yield Refusal(
             f"スキーマの根の名前が {ROOT_NAME} ではありません: {shown}", f"schema root named {shown!r}"
         )
 
@@ -175,7 +169,7 @@ def _writer(meta: pq.FileMetaData) -> Iterator[_Finding]:
 # -- statistics ----------------------------------------------------------------------------------------
 
 
-def _statistics(meta: pq.FileMetaData, spec: DatasetSpec) -> Iterator[_Finding]:
+def _statistics(meta: pq.FileMetaData, spec: DatasetSpec) -> Iterator[Refusal]:
     """Identifier-shaped values among the min/max statistics of the text columns (not the pseudonyms)."""
     text = {
         f.name
@@ -195,7 +189,7 @@ def _statistics(meta: pq.FileMetaData, spec: DatasetSpec) -> Iterator[_Finding]:
     for column, bounds in values.items():
         if kinds := _kinds(column, bounds):
             labels = "・".join(LEFTOVER_LABELS_JA.get(k, k) for k in kinds)
-            yield _Finding(
+            yield Refusal(
                 f"列「{column}」の統計情報 (min/max) に{labels}の形の値",
                 f"statistics (min/max) of column {column!r} hold a value shaped like {', '.join(kinds)}",
             )
