@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from renkei.identifiers import my_number_check_digit, scan_leftovers
 from renkei.sending.birthdate import ages
 from renkei.sending.dates import parse_dates
-from renkei.sending.identifiers import my_number_check_digit, scan_leftovers
 
 AS_OF = dt.date(2025, 3, 31)
 FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +11,11 @@ from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from renkei.sending.pseudonym import create_key
+from tests.support.examples import MAX_EXAMPLES
 
-# Property tests: no per-example deadline (this machine is shared and noisy); HYPOTHESIS_MAX_EXAMPLES deepens runs.
-settings.register_profile(
-    "renkei", deadline=None, max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100"))
-)
+# Property tests: no per-example deadline (this machine is shared and noisy); HYPOTHESIS_MAX_EXAMPLES sets how
+# many examples every one of them runs (tests/support/examples.py).
+settings.register_profile("renkei", deadline=None, max_examples=MAX_EXAMPLES)
 settings.load_profile("renkei")
 
 

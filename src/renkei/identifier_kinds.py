@@ -1,8 +1,8 @@
 """The kinds of 個人識別符号 a dataset spec can declare, shared by both sides.
 
 The spec (read by the sending side and by the hub's catalog) names these kinds; the check digits and the
-leftover scan that need them are the sending side's (:mod:`renkei.sending.identifiers`). Keeping the names here
-lets the hub load specs without loading any sending-side module.
+leftover scan are in :mod:`renkei.identifiers`, also shared. Keeping both outside ``sending/`` lets the hub load
+specs and scan what it imports without loading any sending-side module.
 """
 
 from __future__ import annotations

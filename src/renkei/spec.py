@@ -158,6 +158,11 @@ class DatasetSpec(BaseModel):
         fields = [f for name, col in self.columns.items() for f in self._output_fields(name, col)]
         return pa.schema(fields)
 
+    @cached_property
+    def pseudonym_columns(self) -> frozenset[str]:
+        """The output columns holding keyed pseudonymous IDs (random-looking text: the leftover scan skips them)."""
+        return frozenset(c.output_key_name() for _, c in self.columns_with(Role.PERSON_KEY, Role.LINK_KEY))
+
     def columns_with(self, *roles: Role) -> list[tuple[str, ColumnSpec]]:
         return [(name, col) for name, col in self.columns.items() if col.role in roles]
 

@@ -20,6 +20,7 @@ from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, sha256_file
 from renkei.sending.extract import extract
 from renkei.sending.synth import generate_city
 from renkei.spec import Role, bundled_specs, load_spec
+from tests.support.examples import scaled
 
 AS_OF = dt.date(2025, 1, 1)
 SPECS = {name: load_spec(path) for name, path in bundled_specs().items()}
@@ -190,7 +191,8 @@ names = st.text(alphabet=st.sampled_from("山田太郎花子髙橋ｱｲｳ①�
 numbers = st.integers(min_value=1, max_value=40)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Each example is a whole extract: a quarter of the run's budget.
+@settings(max_examples=scaled(0.25), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     name=names, mynumber=st.integers(0, 10**11 - 1), chome=numbers, block=numbers, unit=numbers, room=numbers
 )

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from renkei.sending import address as address_module
 from renkei.sending.address import OUTCOMES, truncate_address, truncate_addresses
 from renkei.sending.towns import KOBE_WARDS, Town, kobe_towns, towns_of, towns_of_many
+from tests.support.examples import scaled
 
 KOBE = "兵庫県神戸市"
 
@@ -433,7 +434,7 @@ def _katagaki(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=scaled(0.4))
 @given(st.lists(kobe_addresses(), min_size=1, max_size=20))
 def test_generated_kobe_addresses(addresses: list[Generated]) -> None:
     result = truncate_addresses(pa.array([a.text for a in addresses], pa.string()))

@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from renkei.sending.birthdate import ages, school_year
+from tests.support.examples import scaled
 
 D = dt.date
 ONE_DAY = dt.timedelta(days=1)
@@ -123,7 +124,7 @@ def reference(birth: dt.date, as_of: dt.date) -> tuple[int | None, int | None]:
 DATES = st.dates(min_value=D(1873, 1, 1), max_value=D(2100, 12, 30))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(3))
 @given(births=st.lists(DATES, max_size=40), as_of=DATES)
 @example(births=[D(2020, 2, 29), D(2018, 4, 1), D(2018, 4, 2), D(2024, 2, 29)], as_of=D(2024, 2, 28))
 @example(births=[D(2020, 2, 29), D(2019, 3, 1)], as_of=D(2023, 2, 28))

@@ -19,6 +19,7 @@ from renkei.hub.disclosure.protect import complete
 from renkei.hub.disclosure.suppression import dominated, p_percent_sensitive, primary_suppression
 from renkei.hub.tables.display import TOTAL
 from renkei.hub.tables.service import Cells
+from tests.support.examples import scaled
 
 POLICY = DisclosurePolicy(method="suppression", zeros="suppress")  # threshold 10, n=2 k=85, p=10
 
@@ -68,7 +69,9 @@ def _acro_flags(checker: ACRO, df: pd.DataFrame, **kwargs: Any) -> dict[str, set
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # inside ACRO: np.sum as a pandas aggfunc
-@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=scaled(0.15), suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # ACRO: slow
 @given(microdata())
 def test_counts_flag_the_same_cells_as_acro(acro: ACRO, df: pd.DataFrame) -> None:
     flags = _acro_flags(acro, df)
@@ -80,7 +83,9 @@ def test_counts_flag_the_same_cells_as_acro(acro: ACRO, df: pd.DataFrame) -> Non
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # inside ACRO: np.sum as a pandas aggfunc
-@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=scaled(0.15), suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # ACRO: slow
 @given(microdata())
 def test_sums_flag_the_same_cells_as_acro_rule_by_rule(acro: ACRO, df: pd.DataFrame) -> None:
     flags = _acro_flags(acro, df, values=df.v, aggfunc="sum")

@@ -9,12 +9,12 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from renkei import identifiers
 from renkei.identifier_kinds import LABELS_JA, IdentifierKind
-from renkei.sending import identifiers
-from renkei.sending.identifiers import (
+from renkei.identifiers import (
     LEFTOVER_LABELS_JA,
     LeftoverHit,
     driver_license_check_digit,
@@ -66,7 +66,6 @@ def test_is_valid_my_number_forms(text: str, valid: bool) -> None:
     assert is_valid_my_number(text) is valid
 
 
-@settings(deadline=None)
 @given(st.text(alphabet="0123456789", min_size=11, max_size=11))
 def test_my_number_check_digit_is_the_official_formula(first11: str) -> None:
     # 総務省令第85号 第5条, transcribed: Pn counts from the right, Qn = n + 1 (n ≤ 6) or n − 5 (n ≥ 7)
@@ -124,14 +123,12 @@ def test_check_digit_errors_do_not_repeat_the_input(function: Callable[[str], in
 DIGITS12 = st.text(alphabet="0123456789", min_size=12, max_size=12)
 
 
-@settings(deadline=None)
 @given(st.lists(DIGITS12, min_size=1, max_size=50))
 def test_vectorized_my_number_check(numbers: list[str]) -> None:
     bulk = identifiers._my_numbers_valid(pa.array(numbers)).to_pylist()
     assert bulk == [is_valid_my_number(n) for n in numbers]
 
 
-@settings(deadline=None)
 @given(st.lists(st.text(alphabet="0123456789", min_size=8, max_size=8), min_size=1, max_size=50))
 def test_vectorized_insurer_number_check(numbers: list[str]) -> None:
     bulk = identifiers._insurer_numbers_valid(pa.array(numbers)).to_pylist()

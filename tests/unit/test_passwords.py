@@ -17,6 +17,7 @@ from renkei.hub.access.passwords import (
     blocklist,
     check_new_password,
 )
+from tests.support.examples import scaled
 
 TEST_HASHING = HashParameters(time_cost=1, memory_kib=64, parallelism=1)  # tests only
 
@@ -97,7 +98,7 @@ def test_absurdly_long_or_unencodable_input_is_refused_not_crashing(fast: Passwo
     assert not fast.verify(encoded, "\ud800 lone surrogate")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=scaled(0.4))  # an argon2 hash per example
 @given(st.text(min_size=1, max_size=80))
 def test_any_text_round_trips(password: str) -> None:
     hasher = Passwords(TEST_HASHING)
@@ -205,7 +206,7 @@ def test_blocklist_is_shipped_and_large_enough() -> None:
     assert {"password", "123456", "qwerty123456"} <= words
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=scaled(2))
 @given(st.text(max_size=300))
 def test_the_rules_either_accept_or_explain(password: str) -> None:
     try:

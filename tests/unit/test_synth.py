@@ -22,6 +22,7 @@ from renkei.sending.synth.calibration import WARDS
 from renkei.sending.synth.dates import DIRTY_FORMS, DateForm, format_date, parse_date
 from renkei.sending.synth.ids import insurer_check_digit
 from renkei.sending.synth.writer import write_csv
+from tests.support.examples import scaled
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "src" / "renkei" / "specs"
 AS_OF = dt.date(2021, 1, 1)
@@ -336,7 +337,7 @@ def test_three_years_of_ageing_births_deaths_and_moves(city: list[SnapshotFiles]
 @given(
     st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2060, 12, 31)), st.sampled_from(list(DateForm))
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(3))
 def test_every_clean_date_form_reads_back_and_dirty_ones_do_not(date: dt.date, form: DateForm) -> None:
     parsed = parse_date(format_date(date, form))
     assert parsed is None if form in DIRTY_FORMS else parsed == date

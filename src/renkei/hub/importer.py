@@ -3,7 +3,8 @@
 Order of checks, cheapest and least trusting first: the outer container's shape; the envelope's signature
 against the registered sender's key; the payload hash; replay; decryption with the hub's package key; the
 seal binding payload to envelope; the manifest against the dataset registry (spec hash, schema, deleted
-columns absent, row count, content hash). Any failure stores nothing and is logged as ``import.rejected``.
+columns absent, row count, content hash); nothing in the Parquet file beyond what the extract writes
+(:mod:`renkei.hub.parquet_check`). Any failure stores nothing and is logged as ``import.rejected``.
 
 Plaintext stays in the hub's home: the payload is decrypted into a private directory (0700, files 0600) under
 ``<home>/staging``, never the system temp, removed when the import ends; what a killed import left there is
@@ -43,6 +44,7 @@ from renkei.errors import Location, RenkeiError
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
+from renkei.hub.parquet_check import unexpected_content
 from renkei.hub.vault import SnapshotRef, Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.package import (
@@ -298,6 +300,8 @@ class Importer:
             raise _reject("列の構成が仕様と違います", "schema differs from the registered spec", path)
         if rows != manifest.rows_out:
             raise _reject("行数がマニフェストと違います", f"row count {rows} differs from the manifest", path)
+        if refusal := unexpected_content(parquet, spec):
+            raise _reject(refusal.ja, refusal.en, path)
         return dataset
 
     # -- storing ----------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from renkei.errors import LeftoverIdentifierError
+from renkei.identifiers import LEFTOVER_LABELS_JA, LeftoverHit, scan_leftovers
 from renkei.sending.address import truncate_addresses
 from renkei.sending.birthdate import ages
 from renkei.sending.dates import coarsen_dates, parse_dates
-from renkei.sending.identifiers import LEFTOVER_LABELS_JA, LeftoverHit, scan_leftovers
 from renkei.sending.pseudonym import Pseudonymizer
 from renkei.spec import ColumnSpec, DatasetSpec, Role
 
@@ -124,13 +124,9 @@ class Transformer:
 
     def _scan(self, out: pa.RecordBatch) -> None:
         for f in out.schema:
-            if pa.types.is_string(f.type) and f.name not in self._pseudonym_columns:
+            if pa.types.is_string(f.type) and f.name not in self.spec.pseudonym_columns:
                 for hit in scan_leftovers(f.name, out.column(f.name)):
                     self.counts.leftovers[(hit.column, hit.kind)] += hit.rows
-
-    @property
-    def _pseudonym_columns(self) -> set[str]:
-        return {c.output_key_name() for _, c in self.spec.columns_with(Role.PERSON_KEY, Role.LINK_KEY)}
 
     def raise_on_leftovers(self) -> None:
         hits = self.counts.leftover_hits()

@@ -3,7 +3,9 @@
 Columns that hold an identifier are declared in the dataset spec (role ``identifier`` with an
 :class:`~renkei.identifier_kinds.IdentifierKind`) and deleted. The leftover scan is the safety net behind
 that declaration: every kept text column is searched for values shaped like an identifier, and any hit stops
-the extract. A hit reports the column, the kind and the number of rows, never a value. Rules, sources and
+the extract. The hub runs the same scan over the metadata of every Parquet file it imports
+(:mod:`renkei.hub.parquet_check`); this module holds no key and reads no raw export, so it is shared, outside
+``sending/``. A hit reports the column, the kind and the number of rows, never a value. Rules, sources and
 false-positive rates are in docs/rules/identifiers.md.
 
 The scan is vectorized (pyarrow compute, RE2). (1) One pass over the raw text keeps only rows that could hold
