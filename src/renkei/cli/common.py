@@ -11,10 +11,12 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from typer.exceptions import TyperException
 
 from renkei.config import HUB, SENDER, check_home, resolve_home
-from renkei.errors import RenkeiError
+from renkei.faults import as_renkei_error
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,17 +54,36 @@ def parse_date(value: str, what: str = "--as-of") -> dt.date:
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Show a RenkeiError as a clear message and exit with its code; anything else is a bug."""
+    """Show a renkei error (or a fault renkei can name) as a clear message and exit with its code: see
+    :func:`exit_for`. The top-level group does the same for every command (renkei.cli.main)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except RenkeiError as exc:
-            err.print(f"[bold red]エラー (error)[/]: {exc.render()}", highlight=False, markup=True)
-            raise typer.Exit(exc.exit_code) from None
+        except CLI_CONTROL:
+            raise
+        except Exception as exc:
+            raise exit_for(exc) from None
 
     return wrapper
+
+
+CLI_CONTROL = (typer.Exit, typer.Abort, TyperException)  # how commands end on purpose: passed on as they are
+
+
+def exit_for(exc: Exception) -> typer.Exit:
+    """The one place an exception becomes an exit code.
+
+    A RenkeiError, or a fault of the disk or the database (renkei.faults), is printed Japanese first, English
+    after, with no traceback, and exits with its family's code from renkei.errors.ERRORS. Anything else is a
+    bug: it is raised again, for its traceback (exit code 1).
+    """
+    error = as_renkei_error(exc)
+    if error is None:
+        raise exc
+    err.print(f"[bold red]エラー (error)[/]: {escape(error.render())}", highlight=False, soft_wrap=True)
+    return typer.Exit(error.exit_code)
 
 
 @contextmanager

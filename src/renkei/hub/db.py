@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from renkei.errors import RenkeiError
 
@@ -81,3 +82,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Begin ``session``'s transaction holding the database's write lock (SQLite: ``BEGIN IMMEDIATE``).
+
+    A transaction that reads, then writes, can fail on SQLite with "database is locked" when another process
+    wrote in between; taking the lock first makes it wait its turn (up to the busy timeout) instead. Call it
+    with no write pending in the session. PostgreSQL locks rows as they are written: nothing to do.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database connection was lost (server restarted, backend terminated, network): the statement did not
+    run, or its transaction was rolled back, and a new connection may succeed."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

@@ -34,7 +34,7 @@ from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.terminals import Terminal
 from renkei.hub.audit import UTCDateTime
-from renkei.hub.db import Base
+from renkei.hub.db import Base, begin_write
 
 IDLE_TIMEOUT = dt.timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
@@ -88,8 +88,6 @@ class LoginSession:
 class SessionRejectedError(RenkeiError):
     """The presented token does not open a session; ``reason`` says why (for the audit log, not the user)."""
 
-    exit_code = 4
-
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(
@@ -111,8 +109,7 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     Commits when the block ends normally, rolls back on an exception.
     """
     with factory() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        begin_write(session)
         try:
             yield session
         except BaseException:
