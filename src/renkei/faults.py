@@ -49,7 +49,8 @@ def disk_fault(exc: BaseException) -> NoSpaceError | None:
 
 
 def no_space(error: OSError) -> NoSpaceError:
-    where = Path(os.fsdecode(error.filename)) if error.filename is not None else None
+    path = error.filename2 or error.filename  # a copy's or a rename's target is the second one
+    where = Path(os.fsdecode(path)) if path is not None else None
     if where is not None and _in_temp_dir(where):
         ja = f"一時ディレクトリ（TMPDIR: {tempfile.gettempdir()}）の空きがありません。空きを作るか TMPDIR を変えて、もう一度実行してください"
         en = f"no space left in the temporary directory (TMPDIR: {tempfile.gettempdir()}); free some or set TMPDIR elsewhere, then run it again"
@@ -110,18 +111,29 @@ def _database_error(kind: type[RenkeiError], ja: str, en: str, said: str) -> Ren
     return found
 
 
+_in_use: list[
+    str
+] = []  # the URL of the catalog database this process opened last (renkei.hub.db.make_engine)
+
+
+def note_database(url: str) -> None:
+    """Remember which database a fault would be about, to name it in the message."""
+    _in_use[:] = [url]
+
+
 def database_name() -> str:
-    """The catalog database as an operator knows it, without a password: the URL setting, or the hub's file."""
-    url = os.environ.get("RENKEI_DATABASE_URL")
-    if not url:
-        return "catalog.db（基盤のホーム / the hub's home）"
+    """The catalog database as an operator knows it, without its password: its file, or its URL."""
+    url = _in_use[0] if _in_use else os.environ.get("RENKEI_DATABASE_URL", "")
     sa_url = sys.modules.get("sqlalchemy.engine.url")
-    if sa_url is None:
-        return "RENKEI_DATABASE_URL"
+    if not url or sa_url is None:
+        return "RENKEI_DATABASE_URL" if url else "catalog.db"
     try:
-        rendered: str = sa_url.make_url(url).render_as_string(hide_password=True)
+        parsed = sa_url.make_url(url)
     except Exception:  # a URL that does not parse: name the setting, never echo it (it may hold a password)
         return "RENKEI_DATABASE_URL"
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return str(parsed.database)
+    rendered: str = parsed.render_as_string(hide_password=True)
     return rendered
 
 

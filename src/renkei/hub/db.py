@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from renkei.errors import RenkeiError
+from renkei.faults import note_database
 
 DATABASE_URL_ENV = "RENKEI_DATABASE_URL"
 CATALOG_FILE = "catalog.db"
@@ -42,6 +43,7 @@ def database_url(home: Path) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings every hub process needs (SQLite: foreign keys, WAL, a busy timeout; files
     0600)."""
+    note_database(url)  # a lost connection or a full disk is reported naming this database
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         make_sqlite_files_private(engine.url.database)
