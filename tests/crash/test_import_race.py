@@ -238,13 +238,15 @@ def test_a_vault_directory_with_other_content_is_never_taken_for_a_reservation(w
     assert [(p.kind, p.path.name) for p in problems] == [("uncatalogued", "v1")]  # reported, not adopted
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_an_importer_outside_the_lock_cannot_take_a_reserved_version_and_the_loser_says_so(
     world: World, database_url: str
 ) -> None:
     """The unique key holds even for importers that do not share the period lock: on PostgreSQL a racer
-    reserves the very version this import is inserting, every time; the import gives up with a clear error."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite: the reservation holds the database's write lock, no racer can get in between")
+    reserves the very version this import is inserting, every time; the import gives up with a clear error.
+    (On SQLite the reservation holds the database's write lock: no racer can get in between.)"""
     racer = create_engine(database_url, isolation_level="AUTOCOMMIT")
     racers = iter(range(1000))
 

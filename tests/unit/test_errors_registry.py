@@ -4,15 +4,19 @@ failure with its own exit code, the doc for scripts generated from it, the porta
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import importlib
 import pkgutil
 import re
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
 import renkei
-from renkei.errors import ERRORS, EXIT_CODES, RenkeiError, answer_for, dotted_name
+from renkei.cli.main import LazyGroup
+from renkei.errors import ERRORS, EXIT_CODES, EXIT_NO_SPACE, RenkeiError, answer_for, dotted_name
 from renkei.web.errors import describe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +104,23 @@ def test_the_portal_answers_each_error_with_the_tables_status(name: str) -> None
     assert problem.status == answer.http_status
     assert answer.code is None or problem.code == answer.code
     assert (problem.message_ja, problem.message_en) == ("日本語", "english")
+
+
+def test_the_top_level_group_is_the_one_choke_point_even_for_a_command_without_handle_errors() -> None:
+    """A fault renkei can name becomes its message and exit code; a bug keeps its traceback (exit code 1)."""
+    app = typer.Typer(cls=LazyGroup)
+
+    @app.command("full")
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    @app.command("bug")
+    def bug() -> None:
+        raise ValueError("a bug")
+
+    runner = CliRunner()
+    named = runner.invoke(app, ["full"])
+    assert named.exit_code == EXIT_NO_SPACE and "ディスクの空きがありません" in named.output
+    assert named.exception is None or isinstance(named.exception, SystemExit)
+    crashed = runner.invoke(app, ["bug"])
+    assert crashed.exit_code == 1 and isinstance(crashed.exception, ValueError)

@@ -347,8 +347,10 @@ class Importer:
             try:
                 with writing(self.session):
                     package = self._previous(path, envelope, envelope_sha)
+                    if package is not None and package.state is PackageState.IMPORTED:
+                        return package
+                    self._refuse_stored_content(path, dataset_id, manifest)  # by another package meanwhile
                     if package is None:
-                        self._refuse_stored_content(path, dataset_id, manifest)
                         package = self._new_reservation(envelope, envelope_sha, manifest, dataset_id, name)
                         self.session.add(package)
                     elif package.bytes is None:  # reserved by an older hub: record what finishing needs
