@@ -46,8 +46,8 @@ def world(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     world.hub.engine.dispose()
 
 
-def start_import(world: World, packages: list[Path]) -> subprocess.Popen[str]:
-    cmd = [
+def import_command(world: World, packages: list[Path]) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "renkei.cli.main",
@@ -56,8 +56,11 @@ def start_import(world: World, packages: list[Path]) -> subprocess.Popen[str]:
         "--home",
         str(world.hub.home),
     ]
+
+
+def start_import(world: World, packages: list[Path]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+        import_command(world, packages), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -171,16 +174,7 @@ def import_and_die(world: World, package: Path, at: str) -> None:
 
 
 def run_import(world: World, *packages: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "renkei.cli.main",
-        "import",
-        *map(str, packages),
-        "--home",
-        str(world.hub.home),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
+    return subprocess.run(import_command(world, list(packages)), capture_output=True, text=True, check=False)
 
 
 def catalog(

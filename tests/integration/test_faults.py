@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -50,6 +51,8 @@ from tests.integration.hub_world import World, make_world
 AS_OF = dt.date(2025, 1, 1)
 WAIT_LIMIT = 120.0  # seconds: a safety net for the polling loops, never reached when the command behaves
 TERMINATED = "terminating connection due to administrator command"
+# renkei.errors.RenkeiError.render: "エラー (error): <where>: <Japanese>" then "  (<English>)"
+JA_THEN_EN = re.compile(r"エラー \(error\): [^\n]*[\u3040-\u30ff\u4e00-\u9fff][^\n]*\n  \([a-z][^\n]*[a-z]")
 ON_POSTGRES = pytest.mark.parametrize(
     "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
@@ -112,6 +115,18 @@ def waiting_backends(admin: Engine, tag: str) -> list[int]:
         return list(conn.scalars(text(query), {"tag": tag}))
 
 
+def terminate_when_waiting(admin: Engine, tag: str, proc: subprocess.Popen[str], *, times: int | None) -> int:
+    """Terminate the command's backend each time it waits on a lock, ``times`` times or until it ends."""
+    terminated = 0
+    deadline = time.monotonic() + WAIT_LIMIT
+    while proc.poll() is None and time.monotonic() < deadline and (times is None or terminated < times):
+        for pid in waiting_backends(admin, tag):
+            terminate(admin, pid)
+            terminated += 1
+        time.sleep(0.01)
+    return terminated
+
+
 @contextmanager
 def packages_locked(url: str) -> Iterator[None]:
     """Writes to the packages table wait (reads go on): an import waits at its reservation."""
@@ -132,13 +147,11 @@ def start_renkei(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def assert_failed_cleanly(
-    result: subprocess.CompletedProcess[str] | subprocess.Popen[str], code: int, err: str
-) -> None:
-    assert result.returncode == code, err
-    assert "Traceback" not in err and "エラー (error)" in err, err
-    first = err.index("エラー (error)")
-    assert err.index("(", first + len("エラー (error)")) > first  # the Japanese message, then the English one
+def assert_failed_cleanly(code: int, expected: int, err: str) -> None:
+    """The exit code expected, the message Japanese first then English, and no traceback."""
+    assert code == expected, err
+    assert "Traceback" not in err, err
+    assert JA_THEN_EN.search(err), err
 
 
 @pytest.fixture
@@ -164,32 +177,27 @@ def counts(world: World) -> tuple[int, int, int]:
 # --- a terminated PostgreSQL connection -------------------------------------------------------------------------
 
 
-def tagged_env(url: str) -> tuple[str, dict[str, str]]:
+def import_terminated(world: World, url: str, *, times: int | None) -> tuple[int, str, str, int]:
+    """``renkei import`` of a fresh package, its backend terminated each time it waits at its reservation
+    (``times`` times, or for as long as it runs); (exit code, stdout, stderr, terminations)."""
+    package = world.extract("kaigo", AS_OF)
     tag = f"renkei-test-{uuid.uuid4().hex[:8]}"
-    return tag, os.environ | {"RENKEI_DATABASE_URL": f"{url}&application_name={tag}"}
+    env = os.environ | {"RENKEI_DATABASE_URL": f"{url}&application_name={tag}"}
+    admin = admin_engine()
+    with packages_locked(url):
+        proc = start_renkei("import", str(package), "--home", str(world.hub.home), env=env)
+        terminated = terminate_when_waiting(admin, tag, proc, times=times)
+    stdout, stderr = proc.communicate(timeout=WAIT_LIMIT)
+    admin.dispose()
+    return proc.returncode, stdout, stderr, terminated
 
 
 @ON_POSTGRES
 def test_an_import_whose_connection_is_terminated_retries_once_and_completes(
     world: World, database_url: str
 ) -> None:
-    package = world.extract("kaigo", AS_OF)
-    tag, env = tagged_env(database_url)
-    admin = admin_engine()
-    with packages_locked(database_url):
-        proc = start_renkei("import", str(package), "--home", str(world.hub.home), env=env)
-        deadline = time.monotonic() + WAIT_LIMIT
-        while (
-            not (waiting := waiting_backends(admin, tag))
-            and proc.poll() is None
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
-        assert waiting, "the import never waited at its reservation"
-        terminate(admin, waiting[0])
-    stdout, stderr = proc.communicate(timeout=WAIT_LIMIT)
-    admin.dispose()
-    assert proc.returncode == 0, stderr
+    code, stdout, stderr, terminated = import_terminated(world, database_url, times=1)
+    assert (code, terminated) == (0, 1), stderr
     assert f"kaigo/{AS_OF}/v1" in stdout
     assert counts(world) == (1, 1, 0)
     assert verify_vault(world.hub) == [] and world.hub.audit.verify().ok
@@ -199,22 +207,9 @@ def test_an_import_whose_connection_is_terminated_retries_once_and_completes(
 def test_a_connection_terminated_at_every_attempt_ends_in_a_message_and_exit_code_12(
     world: World, database_url: str
 ) -> None:
-    package = world.extract("kaigo", AS_OF)
-    tag, env = tagged_env(database_url)
-    admin = admin_engine()
-    terminated = 0
-    with packages_locked(database_url):
-        proc = start_renkei("import", str(package), "--home", str(world.hub.home), env=env)
-        deadline = time.monotonic() + WAIT_LIMIT
-        while proc.poll() is None and time.monotonic() < deadline:
-            for pid in waiting_backends(admin, tag):
-                terminate(admin, pid)
-                terminated += 1
-            time.sleep(0.01)
-    _, stderr = proc.communicate(timeout=WAIT_LIMIT)
-    admin.dispose()
+    code, _, stderr, terminated = import_terminated(world, database_url, times=None)
     assert terminated == DISCONNECT_ATTEMPTS
-    assert_failed_cleanly(proc, EXIT_DATABASE, stderr)
+    assert_failed_cleanly(code, EXIT_DATABASE, stderr)
     assert "接続が切れました" in stderr and TERMINATED in stderr
     assert counts(world) == (0, 0, 0)  # rolled back, and not taken for the package's fault
 
@@ -269,7 +264,7 @@ def test_vault_verify_on_a_full_disk_reports_its_findings_then_that_it_could_not
     filler = fill(small_disk)
     result = renkei("vault", "verify", "--home", str(home))
     holder.close()
-    assert_failed_cleanly(result, EXIT_NO_SPACE, result.stderr)
+    assert_failed_cleanly(result.returncode, EXIT_NO_SPACE, result.stderr)
     assert "保管庫 (vault): 1 スナップショット, 問題 0 件" in result.stdout
     assert "監査ログに記録できませんでした" in result.stderr and "空きがありません" in result.stderr
     filler.unlink()
@@ -288,7 +283,7 @@ def test_an_import_whose_catalog_disk_is_full_stops_with_exit_7_and_leaves_nothi
     filler = fill(small_disk)
     result = renkei("import", str(package), "--home", str(world.hub.home))
     holder.close()
-    assert_failed_cleanly(result, EXIT_NO_SPACE, result.stderr)
+    assert_failed_cleanly(result.returncode, EXIT_NO_SPACE, result.stderr)
     assert "カタログのデータベースに書き込めません" in result.stderr and str(catalog) in result.stderr
     filler.unlink()
     assert counts(world)[:2] == (0, 0) and world.hub.vault.snapshots() == []
@@ -354,7 +349,7 @@ def test_a_database_server_that_is_not_there_is_named_without_its_password(
     result = renkei(
         "catalog", "list", "--home", str(hub.home), env=os.environ | {"RENKEI_DATABASE_URL": nowhere}
     )
-    assert_failed_cleanly(result, EXIT_DATABASE, result.stderr)
+    assert_failed_cleanly(result.returncode, EXIT_DATABASE, result.stderr)
     assert "127.0.0.1:1" in result.stderr and "s3cret" not in result.stderr
     monkeypatch.setenv("RENKEI_DATABASE_URL", nowhere)
     with pytest.raises(DBAPIError) as caught:
