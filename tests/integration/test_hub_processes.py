@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from renkei.hub.access.terminals import TerminalCA, enroll_terminal
+from renkei.web.settings import PROXY_SECRET_HEADER
 from tests.integration.hub_world import World, make_world
 from tests.integration.test_homes import hub_commands
 from tests.web.test_terminals import free_port
@@ -122,14 +123,28 @@ def test_renkei_serve_loads_no_sending_code(world: World, hooked: tuple[dict[str
     """The portal as a process, after it has answered a request, stopped as an operator would (Ctrl-C)."""
     env, dump = hooked
     port = free_port()
+    secret = "s" * 40
+    secret_file = dump.parent / "proxy.secret"
+    secret_file.write_text(secret, encoding="ascii")
+    secret_file.chmod(0o600)
     command = renkei(
-        "serve", "--home", str(world.hub.home), "--port", str(port), "--trusted-proxy", "127.0.0.1"
+        "serve",
+        "--home",
+        str(world.hub.home),
+        "--port",
+        str(port),
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--proxy-secret-file",
+        str(secret_file),
     )
     with subprocess.Popen(
         command, env=env, cwd=dump.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as process:
         try:
-            answer = first_answer(process, f"http://127.0.0.1:{port}/api/v1/session/csrf")
+            answer = first_answer(
+                process, f"http://127.0.0.1:{port}/api/v1/session/csrf", {PROXY_SECRET_HEADER: secret}
+            )
             assert answer.status_code == 200
         finally:
             process.send_signal(signal.SIGINT)
@@ -163,11 +178,11 @@ def test_every_other_hub_command_loads_no_sending_code(
     assert sending_modules(loaded) == []
 
 
-def first_answer(process: subprocess.Popen[bytes], url: str) -> httpx.Response:
+def first_answer(process: subprocess.Popen[bytes], url: str, headers: dict[str, str]) -> httpx.Response:
     deadline = time.monotonic() + 60  # the process imports the whole web stack first; this machine is slow
     while True:
         try:
-            return httpx.get(url, timeout=5)
+            return httpx.get(url, headers=headers, timeout=5)
         except httpx.TransportError:
             assert process.poll() is None, "renkei serve stopped before it answered"
             if time.monotonic() > deadline:

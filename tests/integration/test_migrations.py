@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from renkei.clock import FakeClock
@@ -75,3 +76,59 @@ def test_existing_totp_secrets_are_wrapped_by_the_kek_and_back(database_url: str
 
 def _totp_columns(engine: Engine) -> set[str]:
     return {column["name"] for column in inspect(engine).get_columns("totp_secrets")}
+
+
+BEFORE_RESERVATIONS = "8d3f6a1b2c90"  # the last revision without a unique key on a package's version
+
+
+def test_duplicate_reservations_left_by_racing_imports_are_moved_before_the_unique_key(
+    database_url: str,
+) -> None:
+    """Issue 9, item 12: two imports could reserve one version; the imported row keeps it, the other moves."""
+    engine = make_engine(database_url)
+    upgrade(engine, BEFORE_RESERVATIONS)
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO departments (id, name, created_at) VALUES (1, '介護保険課', :now)"),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO datasets (id, name, title, description, owner_id, spec_hash, spec, columns,"
+                " registered_at) VALUES (1, 'kaigo', 't', '', 1, :h, '{}', '[]', :now)"
+            ),
+            {"h": "0" * 64, "now": now},
+        )
+        connection.execute(
+            text("INSERT INTO senders (id, name, public_key, registered_at) VALUES (1, 's', 'k', :now)"),
+            {"now": now},
+        )
+        for row_id, version, state in [
+            (1, 1, "STORING"),
+            (2, 1, "IMPORTED"),
+            (3, 2, "IMPORTED"),
+            (4, 2, "STORING"),
+        ]:
+            connection.execute(
+                text(
+                    "INSERT INTO packages (id, package_id, envelope_sha256, sender_id, dataset_id, period, version,"
+                    " content_sha256, state, received_at) VALUES (:id, :pid, :h, 1, 1, :period, :v, :h, :s, :now)"
+                ),
+                {
+                    "id": row_id,
+                    "pid": f"p{row_id}",
+                    "h": "0" * 64,
+                    "period": dt.date(2025, 1, 1),
+                    "v": version,
+                    "s": state,
+                    "now": now,
+                },
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        versions = dict(connection.execute(text("SELECT id, version FROM packages")).all())
+    assert versions == {2: 1, 3: 2, 1: 3, 4: 4}  # the imported rows kept theirs
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text("UPDATE packages SET version = 1 WHERE id = 3"))
+    engine.dispose()

@@ -52,7 +52,7 @@ SaveOption = Annotated[
 
 
 class CliInputError(RenkeiError):
-    exit_code = 2
+    """A command-line value that cannot be used as given."""
 
 
 def login(hub: Hub, login_id: str, terminal: str) -> Actor:

@@ -27,10 +27,12 @@ from rich.segment import Segment
 from rich.status import Status
 from rich.style import Style
 from rich.text import Text
+from typer.exceptions import TyperException
 
 from renkei.config import HUB, SENDER, check_home, resolve_home
 from renkei.display import terminal_text
 from renkei.errors import RenkeiError
+from renkei.faults import as_renkei_error
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -115,10 +117,12 @@ def print_lines(console: Console, text: str, *, indent: str = "") -> None:
 
 
 def print_error(console: Console, label: str, exc: RenkeiError, style: str = "bold red") -> None:
-    """``label``: the error's message, on its two lines (any file name in it escaped)."""
-    first, second = exc.lines()
-    console.print(Text.assemble(styled(label, style), ":"), first, highlight=False)
-    console.print(second, highlight=False)
+    """``label``: the error's message, on its lines (any file name in it escaped)."""
+    first, *rest = exc.lines()
+    # soft_wrap: a long line (a file name, a database URL) stays one line for scripts that read it
+    console.print(Text.assemble(styled(label, style), ":"), first, highlight=False, soft_wrap=True)
+    for line in rest:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 HomeOption = Annotated[
@@ -151,17 +155,36 @@ def parse_date(value: str, what: str = "--as-of") -> dt.date:
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Show a RenkeiError as a clear message and exit with its code; anything else is a bug."""
+    """Show a renkei error (or a fault renkei can name) as a clear message and exit with its code: see
+    :func:`exit_for`. The top-level group does the same for every command (renkei.cli.main)."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except RenkeiError as exc:
-            print_error(err, "エラー (error)", exc)
-            raise typer.Exit(exc.exit_code) from None
+        except CLI_CONTROL:
+            raise
+        except Exception as exc:
+            raise exit_for(exc) from None
 
     return wrapper
+
+
+CLI_CONTROL = (typer.Exit, typer.Abort, TyperException)  # how commands end on purpose: passed on as they are
+
+
+def exit_for(exc: Exception) -> typer.Exit:
+    """The one place an exception becomes an exit code.
+
+    A RenkeiError, or a fault of the disk or the database (renkei.faults), is printed Japanese first, English
+    after, with no traceback, and exits with its family's code from renkei.errors.ERRORS. Anything else is a
+    bug: it is raised again, for its traceback (exit code 1).
+    """
+    error = as_renkei_error(exc)
+    if error is None:
+        raise exc
+    print_error(err, "エラー (error)", error)
+    return typer.Exit(error.exit_code)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from rich.table import Table
 from renkei.cli.common import handle_errors, out
 from renkei.cli.demo_analysis import run_demo_analysis
 from renkei.clock import SYSTEM_CLOCK, city_today
-from renkei.errors import Location, RenkeiError
+from renkei.errors import EXIT_INTEGRITY, Location, RenkeiError
 from renkei.files import write_private
 from renkei.hub.access.designation import designate_user
 from renkei.hub.access.people import ROLE_LABELS_JA, Role
@@ -129,7 +129,7 @@ def demo(
         f"監査ログ (audit log): {report.size} 件, {'正常 (verifies)' if report.ok else report.message_ja}"
     )
     if problems or not report.ok:
-        raise typer.Exit(5)
+        raise typer.Exit(EXIT_INTEGRITY)
 
     out.rule("6. 利用者と専用端末 (designated staff and a terminal)")
     _designate_demo_people(hub, directory / "terminal")

@@ -14,8 +14,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 from rich.text import Text
 
-from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, print_error, print_lines, styled
-from renkei.errors import Location, RenkeiError
+from renkei.cli.common import (
+    HomeOption,
+    err,
+    exit_for,
+    handle_errors,
+    hub_home,
+    out,
+    print_error,
+    print_lines,
+    styled,
+)
+from renkei.errors import EXIT_AUDIT_UNSIGNED, EXIT_INTEGRITY, Location, RenkeiError
+from renkei.faults import as_renkei_error
 from renkei.hub.access.authz import Actor
 from renkei.hub.audit import (
     TAIL_HEADERS,
@@ -35,8 +46,7 @@ catalog_app = typer.Typer(help="カタログ: データセットとスナップ�
 vault_app = typer.Typer(help="暗号化保管庫 (encrypted vault)", no_args_is_help=True)
 audit_app = typer.Typer(help="監査ログ (tamper-evident audit log)", no_args_is_help=True)
 
-EXIT_AUDIT_BROKEN = 5  # the log was tampered with (or the vault has a problem: `vault verify`)
-EXIT_AUDIT_UNSIGNED = 8  # entries older than the policy age are not covered by a signed checkpoint
+EXIT_AUDIT_BROKEN = EXIT_INTEGRITY  # the log was tampered with (or the vault has a problem: `vault verify`)
 
 
 def cli_actor() -> str:
@@ -186,7 +196,11 @@ def catalog_show(
 @vault_app.command("verify")
 @handle_errors
 def vault_verify(home: HomeOption = None) -> None:
-    """全スナップショットのハッシュ・復号可能性と監査ログを検査する (verify every snapshot and the audit log)."""
+    """全スナップショットのハッシュ・復号可能性と監査ログを検査する (verify every snapshot and the audit log).
+
+    終了コード (exit codes): 0 正常 (ok), 5 問題あり (problems found), 7/12/13 検査は済んだが監査ログに記録できない
+    (checked, but the check could not be appended to the audit log: no space, database lost or busy).
+    """
     hub = Hub(hub_home(home))
     problems = verify_vault(hub)
     report = hub.audit.verify()
@@ -194,9 +208,10 @@ def vault_verify(home: HomeOption = None) -> None:
         err.print(styled("問題 (problem)", "red"), str(p), highlight=False)
     ok = not problems and report.ok
     snapshots = len(hub.vault.snapshots()) if hub.vault.root.is_dir() else 0
+    unrecorded = None
     if report.ok:
-        hub.audit.append(
-            actor=cli_actor(),
+        unrecorded = _append_or_fault(
+            hub,
             action=AuditAction.VAULT_VERIFY,
             result="ok" if ok else "error",
             details={"snapshots": snapshots, "problems": len(problems), "audit_ok": True},
@@ -210,6 +225,27 @@ def vault_verify(home: HomeOption = None) -> None:
         )
     if not ok:
         raise typer.Exit(EXIT_AUDIT_BROKEN)
+    if unrecorded is not None:
+        err.print(
+            "検査は完了しましたが、監査ログに記録できませんでした (the check is done, but it could not be"
+            " appended to the audit log)",
+        )
+        raise exit_for(unrecorded)
+
+
+def _append_or_fault(
+    hub: Hub, action: AuditAction, result: str, details: dict[str, object]
+) -> RenkeiError | None:
+    """Append a check's own audit entry; a full disk or a lost database is returned, not raised, so that the
+    check's findings are still reported (``vault verify`` on a full disk)."""
+    try:
+        hub.audit.append(actor=cli_actor(), action=action, result=result, details=details)
+    except Exception as exc:
+        fault = as_renkei_error(exc)
+        if fault is None or isinstance(exc, RenkeiError):
+            raise
+        return fault
+    return None
 
 
 @vault_app.command("rotate-key")

@@ -107,6 +107,18 @@ class LazyGroup(TyperGroup):
             command = self.commands[cmd_name] = module_commands(COMMANDS[cmd_name].module)[cmd_name]
         return command
 
+    def invoke(self, ctx: Context) -> Any:
+        """Every command runs inside this: an error or fault it lets through becomes its message and exit code
+        here (``renkei.cli.common.exit_for``, the one choke point), so no command can leak a traceback for one."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from renkei.cli.common import CLI_CONTROL, exit_for  # noqa: PLC0415 (only when something failed)
+
+            if isinstance(exc, CLI_CONTROL):
+                raise
+            raise exit_for(exc) from None
+
     def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         with self._listed():
             super().format_help(ctx, formatter)

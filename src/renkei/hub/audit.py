@@ -64,7 +64,7 @@ from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
 from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
-from renkei.hub.db import Base
+from renkei.hub.db import Base, is_disconnect
 from renkei.hub.settings import DEFAULTS
 
 T = TypeVar("T")
@@ -120,6 +120,7 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text cannot h
 
 _RETRY_ATTEMPTS = 8
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_RECONNECTS = 1  # a lost connection is tried once more, on a new one (the pool checks it first)
 _SCAN_BATCH = 2000
 _MISMATCH_MEMORY = 10_000  # rows kept to tell a swap or a renumbering from a plain modification
 _CLASSIFY_WINDOW = 64
@@ -726,11 +727,19 @@ class AuditLog:
         """Append one entry in its own transaction; it is committed (durable) when this returns."""
         draft = _Draft.build(actor, action, resource, result, reason, terminal, client_addr, details)
 
-        def attempt() -> AuditEntry:
-            with _write_transaction(self._engine) as conn:
-                return self._append_locked(conn, draft)
+        committing = False
 
-        return _retrying(attempt)
+        def attempt() -> AuditEntry:
+            nonlocal committing
+            committing = False
+            with _write_transaction(self._engine) as conn:
+                entry = self._append_locked(conn, draft)
+                committing = True
+            return entry
+
+        # A connection lost before the commit rolled the entry back: safe to append again. One lost during the
+        # commit may have committed it: appending again could log it twice, so that is reported instead.
+        return _retrying(attempt, may_reconnect=lambda: not committing)
 
     def append_in(
         self,
@@ -834,11 +843,18 @@ class AuditLog:
         O(n) time, O(log n) memory plus the rows kept to classify a problem.
         """
         copies = read_checkpoint_copies(self._copy) if self._copy is not None else None
-        with _read_transaction(self._engine) as conn:
-            head = _read_head(conn)
-            stored = _read_checkpoints(conn)
-            every = [*stored, *(copies.checkpoints if copies else ()), *([checkpoint] if checkpoint else [])]
-            scan = _scan(conn, head.size if head.frontier is not None else None, {cp.size for cp in every})
+        sizes = {
+            cp.size for cp in [*(copies.checkpoints if copies else ()), *([checkpoint] if checkpoint else [])]
+        }
+
+        def read() -> tuple[_Head, list[Checkpoint], _Scan]:
+            with _read_transaction(self._engine) as conn:
+                head = _read_head(conn)
+                stored = _read_checkpoints(conn)
+                wanted = sizes | {cp.size for cp in stored}
+                return head, stored, _scan(conn, head.size if head.frontier is not None else None, wanted)
+
+        head, stored, scan = _retrying(read, may_reconnect=lambda: True)  # a read: always safe to repeat
         checks = _Checks(scan, head)
         warnings: list[str] = []
         self._check_all(checks, stored, "stored", warnings)
@@ -942,12 +958,17 @@ def _read_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _retrying(operation: Callable[[], T]) -> T:
-    """Run ``operation``; on lock contention (SQLite busy, PostgreSQL serialization or deadlock) try again."""
+def _retrying(operation: Callable[[], T], *, may_reconnect: Callable[[], bool] = lambda: False) -> T:
+    """Run ``operation``; on lock contention (SQLite busy, PostgreSQL serialization or deadlock) try again, and
+    on a lost connection once more if ``may_reconnect()`` says repeating it is safe."""
+    reconnects = 0
     for attempt in range(_RETRY_ATTEMPTS):
         try:
             return operation()
         except DBAPIError as exc:
+            if is_disconnect(exc) and may_reconnect() and reconnects < _RECONNECTS:
+                reconnects += 1
+                continue
             if attempt == _RETRY_ATTEMPTS - 1 or not _is_contention(exc):
                 raise
         time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 (jitter, not security)

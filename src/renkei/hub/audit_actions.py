@@ -22,6 +22,7 @@ class AuditAction(enum.StrEnum):
     IMPORT = "import"
     IMPORT_REJECTED = "import.rejected"
     IMPORT_DUPLICATE = "import.duplicate"
+    IMPORT_RELEASED = "import.released"
     # the vault and its keys
     VAULT_VERIFY = "vault.verify"
     VAULT_ROTATE_KEY_BEGIN = "vault.rotate_key_begin"  # a rotation's intent

@@ -10,7 +10,18 @@ import datetime as dt
 import enum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from renkei.hub.audit import UTCDateTime
@@ -72,14 +83,23 @@ class Sender(Base):
 
 
 class PackageState(enum.StrEnum):
-    STORING = "storing"  # vault write in progress (or interrupted): finished by re-running the import
+    STORING = (
+        "storing"  # version reserved, vault write in progress; if interrupted, the next import recovers it
+    )
     IMPORTED = "imported"
 
 
 class Package(Base):
-    """Every package the hub accepted, so that a second import is a no-op and a replay is caught."""
+    """Every package the hub accepted, so that a second import is a no-op and a replay is caught.
+
+    A row in state ``storing`` is the reservation of its (dataset, period, version): the unique key makes two
+    imports unable to reserve the same version, whatever the database. It carries what the snapshot row will
+    need (rows, bytes, spec hash), so that an import interrupted after the vault write can be finished from the
+    vault alone (``renkei.hub.importer``).
+    """
 
     __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("dataset_id", "period", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     package_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -90,6 +110,10 @@ class Package(Base):
     version: Mapped[int] = mapped_column(Integer)
     content_sha256: Mapped[str] = mapped_column(String(64))
     state: Mapped[PackageState] = mapped_column(Enum(PackageState, native_enum=False, length=16))
+    # None only on rows reserved before these were recorded (revision 2f7c4e9a1d35)
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    spec_hash: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sender: Mapped[Sender] = relationship()

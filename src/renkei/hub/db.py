@@ -14,9 +14,11 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from renkei.errors import RenkeiError
+from renkei.faults import note_database
 from renkei.hub.settings import HubSettings, load_settings
 
 DATABASE_URL_ENV = "RENKEI_DATABASE_URL"  # the variable of the setting database.url
@@ -45,6 +47,7 @@ def database_url(home: Path, settings: HubSettings | None = None) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings every hub process needs (SQLite: foreign keys, WAL, a busy timeout; files
     0600)."""
+    note_database(url)  # a lost connection or a full disk is reported naming this database
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         make_sqlite_files_private(engine.url.database)
@@ -85,3 +88,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Begin ``session``'s transaction holding the database's write lock (SQLite: ``BEGIN IMMEDIATE``).
+
+    A transaction that reads, then writes, can fail on SQLite with "database is locked" when another process
+    wrote in between; taking the lock first makes it wait its turn (up to the busy timeout) instead. Call it
+    with no write pending in the session. PostgreSQL locks rows as they are written: nothing to do.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database connection was lost (server restarted, backend terminated, network): the statement did not
+    run, or its transaction was rolled back, and a new connection may succeed."""
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)

@@ -10,16 +10,17 @@ Plaintext stays in the hub's home: the payload is decrypted into a private direc
 ``<home>/staging``, never the system temp, removed when the import ends; what a killed import left there is
 swept at the start of the next import that runs alone.
 
-Crash safety: the package is first recorded as ``storing`` (committed), then written to the vault (atomic
-directory rename), then the snapshot row, the package state ``imported`` and the audit entry are committed in
-one transaction. A crash in between leaves no visible snapshot; re-running the import finishes the job.
+Crash safety and concurrency (``renkei.hub.storing``): under a lock per (dataset, period), the package's version
+is first reserved (the package recorded as ``storing``, committed; the version a unique key), then the files are
+written to the vault (atomic directory rename), then the snapshot row, the package state ``imported`` and the
+audit entry are committed in one transaction. A crash in between leaves no visible snapshot; the next import run
+finishes it from the vault, or releases the reservation so that re-running the import stores it anew.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -38,14 +39,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from renkei.errors import Location, RenkeiError
+from renkei.errors import Location, NoSpaceError, RenkeiError
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
+from renkei.hub.db import is_disconnect
 from renkei.hub.parquet_check import unexpected_content
-from renkei.hub.vault import SnapshotRef, Vault
+from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock, writing
+from renkei.hub.vault import Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.package import (
     ENVELOPE,
@@ -67,7 +71,8 @@ from renkei.package import (
 )
 from renkei.spec import DELETED_ROLES
 
-IMPORTER = "importer"
+DISCONNECT_ATTEMPTS = 2
+RESERVE_ATTEMPTS = 3
 OUTER_LIMITS = {ENVELOPE: MAX_ENVELOPE_BYTES, SIGNATURE: MAX_SIGNATURE_BYTES, PAYLOAD: MAX_PAYLOAD_BYTES}
 # Peak working space per payload byte: the payload, the decrypted inner tar, the data file taken out of it.
 WORK_FACTOR = 3
@@ -78,14 +83,6 @@ STAGING_LOCK = ".lock"
 
 class PackageRejectedError(RenkeiError):
     """The package failed a check; nothing was stored."""
-
-    exit_code = 4
-
-
-class NoSpaceError(RenkeiError):
-    """The hub lacks the disk space an import needs; nothing was written and the package is not at fault."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +114,21 @@ class Importer:
         self.vault = vault
         self.audit = audit
         self.identity = identity
-        self.staging = staging  # the hub home's own place for decrypted work files
+        self.staging = staging  # the hub home's own place for decrypted work files (and the period locks)
         self.max_payload_bytes = min(
             max_payload_bytes, MAX_PAYLOAD_BYTES
         )  # the setting imports.max_payload_bytes
         self.outer_limits = {**OUTER_LIMITS, PAYLOAD: self.max_payload_bytes}
+        self.storing = Storing(session, vault, audit, staging)
+        self._recovered = False
 
     def import_package(self, path: Path) -> ImportOutcome:
         """Import one package; either way, sign a checkpoint that covers what was logged."""
+        if not self._recovered:  # once per run: what imports that died left in ``storing``
+            self.storing.recover_idle_periods()
+            self._recovered = True
         try:
-            outcome = self._import(path)
+            outcome = self._import_retrying(path)
         except PackageRejectedError as exc:
             self.session.rollback()
             self.audit.append(
@@ -141,6 +143,18 @@ class Importer:
         self._sign_checkpoint()
         return outcome
 
+    def _import_retrying(self, path: Path) -> ImportOutcome:
+        """An import is safe to run again from the start (that is how a killed one is finished), so a dropped
+        database connection is retried once, on a fresh connection, before it is reported."""
+        for attempt in range(DISCONNECT_ATTEMPTS):
+            try:
+                return self._import(path)
+            except DBAPIError as exc:
+                if not is_disconnect(exc) or attempt == DISCONNECT_ATTEMPTS - 1:
+                    raise
+                self.session.rollback()
+        raise AssertionError("unreachable")
+
     def _sign_checkpoint(self) -> None:
         if self.audit.can_sign:
             self.audit.checkpoint()
@@ -148,18 +162,24 @@ class Importer:
     def _import(self, path: Path) -> ImportOutcome:
         with import_workspace(self.staging) as work:
             envelope, envelope_sha = self._open_envelope(path, work)
-            previous = self.session.scalar(select(Package).where(Package.package_id == envelope.package_id))
-            if previous is not None and previous.envelope_sha256 != envelope_sha:
-                raise _reject(
-                    "同じパッケージ ID で内容が異なります（再送攻撃の疑い）",
-                    "replayed package id with different content",
-                    path,
-                )
+            previous = self._previous(path, envelope, envelope_sha)
             if previous is not None and previous.state is PackageState.IMPORTED:
                 return self._already_imported(path, previous)
             manifest = self._unseal(path, envelope, work)
             dataset = self._validate(path, envelope, manifest, work)
-            return self._store(path, envelope, envelope_sha, manifest, dataset, work, previous)
+            with period_lock(self.staging, dataset.name, manifest.as_of):
+                return self._store(path, envelope, envelope_sha, manifest, dataset, work)
+
+    def _previous(self, path: Path, envelope: Envelope, envelope_sha: str) -> Package | None:
+        """The package's earlier import (finished or not); a different envelope under its id is a replay."""
+        previous = self.session.scalar(select(Package).where(Package.package_id == envelope.package_id))
+        if previous is not None and previous.envelope_sha256 != envelope_sha:
+            raise _reject(
+                "同じパッケージ ID で内容が異なります（再送攻撃の疑い）",
+                "replayed package id with different content",
+                path,
+            )
+        return previous
 
     # -- checks -----------------------------------------------------------------------------------------
 
@@ -304,7 +324,7 @@ class Importer:
             raise _reject(refusal.ja, refusal.en, path)
         return dataset
 
-    # -- storing ----------------------------------------------------------------------------------------
+    # -- storing (under the period's lock: renkei.hub.storing) ------------------------------------------
 
     def _store(
         self,
@@ -314,13 +334,51 @@ class Importer:
         manifest: Manifest,
         dataset: Dataset,
         work: Path,
-        previous: Package | None,
     ) -> ImportOutcome:
-        sender = self.session.scalar(select(Sender).where(Sender.name == envelope.sender))
-        assert sender is not None  # checked with the signature
+        name, dataset_id = dataset.name, dataset.id
+        self.storing.recover_period(name, dataset_id, manifest.as_of, keep=envelope.package_id)
+        package = self._reserve(path, envelope, envelope_sha, manifest, dataset_id, name)
+        if package.state is PackageState.IMPORTED:  # a racing import of the same package finished first
+            return self._already_imported(path, package)
+        snapshot = self.storing.store(
+            package, name, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE}
+        )
+        return ImportOutcome(
+            path, "imported", f"{name}/{snapshot.period.isoformat()}/v{snapshot.version}", snapshot.rows
+        )
+
+    def _reserve(
+        self,
+        path: Path,
+        envelope: Envelope,
+        envelope_sha: str,
+        manifest: Manifest,
+        dataset_id: int,
+        name: str,
+    ) -> Package:
+        """This package's reservation: its earlier one, or the next version, after the checks made again here."""
+        for _ in range(RESERVE_ATTEMPTS):
+            try:
+                with writing(self.session):
+                    package = self._previous(path, envelope, envelope_sha)
+                    if package is not None and package.state is PackageState.IMPORTED:
+                        return package
+                    self._refuse_stored_content(path, dataset_id, manifest)  # by another package meanwhile
+                    if package is None:
+                        package = self._new_reservation(envelope, envelope_sha, manifest, dataset_id, name)
+                        self.session.add(package)
+                    elif package.bytes is None:  # reserved by an older hub: record what finishing needs
+                        package.rows, package.bytes = manifest.rows_out, manifest.data_bytes
+                        package.spec_hash = manifest.spec_hash
+                return package
+            except IntegrityError:
+                continue  # an importer that does not share the lock reserved first: decide again
+        raise conflict(path)
+
+    def _refuse_stored_content(self, path: Path, dataset_id: int, manifest: Manifest) -> None:
         duplicate = self.session.scalar(
-            select(Snapshot).where(
-                Snapshot.dataset_id == dataset.id,
+            select(Snapshot.id).where(
+                Snapshot.dataset_id == dataset_id,
                 Snapshot.period == manifest.as_of,
                 Snapshot.content_sha256 == manifest.content_sha256,
             )
@@ -331,62 +389,25 @@ class Importer:
                 "same content already stored (replay)",
                 path,
             )
-        package = previous or self._record_storing(envelope, envelope_sha, manifest, dataset, sender)
-        ref = SnapshotRef(dataset.name, manifest.as_of, package.version)
-        self.vault.sweep_staging()  # finish or clear what an interrupted earlier run left behind
-        if not self.vault.exists(ref):
-            self.vault.store(ref, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE})
-        snapshot = Snapshot(
-            dataset=dataset,
-            period=manifest.as_of,
-            version=package.version,
-            rows=manifest.rows_out,
-            bytes=manifest.data_bytes,
-            content_sha256=manifest.content_sha256,
-            spec_hash=manifest.spec_hash,
-            sender=sender,
-            package_id=envelope.package_id,
-        )
-        self.session.add(snapshot)
-        package.state = PackageState.IMPORTED
-        self.session.flush()
-        self.audit.append_in(
-            self.session,
-            actor=IMPORTER,
-            action=AuditAction.IMPORT,
-            resource=snapshot.resource,
-            details={
-                "package_id": envelope.package_id,
-                "sender": sender.name,
-                "rows": manifest.rows_out,
-                "content_sha256": manifest.content_sha256,
-            },
-        )
-        self.session.commit()
-        return ImportOutcome(path, "imported", snapshot.resource, manifest.rows_out)
 
-    def _record_storing(
-        self, envelope: Envelope, envelope_sha: str, manifest: Manifest, dataset: Dataset, sender: Sender
+    def _new_reservation(
+        self, envelope: Envelope, envelope_sha: str, manifest: Manifest, dataset_id: int, name: str
     ) -> Package:
-        package = Package(
+        sender = self.session.scalar(select(Sender).where(Sender.name == envelope.sender))
+        assert sender is not None  # checked with the signature
+        return Package(
             package_id=envelope.package_id,
             envelope_sha256=envelope_sha,
-            sender=sender,
-            dataset_id=dataset.id,
+            sender_id=sender.id,
+            dataset_id=dataset_id,
             period=manifest.as_of,
-            version=self._next_version(dataset, manifest.as_of),
+            version=self.storing.next_version(name, dataset_id, manifest.as_of),
             content_sha256=manifest.content_sha256,
+            rows=manifest.rows_out,
+            bytes=manifest.data_bytes,
+            spec_hash=manifest.spec_hash,
             state=PackageState.STORING,
         )
-        self.session.add(package)
-        self.session.commit()
-        return package
-
-    def _next_version(self, dataset: Dataset, period: dt.date) -> int:
-        used = self.session.scalars(
-            select(Package.version).where(Package.dataset_id == dataset.id, Package.period == period)
-        ).all()
-        return max([0, *used, self.vault.next_version(dataset.name, period) - 1]) + 1
 
     def _already_imported(self, path: Path, package: Package) -> ImportOutcome:
         snapshot = self.session.scalar(select(Snapshot).where(Snapshot.package_id == package.package_id))

@@ -60,8 +60,6 @@ class KekError(RenkeiError):
 class WrongKekError(RenkeiError):
     """A wrapped data key does not open with this KEK (other key, altered or swapped key file)."""
 
-    exit_code = 3
-
 
 @dataclass(frozen=True, slots=True)
 class WrappedKey:

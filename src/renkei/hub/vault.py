@@ -85,8 +85,6 @@ class SnapshotNotFoundError(VaultError):
 class CorruptedFileError(VaultError):
     """A stored file fails authentication or its recorded checksum: damaged or tampered with."""
 
-    exit_code = 3
-
 
 class VaultFullError(VaultError):
     """The disk filled up while storing; nothing was stored."""

@@ -4,10 +4,11 @@ JSON (the API, and any client that does not ask for HTML)::
 
     {"error": {"code": "forbidden", "message_ja": "…", "message_en": "…", "request_id": "…"}}
 
-Pages get the same four fields as an HTML page. The HTTP status lives on the exception class
-(``http_status``); for the access modules' login errors, which predate the web layer and carry none, the
-status is looked up in :data:`LOGIN_ERROR_STATUS`. Anything else is a bug: a 500 with a generic message, the
-traceback only in the server log, tagged with the request id (ASVS v5.0.0-16.5.1, 16.5.4).
+Pages get the same four fields as an HTML page. The HTTP status and code of every renkei error come from the one
+table :data:`renkei.errors.ERRORS`, which gives the CLI its exit codes too; a fault renkei can name (a lost
+database connection, a full disk: :mod:`renkei.faults`) answers as the error it amounts to (503, 507). Anything
+else is a bug: a 500 with a generic message, the traceback only in the server log, tagged with the request id
+(ASVS v5.0.0-16.5.1, 16.5.4).
 """
 
 from __future__ import annotations
@@ -22,19 +23,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from renkei.errors import RenkeiError
-from renkei.hub.access.applications import ApplicationError, SeparationOfDuties
-from renkei.hub.access.authz import Forbidden, InvalidTransition
-from renkei.hub.access.login import (
-    EnrollmentError,
-    LoginFailedError,
-    LoginThrottledError,
-    NoSecondFactorError,
-    SecondFactorError,
-    TerminalNotRegisteredError,
-)
-from renkei.hub.access.passwords import WeakPasswordError
-from renkei.hub.access.sessions import SessionRejectedError
+from renkei.errors import RenkeiError, answer_for
+from renkei.faults import as_renkei_error
+from renkei.hub.access.login import LoginThrottledError
 from renkei.web.cookies import clear_login_cookies
 from renkei.web.templating import render
 
@@ -44,16 +35,10 @@ SESSION_ENDED = (401,)  # statuses after which the browser's session cookie is c
 
 
 class WebError(RenkeiError):
-    """An error of the web layer itself; subclasses set ``http_status`` and ``code``."""
-
-    http_status = 400
-    code = "bad_request"
+    """An error of the web layer itself; its status and code are in renkei.errors.ERRORS."""
 
 
 class NotFoundError(WebError):
-    http_status = 404
-    code = "not_found"
-
     def __init__(
         self,
         ja: str = "ページまたはデータが見つかりません",
@@ -63,9 +48,6 @@ class NotFoundError(WebError):
 
 
 class UnauthenticatedError(WebError):
-    http_status = 401
-    code = "unauthenticated"
-
     def __init__(self) -> None:
         super().__init__(
             "ログインが必要です（セッションが無効か期限切れです）",
@@ -74,9 +56,6 @@ class UnauthenticatedError(WebError):
 
 
 class CsrfRejectedError(WebError):
-    http_status = 403
-    code = "csrf_rejected"
-
     def __init__(self) -> None:
         super().__init__(
             "不正な画面遷移のため受け付けませんでした。画面を読み込み直してからやり直してください",
@@ -87,9 +66,6 @@ class CsrfRejectedError(WebError):
 class ProxyRefusedError(WebError):
     """A request from the trusted proxy's address without the proxy's secret: someone posing as the proxy."""
 
-    http_status = 403
-    code = "proxy_refused"
-
     def __init__(self) -> None:
         super().__init__(
             "リバースプロキシを経由していない接続は受け付けません",
@@ -98,9 +74,6 @@ class ProxyRefusedError(WebError):
 
 
 class PasswordChangeRequiredError(WebError):
-    http_status = 403
-    code = "password_change_required"
-
     def __init__(self) -> None:
         super().__init__(
             "パスワードの変更が必要です。先にパスワードを変更してください",
@@ -111,32 +84,9 @@ class PasswordChangeRequiredError(WebError):
 class CurrentPasswordWrongError(WebError):
     """A signed-in user typed a wrong current password: not a failed login, so not 401."""
 
-    http_status = 403
-    code = "current_password_wrong"
-
     def __init__(self) -> None:
         super().__init__("現在のパスワードが正しくありません", "the current password is wrong")
 
-
-# Login errors of renkei.hub.access.login/sessions carry no status; their web status is decided here.
-LOGIN_ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
-    SessionRejectedError: (401, "unauthenticated"),
-    LoginFailedError: (401, "login_failed"),
-    SecondFactorError: (401, "second_factor_failed"),
-    LoginThrottledError: (429, "login_throttled"),
-    TerminalNotRegisteredError: (403, "terminal_not_registered"),
-    NoSecondFactorError: (403, "no_second_factor"),
-    EnrollmentError: (403, "enrollment_refused"),
-    WeakPasswordError: (422, "weak_password"),
-}
-
-# Codes of the access modules' errors that do carry their status.
-ERROR_CODES: dict[type[Exception], str] = {
-    SeparationOfDuties: "separation_of_duties",
-    InvalidTransition: "invalid_transition",
-    Forbidden: "forbidden",
-    ApplicationError: "application_invalid",
-}
 
 _HTTP_MESSAGES: dict[int, tuple[str, str, str]] = {
     400: ("bad_request", "リクエストの形式が正しくありません", "bad request"),
@@ -173,25 +123,20 @@ def describe(exc: BaseException) -> Problem:
         return _validation_problem(exc)
     if isinstance(exc, StarletteHTTPException):
         return _http_problem(exc.status_code, dict(exc.headers or {}))
-    if isinstance(exc, RenkeiError):
-        status, code = _status_and_code(exc)
+    error = as_renkei_error(exc)  # a renkei error, or a fault renkei can name (database, disk)
+    if error is not None:
+        status, code = _status_and_code(error)
         headers = {}
-        if isinstance(exc, LoginThrottledError):
-            headers["Retry-After"] = str(max(1, int(exc.retry_after.total_seconds() + 0.999)))
-        return Problem(status, code, exc.ja, exc.en, headers)
+        if isinstance(error, LoginThrottledError):
+            headers["Retry-After"] = str(max(1, int(error.retry_after.total_seconds() + 0.999)))
+        return Problem(status, code, error.ja, error.en, headers)
     return _http_problem(500, {})
 
 
 def _status_and_code(exc: RenkeiError) -> tuple[int, str]:
-    classes = type(exc).__mro__
-    for cls in classes:
-        if cls in LOGIN_ERROR_STATUS:
-            return LOGIN_ERROR_STATUS[cls]
-    status = int(getattr(exc, "http_status", 400))
-    if isinstance(exc, WebError):
-        return status, exc.code
-    code = next((ERROR_CODES[cls] for cls in classes if cls in ERROR_CODES), None)
-    return status, code or _HTTP_MESSAGES.get(status, _HTTP_MESSAGES[400])[0]
+    """From the one table of errors (renkei.errors.ERRORS), which the CLI's exit codes come from too."""
+    answer = answer_for(type(exc))
+    return answer.http_status, answer.code or _HTTP_MESSAGES.get(answer.http_status, _HTTP_MESSAGES[400])[0]
 
 
 def _http_problem(status: int, headers: dict[str, str]) -> Problem:

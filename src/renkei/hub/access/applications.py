@@ -217,8 +217,6 @@ ACTION_EVENT = {action: event for event, action in EVENT_ACTION.items()}
 class ApplicationError(RenkeiError):
     """An application as written cannot be accepted (missing purpose, unknown dataset or period …)."""
 
-    http_status = 422
-
 
 class SeparationOfDuties(Forbidden):
     """Someone tried to decide on their own application."""

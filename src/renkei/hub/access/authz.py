@@ -166,9 +166,6 @@ class Principal:
 class Forbidden(RenkeiError):  # noqa: N818 (the name every layer uses: HTTP 403 Forbidden)
     """Access denied. The web answers 403; the CLI exits with ``exit_code``."""
 
-    exit_code = 6
-    http_status = 403
-
     def __init__(self, ja: str, en: str, decision: Decision | None = None) -> None:
         super().__init__(ja, en)
         self.decision = decision
@@ -176,8 +173,6 @@ class Forbidden(RenkeiError):  # noqa: N818 (the name every layer uses: HTTP 403
 
 class InvalidTransition(Forbidden):
     """The object's state does not allow it (already decided, withdrawn, expired …): HTTP 409."""
-
-    http_status = 409
 
 
 @dataclass(frozen=True, slots=True)

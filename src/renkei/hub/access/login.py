@@ -72,8 +72,6 @@ class Factor(enum.StrEnum):
 class LoginError(RenkeiError):
     """A refused login step. The message is for the user; the reason is only in the audit log."""
 
-    exit_code = 4
-
 
 class LoginFailedError(LoginError):
     def __init__(

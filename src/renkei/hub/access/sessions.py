@@ -34,7 +34,7 @@ from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.terminals import Terminal
 from renkei.hub.audit import UTCDateTime
-from renkei.hub.db import Base
+from renkei.hub.db import Base, begin_write
 from renkei.hub.settings import DEFAULTS, SessionSettings
 
 IDLE_TIMEOUT = DEFAULTS.sessions.idle
@@ -93,8 +93,6 @@ class SessionRejectedError(RenkeiError):
     ``session_terminal`` say whose it was and where it was opened, for the audit entry.
     """
 
-    exit_code = 4
-
     def __init__(
         self, reason: str, *, login_id: str = "", session_id: int | None = None, session_terminal: str = ""
     ) -> None:
@@ -121,8 +119,7 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     Commits when the block ends normally, rolls back on an exception.
     """
     with factory() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        begin_write(session)
         try:
             yield session
         except BaseException:

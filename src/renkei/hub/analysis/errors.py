@@ -9,13 +9,9 @@ from renkei.hub.access.authz import Actor, Forbidden
 class AnalysisError(RenkeiError):
     """A result the rules do not let the hub show or export as asked (the message says why and what to do)."""
 
-    exit_code = 2
-    http_status = 422
-
 
 class ReleaseNotFound(AnalysisError):  # noqa: N818
-    exit_code = 2
-    http_status = 404
+    """No released table of that id belongs to the caller."""
 
 
 def analyst_id(actor: Actor) -> int:

@@ -26,7 +26,7 @@ ID_HEX = 32  # the city's pseudonymous IDs are 128 bits as 32 hex characters
 
 
 class RecordKeyError(RenkeiError):
-    exit_code = 3
+    """Record keys cannot be made: the key file is malformed, or the values to key are not pseudonymous IDs."""
 
 
 def create_record_key(home: Path) -> Path:

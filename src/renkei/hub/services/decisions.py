@@ -23,8 +23,6 @@ class NotFoundError(RenkeiError):
     Only a designated user ever learns this: ``authorize()`` checks the user before any rule looks the object up.
     """
 
-    http_status = 404
-
     def __init__(self, ja: str = "指定されたデータが見つかりません", en: str = "not found") -> None:
         super().__init__(ja, en)
 

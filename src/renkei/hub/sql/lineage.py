@@ -28,8 +28,6 @@ _COUNTING = (exp.Count, exp.ApproxDistinct)
 class LineageError(RenkeiError):
     """The query could not be analysed; its result is not shown."""
 
-    exit_code = 2
-
 
 @dataclass(frozen=True, slots=True)
 class Lineage:

@@ -8,9 +8,6 @@ from renkei.errors import RenkeiError
 class WorkspaceError(RenkeiError):
     """The workspace cannot be opened or used (sandbox, worker, lock-down)."""
 
-    exit_code = 5
-    http_status = 409  # no active grant, a closed workspace: the state forbids it
-
 
 class WorkspaceClosed(WorkspaceError):  # noqa: N818 (a state, like Forbidden)
     """The workspace is closed (by the user, a revoked or expired grant, or a killed worker)."""
@@ -19,13 +16,9 @@ class WorkspaceClosed(WorkspaceError):  # noqa: N818 (a state, like Forbidden)
 class QueryRefused(WorkspaceError):  # noqa: N818
     """The query is not a single SELECT, or its result cannot be returned."""
 
-    http_status = 422
-
 
 class QueryTimeout(WorkspaceError):  # noqa: N818
     """The query ran past its wall-clock limit and was interrupted (or its worker killed)."""
-
-    http_status = 504
 
     def __init__(self, ja: str, en: str, *, closed: bool) -> None:
         super().__init__(ja, en)
@@ -34,5 +27,3 @@ class QueryTimeout(WorkspaceError):  # noqa: N818
 
 class QueryFailed(WorkspaceError):  # noqa: N818
     """DuckDB reported an error for the query; the workspace stays open."""
-
-    http_status = 422
