@@ -519,9 +519,9 @@ def _read_after_town(text: str, full: bool, street: bool = False) -> _AfterTown:
             return _AfterTown("", None, False, _SLOW_PLACE, "")
         parts.append(aza[0])
         text, plain = text[aza.end() :].lstrip(), True
-        if full and (numbered := _numbered_parts(text, False))[0]:
-            parts.append(numbered[0])
-            text = numbered[1]
+        if full:  # 字鵜飼第4地割
+            after_aza, text = _numbered_parts(text, False)
+            parts.append(after_aza)
     mode = None
     block = ""
     if word := _NO_NUMBER_WORD.match(text):
