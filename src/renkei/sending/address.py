@@ -162,13 +162,14 @@ _NUMBERED_PART = re.compile(
 )
 _STREET_TOWN_PART = re.compile(rf"(?P<n>[0-9{_KANJI}]+)(?P<unit>番町|[ノの]町)")
 # A tail that begins with such a part: the value is read whole (RE2 form, on NFKC text).
-_TAIL_PART = "^[0-9]+(?:地割|線|号[東西南北]|番町|[ノの]町)"
+_TAIL_PART = "^[0-9]+(?:地割|線|号[東西南北]|番町|[ノの]町|丁目[東西南北][0-9])"
+_CHOME_SIDE = re.compile("[東西南北](?=[0-9])")
 _TAIL_PART_PY = re.compile(_TAIL_PART)
 _LETTER_BLOCK = re.compile(rf"(?P<b>[A-Z])(?:[{_SEP}](?=[0-9])|(?=[0-9])|$)")
 _AZA = re.compile(rf"大?字[{_HAN}]+")  # 小字: kanji, hiragana, ノ (字北ノ谷); a glued building is not one
 _AZA_START = re.compile("大?字")
 _NO_NUMBER_WORD = re.compile("番外地|無番地")
-_ONLY_KANA = re.compile("[ノツケヶヵ]+")
+_ONLY_KANA = re.compile("[ノのツケヶヵ]+")  # a separator (ハの74-2) or a joining kana, not a name
 _UNLISTED_TOWN = re.compile(rf"(大?字)?([{_HAN}]+?)(?=[0-9]|第[0-9]|[{_KANJI}]+{_CHOME_WORD}|大?字|[ \t]|$)")
 _EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+{_CHOME_WORD}|第[0-9]|大?字|[ \t0-9]|$)")
 _BUILDING = re.compile(
@@ -187,9 +188,9 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-# Variant characters NFKC leaves alone but writers use for the standard one in place names (巿 U+5DFF,
-# "fu", for 市; 髙 for 高; 﨑 for 崎; 德 for 徳). Japan Post writes the standard form.
-_VARIANTS = str.maketrans({"巿": "市", "髙": "高", "﨑": "崎", "德": "徳"})
+# A variant character NFKC leaves alone but writers use for the standard one: 巿 (U+5DFF, "fu") for 市.
+# Other variants (髙, 﨑, 桒) are real in some place names, so they are not folded.
+_VARIANTS = str.maketrans({"巿": "市"})
 # A name in parentheses inside the 町字 part: Kyoto's 下ル（忠庵町）, 字裏ノ（南栄町）. The parentheses are
 # replaced by a mark (a private-use character) where the town may start; the mark is not written out.
 _PAREN_NAME = re.compile(r"\(([\u3041-\u309f\u4e00-\u9fff々ヶケノ]+)\)")
@@ -302,14 +303,17 @@ def _municipality_keys() -> tuple[dict[str, tuple[tuple[str, str], ...]], int]:
 def _match_municipality(text: str) -> tuple[tuple[tuple[str, str], ...], int] | None:
     """The candidates for the longest municipality key at the start of ``text`` and the key's length."""
     keys, longest = _municipality_keys()
+    found = None
     for end in range(min(len(text), longest), 0, -1):
         if candidates := keys.get(text[:end]):
-            return candidates, end
-    if " " in text[:longest]:  # 兵庫県 神戸市 中央区: spaces between the parts
+            found = candidates, end
+            break
+    if " " in text[:longest]:  # 兵庫県 神戸市 中央区, 京都府京都市 下京区: spaces between the parts
         for end in range(min(len(text), 2 * longest), 0, -1):
-            if candidates := keys.get(text[:end].replace(" ", "")):
+            key = text[:end].replace(" ", "")
+            if (candidates := keys.get(key)) and (found is None or len(key) > found[1]):
                 return candidates, end
-    return None
+    return found
 
 
 _HOME_CITY = HYOGO + KOBE  # preferred when a bare ward and town fit several cities equally
@@ -514,6 +518,9 @@ def _read_after_town(text: str, full: bool, street: bool = False) -> _AfterTown:
         chome = value
         parts.append(f"{value}丁目")
         text = text[match.end() :].lstrip()
+        if full and (side := _CHOME_SIDE.match(text)):  # 平和通1丁目南6番: 丁目南 is the 小字
+            parts.append(side[0])
+            text = text[side.end() :]
     if aza := _AZA.match(text):
         if not full and not _is_name(aza[0]):  # a kanji 地番 the head cut did not see
             return _AfterTown("", None, False, _SLOW_PLACE, "")
@@ -596,12 +603,14 @@ def _leftover_mode(rest: str, full: bool) -> int | None:
 
 
 _FIELD = "\x1f"  # separates a signature's two parts (the text that follows the numbers may hold anything)
-_LONG_NUMBER, _NUMBER = "[0-9]{3,}", "[0-9]+"
+# M: a number that is never a 丁目 read from a hyphen form (3 digits or more, or above 30: 上作延73-1 is
+# a 地番 even where Japan Post lists the town with 丁目); N: any other number.
+_LONG_NUMBER, _NUMBER = "[0-9]{3,}|3[1-9]|[4-9][0-9]", "[0-9]+"
 
 
 def _signature(read: str, following: str) -> str:
-    """What a tail's reading depends on: the text the grammar read with each number replaced by N (one or two
-    digits) or M (more: never a 丁目 read from 309-1), and the (at most two) characters that follow. A few
+    """What a tail's reading depends on: the text the grammar read with each number replaced by N (up to 30)
+    or M (more: never a 丁目 read from 309-1 or 73-1), and the (at most two) characters that follow. A few
     thousand distinct signatures cover a city."""
     return re.sub(_NUMBER, "N", re.sub(_LONG_NUMBER, "M", read)) + _FIELD + following
 
@@ -619,7 +628,7 @@ def _classify(signature: str, mode: int) -> tuple[int, int, int]:
     L1 source: 0 none (deleted), 1 the first number, 2 the second number (both with their unit).
     """
     shape, following = signature.split(_FIELD)
-    g = _groups(_GRAMMAR.match(shape.replace("M", "100").replace("N", "1")))
+    g = _groups(_GRAMMAR.match(shape.replace("M", "100").replace("N", "1")))  # M, N: see _LONG_NUMBER
     rest = _rest_class(following)
     written = bool(g["c"])
     if written and mode == _HAS_CHOME:  # two 丁目
