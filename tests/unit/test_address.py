@@ -443,3 +443,149 @@ def test_generated_kobe_addresses(addresses: list[Generated]) -> None:
         assert truncate_address(generated.text).address == output
     outcomes = {o: sum(a.outcome == o for a in addresses) for o in OUTCOMES}
     assert result.counts == outcomes
+
+
+# --------------------------------------------------------------------------------- forms of issue 11
+# Each form the rule used to over-truncate or blank, read as the rule says (docs/rules/address.md, "Forms").
+ISSUE_11_FORMS = [
+    # 丁 without 目 is the 丁目 (堺市's own form: Geolonia fixture), arabic or kanji, and in a Kobe town.
+    ("大阪府堺市堺区南花田口町２丁３－１０", "大阪府堺市堺区南花田口町2丁目3", "block_kept"),
+    ("大阪府堺市堺区宿屋町西３丁１番２号", "大阪府堺市堺区宿屋町西3丁目1番", "block_kept"),
+    ("堺市北区新金岡町4丁1−8", "大阪府堺市北区新金岡町4丁目1", "block_kept"),
+    ("大阪府堺市堺区南花田口町二丁3-10", "大阪府堺市堺区南花田口町2丁目3", "block_kept"),
+    ("神戸市中央区加納町4丁1-8", f"{KOBE}中央区加納町4丁目1", "block_kept"),
+    ("神戸市中央区加納町2丁3-10", f"{KOBE}中央区加納町2丁目3", "block_kept"),
+    ("神戸市中央区加納町4丁", f"{KOBE}中央区加納町4丁目", "no_number"),
+    # 地割 (Iwate), 線 and 号 (Hokkaido) and a 第N号 小字 are parts of the 町字 (ABR general, issue133, 206).
+    ("岩手県八幡平市大更第35地割", "岩手県八幡平市大更第35地割", "no_number"),
+    ("岩手県八幡平市大更第35地割10番地3", "岩手県八幡平市大更第35地割10番地", "block_kept"),
+    ("岩手県八幡平市大更第三十五地割10番地", "岩手県八幡平市大更第35地割", "block_deleted"),
+    ("盛岡市飯岡新田４地割１００１ 河南自治公民館", "岩手県盛岡市飯岡新田4地割", "block_deleted"),
+    ("盛岡市飯岡新田４地割１００１－２", "岩手県盛岡市飯岡新田4地割1001", "block_kept"),
+    ("北海道石狩郡新篠津村第４６線北１０番地", "北海道石狩郡新篠津村第46線北", "block_deleted"),
+    ("北海道石狩郡新篠津村第四十六線北10番地2", "北海道石狩郡新篠津村第46線北10番地", "block_kept"),
+    ("北海道上川郡東神楽町14号北1番地", "北海道上川郡東神楽町14号北", "block_deleted"),
+    ("北海道上川郡東神楽町14号北1番地5", "北海道上川郡東神楽町14号北1番地", "block_kept"),
+    ("香川県高松市塩江町安原下第1号958-4-1", "香川県高松市塩江町安原下第1号958", "block_kept"),
+    ("香川県高松市塩江町安原下第３号５４０", "香川県高松市塩江町安原下第3号", "block_deleted"),
+    # 条 and 丁目 in Sapporo forms with rooms and 小字 (ABR general-test-cases, sapporo-schools).
+    ("北海道札幌市中央区南２条西１ー５ー２号室", "北海道札幌市中央区南二条西1丁目", "block_deleted"),
+    ("札幌市中央区南２条西１ー５ー301C", "北海道札幌市中央区南二条西1丁目5", "block_kept"),
+    ("北海道札幌市北区北24条西6丁目1-1-1203", "北海道札幌市北区北二十四条西6丁目1", "block_kept"),
+    ("北海道札幌市西区八軒３条西５丁目１番１号", "北海道札幌市西区八軒三条西5丁目1番", "block_kept"),
+    ("北海道札幌市白石区平和通１丁目南６番１６号", "北海道札幌市白石区平和通1丁目南6番", "block_kept"),
+    # Niigata: 番町 and ノ町 after a 通 are part of the town.
+    ("新潟県新潟市中央区古町通1番町100", "新潟県新潟市中央区古町通1番町", "block_deleted"),
+    ("新潟県新潟市中央区古町通7番町1010番地2", "新潟県新潟市中央区古町通7番町1010番地", "block_kept"),
+    ("新潟県新潟市中央区上大川前通十一番町1861", "新潟県新潟市中央区上大川前通11番町", "block_deleted"),
+    ("新潟県新潟市中央区礎町通1ノ町100-2", "新潟県新潟市中央区礎町通1ノ町100", "block_kept"),
+    ("新潟県新潟市中央区礎町通３の町２０８６", "新潟県新潟市中央区礎町通3ノ町", "block_deleted"),
+    # A hyphen form whose last number carries 番地 keeps the first number.
+    ("千葉県市原市五井748-1番地", "千葉県市原市五井748", "block_kept"),
+    ("神戸市西区神出町五百蔵789-2番地", f"{KOBE}西区神出町五百蔵789", "block_kept"),
+    ("神戸市西区神出町五百蔵789の2番", f"{KOBE}西区神出町五百蔵789", "block_kept"),
+    # A municipality with a number and no 町字: the municipality and what the rule keeps.
+    ("富山県富山市3-1-23", "富山県富山市3", "block_kept"),
+    ("東京都武蔵野市1-111", "東京都武蔵野市1", "block_kept"),
+    ("茨城県龍ｹ崎市3928番地", "茨城県龍ケ崎市", "block_deleted"),
+    ("龍ケ崎市8810 龍ケ崎西小学校", "茨城県龍ケ崎市", "block_deleted"),
+    ("神奈川県綾瀬市無番地", "神奈川県綾瀬市無番地", "no_number"),
+    # A city and ward alone, a municipality alone, a city alone, a ward alone (the platform's own city).
+    ("兵庫県神戸市中央区", f"{KOBE}中央区", "no_number"),
+    ("神戸市北区", f"{KOBE}北区", "no_number"),
+    ("兵庫県神戸市", KOBE, "no_number"),
+    ("神戸市", KOBE, "no_number"),
+    ("中央区", f"{KOBE}中央区", "no_number"),
+    ("兵庫県芦屋市", "兵庫県芦屋市", "no_number"),
+    ("京都府京都市 下京区上之町999", "京都府京都市下京区上之町", "block_deleted"),
+    # No municipality: read against the platform's own city (a town Japan Post lists in one ward).
+    ("加納町4丁目5-1", f"{KOBE}中央区加納町4丁目5", "block_kept"),
+    ("加納町6-5-1", f"{KOBE}中央区加納町6丁目5", "block_kept"),
+    ("山田町下谷上字中一里山9番地の4", f"{KOBE}北区山田町下谷上字中一里山9番地", "block_kept"),
+    ("神出町五百蔵789-2", f"{KOBE}西区神出町五百蔵789", "block_kept"),
+    # Letter and katakana blocks: the letter is the 番地 when a number follows it; イ22 is an L2.
+    ("大阪府大阪市中央区上町A-5", "大阪府大阪市中央区上町A", "block_kept"),
+    ("大阪市中央区上町Ｃ‐３", "大阪府大阪市中央区上町C", "block_kept"),
+    ("大阪府大阪市中央区上町A-5どこか", "大阪府大阪市中央区上町A", "block_kept"),
+    ("大阪府大阪市中央区上町A", "大阪府大阪市中央区上町", "block_deleted"),
+    ("東京都町田市木曽東4丁目14-イ22", "東京都町田市木曽東4丁目14", "block_kept"),
+    ("東京都町田市木曽東4丁目14-A", "東京都町田市木曽東4丁目14", "block_kept"),
+    # Kyoto: a parenthesised town (Geolonia fixture; ABR general-test-cases) is unwrapped.
+    (
+        "京都府京都市下京区忠庵町柳馬場通松原下ル（忠庵町）３１６",
+        "京都府京都市下京区忠庵町柳馬場通松原下ル忠庵町",
+        "block_deleted",
+    ),
+    (
+        "京都府京都市下京区柳馬場通松原下ル（忠庵町）316-2",
+        "京都府京都市下京区柳馬場通松原下ル忠庵町316",
+        "block_kept",
+    ),
+    ("京都府福知山市字裏ノ(南栄町)８", "京都府福知山市字裏ノ南栄町", "block_deleted"),
+    # 町字 that are numbers or look like 丁目, when Japan Post lists them.
+    ("埼玉県春日部市大字八丁目353番地1", "埼玉県春日部市大字八丁目353番地", "block_kept"),
+    ("埼玉県春日部市八丁目123-4", "埼玉県春日部市八丁目123", "block_kept"),
+    ("岩手県花巻市十二丁目704", "岩手県花巻市十二丁目", "block_deleted"),
+    ("静岡県富士市四十九100-1", "静岡県富士市四十九100", "block_kept"),
+    # Variant characters and 郡 left out.
+    ("千葉県巿川巿巿川1丁目", "千葉県市川市市川1丁目", "no_number"),
+    ("兵庫県神戸巿中央区加納町6丁目5番1号", f"{KOBE}中央区加納町6丁目5番", "block_kept"),
+    ("岩手県胆沢郡金ｹ崎町西根二ﾂ堤45-24 第一小学校", "岩手県胆沢郡金ケ崎町西根二ツ堤45", "block_kept"),
+    ("岩手県金ケ崎町西根二ツ堤45-24", "岩手県胆沢郡金ケ崎町西根二ツ堤45", "block_kept"),
+    ("兵庫県香美町香住区香住1-2", "兵庫県美方郡香美町香住区香住1", "block_kept"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "outcome"), ISSUE_11_FORMS)
+def test_issue_11_forms(text: str, expected: str, outcome: str) -> None:
+    assert read(text) == (expected, outcome)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 町字 not in Japan Post that are numbers: a kanji 地番 cannot be told from them, so they go.
+        ("熊本県玉名郡南関町七十三", "熊本県玉名郡南関町"),
+        # Numbers above 30 are never a 丁目 read from a hyphen form, even where the town has 丁目.
+        ("神奈川県川崎市高津区上作延７３－１", "神奈川県川崎市高津区上作延73"),
+        ("富山県富山市町村５８−２ アパート", "富山県富山市町村58"),
+        # の between a katakana town and its number is a separator, not a name.
+        ("千葉県旭市ハの７４-2", "千葉県旭市ハ74"),
+    ],
+)
+def test_doubtful_forms_delete_more(text: str, expected: str) -> None:
+    assert read(text)[0] == expected
+
+
+# One place, one string: the 町字 as Japan Post spells it, numbers (丁目, 地割, L1) in arabic digits.
+@pytest.mark.parametrize(
+    "variants",
+    [
+        [
+            "北海道札幌市北区北24条西6丁目1-1",
+            "北海道札幌市北区北二十四条西六丁目1-1",
+            "札幌市北区北２４条西６－１－１",
+        ],
+        [
+            "神戸市長田区一番町3丁目1番5号",
+            "神戸市長田区1番町三丁目一番五号",
+            "兵庫県神戸市長田区一番町３丁目１番５号",
+        ],
+        ["千葉県鎌ｹ谷市鎌ｹ谷8-3-11", "千葉県鎌ケ谷市鎌ヶ谷八丁目3-11", "千葉県鎌ケ谷市鎌ケ谷８丁目３－１１"],
+        ["岩手県八幡平市大更第35地割10番地3", "岩手県八幡平市大更第三十五地割十番地三"],
+        [
+            "大阪府堺市堺区南花田口町２丁３－１０",
+            "大阪府堺市堺区南花田口町二丁目3-10",
+            "堺市堺区南花田口町2-3-10",
+        ],
+    ],
+)
+def test_one_place_one_string(variants: list[str]) -> None:
+    outputs = {read(text)[0] for text in variants}
+    assert len(outputs) == 1 and None not in outputs
+
+
+def test_parenthesised_note_after_the_numbers_is_deleted() -> None:
+    # Parentheses after the numbers are a 方書 or a note, never unwrapped into the town.
+    assert read("大分市大石町3丁目3-5(小野ビル101号)")[0] == "大分県大分市大石町3丁目3"
+    assert read("北海道雨竜郡秩父別町字秩父別２０８５番地(２条１丁目)")[0] == "北海道雨竜郡秩父別町字秩父別"

@@ -394,9 +394,15 @@ def _read_place(text: str, full: bool) -> _Place:
     readings = [
         reading for gazetteer in _gazetteers(candidates) for reading in _read_locality(gazetteer, rest, full)
     ]
+    best = max((score for score, _ in readings), default=0)
+    if best == 0 and not any(text.startswith(prefecture) for prefecture, _ in candidates):
+        # A bare name that is also a municipality elsewhere (山田町下谷上: 岩手県山田町 has no such town) is
+        # a town of the platform's own city if Japan Post lists it there.
+        home = _read_in_home_city(text, full)
+        if home.mode != _NO_PLACE:
+            return home
     if not readings:
         return _Place(_NO_PLACE)
-    best = max(score for score, _ in readings)
     places = {place for score, place in readings if score == best}
     if len(places) > 1:  # 中央区相生町: several cities have one; the platform's own city wins, or none
         places = {p for p in places if p.prefix and p.prefix.startswith(_HOME_CITY)}
@@ -503,6 +509,8 @@ def _read_after_town(text: str, full: bool, street: bool = False) -> _AfterTown:
     chome = None
     plain = False
     text = text.lstrip()
+    if not full and (_NUMBERED_PART.search(text) or (street and _STREET_TOWN_PART.match(text))):
+        return _AfterTown("", None, False, _SLOW_PLACE, "")  # 第三十五地割, 十一番町: read whole
     if full:
         numbered, text = _numbered_parts(text, street)
         if numbered:
