@@ -589,3 +589,108 @@ def test_parenthesised_note_after_the_numbers_is_deleted() -> None:
     # Parentheses after the numbers are a 方書 or a note, never unwrapped into the town.
     assert read("大分市大石町3丁目3-5(小野ビル101号)")[0] == "大分県大分市大石町3丁目3"
     assert read("北海道雨竜郡秩父別町字秩父別２０８５番地(２条１丁目)")[0] == "北海道雨竜郡秩父別町字秩父別"
+
+
+# --------------------------------------------------------------------------------- property: prefix reading
+# Whatever the written form, the output reads a prefix of the input: its numbers are the input's first
+# numbers in order (after NFKC and kanji → arabic), and of the numbers after the 町字 it keeps at most the
+# first one, and only when a second one exists. The 方書 never survives.
+
+KANJI_VALUES = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"壱": 1, "弐": 2, "参": 3}
+
+
+def numbers(text: str) -> list[int]:
+    """The numbers of a text in order, kanji numbers (一二三四, 三十五) included."""
+    values = []
+    for run in re.findall(r"[0-9]+|[〇一二三四五六七八九十百千壱弐参]+", unicodedata.normalize("NFKC", text)):
+        if run.isdigit():
+            values.append(int(run))
+            continue
+        total, digits = 0, -1
+        for char in run:
+            if char in KANJI_VALUES:
+                digits = max(digits, 0) * 10 + KANJI_VALUES[char]
+            else:
+                total += (1 if digits < 0 else digits) * {"十": 10, "百": 100, "千": 1000}[char]
+                digits = -1
+        values.append(total + max(digits, 0))
+    return values
+
+
+@dataclass(frozen=True)
+class Place:
+    written: tuple[str, ...]  # ways the municipality is written
+    prefix: str  # how the output writes it
+    towns: tuple[str, ...]  # ways the 町字 is written (its numbers are part of the name)
+    has_chome: bool
+
+
+SPECIAL_PLACES = [
+    Place(("岩手県八幡平市",), "岩手県八幡平市", ("大更第35地割", "大更第三十五地割"), False),
+    Place(("北海道石狩郡新篠津村",), "北海道石狩郡新篠津村", ("第46線北", "第四十六線北"), False),
+    Place(
+        ("新潟県新潟市中央区",), "新潟県新潟市中央区", ("古町通1番町", "古町通一番町", "礎町通3ノ町"), False
+    ),
+    Place(("香川県高松市",), "香川県高松市", ("塩江町安原下第1号",), False),
+    Place(("京都府京都市中京区",), "京都府京都市中京区", ("寺町通御池上る上本能寺前町",), False),
+    Place(("京都府京都市下京区",), "京都府京都市下京区", ("柳馬場通松原下ル（忠庵町）",), False),
+    Place(("北海道札幌市北区", "札幌市北区"), "北海道札幌市北区", ("北24条西", "北二十四条西"), True),
+    Place(("千葉県鎌ｹ谷市", "千葉県鎌ケ谷市"), "千葉県鎌ケ谷市", ("鎌ｹ谷", "鎌ケ谷"), True),
+    Place(("大阪府堺市堺区", "堺市堺区"), "大阪府堺市堺区", ("南花田口町",), True),
+    Place(("千葉県巿川巿",), "千葉県市川市", ("市川",), True),
+    Place(("富山県富山市",), "富山県富山市", ("",), False),
+]
+KOBE_PLACES = [
+    Place((f"兵庫県神戸市{ward}", f"神戸市{ward}"), f"{KOBE}{ward}", (town.name,), town.has_chome)
+    for ward, town in TOWNS
+]
+KATAGAKI = ["", " コーポ加納201号室", "マルゲンビル3F", " 3F", "(小野ビル101号)", " 山田方", " 十五番館ビル"]
+
+
+@st.composite
+def written_addresses(draw: st.DrawFn) -> tuple[str, Place, str, int, int, str]:
+    """(address, place, written municipality, numbers in the 町字 part (丁目 included), numbers after it,
+    方書)."""
+    place = draw(st.sampled_from(SPECIAL_PLACES) if draw(st.booleans()) else st.sampled_from(KOBE_PLACES))
+    municipality, town = draw(st.sampled_from(place.written)), draw(st.sampled_from(place.towns))
+    dash = draw(st.sampled_from(DASHES))
+    chome = ""
+    if place.has_chome and draw(st.integers(0, 4)):
+        c = draw(st.integers(1, 9))
+        chome = draw(st.sampled_from([f"{c}丁目", f"{kanji(c)}丁目", f"{c}丁", f"{c}{dash}"]))
+    count = draw(st.integers(0, 3))
+    tail = ""
+    for i in range(count):
+        n = draw(st.integers(1, 40) if i else st.integers(1, 1200))
+        written = kanji(n) if n < 100 and draw(st.integers(0, 4)) == 0 else str(n)
+        if i == 0:
+            unit = draw(st.sampled_from(["", "番", "番地"]))
+        else:
+            unit = draw(st.sampled_from(["", "号", "号室"] if i == count - 1 else ["", "号"]))
+        separator = draw(st.sampled_from([dash, "の", "ノ", ""])) if i < count - 1 else ""
+        if not unit and not separator and i < count - 1:
+            separator = dash
+        tail += written + unit + separator
+    if draw(st.booleans()):
+        tail = tail.translate(FULL_WIDTH)
+    katagaki = draw(st.sampled_from(KATAGAKI))
+    head_numbers = len(numbers(town + chome))
+    if place.has_chome and not chome and count >= 3:  # 6-5-1: the first number is the town's 丁目
+        head_numbers, count = head_numbers + 1, count - 1
+    return municipality + town + chome + tail + katagaki, place, municipality, head_numbers, count, katagaki
+
+
+@settings(max_examples=300, deadline=None)
+@given(written_addresses())
+def test_output_is_a_prefix_reading_that_keeps_no_deleted_part(
+    case: tuple[str, Place, str, int, int, str],
+) -> None:
+    text, place, municipality, head_numbers, tail_numbers, katagaki = case
+    output, _ = read(text)  # also: the vectorized reading equals the scalar one
+    assert output is not None and output.startswith(place.prefix), text
+    kept = numbers(output[len(place.prefix) :])
+    written = numbers(text[len(municipality) :])
+    assert kept == written[: len(kept)], (text, output)  # a prefix, in order
+    assert len(kept) <= head_numbers + (1 if tail_numbers >= 2 else 0), (text, output)
+    for word in re.findall(r"[ァ-ヺー]{2,}|[A-Za-z]+|館|方", katagaki):
+        assert word not in output[len(place.prefix) :] or word in output[: len(place.prefix)], (text, output)

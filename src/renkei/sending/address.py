@@ -481,8 +481,8 @@ def _read_unlisted_town(gazetteer: _Gazetteer, text: str) -> list[tuple[int, _Pl
         # rule keeps of the numbers (富山市3-1-23 → 富山市3), or a numbered part (新篠津村第46線北).
         return [(0, _place(gazetteer, "", None, False, _read_after_town(text, full=True)))]
     match = _UNLISTED_TOWN.match(text)
-    if not match or _BUILDING.search(match[2]):
-        return []
+    if not match or _BUILDING.search(match[2]):  # a 方書 or other text: the municipality alone is kept
+        return [(0, _place(gazetteer, "", None, False, _read_after_town(text, full=True)))]
     after = _read_after_town(text[match.end() :], full=True)
     return [(0, _place(gazetteer, match[0], match[2], False, after))]
 
