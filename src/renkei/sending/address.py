@@ -135,7 +135,7 @@ _REST_CLASSES = (
     ("K", re.compile(r"^[ァ-ヺーA-Za-z]")),  # katakana or latin glued on: a building name
 )
 
-_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋
+_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆〇ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋, 壱〇部
 _FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
 _KANJI_RUN = re.compile(f"[{_KANJI}]+")
 # A kanji number in a numeric position: before a unit, a separator and a number, a space, a glued building
