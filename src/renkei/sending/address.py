@@ -165,6 +165,9 @@ _STREET_TOWN_PART = re.compile(rf"(?P<n>[0-9{_KANJI}]+)(?P<unit>番町|[ノの]�
 _TAIL_PART = "^[0-9]+(?:地割|線|号[東西南北]|番町|[ノの]町|丁目[東西南北][0-9])"
 _CHOME_SIDE = re.compile("[東西南北](?=[0-9])")
 _TAIL_PART_PY = re.compile(_TAIL_PART)
+_JO_LEFT_OUT = re.compile(
+    rf"(?P<stem>[{_HAN}]+?)(?P<n>[0-9]{{1,2}})(?:(?P<side>[東西南北])(?=[0-9{_SEP}])|(?=[{_SEP}][0-9]))"
+)
 _LETTER_BLOCK = re.compile(rf"(?P<b>[A-Z])(?:[{_SEP}](?=[0-9])|(?=[0-9])|$)")
 _AZA = re.compile(rf"大?字[{_HAN}]+")  # 小字: kanji, hiragana, ノ (字北ノ谷); a glued building is not one
 _AZA_START = re.compile("大?字")
@@ -467,9 +470,20 @@ def _find_town(gazetteer: _Gazetteer, text: str, full: bool) -> tuple[int, int, 
     best: tuple[int, int, Town] | None = None
     for start in starts:
         hit = gazetteer.town_at(text, start, full)
+        if full and (jo := _jo_left_out(gazetteer, text, start)) and (hit is None or jo[0] > hit[0]):
+            hit = jo
         if hit and (best is None or hit[0] > best[1]):
             best = (start, *hit)
     return best
+
+
+def _jo_left_out(gazetteer: _Gazetteer, text: str, start: int) -> tuple[int, Town] | None:
+    """A Hokkaido 条 town written without 条 (月寒東3-18-1 for 月寒東三条18丁目1, 北16西2-1-1 for
+    北十六条西2丁目1-1): the name, its number and side form a town Japan Post lists with 条."""
+    if (match := _JO_LEFT_OUT.match(text, start)) is None:
+        return None
+    town = gazetteer.by_canon.get(_canon(match["stem"]) + match["n"] + "条" + (match["side"] or ""))
+    return (match.end(), town) if town else None
 
 
 def _read_unlisted_town(gazetteer: _Gazetteer, text: str) -> list[tuple[int, _Place]]:
