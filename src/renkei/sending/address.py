@@ -6,11 +6,13 @@ address into its 町字 part and a numeric tail L1, L2, L3…; if L2 exists dele
 always deleted; 番外地 and 無番地 are kept.
 
 **Normalized output.** NFKC; the 都道府県 and 市区町村 as Japan Post writes them (the 都道府県 filled in when
-the input left it out, the 区 filled in when only the city was written and the town names one ward); the 町字
-as written in the input after NFKC, Kyoto street descriptors (寺町通御池上る) and 字/大字 included and numerals
-inside names untouched; ``N丁目`` with an arabic N when the address has a 丁目 (六丁目 → 6丁目, the first
-number of ``6-5-1`` in a town with 丁目); then the kept L1 in arabic digits with its unit as written (``5番``,
-``17番地``, bare ``5`` from hyphen forms). Nothing follows the kept part::
+the input left it out, the 区 filled in when only the city was written and the town names one ward); the town
+as Japan Post spells it (北24条西 → 北二十四条西, 1番町 → 一番町: one place, one string) and the rest of the 町字
+as written after NFKC (Kyoto street descriptors such as 寺町通御池上る, 字/大字 + 小字); numbered parts of the
+町字 (第35地割, 第46線北, 古町通7番町), ``N丁目`` (六丁目, 6丁 → 6丁目, the first number of ``6-5-1`` in a
+town with 丁目) and the kept L1 in arabic digits, L1 with its unit as written (``5番``, ``17番地``, bare ``5``
+from hyphen forms). A municipality is never blanked: alone, or with numbers and no 町字, it is kept. An
+address without municipality is read against the platform's own city. Nothing follows the kept part::
 
     兵庫県神戸市中央区加納町６丁目５番１号            → 兵庫県神戸市中央区加納町6丁目5番
     神戸市中央区加納町6-5-1                          → 兵庫県神戸市中央区加納町6丁目5
@@ -20,7 +22,7 @@ number of ``6-5-1`` in a town with 丁目); then the kept L1 in arabic digits wi
 **Outcomes** (:data:`OUTCOMES`): ``block_kept`` (L2+ deleted, 町字 + L1 kept), ``block_deleted`` (only L1
 existed), ``no_number`` (nothing numeric to delete: town only, 番外地, or only a 方書), ``town_fallback`` (the
 tail could not be read with confidence, so the output stops at the 町字 and its written 丁目), ``unreadable``
-(no municipality, or no 町字 after it: null), ``empty`` (null or blank: null).
+(no municipality and no town of the platform's own city: null), ``empty`` (null or blank: null).
 
 **How it runs.** The column is dictionary-encoded (a household's people share an address), and each distinct
 value is cut on its raw bytes before its first digit, or kanji number followed by a unit (五番, 三号): the
