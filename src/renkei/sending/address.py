@@ -163,10 +163,8 @@ _NUMBERED_PART = re.compile(
     rf"|(?P<n3>[0-9{_KANJI}]+)(?P<unit3>号)(?P<side3>[東西南北])"
 )
 _STREET_TOWN_PART = re.compile(rf"(?P<n>[0-9{_KANJI}]+)(?P<unit>番町|[ノの]町)")
-# A tail that begins with such a part: the value is read whole (RE2 form, on NFKC text).
-_TAIL_PART = "^[0-9]+(?:地割|線|号[東西南北]|番町|[ノの]町|丁目[東西南北][0-9])"
+# A tail that begins with such a part is read whole (_is_whole_signature).
 _CHOME_SIDE = re.compile("[東西南北](?=[0-9])")
-_TAIL_PART_PY = re.compile(_TAIL_PART)
 _JO_LEFT_OUT = re.compile(
     rf"(?P<stem>[{_HAN}]+?)(?P<n>[0-9]{{1,2}})(?:(?P<side>[東西南北])(?=[0-9{_SEP}])|(?=[{_SEP}][0-9]))"
 )
@@ -695,7 +693,44 @@ def _classify(signature: str, mode: int) -> tuple[int, int, int]:
 
 
 def _prepare_tail(raw_tail: str) -> str:
-    return _numerals_to_arabic(_TAIL_CHO_PY.sub(r"\1丁目\2", _nfkc(raw_tail)))
+    return _TAIL_CHO_PY.sub(r"\1丁目\2", _numerals_to_arabic(_nfkc(raw_tail)))
+
+
+def _tail_signature(tail: str) -> str:
+    groups = _groups(_GRAMMAR.match(tail))
+    return _signature(groups["read"], groups["r"])
+
+
+_CHO_NEXT = re.compile(rf"[0-9{_SEP} \t]")
+_SIDES = frozenset("東西南北")
+
+
+@cache
+def _is_cho_signature(signature: str) -> bool:
+    """A tail that starts with a number and 丁 for 丁目 (4丁1-8, 4丁)."""
+    shape, following = signature.split(_FIELD)
+    return (
+        shape in ("N", "M")
+        and following[:1] == "丁"
+        and (len(following) == 1 or _CHO_NEXT.match(following[1]) is not None)
+    )
+
+
+@cache
+def _is_whole_signature(signature: str) -> bool:
+    """A tail that starts with a numbered 町字 part (4地割, 3線, 14号北, 1番町, 1ノ町, 1丁目南6): the value is
+    read whole, where those parts are read."""
+    shape, following = signature.split(_FIELD)
+    if shape[:1] not in ("N", "M"):
+        return False
+    rest = shape[1:]
+    if rest == "":
+        return following.startswith(("地割", "線"))
+    if rest == "号":
+        return following[:1] in _SIDES
+    if rest in ("番", "ノ", "の"):
+        return following[:1] == "町"
+    return rest == "丁目" and following[:1] in _SIDES and following[1:2].isdigit()
 
 
 def _finish(place: _Place, tail: str) -> AddressReading:
@@ -734,9 +769,10 @@ def truncate_address(text: str | None) -> AddressReading:
     cut = match.start() if (match := _TAIL_START.search(text)) else len(text)
     place, tail = _read_head(text[:cut]), text[cut:]
     slow = place.mode == _SLOW_PLACE or (place.mode == _BLANK and tail)
-    if slow or _TAIL_PART_PY.match(_nfkc(tail)):
+    prepared = _prepare_tail(tail)
+    if slow or _is_whole_signature(_tail_signature(prepared)):
         return _read_whole(text)
-    return _finish(place, _prepare_tail(tail))
+    return _finish(place, prepared)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -947,14 +983,15 @@ class _TailTable:
 
 def _read_tails(raw_tails: pa.Array) -> _TailTable:
     tails = _prepare_tails(raw_tails)
-    groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
+    groups, signature_codes, signatures = _tail_signatures(tails)
+    if any(cho := [_is_cho_signature(s) for s in signatures]):  # 4丁1-8: rewritten 4丁目1-8, read again
+        mask = pc.take(pa.array(cho, pa.bool_()), signature_codes.indices)
+        rewritten = pc.replace_substring_regex(pc.filter(tails, mask), _TAIL_CHO, r"\1丁目\2")
+        tails = pc.replace_with_mask(tails, mask, rewritten)
+        groups, signature_codes, signatures = _tail_signatures(tails)
     field = {name: groups.field(name) for name in ("c", "n1", "n2")}
     field["n1u1"] = pc.binary_join_element_wise(field["n1"], groups.field("u1"), "")
     field["n2u2"] = pc.binary_join_element_wise(field["n2"], groups.field("u2"), "")
-    read = pc.replace_substring_regex(groups.field("read"), _LONG_NUMBER, "M")
-    read = pc.replace_substring_regex(read, _NUMBER, "N")
-    signature_codes = pc.dictionary_encode(pc.binary_join_element_wise(read, groups.field("r"), _FIELD))
-    signatures = signature_codes.dictionary.to_pylist()
     n = len(tails)
     outcomes, parts, chomes = [], [], []
     for mode in range(_MODES):
@@ -967,22 +1004,23 @@ def _read_tails(raw_tails: pa.Array) -> _TailTable:
         outcomes.append(outcome)
         parts.append(part)
         chomes.append(chome)
-    whole = pc.match_substring_regex(tails, _TAIL_PART)
-    return _TailTable(
-        pa.concat_arrays(outcomes),
-        pa.concat_arrays(parts),
-        pa.concat_arrays(chomes),
-        n,
-        whole if pc.any(whole).as_py() else None,
-    )
+    whole_of = [_is_whole_signature(s) for s in signatures]  # 4地割, 1番町: read whole, in Python
+    whole = pc.take(pa.array(whole_of, pa.bool_()), signature_codes.indices) if any(whole_of) else None
+    return _TailTable(pa.concat_arrays(outcomes), pa.concat_arrays(parts), pa.concat_arrays(chomes), n, whole)
+
+
+def _tail_signatures(tails: pa.Array) -> tuple[pa.StructArray, pa.DictionaryArray, list[str]]:
+    """The grammar's groups per tail, and each tail's signature (dictionary-encoded; see _signature)."""
+    groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
+    read = pc.replace_substring_regex(groups.field("read"), _LONG_NUMBER, "M")
+    read = pc.replace_substring_regex(read, _NUMBER, "N")
+    codes = pc.dictionary_encode(pc.binary_join_element_wise(read, groups.field("r"), _FIELD))
+    return groups, codes, codes.dictionary.to_pylist()
 
 
 def _prepare_tails(raw_tails: pa.Array) -> pa.Array:
     """NFKC, then kanji numbers → arabic for the tails that have any (in Python, once per distinct tail)."""
     tails = pc.utf8_normalize(raw_tails, "NFKC")
-    has_cho = pc.match_substring_regex(tails, _TAIL_CHO)
-    if pc.any(has_cho).as_py():  # 4丁1-8: 丁 is the 丁目
-        tails = pc.replace_substring_regex(tails, _TAIL_CHO, r"\1丁目\2")
     has_kanji = pc.match_substring_regex(tails, f"[{_KANJI}]")
     if not pc.any(has_kanji).as_py():
         return tails
