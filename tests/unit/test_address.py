@@ -479,7 +479,7 @@ ISSUE_11_FORMS = [
     # 条 and 丁目 both left out (ABR sapporo-schools): the name and its number are a town with 条.
     ("北海道札幌市豊平区月寒東３-１８-１-７２", "北海道札幌市豊平区月寒東三条18丁目1", "block_kept"),
     ("北海道札幌市北区北１６西２－１－１", "北海道札幌市北区北十六条西2丁目1", "block_kept"),
-    ("北海道札幌市北区東茨戸１-２-３１４－１５", "北海道札幌市北区東茨戸一条2丁目314", "block_kept"),
+    ("北海道札幌市中央区南１２西１２ー２-２７", "北海道札幌市中央区南十二条西12丁目2", "block_kept"),
     ("北海道札幌市北区拓北６－２－６－１２、８－７", "北海道札幌市北区拓北六条2丁目6", "block_kept"),
     ("北海道札幌市豊平区月寒東３-１８", "北海道札幌市豊平区月寒東三条", "block_deleted"),  # 18: 丁目 or 番?
     # Niigata: 番町 and ノ町 after a 通 are part of the town.
@@ -559,6 +559,8 @@ def test_issue_11_forms(text: str, expected: str, outcome: str) -> None:
         ("富山県富山市町村５８−２ アパート", "富山県富山市町村58"),
         # の between a katakana town and its number is a separator, not a name.
         ("千葉県旭市ハの７４-2", "千葉県旭市ハ74"),
+        # 東茨戸 is a town (no 丁目) and 東茨戸一条 another: 1-2 may be 東茨戸's 地番, so 2 and 314 go.
+        ("北海道札幌市北区東茨戸１-２-３１４－１５", "北海道札幌市北区東茨戸1"),
     ],
 )
 def test_doubtful_forms_delete_more(text: str, expected: str) -> None:

@@ -470,8 +470,8 @@ def _find_town(gazetteer: _Gazetteer, text: str, full: bool) -> tuple[int, int, 
     best: tuple[int, int, Town] | None = None
     for start in starts:
         hit = gazetteer.town_at(text, start, full)
-        if full and (jo := _jo_left_out(gazetteer, text, start)) and (hit is None or jo[0] > hit[0]):
-            hit = jo
+        if full and hit is None and (jo := _jo_left_out(gazetteer, text, start)):
+            hit = jo  # only where the bare name is no town: 東茨戸1-2 may be 東茨戸's 地番 1-2, so it stays
         if hit and (best is None or hit[0] > best[1]):
             best = (start, *hit)
     return best
@@ -479,7 +479,8 @@ def _find_town(gazetteer: _Gazetteer, text: str, full: bool) -> tuple[int, int, 
 
 def _jo_left_out(gazetteer: _Gazetteer, text: str, start: int) -> tuple[int, Town] | None:
     """A Hokkaido 条 town written without 条 (月寒東3-18-1 for 月寒東三条18丁目1, 北16西2-1-1 for
-    北十六条西2丁目1-1): the name, its number and side form a town Japan Post lists with 条."""
+    北十六条西2丁目1-1): the name, its number and side form a town Japan Post lists with 条. Tried only when
+    the bare name is not a town itself (then the reading would be in doubt)."""
     if (match := _JO_LEFT_OUT.match(text, start)) is None:
         return None
     town = gazetteer.by_canon.get(_canon(match["stem"]) + match["n"] + "条" + (match["side"] or ""))
