@@ -6,11 +6,13 @@ address into its 町字 part and a numeric tail L1, L2, L3…; if L2 exists dele
 always deleted; 番外地 and 無番地 are kept.
 
 **Normalized output.** NFKC; the 都道府県 and 市区町村 as Japan Post writes them (the 都道府県 filled in when
-the input left it out, the 区 filled in when only the city was written and the town names one ward); the 町字
-as written in the input after NFKC, Kyoto street descriptors (寺町通御池上る) and 字/大字 included and numerals
-inside names untouched; ``N丁目`` with an arabic N when the address has a 丁目 (六丁目 → 6丁目, the first
-number of ``6-5-1`` in a town with 丁目); then the kept L1 in arabic digits with its unit as written (``5番``,
-``17番地``, bare ``5`` from hyphen forms). Nothing follows the kept part::
+the input left it out, the 区 filled in when only the city was written and the town names one ward); the town
+as Japan Post spells it (北24条西 → 北二十四条西, 1番町 → 一番町: one place, one string) and the rest of the 町字
+as written after NFKC (Kyoto street descriptors such as 寺町通御池上る, 字/大字 + 小字); numbered parts of the
+町字 (第35地割, 第46線北, 古町通7番町), ``N丁目`` (六丁目, 6丁 → 6丁目, the first number of ``6-5-1`` in a
+town with 丁目) and the kept L1 in arabic digits, L1 with its unit as written (``5番``, ``17番地``, bare ``5``
+from hyphen forms). A municipality is never blanked: alone, or with numbers and no 町字, it is kept. An
+address without municipality is read against the platform's own city. Nothing follows the kept part::
 
     兵庫県神戸市中央区加納町６丁目５番１号            → 兵庫県神戸市中央区加納町6丁目5番
     神戸市中央区加納町6-5-1                          → 兵庫県神戸市中央区加納町6丁目5
@@ -20,7 +22,7 @@ number of ``6-5-1`` in a town with 丁目); then the kept L1 in arabic digits wi
 **Outcomes** (:data:`OUTCOMES`): ``block_kept`` (L2+ deleted, 町字 + L1 kept), ``block_deleted`` (only L1
 existed), ``no_number`` (nothing numeric to delete: town only, 番外地, or only a 方書), ``town_fallback`` (the
 tail could not be read with confidence, so the output stops at the 町字 and its written 丁目), ``unreadable``
-(no municipality, or no 町字 after it: null), ``empty`` (null or blank: null).
+(no municipality and no town of the platform's own city: null), ``empty`` (null or blank: null).
 
 **How it runs.** The column is dictionary-encoded (a household's people share an address), and each distinct
 value is cut on its raw bytes before its first digit, or kanji number followed by a unit (五番, 三号): the
@@ -42,14 +44,14 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from renkei.sending.towns import HYOGO, KOBE, Town, municipalities, towns_of_many
+from renkei.sending.towns import HYOGO, KOBE, KOBE_WARDS, Town, municipalities, towns_of_many
 
 OUTCOMES = ("block_kept", "block_deleted", "no_number", "town_fallback", "unreadable", "empty")
 BLOCK_KEPT, BLOCK_DELETED, NO_NUMBER, TOWN_FALLBACK, UNREADABLE, EMPTY = range(len(OUTCOMES))
@@ -129,12 +131,13 @@ _GRAMMAR = re.compile(_GRAMMAR_PATTERN)
 # Classes of the text that follows the numbers (read from the last field of a tail's signature).
 _REST_CLASSES = (
     ("S", re.compile(r"^[ \t\n\r\f\v]")),  # a space: what follows is 方書
+    ("B", re.compile(r"^[ァ-ヺ][0-9]")),  # a katakana-lettered number (イ22): an L2 after a separator
     ("L", re.compile(rf"^[A-Za-z](?:[{_SEP}0-9]|$)")),  # a letter used as a block or unit (上町A-5)
     ("U", re.compile(rf"^[0-9{_KANJI}丁番号地条]")),  # a number or unit the grammar did not take
     ("K", re.compile(r"^[ァ-ヺーA-Za-z]")),  # katakana or latin glued on: a building name
 )
 
-_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋
+_HAN = r"\u3041-\u309f\u3400-\u4dbf\u4e00-\u9fff々〆〇ヵヶケノツ"  # names: kanji, hiragana, 北ノ谷, 二ツ屋, 壱〇部
 _FOLD = str.maketrans({"ヶ": "ケ", "ヵ": "カ", "の": "ノ"})
 _KANJI_RUN = re.compile(f"[{_KANJI}]+")
 # A kanji number in a numeric position: before a unit, a separator and a number, a space, a glued building
@@ -145,13 +148,33 @@ _KANJI_NUMBER = re.compile(
 _DIGIT_DASH = re.compile(r"(?<=[0-9])[一ー](?=[0-9])")  # 1一3 and 1ー3 are 1-3 (ABR issue131)
 _ARABIC = re.compile(r"[0-9]")
 _POSTAL_CODE = re.compile(r"^〒?[ \t]*[0-9]{3}-?[0-9]{4}[ \t]*")
-_CHOME = re.compile(rf"(?P<n>[0-9{_KANJI}]+)丁目[ \t]*[{_SEP}]?[ \t]*")
+# 丁目, or 丁 alone when a number, a separator, a space or the end follows (堺市 南花田口町2丁3-10).
+_CHOME_WORD = rf"丁(?:目|(?=[0-9{_KANJI}{_SEP} \t]|$))"
+_CHOME = re.compile(rf"(?P<n>[0-9{_KANJI}]+){_CHOME_WORD}[ \t]*[{_SEP}]?[ \t]*")
+# A tail that starts with 丁 for 丁目 (4丁1-8): rewritten to 丁目 before the grammar reads it (RE2 form).
+_TAIL_CHO = f"^([0-9]{{1,3}})丁([0-9{_SEP} \t]|$)"
+_TAIL_CHO_PY = re.compile(_TAIL_CHO)
+# Numbered parts of a 町字 that Japan Post does not list, read in the whole-address reading: Iwate's 地割
+# (第1地割, 4地割), Hokkaido's 線 and 号 (第46線北, 14号北), a 小字 such as 第1号 (塩江町安原下第1号958-4-1);
+# after a town ending in 通, Niigata's 番町 and ノ町 (古町通1番町, 礎町通1ノ町).
+_NUMBERED_PART = re.compile(
+    rf"(?P<pre>第?)(?P<n>[0-9{_KANJI}]+)(?P<unit>地割|線)(?P<side>[東西南北]?)"
+    rf"|(?P<pre2>第)(?P<n2>[0-9{_KANJI}]+)(?P<unit2>号)(?P<side2>[東西南北]?)"
+    rf"|(?P<n3>[0-9{_KANJI}]+)(?P<unit3>号)(?P<side3>[東西南北])"
+)
+_STREET_TOWN_PART = re.compile(rf"(?P<n>[0-9{_KANJI}]+)(?P<unit>番町|[ノの]町)")
+# A tail that begins with such a part is read whole (_is_whole_signature).
+_CHOME_SIDE = re.compile("[東西南北](?=[0-9])")
+_JO_LEFT_OUT = re.compile(
+    rf"(?P<stem>[{_HAN}]+?)(?P<n>[0-9]{{1,2}})(?:(?P<side>[東西南北])(?=[0-9{_SEP}])|(?=[{_SEP}][0-9]))"
+)
+_LETTER_BLOCK = re.compile(rf"(?P<b>[A-Z])(?:[{_SEP}](?=[0-9])|(?=[0-9])|$)")
 _AZA = re.compile(rf"大?字[{_HAN}]+")  # 小字: kanji, hiragana, ノ (字北ノ谷); a glued building is not one
 _AZA_START = re.compile("大?字")
 _NO_NUMBER_WORD = re.compile("番外地|無番地")
-_ONLY_KANA = re.compile("[ノツケヶヵ]+")
-_UNLISTED_TOWN = re.compile(rf"(大?字)?([{_HAN}]+?)(?=[0-9]|[{_KANJI}]+丁目|大?字|[ \t]|$)")
-_EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+丁目|大?字|[ \t0-9]|$)")
+_ONLY_KANA = re.compile("[ノのツケヶヵ]+")  # a separator (ハの74-2) or a joining kana, not a name
+_UNLISTED_TOWN = re.compile(rf"(大?字)?([{_HAN}]+?)(?=[0-9]|第[0-9]|[{_KANJI}]+{_CHOME_WORD}|大?字|[ \t]|$)")
+_EXTENSION = re.compile(rf"[{_HAN}]+?(?=[0-9{_KANJI}]+{_CHOME_WORD}|第[0-9]|大?字|[ \t0-9]|$)")
 _BUILDING = re.compile(
     "ビル|マンション|ハイツ|コーポ|アパート|レジデンス|ハウス|ハイム|メゾン|パレス|タワー|住宅|団地"
     "|荘|寮|棟|館|階|号室|方$"
@@ -166,6 +189,22 @@ _NOT_A_TOWN = re.compile(r"[A-Za-z、〜]|タワー|ビル|の次に|地割|[0-9
 
 def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
+
+
+# A variant character NFKC leaves alone but writers use for the standard one: 巿 (U+5DFF, "fu") for 市.
+# Other variants (髙, 﨑, 桒) are real in some place names, so they are not folded.
+_VARIANTS = str.maketrans({"巿": "市"})
+# A name in parentheses inside the 町字 part: Kyoto's 下ル（忠庵町）, 字裏ノ（南栄町）. The parentheses are
+# replaced by a mark (a private-use character) where the town may start; the mark is not written out.
+_PAREN_NAME = re.compile(r"\(([\u3041-\u309f\u4e00-\u9fff々ヶケノ]+)\)")
+_MARK = "\ue000"
+
+
+def _clean_head(text: str) -> str:
+    """A head (or a whole address) ready for reading: NFKC, variant characters folded, a parenthesised
+    name unwrapped."""
+    text = _nfkc(text).translate(_VARIANTS)
+    return _PAREN_NAME.sub(_MARK + r"\1", text) if "(" in text else text
 
 
 def _kanji_value(numeral: str) -> int:
@@ -193,7 +232,8 @@ def _numerals_to_arabic(text: str) -> str:
 
 
 def _rest_class(rest: str) -> str:
-    """E (nothing), S (space), L (letter block), U (unread number or unit), K (building), H (other text)."""
+    """E (nothing), S (space), B (katakana-lettered number), L (letter block), U (unread number or unit),
+    K (building), H (other text)."""
     if not rest:
         return "E"
     return next((name for name, pattern in _REST_CLASSES if pattern.match(rest)), "H")
@@ -266,14 +306,17 @@ def _municipality_keys() -> tuple[dict[str, tuple[tuple[str, str], ...]], int]:
 def _match_municipality(text: str) -> tuple[tuple[tuple[str, str], ...], int] | None:
     """The candidates for the longest municipality key at the start of ``text`` and the key's length."""
     keys, longest = _municipality_keys()
+    found = None
     for end in range(min(len(text), longest), 0, -1):
         if candidates := keys.get(text[:end]):
-            return candidates, end
-    if " " in text[:longest]:  # 兵庫県 神戸市 中央区: spaces between the parts
+            found = candidates, end
+            break
+    if " " in text[:longest]:  # 兵庫県 神戸市 中央区, 京都府京都市 下京区: spaces between the parts
         for end in range(min(len(text), 2 * longest), 0, -1):
-            if candidates := keys.get(text[:end].replace(" ", "")):
+            key = text[:end].replace(" ", "")
+            if (candidates := keys.get(key)) and (found is None or len(key) > found[1]):
                 return candidates, end
-    return None
+    return found
 
 
 _HOME_CITY = HYOGO + KOBE  # preferred when a bare ward and town fit several cities equally
@@ -310,6 +353,7 @@ class _Place:
     town: str | None = None
     chome: int | None = None
     rest: str = ""  # full reading only: the text after the 町字 (the tail)
+    block: str = ""  # full reading only: a letter block (L1) read before the tail (上町A-5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +365,7 @@ class _AfterTown:
     plain: bool  # a 字 or a name Japan Post does not list: the town's 丁目 flag does not apply
     mode: int | None  # _TAIL_NO_NUMBER / _TAIL_FALLBACK / _SLOW_PLACE, or None when the tail is read
     rest: str
+    block: str = ""  # a letter block (L1) read before the tail: 上町A-5
 
 
 _HEADS: dict[str, _Place] = {}  # heads repeat across calls: a city has a few thousand
@@ -334,10 +379,10 @@ def _read_head(raw_head: str) -> _Place:
 
 
 def _read_new_head(raw_head: str) -> _Place:
-    text = _nfkc(raw_head).strip()
+    text = _clean_head(raw_head).strip()
     if not text or text == "〒":  # 〒 before a postal code: the whole reading strips both
         return _Place(_BLANK)
-    if _ARABIC.search(text):  # digits that only NFKC revealed (①, superscripts)
+    if _ARABIC.search(text) or text.endswith("第"):  # digits only NFKC revealed (①); 第1地割, 第1号
         return _Place(_SLOW_PLACE)
     return _read_place(text, full=False)
 
@@ -346,18 +391,51 @@ def _read_place(text: str, full: bool) -> _Place:
     """都道府県/市区町村 then the 町字. ``full`` reads a whole address (the tail ends up in ``rest``)."""
     found = _match_municipality(text)
     if found is None:
-        return _Place(_NO_PLACE)
+        return _read_in_home_city(text, full)
     candidates, end = found
     rest = text[end:].lstrip()
     readings = [
         reading for gazetteer in _gazetteers(candidates) for reading in _read_locality(gazetteer, rest, full)
     ]
+    best = max((score for score, _ in readings), default=0)
+    if best == 0 and not any(text.startswith(prefecture) for prefecture, _ in candidates):
+        # A bare name that is also a municipality elsewhere (山田町下谷上: 岩手県山田町 has no such town) is
+        # a town of the platform's own city if Japan Post lists it there.
+        home = _read_in_home_city(text, full)
+        if home.mode != _NO_PLACE:
+            return home
     if not readings:
         return _Place(_NO_PLACE)
-    best = max(score for score, _ in readings)
     places = {place for score, place in readings if score == best}
     if len(places) > 1:  # 中央区相生町: several cities have one; the platform's own city wins, or none
         places = {p for p in places if p.prefix and p.prefix.startswith(_HOME_CITY)}
+    if len(places) > 1:  # 神戸市 alone, or 神戸市3-1: no town names the ward, so keep the city
+        return _city_place(places)
+    return places.pop() if len(places) == 1 else _Place(_NO_PLACE)
+
+
+def _city_place(places: set[_Place]) -> _Place:
+    """Places in several wards of one city with no town: the city itself, if they agree on all else."""
+    cities = {
+        replace(p, prefix=p.prefix.replace(p.ward, "", 1), ward=None)
+        for p in places
+        if p.town is None and p.ward and p.prefix
+    }
+    return cities.pop() if len(cities) == 1 and len(places) > 1 else _Place(_NO_PLACE)
+
+
+def _read_in_home_city(text: str, full: bool) -> _Place:
+    """An address that names no municipality (加納町4丁目5-1): read against the platform's own city's
+    wards. Only a town Japan Post lists there counts, in exactly one ward; else nothing is kept."""
+    gazetteers = _gazetteers((HYOGO, KOBE + ward) for ward in KOBE_WARDS)
+    readings = [reading for g in gazetteers for reading in _read_locality(g, text, full)]
+    if not full and any(place.mode == _SLOW_PLACE for _, place in readings):
+        return _Place(_SLOW_PLACE)
+    listed = [(score, place) for score, place in readings if score > 0 and place.town is not None]
+    if not listed:
+        return _Place(_NO_PLACE)
+    best = max(score for score, _ in listed)
+    places = {place for score, place in listed if score == best}
     return places.pop() if len(places) == 1 else _Place(_NO_PLACE)
 
 
@@ -368,58 +446,91 @@ def _read_locality(gazetteer: _Gazetteer, text: str, full: bool) -> list[tuple[i
         if not full:
             return [(0, _Place(_SLOW_PLACE))]  # the whole-address reading may find it, or read it by regex
         return _read_unlisted_town(gazetteer, text)
-    end, town = found
+    start, end, town = found
     if not full and _canon(text) in gazetteer.digit_stems:  # the name goes on in digits (北24条西)
         return [(0, _Place(_SLOW_PLACE))]
-    after = _read_after_town(_numerals_to_arabic(text[end:]) if full else text[end:], full)
-    return [(1 + end, _place(gazetteer, text[:end], town.name, town.has_chome, after))]
+    street = town.name.endswith("通")
+    after = _read_after_town(_numerals_to_arabic(text[end:]) if full else text[end:], full, street)
+    # The town as Japan Post spells it (北24条西 → 北二十四条西, 鎌ｹ谷 → 鎌ケ谷): one place, one string.
+    written = text[:start] + town.name
+    return [(1 + end, _place(gazetteer, written, town.name, town.has_chome, after))]
 
 
-def _find_town(gazetteer: _Gazetteer, text: str, full: bool) -> tuple[int, Town] | None:
-    """The Japan Post town the text names: at its start, after 大字/字, or after a Kyoto street descriptor
-    (寺町通御池上る|上本能寺前町). The match reaching furthest wins; ties go to the earlier start."""
+def _find_town(gazetteer: _Gazetteer, text: str, full: bool) -> tuple[int, int, Town] | None:
+    """The Japan Post town the text names: at its start, after 大字/字, after a Kyoto street descriptor
+    (寺町通御池上る|上本能寺前町) or where a parenthesised name began. The match reaching furthest wins;
+    ties go to the earlier start. Returns (start, end, town)."""
     starts = [0]
     if aza := _AZA_START.match(text):
         starts.append(aza.end())
     if _STREET_MARK.search(text):
         starts += [m.end() for m in _STREET_WORD.finditer(text) if _STREET_MARK.search(text[: m.end()])]
-    best: tuple[int, Town] | None = None
+    if _MARK in text:
+        starts += [i + 1 for i, char in enumerate(text) if char == _MARK]
+    best: tuple[int, int, Town] | None = None
     for start in starts:
         hit = gazetteer.town_at(text, start, full)
-        if hit and (best is None or hit[0] > best[0]):
-            best = hit
+        if full and hit is None and (jo := _jo_left_out(gazetteer, text, start)):
+            hit = jo  # only where the bare name is no town: 東茨戸1-2 may be 東茨戸's 地番 1-2, so it stays
+        if hit and (best is None or hit[0] > best[1]):
+            best = (start, *hit)
     return best
+
+
+def _jo_left_out(gazetteer: _Gazetteer, text: str, start: int) -> tuple[int, Town] | None:
+    """A Hokkaido 条 town written without 条 (月寒東3-18-1 for 月寒東三条18丁目1, 北16西2-1-1 for
+    北十六条西2丁目1-1): the name, its number and side form a town Japan Post lists with 条. Tried only when
+    the bare name is not a town itself (then the reading would be in doubt)."""
+    if (match := _JO_LEFT_OUT.match(text, start)) is None:
+        return None
+    town = gazetteer.by_canon.get(_canon(match["stem"]) + match["n"] + "条" + (match["side"] or ""))
+    return (match.end(), town) if town else None
 
 
 def _read_unlisted_town(gazetteer: _Gazetteer, text: str) -> list[tuple[int, _Place]]:
     """A town Japan Post does not list (its 町域 can be coarser than the 町字): read by regex as the text up to
     the first number, 丁目 or 字. Names with building words, katakana or latin letters are not accepted."""
     text = _numerals_to_arabic(text)
+    if not text or text[0].isdigit() or _NUMBERED_PART.match(text) or _NO_NUMBER_WORD.match(text):
+        # No 町字 (a village without them, or the writer left it out): the municipality, then what the
+        # rule keeps of the numbers (富山市3-1-23 → 富山市3), or a numbered part (新篠津村第46線北).
+        return [(0, _place(gazetteer, "", None, False, _read_after_town(text, full=True)))]
     match = _UNLISTED_TOWN.match(text)
-    if not match or _BUILDING.search(match[2]):
-        return []
+    if not match or _BUILDING.search(match[2]):  # a 方書 or other text: the municipality alone is kept
+        return [(0, _place(gazetteer, "", None, False, _read_after_town(text, full=True)))]
     after = _read_after_town(text[match.end() :], full=True)
     return [(0, _place(gazetteer, match[0], match[2], False, after))]
 
 
-def _place(gazetteer: _Gazetteer, written: str, town: str, has_chome: bool, after: _AfterTown) -> _Place:
+def _place(
+    gazetteer: _Gazetteer, written: str, town: str | None, has_chome: bool, after: _AfterTown
+) -> _Place:
     if after.mode is not None:
         mode = after.mode
     elif after.chome is not None:
         mode = _HAS_CHOME
     else:
         mode = _HYPHEN_CHOME if has_chome and not after.plain else _PLAIN
-    prefix = gazetteer.prefix + written + after.text
-    return _Place(mode, prefix, gazetteer.ward, town, after.chome, after.rest)
+    prefix = (gazetteer.prefix + written + after.text).replace(_MARK, "")
+    return _Place(mode, prefix, gazetteer.ward, town, after.chome, after.rest, after.block)
 
 
-def _read_after_town(text: str, full: bool) -> _AfterTown:
+def _read_after_town(text: str, full: bool, street: bool = False) -> _AfterTown:
     """The parts between the town name and the tail: a finer name Japan Post does not list (中一里山 written
-    without 字), 丁目, 字/大字 + 小字, 番外地. Whatever is left is the tail (``full``) or must be empty."""
+    without 字), 丁目, 字/大字 + 小字, numbered parts (第1地割, 第46線北, 古町通1番町 when ``street``: the
+    town ends in 通), 番外地, a letter block (上町A-5). Whatever is left is the tail (``full``) or must be
+    empty."""
     parts: list[str] = []
     chome = None
     plain = False
     text = text.lstrip()
+    if not full and (_NUMBERED_PART.search(text) or (street and _STREET_TOWN_PART.match(text))):
+        return _AfterTown("", None, False, _SLOW_PLACE, "")  # 第三十五地割, 十一番町: read whole
+    if full:
+        numbered, text = _numbered_parts(text, street)
+        if numbered:
+            parts.append(numbered)
+            plain = True
     if not _CHOME.match(text) and not _AZA_START.match(text) and (ext := _EXTENSION.match(text)):
         if not full and _STREET_MARK.search(ext[0]):  # a Kyoto descriptor goes on: the town comes later
             return _AfterTown("", None, False, _SLOW_PLACE, "")
@@ -430,20 +541,49 @@ def _read_after_town(text: str, full: bool) -> _AfterTown:
         chome = value
         parts.append(f"{value}丁目")
         text = text[match.end() :].lstrip()
+        if full and (side := _CHOME_SIDE.match(text)):  # 平和通1丁目南6番: 丁目南 is the 小字
+            parts.append(side[0])
+            text = text[side.end() :]
     if aza := _AZA.match(text):
         if not full and not _is_name(aza[0]):  # a kanji 地番 the head cut did not see
             return _AfterTown("", None, False, _SLOW_PLACE, "")
         parts.append(aza[0])
         text, plain = text[aza.end() :].lstrip(), True
+        if full:  # 字鵜飼第4地割
+            after_aza, text = _numbered_parts(text, False)
+            parts.append(after_aza)
     mode = None
+    block = ""
     if word := _NO_NUMBER_WORD.match(text):
         parts.append(word[0])
         text, mode = text[word.end() :], _TAIL_NO_NUMBER
+    elif full and (letter := _LETTER_BLOCK.match(text)):  # 上町A-5: the letter is the block (L1)
+        block, text, plain = letter["b"], text[letter.end() :], True
     rest = text.lstrip()
     if mode is None and rest:
         mode = _leftover_mode(rest, full)
     rest = rest.lstrip(_SEPARATORS + " \t") if mode is None else ""
-    return _AfterTown("".join(parts), chome, plain, mode, rest)
+    return _AfterTown("".join(parts), chome, plain, mode, rest, block)
+
+
+def _numbered_parts(text: str, street: bool) -> tuple[str, str]:
+    """Numbered 町字 parts at the start of ``text`` (arabic digits in the output): (parts, rest)."""
+    parts = ""
+    while True:
+        if street and (match := _STREET_TOWN_PART.match(text)):
+            parts += f"{_kanji_or_arabic(match['n'])}{match['unit'].replace('の', 'ノ')}"
+        elif match := _NUMBERED_PART.match(text):
+            g = {k: v or "" for k, v in match.groupdict().items()}
+            pre, number = g["pre"] + g["pre2"], g["n"] + g["n2"] + g["n3"]
+            unit, side = g["unit"] + g["unit2"] + g["unit3"], g["side"] + g["side2"] + g["side3"]
+            parts += f"{pre}{_kanji_or_arabic(number)}{unit}{side}"
+        else:
+            return parts, text
+        text, street = text[match.end() :].lstrip(), False
+
+
+def _kanji_or_arabic(number: str) -> int:
+    return int(number) if number.isdigit() else _kanji_value(number)
 
 
 def _is_name(text: str) -> bool:
@@ -477,7 +617,7 @@ def _leftover_mode(rest: str, full: bool) -> int | None:
     if _BUILDING.search(rest):
         return _TAIL_NO_NUMBER
     kind = _rest_class(rest[:2])
-    if kind == "U" and not full:
+    if kind in ("U", "L") and not full:  # a kanji number, or a letter block (上町A-5): read whole
         return _SLOW_PLACE
     return _TAIL_NO_NUMBER if kind in ("E", "S", "K") else _TAIL_FALLBACK
 
@@ -486,12 +626,14 @@ def _leftover_mode(rest: str, full: bool) -> int | None:
 
 
 _FIELD = "\x1f"  # separates a signature's two parts (the text that follows the numbers may hold anything)
-_LONG_NUMBER, _NUMBER = "[0-9]{3,}", "[0-9]+"
+# M: a number that is never a 丁目 read from a hyphen form (3 digits or more, or above 30: 上作延73-1 is
+# a 地番 even where Japan Post lists the town with 丁目); N: any other number.
+_LONG_NUMBER, _NUMBER = "[0-9]{3,}|3[1-9]|[4-9][0-9]", "[0-9]+"
 
 
 def _signature(read: str, following: str) -> str:
-    """What a tail's reading depends on: the text the grammar read with each number replaced by N (one or two
-    digits) or M (more: never a 丁目 read from 309-1), and the (at most two) characters that follow. A few
+    """What a tail's reading depends on: the text the grammar read with each number replaced by N (up to 30)
+    or M (more: never a 丁目 read from 309-1 or 73-1), and the (at most two) characters that follow. A few
     thousand distinct signatures cover a city."""
     return re.sub(_NUMBER, "N", re.sub(_LONG_NUMBER, "M", read)) + _FIELD + following
 
@@ -509,7 +651,7 @@ def _classify(signature: str, mode: int) -> tuple[int, int, int]:
     L1 source: 0 none (deleted), 1 the first number, 2 the second number (both with their unit).
     """
     shape, following = signature.split(_FIELD)
-    g = _groups(_GRAMMAR.match(shape.replace("M", "100").replace("N", "1")))
+    g = _groups(_GRAMMAR.match(shape.replace("M", "100").replace("N", "1")))  # M, N: see _LONG_NUMBER
     rest = _rest_class(following)
     written = bool(g["c"])
     if written and mode == _HAS_CHOME:  # two 丁目
@@ -541,14 +683,55 @@ def _classify(signature: str, mode: int) -> tuple[int, int, int]:
         unit2 = tokens[1][1]
         if unit2 in _ROOM_UNITS:
             return BLOCK_DELETED, chome, 0
-        return fallback if unit2 in ("番", "番地") else (BLOCK_KEPT, chome, first + 1)
-    if sep1 or rest in ("U", "L"):  # 14-イ22, 5番号
+        if unit2 in ("番", "番地") and (unit1 or not sep1):  # 5番3番地: two blocks
+            return fallback
+        return BLOCK_KEPT, chome, first + 1  # 5番1号, 5-1, and 748-1番地 (the 番地 written last)
+    if sep1 and rest in ("L", "B"):  # 14-イ22, 14-A: a lettered L2 follows the block
+        return BLOCK_KEPT, chome, first + 1
+    if sep1 or rest in ("U", "L"):  # 5-ビル, 5番号
         return fallback
     return BLOCK_DELETED, chome, 0
 
 
 def _prepare_tail(raw_tail: str) -> str:
-    return _numerals_to_arabic(_nfkc(raw_tail))
+    return _TAIL_CHO_PY.sub(r"\1丁目\2", _numerals_to_arabic(_nfkc(raw_tail)))
+
+
+def _tail_signature(tail: str) -> str:
+    groups = _groups(_GRAMMAR.match(tail))
+    return _signature(groups["read"], groups["r"])
+
+
+_CHO_NEXT = re.compile(rf"[0-9{_SEP} \t]")
+_SIDES = frozenset("東西南北")
+
+
+@cache
+def _is_cho_signature(signature: str) -> bool:
+    """A tail that starts with a number and 丁 for 丁目 (4丁1-8, 4丁)."""
+    shape, following = signature.split(_FIELD)
+    return (
+        shape in ("N", "M")
+        and following[:1] == "丁"
+        and (len(following) == 1 or _CHO_NEXT.match(following[1]) is not None)
+    )
+
+
+@cache
+def _is_whole_signature(signature: str) -> bool:
+    """A tail that starts with a numbered 町字 part (4地割, 3線, 14号北, 1番町, 1ノ町, 1丁目南6): the value is
+    read whole, where those parts are read."""
+    shape, following = signature.split(_FIELD)
+    if shape[:1] not in ("N", "M"):
+        return False
+    rest = shape[1:]
+    if rest == "":
+        return following.startswith(("地割", "線"))
+    if rest == "号":
+        return following[:1] in _SIDES
+    if rest in ("番", "ノ", "の"):
+        return following[:1] == "町"
+    return rest == "丁目" and following[:1] in _SIDES and following[1:2].isdigit()
 
 
 def _finish(place: _Place, tail: str) -> AddressReading:
@@ -560,6 +743,10 @@ def _finish(place: _Place, tail: str) -> AddressReading:
     if place.mode in (_TAIL_NO_NUMBER, _TAIL_FALLBACK):
         outcome = NO_NUMBER if place.mode == _TAIL_NO_NUMBER else TOWN_FALLBACK
         return _reading(place.prefix, place.ward, place.town, place.chome, outcome)
+    if place.block:  # a letter block is L1: kept when a number (L2) follows it, else deleted
+        kept = _ARABIC.match(tail) is not None
+        address = place.prefix + (place.block if kept else "")
+        return _reading(address, place.ward, place.town, place.chome, BLOCK_KEPT if kept else BLOCK_DELETED)
     groups = _groups(_GRAMMAR.match(tail))
     outcome, chome_source, l1_source = _classify(_signature(groups["read"], groups["r"]), place.mode)
     chome = {0: None, 1: groups["c"], 2: groups["n1"]}[chome_source]
@@ -582,16 +769,18 @@ def truncate_address(text: str | None) -> AddressReading:
         return _reading(None, None, None, None, EMPTY)
     cut = match.start() if (match := _TAIL_START.search(text)) else len(text)
     place, tail = _read_head(text[:cut]), text[cut:]
-    if place.mode == _SLOW_PLACE or (place.mode == _BLANK and tail):
+    slow = place.mode == _SLOW_PLACE or (place.mode == _BLANK and tail)
+    prepared = _prepare_tail(tail)
+    if slow or _is_whole_signature(_tail_signature(prepared)):
         return _read_whole(text)
-    return _finish(place, _prepare_tail(tail))
+    return _finish(place, prepared)
 
 
 @lru_cache(maxsize=1 << 16)
 def _read_whole(raw: str) -> AddressReading:
     """Read a whole address in Python: town names with numerals written either way, Kyoto descriptors with
     digits, towns Japan Post does not list. Used for the rows whose head could not be read on its own."""
-    text = _POSTAL_CODE.sub("", _nfkc(raw).strip())
+    text = _POSTAL_CODE.sub("", _clean_head(raw).strip())
     if not text:
         return _reading(None, None, None, None, EMPTY)
     place = _read_place(text, full=True)
@@ -704,8 +893,10 @@ def _truncate_distinct(array: pa.Array) -> tuple[_PerValue, pa.Array | None]:
     mode = pc.take(places.mode, head_index)
     variant = pc.add(pc.multiply(mode, len(tail_codes.dictionary)), tail_index)
     tail_present = pc.take(pc.not_equal(tail_codes.dictionary, ""), tail_index)
-    whole = pc.or_(pc.equal(mode, _SLOW_PLACE), pc.and_(pc.equal(mode, _BLANK), tail_present))
     table = _read_tails(tail_codes.dictionary)
+    whole = pc.or_(pc.equal(mode, _SLOW_PLACE), pc.and_(pc.equal(mode, _BLANK), tail_present))
+    if table.whole is not None:  # tails that begin with a numbered 町字 part (4地割, 1番町)
+        whole = pc.or_(whole, pc.take(table.whole, tail_index))
     if not pc.any(whole).as_py():
         return _assemble(places, table, head_index, variant), None
     rest = pc.cast(pc.indices_nonzero(pc.invert(whole)), pa.int32())
@@ -775,7 +966,7 @@ def _preload(heads: list[str]) -> None:
     """Load every municipality the heads may name in one scan, before reading them one by one."""
     pairs: set[tuple[str, str]] = set()
     for head in heads:
-        if found := _match_municipality(_nfkc(head).strip()):
+        if found := _match_municipality(_clean_head(head).strip()):
             pairs.update(found[0])
     _gazetteers(pairs)
 
@@ -788,18 +979,20 @@ class _TailTable:
     part: pa.Array  # string
     chome: pa.Array  # int16
     tails: int
+    whole: pa.Array | None  # bool per tail: the value must be read whole (None when no tail must)
 
 
 def _read_tails(raw_tails: pa.Array) -> _TailTable:
     tails = _prepare_tails(raw_tails)
-    groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
+    groups, signature_codes, signatures = _tail_signatures(tails)
+    if any(cho := [_is_cho_signature(s) for s in signatures]):  # 4丁1-8: rewritten 4丁目1-8, read again
+        mask = pc.take(pa.array(cho, pa.bool_()), signature_codes.indices)
+        rewritten = pc.replace_substring_regex(pc.filter(tails, mask), _TAIL_CHO, r"\1丁目\2")
+        tails = pc.replace_with_mask(tails, mask, rewritten)
+        groups, signature_codes, signatures = _tail_signatures(tails)
     field = {name: groups.field(name) for name in ("c", "n1", "n2")}
     field["n1u1"] = pc.binary_join_element_wise(field["n1"], groups.field("u1"), "")
     field["n2u2"] = pc.binary_join_element_wise(field["n2"], groups.field("u2"), "")
-    read = pc.replace_substring_regex(groups.field("read"), _LONG_NUMBER, "M")
-    read = pc.replace_substring_regex(read, _NUMBER, "N")
-    signature_codes = pc.dictionary_encode(pc.binary_join_element_wise(read, groups.field("r"), _FIELD))
-    signatures = signature_codes.dictionary.to_pylist()
     n = len(tails)
     outcomes, parts, chomes = [], [], []
     for mode in range(_MODES):
@@ -812,7 +1005,18 @@ def _read_tails(raw_tails: pa.Array) -> _TailTable:
         outcomes.append(outcome)
         parts.append(part)
         chomes.append(chome)
-    return _TailTable(pa.concat_arrays(outcomes), pa.concat_arrays(parts), pa.concat_arrays(chomes), n)
+    whole_of = [_is_whole_signature(s) for s in signatures]  # 4地割, 1番町: read whole, in Python
+    whole = pc.take(pa.array(whole_of, pa.bool_()), signature_codes.indices) if any(whole_of) else None
+    return _TailTable(pa.concat_arrays(outcomes), pa.concat_arrays(parts), pa.concat_arrays(chomes), n, whole)
+
+
+def _tail_signatures(tails: pa.Array) -> tuple[pa.StructArray, pa.DictionaryArray, list[str]]:
+    """The grammar's groups per tail, and each tail's signature (dictionary-encoded; see _signature)."""
+    groups = pc.extract_regex(tails, _GRAMMAR_PATTERN)
+    read = pc.replace_substring_regex(groups.field("read"), _LONG_NUMBER, "M")
+    read = pc.replace_substring_regex(read, _NUMBER, "N")
+    codes = pc.dictionary_encode(pc.binary_join_element_wise(read, groups.field("r"), _FIELD))
+    return groups, codes, codes.dictionary.to_pylist()
 
 
 def _prepare_tails(raw_tails: pa.Array) -> pa.Array:
