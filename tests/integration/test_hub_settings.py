@@ -108,7 +108,7 @@ def test_the_default_disclosure_policy_comes_from_the_setting_under_disclosure_t
 def test_the_portal_takes_sessions_and_webauthn_from_the_setting(home: Path, tmp_path: Path) -> None:
     write(home, '[sessions]\nidle_timeout_minutes = 7\n\n[webauthn]\nrp_id = "portal.city.example"\n')
     admin.enroll_new_terminal(Hub(home), CONSOLE, f"pc-{tmp_path.name[-8:]}", tmp_path / "pc")  # the CA
-    portal = create_app(home, WebSettings(trusted_proxies=("127.0.0.1",))).state.portal
+    portal = create_app(home, WebSettings(proxy_socket=True)).state.portal
     assert portal.login.sessions.idle_timeout.total_seconds() == 7 * 60
     assert portal.login.card_settings.rp_id == "portal.city.example"
     assert portal.login.card_settings.expected_origins == ("https://portal.city.example",)
