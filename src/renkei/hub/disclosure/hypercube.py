@@ -1,132 +1,273 @@
 """Hypercubes of suppressed cells: a quick proof that a cell is protected, and the fallback that protects it.
 
 Around a target cell pick, in every dimension, a second code (or 計): the 2^k cells at the corners move by
-±s — opposite signs across two codes, equal signs across a code and 計 — and every constraint still holds
-(checked, so hierarchies and extra relations are respected). While all corners are suppressed the target
-can move from its value by −(smallest corner moving with it) to +(smallest corner moving against it): a
-sub-interval of its feasible interval, with non-negativity as the only bound. This is the idea of
-Repsilber's HYPERCUBE method (sdcTable, τ-Argus); here it proves most cells safe without a linear program,
-and when the greedy pattern leaves a cell pinned, the cheapest hypercube wide enough is suppressed for it.
+±s — opposite signs across two codes, equal signs across a code and 計 — and every constraint still holds.
+While all corners are suppressed the target can move from its value by −(smallest corner moving with it) to
++(smallest corner moving against it): a sub-interval of its feasible interval, with non-negativity as the only
+bound. This is the idea of Repsilber's HYPERCUBE method (sdcTable, τ-Argus); here it proves most cells safe
+without a linear program, and when a cell is left pinned, the cheapest hypercube wide enough is suppressed.
+
+Which second codes keep the constraints is decided per dimension: a constraint along dimension d fixes every
+other coordinate, so a cube respects it exactly when the pair of codes in d, with its sign, balances each of
+d's local constraints (計 = Σ codes; a parent = Σ its children in a hierarchy). Constraints that are not along
+one dimension (extra relations) are checked on each candidate cube. Everything is computed for many targets at
+once with numpy: the cells along each line through each target, the best few second codes per dimension, and
+every combination of them (at most 3^4 cubes of 2^4 corners for the four dimensions a table may have).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
-from renkei.hub.disclosure.audit import Constraint
-from renkei.hub.tables.display import TOTAL
+import numpy as np
+import numpy.typing as npt
 
-_PROOF_OPTIONS = 3  # second codes tried per dimension when proving: the largest suppressed cells
-_FALLBACK_OPTIONS = 3  # ... when choosing cells to suppress: the cheapest wide-enough ones
-_TRIES = 81
+from renkei.hub.disclosure.grid import Constraint, Constraints, Ints, Layout
+
+Floats = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+_OPTIONS = 3  # second codes tried per dimension: the largest suppressed cells, or the cheapest usable ones
+_CHUNK = 32  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
 
 
 class Hypercubes:
     def __init__(self, coordinates: Sequence[tuple[Any, ...]], constraints: Sequence[Constraint]) -> None:
-        self.coordinates = coordinates
-        self.index = {c: i for i, c in enumerate(coordinates)}
-        dims = len(coordinates[0]) if coordinates else 0
-        self.codes: list[list[Any]] = [sorted({c[d] for c in coordinates}, key=repr) for d in range(dims)]
-        self.constraints = constraints
-        self.of_cell: dict[int, list[int]] = {}
-        for ci, c in enumerate(constraints):
-            for m in c.members:
-                self.of_cell.setdefault(m, []).append(ci)
+        self.layout = Layout(coordinates)
+        self.cells = len(coordinates)
+        self.local, self.extra = _classify(self.layout, Constraints.of(constraints))
+        dims = self.layout.dims
+        self.bits = np.asarray(list(itertools.product((0, 1), repeat=dims)), dtype=np.int64).reshape(-1, dims)
+        self.choice = np.asarray(
+            list(itertools.product(range(_OPTIONS), repeat=dims)), dtype=np.int64
+        ).reshape(-1, dims)
 
-    def interval(self, target: int, hidden: Set[int], values: Sequence[float]) -> tuple[float, float] | None:
-        """The widest certified sub-interval of the target's feasible interval, or None."""
-        options = self._options(
-            target, lambda cell: cell in hidden, lambda cell: -values[cell], _PROOF_OPTIONS
-        )
-        best: tuple[float, float] | None = None
-        for corners in self._cubes(target, options, lambda cell: cell in hidden):
-            low, high = _moves(target, corners, values)
-            if best is None or high - low > best[1] - best[0]:
-                best = (low, high)
-        return best
+    # --- proofs ------------------------------------------------------------------------------------------
+
+    def intervals(self, targets: Sequence[int], hidden: Mask, values: Floats) -> tuple[Floats, Floats]:
+        """Per target, the widest certified sub-interval of its feasible interval (NaN where none)."""
+        t = np.asarray(targets, dtype=np.int64)
+        low, high = np.full(len(t), np.nan), np.full(len(t), np.nan)
+        if not len(t) or not self.layout.dims:
+            return low, high
+        options, signs = self._options(t, hidden, -values, None)
+        cells, sign, valid = self._cubes(t, options, signs, hidden)
+        down, up = _moves(cells, sign, values)
+        width = np.where(valid, down + up, -np.inf)
+        best = np.argmax(width, axis=1)
+        rows = np.arange(len(t))
+        found = valid[rows, best]
+        low[found] = (values[t] - down[rows, best])[found]
+        high[found] = (values[t] + up[rows, best])[found]
+        return low, high
+
+    def protected(self, targets: Sequence[int], hidden: Mask, values: Floats, width: Floats) -> Mask:
+        """Whether a hypercube of hidden cells gives each target at least its ``width``."""
+        low, high = self.intervals(targets, hidden, values)
+        return ~np.isnan(low) & ~narrow(high - low, width)
+
+    # --- the fallback ------------------------------------------------------------------------------------
 
     def cheapest(
         self,
-        target: int,
-        hidden: Set[int],
-        values: Sequence[float],
-        cost: Sequence[float],
-        width: float,
-        forbidden: Set[int],
-    ) -> set[int] | None:
-        """The cells to suppress so that a hypercube gives the target ``width``, cheapest first."""
-
-        def usable(cell: int) -> bool:
-            return cell not in forbidden
-
-        def price(cell: int) -> tuple[bool, float]:  # wide enough first, then already hidden, then cheap
-            return (values[cell] < width, 0.0 if cell in hidden else cost[cell])
-
-        options = self._options(target, usable, price, _FALLBACK_OPTIONS)
-        best: tuple[float, set[int]] | None = None
-        for corners in self._cubes(target, options, usable):
-            low, high = _moves(target, corners, values)
-            if high - low < width:
+        targets: Sequence[int],
+        hidden: Mask,
+        values: Floats,
+        cost: Floats,
+        width: Floats,
+        forbidden: Mask,
+    ) -> list[Ints | None]:
+        """Per target, the cells to suppress so that a hypercube gives it ``width``: the cheapest such cube
+        (suppressed cells are free), or None when no cube from the options is wide enough."""
+        t = np.asarray(targets, dtype=np.int64)
+        if not len(t) or not self.layout.dims:
+            return [None] * len(t)
+        usable = ~forbidden
+        price = np.where(hidden, 0.0, cost)
+        options, signs = self._options(t, usable, price, width, values)
+        cells, sign, valid = self._cubes(t, options, signs, usable)
+        down, up = _moves(cells, sign, values)
+        valid &= down + up >= width[:, None]
+        extra = np.where(hidden[np.maximum(cells, 0)], 0.0, cost[np.maximum(cells, 0)]).sum(axis=2)
+        best = np.argmin(np.where(valid, extra, np.inf), axis=1)
+        out: list[Ints | None] = []
+        for row, b in enumerate(best):
+            if not valid[row, b]:
+                out.append(None)
                 continue
-            extra = {c for c in corners if c not in hidden}
-            total = sum(cost[c] for c in extra)
-            if best is None or total < best[0]:
-                best = (total, extra)
-        return None if best is None else best[1]
+            corners = cells[row, b]
+            out.append(corners[~hidden[corners]])
+        return out
+
+    def protect(
+        self,
+        targets: Sequence[int],
+        hidden: Set[int],
+        values: Floats,
+        cost: Floats,
+        width: Mapping[int, float],
+        forbidden: Set[int],
+    ) -> tuple[set[int], list[int], int]:
+        """Suppress a cheapest wide-enough cube for each target, in chunks that reuse earlier chunks' cells.
+
+        Returns the cells added, the targets no cube could protect, and how many targets a cube protects."""
+        mask = _mask(self.cells, hidden)
+        banned = _mask(self.cells, forbidden)
+        fresh: set[int] = set()
+        still: list[int] = []
+        done = 0
+        for start in range(0, len(targets), _CHUNK):
+            chunk = np.asarray(targets[start : start + _CHUNK], dtype=np.int64)
+            need = np.asarray([width[int(x)] for x in chunk])
+            pinned = ~self.protected(chunk, mask, values, need)  # perhaps an earlier chunk's cube covers it
+            done += int((~pinned).sum())
+            for target, cube in zip(
+                chunk[pinned], self.cheapest(chunk[pinned], mask, values, cost, need[pinned], banned), strict=True
+            ):
+                if cube is None:
+                    still.append(int(target))
+                    continue
+                done += 1
+                fresh.update(cube.tolist())
+                mask[cube] = True
+        return fresh, still, done
+
+    # --- the parts ---------------------------------------------------------------------------------------
 
     def _options(
-        self, target: int, usable: Callable[[int], bool], order: Callable[[int], Any], limit: int
-    ) -> list[list[Any]]:
-        here = self.coordinates[target]
-        options = []
-        for d, codes in enumerate(self.codes):
-            cells = []
-            for code in codes:
-                cell = self.index.get((*here[:d], code, *here[d + 1 :]))
-                if code != here[d] and cell is not None and usable(cell):
-                    cells.append((order(cell), repr(code), code))
-            options.append([code for *_, code in sorted(cells)[:limit]])
-        return options
+        self,
+        t: Ints,
+        usable: Mask,
+        key: Floats,
+        width: Floats | None,
+        values: Floats | None = None,
+    ) -> tuple[list[Ints], list[Ints]]:
+        """Per dimension, the best ``_OPTIONS`` second codes for each target (-1 when fewer) and their signs.
+
+        Order: with ``width``, cells at least that large first (a smaller corner cannot give the width),
+        then by ``key``, then by code; the target's own code and pairs that break a constraint never count."""
+        layout = self.layout
+        here = layout.index[t]
+        options, signs = [], []
+        for d in range(layout.dims):
+            codes = np.arange(layout.sizes[d], dtype=np.int64)
+            line = layout.lookup(
+                layout.linear[t][:, None] + (codes[None, :] - here[:, d : d + 1]) * layout.strides[d]
+            )
+            sign = self._pair_signs(d, here[:, d], codes)
+            ok = (line >= 0) & (sign != 0) & (codes[None, :] != here[:, d : d + 1])
+            ok &= usable[np.maximum(line, 0)]
+            order = np.where(ok, key[np.maximum(line, 0)], np.inf)
+            if width is not None and values is not None:
+                small = values[np.maximum(line, 0)] < width[:, None]
+                order = np.where(ok & small, np.inf, order)
+                second = np.where(ok & small, key[np.maximum(line, 0)], np.inf)
+            picked = np.full((len(t), _OPTIONS), -1, dtype=np.int64)
+            rows = np.arange(len(t))
+            for j in range(_OPTIONS):
+                first = np.argmin(order, axis=1)  # the first (lowest code) among equals
+                hit = np.isfinite(order[rows, first])
+                if width is not None and values is not None:
+                    fallback = np.argmin(second, axis=1)
+                    use = ~hit & np.isfinite(second[rows, fallback])
+                    first = np.where(use, fallback, first)
+                    hit |= use
+                    second[rows[use], first[use]] = np.inf
+                picked[hit, j] = first[hit]
+                order[rows[hit], first[hit]] = np.inf
+            options.append(picked)
+            signs.append(np.where(picked >= 0, sign[rows[:, None], np.maximum(picked, 0)], 0))
+        return options, signs
+
+    def _pair_signs(self, d: int, a: Ints, b: Ints) -> npt.NDArray[np.int8]:
+        """(len(a), len(b)): -1 if codes a and b of dimension d move oppositely, +1 together, 0 never."""
+        matrix = self.local[d]
+        if not len(matrix):
+            return np.full((len(a), len(b)), -1, dtype=np.int8)
+        left, right = matrix[:, a][:, :, None], matrix[:, b][:, None, :]
+        opposite = (left == right).all(axis=0)
+        together = (left == -right).all(axis=0)
+        return np.where(opposite, -1, np.where(together, 1, 0)).astype(np.int8)
 
     def _cubes(
-        self, target: int, options: list[list[Any]], usable: Callable[[int], bool]
-    ) -> list[dict[int, int]]:
-        """Valid hypercubes around the target from the given second codes: corner → sign."""
-        here = self.coordinates[target]
-        if any(not o for o in options):
-            return []
-        found = []
-        for choice in itertools.islice(itertools.product(*options), _TRIES):
-            corners = self._corners(here, choice, usable)
-            if corners is not None:
-                found.append(corners)
-        return found
-
-    def _corners(
-        self, here: tuple[Any, ...], choice: tuple[Any, ...], usable: Callable[[int], bool]
-    ) -> dict[int, int] | None:
-        corners: dict[int, int] = {}
-        pairs = [(h, c) for h, c in zip(here, choice, strict=True)]
-        flips = [(0, int(TOTAL not in pair)) for pair in pairs]
-        for coords, flipped in zip(itertools.product(*pairs), itertools.product(*flips), strict=True):
-            cell = self.index.get(coords)
-            if cell is None or not usable(cell):
-                return None
-            corners[cell] = -1 if sum(flipped) % 2 else 1
-        balance: dict[int, int] = {}
-        for cell, sign in corners.items():
-            for ci in self.of_cell.get(cell, []):
-                moved = -sign if cell == self.constraints[ci].total else sign
-                balance[ci] = balance.get(ci, 0) + moved
-        if any(balance.values()):
-            return None  # this direction breaks a constraint (a hierarchy, an extra relation)
-        return corners
+        self, t: Ints, options: list[Ints], signs: list[Ints], usable: Mask
+    ) -> tuple[Ints, Ints, Mask]:
+        """Every combination of options: corner cells (targets × cubes × corners), their signs, validity."""
+        layout = self.layout
+        here = layout.index[t]
+        linear = np.repeat(layout.linear[t][:, None, None], len(self.choice), axis=1)
+        linear = np.repeat(linear, len(self.bits), axis=2)
+        sign = np.ones(linear.shape, dtype=np.int64)
+        present = np.ones((len(t), len(self.choice)), dtype=bool)
+        for d in range(layout.dims):
+            code = options[d][:, self.choice[:, d]]  # targets × cubes
+            present &= code >= 0
+            shift = (np.maximum(code, 0) - here[:, d : d + 1]) * layout.strides[d]
+            moved = self.bits[:, d][None, None, :] == 1
+            linear = linear + np.where(moved, shift[:, :, None], 0)
+            pair = signs[d][:, self.choice[:, d]]
+            sign = sign * np.where(moved, pair[:, :, None], 1)
+        cells = layout.lookup(linear)
+        valid = present & (cells >= 0).all(axis=2)
+        valid &= usable[np.maximum(cells, 0)].all(axis=2)
+        for row in self.extra:  # relations not along one dimension: the cube must balance them too
+            moved = np.where(cells >= 0, row[np.maximum(cells, 0)], 0) * sign
+            valid &= moved.sum(axis=2) == 0
+        return cells, sign, valid
 
 
-def _moves(target: int, corners: dict[int, int], values: Sequence[float]) -> tuple[float, float]:
-    up = min((values[i] for i, s in corners.items() if s < 0), default=math.inf)  # until these reach 0
-    down = min(values[i] for i, s in corners.items() if s > 0)
-    return values[target] - down, values[target] + up
+def narrow(width: npt.ArrayLike, need: npt.ArrayLike) -> Mask:
+    """Whether each width is narrower than needed (with slack for the LP solver's rounding)."""
+    w, n = np.asarray(width, dtype=np.float64), np.asarray(need, dtype=np.float64)
+    result: Mask = w < n * (1 - 1e-9) - 1e-9
+    return result
+
+
+def _moves(cells: Ints, sign: Ints, values: Floats) -> tuple[Floats, Floats]:
+    """How far the target can move down (until a corner moving with it reaches 0) and up."""
+    v = values[np.maximum(cells, 0)]
+    down = np.where(sign > 0, v, np.inf).min(axis=2)
+    up = np.where(sign < 0, v, np.inf).min(axis=2)
+    return down, up
+
+
+def _mask(size: int, cells: Set[int]) -> Mask:
+    mask = np.zeros(size, dtype=bool)
+    if cells:
+        mask[np.fromiter(cells, dtype=np.int64, count=len(cells))] = True
+    return mask
+
+
+def _classify(layout: Layout, constraints: Constraints) -> tuple[list[npt.NDArray[np.int8]], Ints]:
+    """Per dimension, its distinct local constraints as rows over its codes (-1 total, +1 part); and the
+    constraints not along a single dimension as rows over cells (-1 total, +1 part)."""
+    dims, sizes = layout.dims, [int(s) for s in layout.sizes]
+    cells = layout.index.shape[0]
+    if not len(constraints) or not dims:
+        return [np.zeros((0, s), dtype=np.int8) for s in sizes], np.zeros((0, cells), dtype=np.int64)
+    rows, totals, members = constraints.rows(), constraints.totals, constraints.members
+    index = layout.index
+    is_total = constraints.is_total()
+    differs = index[members] != index[totals[rows]]  # entries × dims
+    along = np.where(differs.sum(axis=1) == 1, differs.argmax(axis=1), -1)
+    starts = constraints.indptr[:-1]
+    first = np.minimum.reduceat(np.where(is_total, dims, along), starts)
+    last = np.maximum.reduceat(np.where(is_total, -1, along), starts)
+    single = (first == last) & (first >= 0) & (first < dims)
+    matrices = []
+    for d in range(dims):
+        mine = np.flatnonzero(single & (first == d))
+        matrix = np.zeros((len(mine), sizes[d]), dtype=np.int8)
+        position = np.full(len(constraints), -1, dtype=np.int64)
+        position[mine] = np.arange(len(mine))
+        entries = np.flatnonzero(position[rows] >= 0)
+        matrix[position[rows[entries]], index[members[entries], d]] = np.where(is_total[entries], -1, 1)
+        matrices.append(np.unique(matrix, axis=0) if len(matrix) else matrix)
+    others = np.flatnonzero(~single)
+    extra = np.zeros((len(others), cells), dtype=np.int64)
+    position = np.full(len(constraints), -1, dtype=np.int64)
+    position[others] = np.arange(len(others))
+    entries = np.flatnonzero(position[rows] >= 0)
+    extra[position[rows[entries]], members[entries]] = np.where(is_total[entries], -1, 1)
+    return matrices, extra
