@@ -29,7 +29,7 @@ from renkei.hub.disclosure.grid import Constraint, Constraints, Ints, Layout
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 _OPTIONS = 3  # second codes tried per dimension: the largest suppressed cells, or the cheapest usable ones
-_CHUNK = 32  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
+_CHUNK = 128  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
 
 
 class Hypercubes:
@@ -37,6 +37,10 @@ class Hypercubes:
         self.layout = Layout(coordinates)
         self.cells = len(coordinates)
         self.local, self.extra = _classify(self.layout, Constraints.of(constraints))
+        # a dimension whose only relation is 計 = Σ every other code: any two codes pair up
+        self.flat = [
+            len(m) == 1 and int((m[0] == -1).sum()) == 1 and bool((m[0] != 0).all()) for m in self.local
+        ]
         dims = self.layout.dims
         self.bits = np.asarray(list(itertools.product((0, 1), repeat=dims)), dtype=np.int64).reshape(-1, dims)
         self.choice = np.asarray(
@@ -146,46 +150,81 @@ class Hypercubes:
         """Per dimension, the best ``_OPTIONS`` second codes for each target (-1 when fewer) and their signs.
 
         Order: with ``width``, cells at least that large first (a smaller corner cannot give the width),
-        then by ``key``, then by code; the target's own code and pairs that break a constraint never count."""
+        then by ``key``, then by code; the target's own code and pairs that break a constraint never count.
+        Along a dimension without a hierarchy every pair of codes is valid, so targets on the same line
+        share one ranking of it (a town line of 800 cells is ranked once, not once per target on it)."""
         layout = self.layout
         here = layout.index[t]
+        shared = width is None or bool((width == width[0]).all())
         options, signs = [], []
         for d in range(layout.dims):
-            codes = np.arange(layout.sizes[d], dtype=np.int64)
-            line = layout.lookup(
-                layout.linear[t][:, None] + (codes[None, :] - here[:, d : d + 1]) * layout.strides[d]
-            )
-            sign = self._pair_signs(d, here[:, d], codes)
-            ok = (line >= 0) & (sign != 0) & (codes[None, :] != here[:, d : d + 1])
-            ok &= usable[np.maximum(line, 0)]
-            order = np.where(ok, key[np.maximum(line, 0)], np.inf)
-            if width is not None and values is not None:
-                small = values[np.maximum(line, 0)] < width[:, None]
-                order = np.where(ok & small, np.inf, order)
-                second = np.where(ok & small, key[np.maximum(line, 0)], np.inf)
-            picked = np.full((len(t), _OPTIONS), -1, dtype=np.int64)
-            rows = np.arange(len(t))
-            for j in range(_OPTIONS):
-                first = np.argmin(order, axis=1)  # the first (lowest code) among equals
-                hit = np.isfinite(order[rows, first])
-                if width is not None and values is not None:
-                    fallback = np.argmin(second, axis=1)
-                    use = ~hit & np.isfinite(second[rows, fallback])
-                    first = np.where(use, fallback, first)
-                    hit |= use
-                    second[rows[use], first[use]] = np.inf
-                picked[hit, j] = first[hit]
-                order[rows[hit], first[hit]] = np.inf
+            own = here[:, d]
+            if shared and self.flat[d]:
+                start = layout.linear[t] - own * layout.strides[d]
+                lines, inverse = np.unique(start, return_inverse=True)
+                ranked = self._rank(d, lines, None, usable, key, width, values, _OPTIONS + 1)[inverse]
+                keep = (ranked >= 0) & (ranked != own[:, None])
+                position = np.cumsum(keep, axis=1) - 1
+                keep &= position < _OPTIONS
+                picked = np.full((len(t), _OPTIONS), -1, dtype=np.int64)
+                rows, cols = np.nonzero(keep)
+                picked[rows, position[rows, cols]] = ranked[rows, cols]
+            else:
+                picked = self._rank(d, layout.linear[t] - own * layout.strides[d], own, usable, key, width, values)
             options.append(picked)
-            signs.append(np.where(picked >= 0, sign[rows[:, None], np.maximum(picked, 0)], 0))
+            sign = self._pair_signs(d, own, np.maximum(picked, 0))
+            signs.append(np.where(picked >= 0, sign, 0))
         return options, signs
 
+    def _rank(
+        self,
+        d: int,
+        starts: Ints,
+        own: Ints | None,
+        usable: Mask,
+        key: Floats,
+        width: Floats | None,
+        values: Floats | None,
+        count: int = _OPTIONS,
+    ) -> Ints:
+        """The ``count`` best codes along dimension d of each line (given by its cell with code 0), for a
+        target with code ``own`` on it (its code and the pairs that break a constraint excluded), or for
+        every target on a line without a hierarchy (``own`` None: nothing excluded)."""
+        layout = self.layout
+        codes = np.arange(layout.sizes[d], dtype=np.int64)
+        line = layout.lookup(starts[:, None] + codes[None, :] * layout.strides[d])
+        cell = np.maximum(line, 0)
+        ok = (line >= 0) & usable[cell]
+        if own is not None:
+            ok &= (codes[None, :] != own[:, None]) & (self._pair_signs(d, own, codes[None, :]) != 0)
+        order = np.where(ok, key[cell], np.inf)
+        second = np.full(order.shape, np.inf)
+        if width is not None and values is not None:
+            small = ok & (values[cell] < (width[:, None] if own is not None else width[0]))
+            second = np.where(small, order, np.inf)
+            order = np.where(small, np.inf, order)
+        picked = np.full((len(starts), count), -1, dtype=np.int64)
+        rows = np.arange(len(starts))
+        for j in range(count):
+            first = np.argmin(order, axis=1)  # the first (lowest code) among equals
+            hit = np.isfinite(order[rows, first])
+            fallback = np.argmin(second, axis=1)
+            use = ~hit & np.isfinite(second[rows, fallback])
+            first = np.where(use, fallback, first)
+            second[rows[use], first[use]] = np.inf
+            hit |= use
+            picked[hit, j] = first[hit]
+            order[rows[hit], first[hit]] = np.inf
+        return picked
+
     def _pair_signs(self, d: int, a: Ints, b: Ints) -> npt.NDArray[np.int8]:
-        """(len(a), len(b)): -1 if codes a and b of dimension d move oppositely, +1 together, 0 never."""
+        """Per target (code ``a``) and candidate code (``b``, one row per target): -1 if the two codes of
+        dimension d move oppositely, +1 together, 0 if no sign keeps d's local constraints."""
         matrix = self.local[d]
+        b = np.broadcast_to(b, (len(a), b.shape[-1]))
         if not len(matrix):
-            return np.full((len(a), len(b)), -1, dtype=np.int8)
-        left, right = matrix[:, a][:, :, None], matrix[:, b][:, None, :]
+            return np.full(b.shape, -1, dtype=np.int8)
+        left, right = matrix[:, a][:, :, None], matrix[:, b]
         opposite = (left == right).all(axis=0)
         together = (left == -right).all(axis=0)
         return np.where(opposite, -1, np.where(together, 1, 0)).astype(np.int8)
@@ -196,24 +235,25 @@ class Hypercubes:
         """Every combination of options: corner cells (targets × cubes × corners), their signs, validity."""
         layout = self.layout
         here = layout.index[t]
-        linear = np.repeat(layout.linear[t][:, None, None], len(self.choice), axis=1)
-        linear = np.repeat(linear, len(self.bits), axis=2)
-        sign = np.ones(linear.shape, dtype=np.int64)
+        shifts, flips = [], []
         present = np.ones((len(t), len(self.choice)), dtype=bool)
         for d in range(layout.dims):
             code = options[d][:, self.choice[:, d]]  # targets × cubes
             present &= code >= 0
-            shift = (np.maximum(code, 0) - here[:, d : d + 1]) * layout.strides[d]
-            moved = self.bits[:, d][None, None, :] == 1
-            linear = linear + np.where(moved, shift[:, :, None], 0)
-            pair = signs[d][:, self.choice[:, d]]
-            sign = sign * np.where(moved, pair[:, :, None], 1)
+            shifts.append((np.maximum(code, 0) - here[:, d : d + 1]) * layout.strides[d])
+            flips.append(signs[d][:, self.choice[:, d]] < 0)
+        bits = self.bits.T.astype(np.float64)  # dims × corners: which corners take the second code
+        # linear indices and sign flips of every corner at once (exact: integers far below 2**53)
+        moved = np.stack(shifts, axis=2).astype(np.float64) @ bits
+        linear = layout.linear[t][:, None, None] + moved.astype(np.int64)
+        odd = (np.stack(flips, axis=2).astype(np.float64) @ bits).astype(np.int64) % 2
+        sign = 1 - 2 * odd
         cells = layout.lookup(linear)
         valid = present & (cells >= 0).all(axis=2)
         valid &= usable[np.maximum(cells, 0)].all(axis=2)
         for row in self.extra:  # relations not along one dimension: the cube must balance them too
-            moved = np.where(cells >= 0, row[np.maximum(cells, 0)], 0) * sign
-            valid &= moved.sum(axis=2) == 0
+            balance = np.where(cells >= 0, row[np.maximum(cells, 0)], 0) * sign
+            valid &= balance.sum(axis=2) == 0
         return cells, sign, valid
 
 
