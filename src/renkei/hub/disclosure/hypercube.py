@@ -29,6 +29,7 @@ from renkei.hub.disclosure.grid import Constraint, Constraints, Ints, Layout
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 _OPTIONS = 3  # second codes tried per dimension: the largest suppressed cells, or the cheapest usable ones
+_BLOCK = 256  # targets evaluated per array pass (3^4 cubes × 2^4 corners each): arrays stay in cache
 _CHUNK = 128  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
 
 
@@ -55,15 +56,17 @@ class Hypercubes:
         low, high = np.full(len(t), np.nan), np.full(len(t), np.nan)
         if not len(t) or not self.layout.dims:
             return low, high
-        options, signs = self._options(t, hidden, -values, None)
-        cells, sign, valid = self._cubes(t, options, signs, hidden)
-        down, up = _moves(cells, sign, values)
-        width = np.where(valid, down + up, -np.inf)
-        best = np.argmax(width, axis=1)
-        rows = np.arange(len(t))
-        found = valid[rows, best]
-        low[found] = (values[t] - down[rows, best])[found]
-        high[found] = (values[t] + up[rows, best])[found]
+        for start in range(0, len(t), _BLOCK):
+            block = t[start : start + _BLOCK]
+            options, signs = self._options(block, hidden, -values, None)
+            cells, sign, valid = self._cubes(block, options, signs, hidden)
+            down, up = _moves(cells, sign, values)
+            width = np.where(valid, down + up, -np.inf)
+            best = np.argmax(width, axis=1)
+            rows = np.arange(len(block))
+            found = valid[rows, best]
+            low[start : start + len(block)] = np.where(found, values[block] - down[rows, best], np.nan)
+            high[start : start + len(block)] = np.where(found, values[block] + up[rows, best], np.nan)
         return low, high
 
     def protected(self, targets: Sequence[int], hidden: Mask, values: Floats, width: Floats) -> Mask:
@@ -124,7 +127,9 @@ class Hypercubes:
         for start in range(0, len(targets), _CHUNK):
             chunk = np.asarray(targets[start : start + _CHUNK], dtype=np.int64)
             need = np.asarray([width[int(x)] for x in chunk])
-            pinned = ~self.protected(chunk, mask, values, need)  # perhaps an earlier chunk's cube covers it
+            pinned = np.ones(len(chunk), dtype=bool)  # the caller found none of them protected
+            if fresh:  # perhaps an earlier chunk's cube covers it
+                pinned = ~self.protected(chunk, mask, values, need)
             done += int((~pinned).sum())
             for target, cube in zip(
                 chunk[pinned], self.cheapest(chunk[pinned], mask, values, cost, need[pinned], banned), strict=True
@@ -197,24 +202,13 @@ class Hypercubes:
         ok = (line >= 0) & usable[cell]
         if own is not None:
             ok &= (codes[None, :] != own[:, None]) & (self._pair_signs(d, own, codes[None, :]) != 0)
-        order = np.where(ok, key[cell], np.inf)
-        second = np.full(order.shape, np.inf)
-        if width is not None and values is not None:
-            small = ok & (values[cell] < (width[:, None] if own is not None else width[0]))
-            second = np.where(small, order, np.inf)
-            order = np.where(small, np.inf, order)
-        picked = np.full((len(starts), count), -1, dtype=np.int64)
-        rows = np.arange(len(starts))
-        for j in range(count):
-            first = np.argmin(order, axis=1)  # the first (lowest code) among equals
-            hit = np.isfinite(order[rows, first])
-            fallback = np.argmin(second, axis=1)
-            use = ~hit & np.isfinite(second[rows, fallback])
-            first = np.where(use, fallback, first)
-            second[rows[use], first[use]] = np.inf
-            hit |= use
-            picked[hit, j] = first[hit]
-            order[rows[hit], first[hit]] = np.inf
+        group = np.where(ok, 0, 2)  # usable cells first, then (never picked) the rest
+        if width is not None and values is not None:  # a corner smaller than the width cannot give it
+            group = np.where(ok & (values[cell] < (width[:, None] if own is not None else width[0])), 1, group)
+        order = np.lexsort((np.where(ok, key[cell], 0.0), group), axis=1)[:, :count]  # stable: code order last
+        picked: Ints = np.where(np.take_along_axis(group, order, axis=1) < 2, order, -1)
+        if picked.shape[1] < count:
+            picked = np.pad(picked, ((0, 0), (0, count - picked.shape[1])), constant_values=-1)
         return picked
 
     def _pair_signs(self, d: int, a: Ints, b: Ints) -> npt.NDArray[np.int8]:
@@ -242,12 +236,15 @@ class Hypercubes:
             present &= code >= 0
             shifts.append((np.maximum(code, 0) - here[:, d : d + 1]) * layout.strides[d])
             flips.append(signs[d][:, self.choice[:, d]] < 0)
-        bits = self.bits.T.astype(np.float64)  # dims × corners: which corners take the second code
-        # linear indices and sign flips of every corner at once (exact: integers far below 2**53)
-        moved = np.stack(shifts, axis=2).astype(np.float64) @ bits
-        linear = layout.linear[t][:, None, None] + moved.astype(np.int64)
-        odd = (np.stack(flips, axis=2).astype(np.float64) @ bits).astype(np.int64) % 2
-        sign = 1 - 2 * odd
+        # every corner's cell and sign: corner p takes the second code in the dimensions where bit p,d is set
+        linear = np.repeat(layout.linear[t][:, None, None], len(self.choice), axis=1)
+        linear = np.repeat(linear, len(self.bits), axis=2)
+        odd = np.zeros(linear.shape, dtype=bool)
+        for d in range(layout.dims):
+            moved = self.bits[:, d] == 1
+            linear[:, :, moved] += shifts[d][:, :, None]
+            odd[:, :, moved] ^= flips[d][:, :, None]
+        sign = np.where(odd, -1, 1)
         cells = layout.lookup(linear)
         valid = present & (cells >= 0).all(axis=2)
         valid &= usable[np.maximum(cells, 0)].all(axis=2)

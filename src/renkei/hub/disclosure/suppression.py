@@ -64,23 +64,25 @@ def primary_suppression(
     structural: Set[int] = frozenset(),
 ) -> dict[int, str]:
     """The rule that suppresses each sensitive cell (cells not listed pass every primary rule)."""
+    counts = np.asarray(n, dtype=np.int64)
+    free = np.ones(len(counts), dtype=bool)
+    if structural:
+        free[np.fromiter(structural, dtype=np.int64, count=len(structural))] = False
     reasons: dict[int, str] = {}
     counting = kind == "count"
-    for i, count in enumerate(n):
-        if i in structural:
-            continue
-        if count == 0:
-            if policy.suppresses and policy.zeros == "suppress":
-                reasons[i] = "zero"
-        elif counting and not policy.suppresses:
-            continue
-        elif count < policy.threshold:
-            reasons[i] = "threshold"
-        elif kind in {"sum", "mean"}:
-            rule = _magnitude_rule(policy, kind, count, value[i], top[i])
+    zero = free & (counts == 0)
+    if policy.suppresses and policy.zeros == "suppress":
+        reasons.update((i, "zero") for i in np.flatnonzero(zero).tolist())
+    if counting and not policy.suppresses:
+        return reasons
+    small = free & (counts > 0) & (counts < policy.threshold)
+    reasons.update((i, "threshold") for i in np.flatnonzero(small).tolist())
+    if kind in {"sum", "mean"}:
+        for i in np.flatnonzero(free & (counts >= policy.threshold)).tolist():
+            rule = _magnitude_rule(policy, kind, int(counts[i]), value[i], top[i])
             if rule:
                 reasons[i] = rule
-    return reasons
+    return dict(sorted(reasons.items()))
 
 
 def _magnitude_rule(
@@ -140,9 +142,10 @@ def secondary_suppression(
             mask[np.fromiter(cells, dtype=np.int64, count=len(cells))] = True
     price = np.asarray(cost, dtype=np.float64)
     queue = np.flatnonzero(state.open).tolist()  # already in heap order: ascending
+    state.lists()
     while queue:
         ci = heapq.heappop(queue)
-        if not state.open[ci]:
+        if not state.open_l[ci]:
             continue
         members = state.members_of(ci)
         candidates = members[~state.hidden[members] & ~far[members]]
@@ -210,18 +213,35 @@ class _Closure:
         result: npt.NDArray[np.bool_] = single | (visible_total & short)
         return result
 
+    def lists(self) -> None:
+        """Per-constraint state as Python lists: the sequential steps touch one or two scalars each."""
+        self.count_l: list[int] = self.count.tolist()
+        self.part_l: list[float] = self.part_sum.tolist()
+        self.need_l: list[float] = (self.need * (1 - 1e-9)).tolist()
+        self.open_l: list[bool] = self.open.tolist()
+        self.totals_l: list[int] = self.totals.tolist()
+        self.value_l: list[float] = self.value.tolist()
+        starts = self.cell_indptr.tolist()
+        rows = self.cell_rows.tolist()
+        self.rows_l = [rows[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
     def hide(self, cell: int) -> list[int]:
         """Hide ``cell``; the constraints of it that are (still or now) open."""
         self.hidden[cell] = True
-        rows = self.cell_rows[self.cell_indptr[cell] : self.cell_indptr[cell + 1]]
-        self.count[rows] += 1
-        self.part_sum[rows] += np.where(self.totals[rows] != cell, self.value[cell], 0.0)
-        now = self._open(rows)
-        for ci, was, is_open in zip(rows.tolist(), self.open[rows].tolist(), now.tolist(), strict=True):
-            if was != is_open:
-                self.open_count[self.members_of(ci)] += 1 if is_open else -1
-        self.open[rows] = now
-        opened: list[int] = rows[now].tolist()
+        opened = []
+        for ci in self.rows_l[cell]:
+            self.count_l[ci] += 1
+            total = self.totals_l[ci]
+            if total != cell:
+                self.part_l[ci] += self.value_l[cell]
+            now = self.count_l[ci] == 1 or (
+                self.weighing and not self.hidden[total] and self.part_l[ci] < self.need_l[ci]
+            )
+            if now != self.open_l[ci]:
+                self.open_count[self.members_of(ci)] += 1 if now else -1
+                self.open_l[ci] = now
+            if now:
+                opened.append(ci)
         return opened
 
 
@@ -267,9 +287,8 @@ def protect_pattern(
             one = _widen(t, table, of_cell, hidden | fresh, cost, avoid, forbidden)
             fresh |= {one} if one is not None else set()
         pending = still
-        if not pending:
-            hidden = secondary_suppression(table, hidden | fresh, cost, avoid, forbidden, width, values)
-            return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
+        if not pending:  # every constraint a cube touches holds two or more of its corners: still closed
+            return Pattern(dict(primary), frozenset(hidden | fresh), proven[0], proven[1], True)
         if not fresh:
             everything = hidden | (set(range(len(values))) - set(forbidden))
             pending, by_cube, by_lp = _still_failing(pending, table, v, everything, width, None)
