@@ -64,6 +64,7 @@ def audit(
 
 
 Group = tuple[list[int], npt.NDArray[np.int64], list[int]]  # cells, constraint rows, goals
+Block = tuple[csr_array, npt.NDArray[np.float64], int, float, int]  # equations, rhs, goal, lower bound, column
 
 
 def _components(table: Constraints, size: int, hidden: Set[int], goals: Sequence[int]) -> list[Group]:
@@ -94,11 +95,13 @@ def _components(table: Constraints, size: int, hidden: Set[int], goals: Sequence
     return groups
 
 
-def _solve(table: Constraints, values: npt.NDArray[np.float64], groups: list[Group]) -> dict[int, tuple[float, float]]:
+def _solve(
+    table: Constraints, values: npt.NDArray[np.float64], groups: list[Group]
+) -> dict[int, tuple[float, float]]:
     """Max and min of each goal: two independent copies of its group per goal (maximize x_goal in one,
     minimize it in the other), stacked block-diagonally, up to ``_BATCH_VARIABLES`` per solver call."""
     big = 2 * float(np.abs(values).sum()) + 1.0  # no cell exceeds the table's total mass: a box, not ∞
-    blocks: list[tuple[csr_array, npt.NDArray[np.float64], int, float, int]] = []  # a, rhs, goal, low, local
+    blocks: list[Block] = []
     for cells, rows, goals in groups:
         local = {cell: j for j, cell in enumerate(cells)}
         a_eq, rhs = _equations(table, cells, rows, values)
@@ -108,7 +111,9 @@ def _solve(table: Constraints, values: npt.NDArray[np.float64], groups: list[Gro
     start = 0
     while start < len(blocks):
         end, variables = start, 0
-        while end < len(blocks) and (end == start or variables + 2 * blocks[end][0].shape[1] <= _BATCH_VARIABLES):
+        while end < len(blocks) and (
+            end == start or variables + 2 * blocks[end][0].shape[1] <= _BATCH_VARIABLES
+        ):
             variables += 2 * blocks[end][0].shape[1]
             end += 1
         out.update(_solve_batch(blocks[start:end], values, big))
@@ -117,7 +122,7 @@ def _solve(table: Constraints, values: npt.NDArray[np.float64], groups: list[Gro
 
 
 def _solve_batch(
-    blocks: list[tuple[csr_array, npt.NDArray[np.float64], int, float, int]],
+    blocks: list[Block],
     values: npt.NDArray[np.float64],
     big: float,
 ) -> dict[int, tuple[float, float]]:
@@ -142,13 +147,14 @@ def _solve_batch(
         method="highs",
     )
     out: dict[int, tuple[float, float]] = {}
-    for i, (_, _, goal, low, _) in enumerate(blocks):
+    for i, block in enumerate(blocks):
+        target, low = block[2], block[3]
         if result.status != 0:  # the true values are a solution, so this is numerical trouble
-            out[goal] = (float(values[goal]), float(values[goal]))
+            out[target] = (float(values[target]), float(values[target]))
             continue
         high = float(result.x[offsets[2 * i]])
         least = float(result.x[offsets[2 * i + 1]])
-        out[goal] = (-math.inf if least <= low < 0 else least, math.inf if high >= big else high)
+        out[target] = (-math.inf if least <= low < 0 else least, math.inf if high >= big else high)
     return out
 
 
@@ -165,8 +171,7 @@ def _equations(
     column = np.full(len(values), -1, dtype=np.int64)
     column[cells] = np.arange(len(cells))
     inside = column[member] >= 0
-    matrix = csr_array(
-        (sign[inside], (row[inside], column[member[inside]])), shape=(len(rows), len(cells))
-    )
+    matrix = csr_array((sign[inside], (row[inside], column[member[inside]])), shape=(len(rows), len(cells)))
     known = np.bincount(row[~inside], weights=sign[~inside] * values[member[~inside]], minlength=len(rows))
-    return matrix, -known
+    rhs: npt.NDArray[np.float64] = -known.astype(np.float64)
+    return matrix, rhs

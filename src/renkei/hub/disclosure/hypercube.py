@@ -50,7 +50,7 @@ class Hypercubes:
 
     # --- proofs ------------------------------------------------------------------------------------------
 
-    def intervals(self, targets: Sequence[int], hidden: Mask, values: Floats) -> tuple[Floats, Floats]:
+    def intervals(self, targets: Sequence[int] | Ints, hidden: Mask, values: Floats) -> tuple[Floats, Floats]:
         """Per target, the widest certified sub-interval of its feasible interval (NaN where none)."""
         t = np.asarray(targets, dtype=np.int64)
         low, high = np.full(len(t), np.nan), np.full(len(t), np.nan)
@@ -69,7 +69,7 @@ class Hypercubes:
             high[start : start + len(block)] = np.where(found, values[block] + up[rows, best], np.nan)
         return low, high
 
-    def protected(self, targets: Sequence[int], hidden: Mask, values: Floats, width: Floats) -> Mask:
+    def protected(self, targets: Sequence[int] | Ints, hidden: Mask, values: Floats, width: Floats) -> Mask:
         """Whether a hypercube of hidden cells gives each target at least its ``width``."""
         low, high = self.intervals(targets, hidden, values)
         return ~np.isnan(low) & ~narrow(high - low, width)
@@ -78,7 +78,7 @@ class Hypercubes:
 
     def cheapest(
         self,
-        targets: Sequence[int],
+        targets: Sequence[int] | Ints,
         hidden: Mask,
         values: Floats,
         cost: Floats,
@@ -132,7 +132,9 @@ class Hypercubes:
                 pinned = ~self.protected(chunk, mask, values, need)
             done += int((~pinned).sum())
             for target, cube in zip(
-                chunk[pinned], self.cheapest(chunk[pinned], mask, values, cost, need[pinned], banned), strict=True
+                chunk[pinned],
+                self.cheapest(chunk[pinned], mask, values, cost, need[pinned], banned),
+                strict=True,
             ):
                 if cube is None:
                     still.append(int(target))
@@ -175,7 +177,9 @@ class Hypercubes:
                 rows, cols = np.nonzero(keep)
                 picked[rows, position[rows, cols]] = ranked[rows, cols]
             else:
-                picked = self._rank(d, layout.linear[t] - own * layout.strides[d], own, usable, key, width, values)
+                picked = self._rank(
+                    d, layout.linear[t] - own * layout.strides[d], own, usable, key, width, values
+                )
             options.append(picked)
             sign = self._pair_signs(d, own, np.maximum(picked, 0))
             signs.append(np.where(picked >= 0, sign, 0))
@@ -204,8 +208,12 @@ class Hypercubes:
             ok &= (codes[None, :] != own[:, None]) & (self._pair_signs(d, own, codes[None, :]) != 0)
         group = np.where(ok, 0, 2)  # usable cells first, then (never picked) the rest
         if width is not None and values is not None:  # a corner smaller than the width cannot give it
-            group = np.where(ok & (values[cell] < (width[:, None] if own is not None else width[0])), 1, group)
-        order = np.lexsort((np.where(ok, key[cell], 0.0), group), axis=1)[:, :count]  # stable: code order last
+            group = np.where(
+                ok & (values[cell] < (width[:, None] if own is not None else width[0])), 1, group
+            )
+        order = np.lexsort((np.where(ok, key[cell], 0.0), group), axis=1)[
+            :, :count
+        ]  # stable: code order last
         picked: Ints = np.where(np.take_along_axis(group, order, axis=1) < 2, order, -1)
         if picked.shape[1] < count:
             picked = np.pad(picked, ((0, 0), (0, count - picked.shape[1])), constant_values=-1)

@@ -220,7 +220,7 @@ def _show(policy: DisclosurePolicy, kind: Kind, table: Cells, hidden: Set[int]) 
             shown.append(ShownCell(coords, value, status, reason))
         else:
             magnitude: Magnitude = kind
-            value += magnitude_noise(
+            noisy = value + magnitude_noise(
                 ptable,
                 magnitude,
                 value,
@@ -229,7 +229,7 @@ def _show(policy: DisclosurePolicy, kind: Kind, table: Cells, hidden: Set[int]) 
                 table.ckey[i],
                 policy.perturbation.magnitude_pct,
             )
-            shown.append(ShownCell(coords, value, "perturbed", REASON_PERTURBED))
+            shown.append(ShownCell(coords, noisy, "perturbed", REASON_PERTURBED))
     return shown
 
 

@@ -24,6 +24,7 @@ suppresses more until every primary cell's feasible interval is at least its pro
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ class _Closure:
         return members
 
     def _open(self, rows: Ints) -> npt.NDArray[np.bool_]:
-        single = self.count[rows] == 1
+        single: npt.NDArray[np.bool_] = self.count[rows] == 1
         if not self.weighing:
             return single
         visible_total = ~self.hidden[self.totals[rows]]
@@ -223,7 +224,7 @@ class _Closure:
         self.value_l: list[float] = self.value.tolist()
         starts = self.cell_indptr.tolist()
         rows = self.cell_rows.tolist()
-        self.rows_l = [rows[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        self.rows_l = [rows[a:b] for a, b in itertools.pairwise(starts)]
 
     def hide(self, cell: int) -> list[int]:
         """Hide ``cell``; the constraints of it that are (still or now) open."""
