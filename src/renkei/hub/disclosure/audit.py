@@ -64,7 +64,9 @@ def audit(
 
 
 Group = tuple[list[int], npt.NDArray[np.int64], list[int]]  # cells, constraint rows, goals
-Block = tuple[csr_array, npt.NDArray[np.float64], int, float, int]  # equations, rhs, goal, lower bound, column
+Block = tuple[
+    csr_array, npt.NDArray[np.float64], int, float, int
+]  # equations, rhs, goal, lower bound, column
 
 
 def _components(table: Constraints, size: int, hidden: Set[int], goals: Sequence[int]) -> list[Group]:
