@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 _OPTIONS = 3  # second codes tried per dimension: the largest suppressed cells, or the cheapest usable ones
 _BLOCK = 256  # targets evaluated per array pass (3^4 cubes × 2^4 corners each): arrays stay in cache
+_PAIR_TABLE = 2048  # codes in a dimension up to which the signs of all its pairs are tabled
 _CHUNK = 128  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
 
 
@@ -42,11 +44,20 @@ class Hypercubes:
         self.flat = [
             len(m) == 1 and int((m[0] == -1).sum()) == 1 and bool((m[0] != 0).all()) for m in self.local
         ]
-        dims = self.layout.dims
-        self.bits = np.asarray(list(itertools.product((0, 1), repeat=dims)), dtype=np.int64).reshape(-1, dims)
-        self.choice = np.asarray(
-            list(itertools.product(range(_OPTIONS), repeat=dims)), dtype=np.int64
-        ).reshape(-1, dims)
+        # the sign of every pair of codes, precomputed where a hierarchy makes it depend on both codes
+        self.pairs = [
+            None
+            if flat or size > _PAIR_TABLE
+            else self._pair_signs(d, np.arange(size), np.arange(size)[None, :])
+            for d, (flat, size) in enumerate(zip(self.flat, self.layout.sizes.tolist(), strict=True))
+        ]
+        self.trees = [None if flat else _tree(m) for flat, m in zip(self.flat, self.local, strict=True)]
+        # per dimension: how many directions are tried, and how many codes one moves (2 for a pair of codes;
+        # a hierarchy's vertical direction moves a code, its ancestors and a path down to a leaf)
+        counts = [_OPTIONS + (tree is not None) for tree in self.trees]
+        self.widths = [2 if tree is None else max(2, tree.longest) for tree in self.trees]
+        self.choice = _product(counts)
+        self.positions = _product(self.widths)
 
     # --- proofs ------------------------------------------------------------------------------------------
 
@@ -96,7 +107,8 @@ class Hypercubes:
         cells, sign, valid = self._cubes(t, options, signs, usable)
         down, up = _moves(cells, sign, values)
         valid &= down + up >= width[:, None]
-        extra = np.where(hidden[np.maximum(cells, 0)], 0.0, cost[np.maximum(cells, 0)]).sum(axis=2)
+        free = (cells < 0) | hidden[np.maximum(cells, 0)]
+        extra = np.where(free, 0.0, cost[np.maximum(cells, 0)]).sum(axis=2)
         best = np.argmin(np.where(valid, extra, np.inf), axis=1)
         out: list[Ints | None] = []
         for row, b in enumerate(best):
@@ -104,6 +116,7 @@ class Hypercubes:
                 out.append(None)
                 continue
             corners = cells[row, b]
+            corners = corners[corners >= 0]
             out.append(corners[~hidden[corners]])
         return out
 
@@ -180,10 +193,65 @@ class Hypercubes:
                 picked = self._rank(
                     d, layout.linear[t] - own * layout.strides[d], own, usable, key, width, values
                 )
-            options.append(picked)
-            sign = self._pair_signs(d, own, np.maximum(picked, 0))
-            signs.append(np.where(picked >= 0, sign, 0))
+            sign = np.where(picked >= 0, self._pair_signs(d, own, np.maximum(picked, 0)), 0)
+            codes = np.full((len(t), picked.shape[1], self.widths[d]), -1, dtype=np.int64)
+            codes[:, :, 0], codes[:, :, 1] = np.where(picked >= 0, own[:, None], -1), picked
+            moves = np.zeros(codes.shape, dtype=np.int64)
+            moves[:, :, 0], moves[:, :, 1] = np.where(picked >= 0, 1, 0), sign
+            tree = self.trees[d]
+            if tree is not None:  # the vertical direction of a hierarchy, as one more option
+                path = self._vertical(d, tree, t, usable, key, width, values)
+                codes = np.concatenate([codes, path[:, None, :]], axis=1)
+                moves = np.concatenate([moves, np.where(path >= 0, 1, 0)[:, None, :]], axis=1)
+            options.append(codes)
+            signs.append(moves)
         return options, signs
+
+    def _vertical(
+        self,
+        d: int,
+        tree: _Tree,
+        t: Ints,
+        usable: Mask,
+        key: Floats,
+        width: Floats | None,
+        values: Floats | None,
+    ) -> Ints:
+        """Per target: its code, every ancestor up to 計, and a path down from it to a leaf (the best child
+        at each step, ranked as :meth:`_rank` ranks), all moving together; -1 padding; all -1 if none."""
+        layout = self.layout
+        own = layout.index[t][:, d]
+        line = layout.lookup(
+            (layout.linear[t] - own * layout.strides[d])[:, None]
+            + np.arange(layout.sizes[d])[None, :] * layout.strides[d]
+        )
+        cell = np.maximum(line, 0)
+        ok = (line >= 0) & usable[cell]
+        score = np.where(ok, key[cell], np.inf)
+        if width is not None and values is not None:  # wide-enough children first
+            spread = float(np.abs(key[np.isfinite(key)]).max(initial=0.0)) * 2 + 1
+            score = np.where(ok & (values[cell] < width[:, None]), score + spread, score)
+        path = np.full((len(t), self.widths[d]), -1, dtype=np.int64)
+        up = tree.ancestors[own]  # targets × depth, -1 padded
+        path[:, : up.shape[1] + 1] = np.concatenate([own[:, None], up], axis=1)[:, : self.widths[d]]
+        at = np.sum(path >= 0, axis=1)
+        node, alive = own.copy(), np.ones(len(t), dtype=bool)
+        rows = np.arange(len(t))
+        for _ in range(tree.depth):
+            kids = tree.children[node]  # targets × most children, -1 padded
+            has = (kids >= 0).any(axis=1) & alive
+            if not has.any():
+                break
+            choice = np.where(kids >= 0, score[rows[:, None], np.maximum(kids, 0)], np.inf)
+            best = np.argmin(choice, axis=1)
+            found = np.isfinite(choice[rows, best])
+            alive &= ~has | found  # a node with children but no usable child: no vertical direction
+            step = has & found
+            path[rows[step], np.minimum(at[step], self.widths[d] - 1)] = kids[rows[step], best[step]]
+            at = at + step
+            node = np.where(step, kids[rows, best], node)
+        path[~alive | ~ok[rows, own]] = -1
+        return path
 
     def _rank(
         self,
@@ -222,8 +290,12 @@ class Hypercubes:
     def _pair_signs(self, d: int, a: Ints, b: Ints) -> npt.NDArray[np.int8]:
         """Per target (code ``a``) and candidate code (``b``, one row per target): -1 if the two codes of
         dimension d move oppositely, +1 together, 0 if no sign keeps d's local constraints."""
-        matrix = self.local[d]
         b = np.broadcast_to(b, (len(a), b.shape[-1]))
+        table = self.pairs[d] if hasattr(self, "pairs") else None
+        if table is not None:
+            found: npt.NDArray[np.int8] = table[a[:, None], b]
+            return found
+        matrix = self.local[d]
         if not len(matrix):
             return np.full(b.shape, -1, dtype=np.int8)
         left, right = matrix[:, a][:, :, None], matrix[:, b]
@@ -234,28 +306,24 @@ class Hypercubes:
     def _cubes(
         self, t: Ints, options: list[Ints], signs: list[Ints], usable: Mask
     ) -> tuple[Ints, Ints, Mask]:
-        """Every combination of options: corner cells (targets × cubes × corners), their signs, validity."""
+        """Every combination of options: corner cells (targets × cubes × corners, -1 where a corner does not
+        exist because its direction moves fewer codes), their signs (0 there), and validity."""
         layout = self.layout
-        here = layout.index[t]
-        shifts, flips = [], []
+        linear = np.zeros((len(t), len(self.choice), len(self.positions)), dtype=np.int64)
+        sign = np.ones(linear.shape, dtype=np.int64)
+        absent = np.zeros(linear.shape, dtype=bool)
         present = np.ones((len(t), len(self.choice)), dtype=bool)
         for d in range(layout.dims):
-            code = options[d][:, self.choice[:, d]]  # targets × cubes
-            present &= code >= 0
-            shifts.append((np.maximum(code, 0) - here[:, d : d + 1]) * layout.strides[d])
-            flips.append(signs[d][:, self.choice[:, d]] < 0)
-        # every corner's cell and sign: corner p takes the second code in the dimensions where bit p,d is set
-        linear = np.repeat(layout.linear[t][:, None, None], len(self.choice), axis=1)
-        linear = np.repeat(linear, len(self.bits), axis=2)
-        odd = np.zeros(linear.shape, dtype=bool)
-        for d in range(layout.dims):
-            moved = self.bits[:, d] == 1
-            linear[:, :, moved] += shifts[d][:, :, None]
-            odd[:, :, moved] ^= flips[d][:, :, None]
-        sign = np.where(odd, -1, 1)
-        cells = layout.lookup(linear)
-        valid = present & (cells >= 0).all(axis=2)
-        valid &= usable[np.maximum(cells, 0)].all(axis=2)
+            codes = options[d][:, self.choice[:, d], :]  # targets × cubes × codes moved
+            present &= codes[:, :, 1] >= 0  # a direction moves at least two codes
+            corner = codes[:, :, self.positions[:, d]]  # targets × cubes × corners
+            absent |= corner < 0
+            linear += np.maximum(corner, 0) * layout.strides[d]
+            sign *= signs[d][:, self.choice[:, d], :][:, :, self.positions[:, d]]
+        cells = np.where(absent, -1, layout.lookup(linear))
+        sign = np.where(absent, 0, sign)
+        valid = present & ((cells >= 0) | absent).all(axis=2)
+        valid &= (usable[np.maximum(cells, 0)] | absent).all(axis=2)
         for row in self.extra:  # relations not along one dimension: the cube must balance them too
             balance = np.where(cells >= 0, row[np.maximum(cells, 0)], 0) * sign
             valid &= balance.sum(axis=2) == 0
@@ -270,11 +338,62 @@ def narrow(width: npt.ArrayLike, need: npt.ArrayLike) -> Mask:
 
 
 def _moves(cells: Ints, sign: Ints, values: Floats) -> tuple[Floats, Floats]:
-    """How far the target can move down (until a corner moving with it reaches 0) and up."""
+    """How far the target can move down (until a corner moving with it reaches 0) and up (sign 0: no
+    corner)."""
     v = values[np.maximum(cells, 0)]
     down = np.where(sign > 0, v, np.inf).min(axis=2)
     up = np.where(sign < 0, v, np.inf).min(axis=2)
     return down, up
+
+
+def _product(counts: Sequence[int]) -> Ints:
+    """Every combination of one index per dimension, the last dimension fastest."""
+    combos = np.asarray(list(itertools.product(*[range(c) for c in counts])), dtype=np.int64)
+    return combos.reshape(-1, len(counts))
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """A dimension's hierarchy as arrays over its codes: ancestors (nearest first) and children, -1 padded."""
+
+    ancestors: Ints  # codes × depth
+    children: Ints  # codes × most children
+    depth: int
+    longest: int  # codes a vertical direction can move: the code, its ancestors, a path down
+
+
+def _tree(matrix: npt.NDArray[np.int8]) -> _Tree | None:
+    """The hierarchy of local constraints ``parent = Σ children`` (one -1 per row), if they form a tree."""
+    size = matrix.shape[1]
+    parent = np.full(size, -1, dtype=np.int64)
+    for row in matrix:
+        parents, kids = np.flatnonzero(row == -1), np.flatnonzero(row == 1)
+        if len(parents) != 1 or (parent[kids] >= 0).any() or ((row != 0).sum() != len(kids) + 1):
+            return None  # not parent = Σ children, or a code with two parents
+        parent[kids] = parents[0]
+    chains: list[list[int]] = []
+    for code in range(size):
+        chain: list[int] = []
+        at = int(parent[code])
+        while at >= 0:
+            if at == code or len(chain) > size:
+                return None  # a cycle
+            chain.append(at)
+            at = int(parent[at])
+        chains.append(chain)
+    depth = max((len(c) for c in chains), default=0)
+    ancestors = np.full((size, max(depth, 1)), -1, dtype=np.int64)
+    for code, chain in enumerate(chains):
+        ancestors[code, : len(chain)] = chain
+    kids_of: list[list[int]] = [[] for _ in range(size)]
+    for code in range(size):
+        if parent[code] >= 0:
+            kids_of[int(parent[code])].append(code)
+    most = max((len(k) for k in kids_of), default=0)
+    children = np.full((size, max(most, 1)), -1, dtype=np.int64)
+    for code, under in enumerate(kids_of):
+        children[code, : len(under)] = under
+    return _Tree(ancestors, children, depth, depth + 1)  # one chain from 計 down to a leaf
 
 
 def _mask(size: int, cells: Set[int]) -> Mask:
