@@ -84,16 +84,25 @@ def _components(table: Constraints, size: int, hidden: Set[int], goals: Sequence
         shape=(size + len(table), size + len(table)),
     )
     _, label = connected_components(graph, directed=False)
-    cells_of: dict[int, list[int]] = {}
-    for cell in sorted(hidden):
-        cells_of.setdefault(int(label[cell]), []).append(cell)
-    goal_set = set(goals)
+    cells = np.fromiter(sorted(hidden), dtype=np.int64, count=len(hidden))
+    by_cell = np.argsort(label[cells], kind="stable")  # cells grouped by component, ascending within
+    cell_groups = np.split(cells[by_cell], np.flatnonzero(np.diff(label[cells][by_cell])) + 1)
+    row_label = label[size + touching]
+    by_row = np.argsort(row_label, kind="stable")
+    row_keys = row_label[by_row]
+    goal_mask = np.zeros(size, dtype=bool)
+    goal_mask[np.asarray(goals, dtype=np.int64)] = True
     groups: list[Group] = []
-    for root, cells in sorted(cells_of.items(), key=lambda item: item[1][0]):
-        mine = touching[label[size + touching] == root]
-        wanted = [c for c in cells if c in goal_set]
-        if wanted and len(mine):
-            groups.append((cells, mine, wanted))
+    for members in cell_groups:
+        if not len(members) or not goal_mask[members].any():
+            continue
+        root = label[members[0]]
+        lo, hi = np.searchsorted(row_keys, [root, root + 1])
+        if hi > lo:
+            groups.append(
+                (members.tolist(), touching[np.sort(by_row[lo:hi])], members[goal_mask[members]].tolist())
+            )
+    groups.sort(key=lambda g: g[0][0])
     return groups
 
 

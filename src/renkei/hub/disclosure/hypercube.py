@@ -31,6 +31,7 @@ Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 _OPTIONS = 3  # second codes tried per dimension: the largest suppressed cells, or the cheapest usable ones
 _BLOCK = 256  # targets evaluated per array pass (3^4 cubes × 2^4 corners each): arrays stay in cache
+_SHARED_RANKING = 32  # codes above which a dimension's lines are ranked once for all targets on them
 _PAIR_TABLE = 2048  # codes in a dimension up to which the signs of all its pairs are tabled
 _CHUNK = 128  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
 
@@ -42,7 +43,8 @@ class Hypercubes:
         self.local, self.extra = _classify(self.layout, Constraints.of(constraints))
         # a dimension whose only relation is 計 = Σ every other code: any two codes pair up
         self.flat = [
-            len(m) == 1 and int((m[0] == -1).sum()) == 1 and bool((m[0] != 0).all()) for m in self.local
+            len(m) == 1 and total >= 0 and m[0, total] == -1 and bool((np.delete(m[0], total) == 1).all())
+            for m, total in zip(self.local, self.layout.total, strict=True)
         ]
         # the sign of every pair of codes, precomputed where a hierarchy makes it depend on both codes
         self.pairs = [
@@ -179,7 +181,7 @@ class Hypercubes:
         options, signs = [], []
         for d in range(layout.dims):
             own = here[:, d]
-            if shared and self.flat[d]:
+            if shared and self.flat[d] and layout.sizes[d] > _SHARED_RANKING:
                 start = layout.linear[t] - own * layout.strides[d]
                 lines, inverse = np.unique(start, return_inverse=True)
                 ranked = self._rank(d, lines, None, usable, key, width, values, _OPTIONS + 1)[inverse]
@@ -291,6 +293,10 @@ class Hypercubes:
         """Per target (code ``a``) and candidate code (``b``, one row per target): -1 if the two codes of
         dimension d move oppositely, +1 together, 0 if no sign keeps d's local constraints."""
         b = np.broadcast_to(b, (len(a), b.shape[-1]))
+        if self.flat[d]:  # 計 = Σ codes: two codes move oppositely, a code and 計 together
+            total = self.layout.total[d]
+            flat: npt.NDArray[np.int8] = np.where((b == total) | (a[:, None] == total), 1, -1).astype(np.int8)
+            return np.where(b == a[:, None], 0, flat).astype(np.int8)
         table = self.pairs[d] if hasattr(self, "pairs") else None
         if table is not None:
             found: npt.NDArray[np.int8] = table[a[:, None], b]
@@ -427,7 +433,8 @@ def _classify(layout: Layout, constraints: Constraints) -> tuple[list[npt.NDArra
         position[mine] = np.arange(len(mine))
         entries = np.flatnonzero(position[rows] >= 0)
         matrix[position[rows[entries]], index[members[entries], d]] = np.where(is_total[entries], -1, 1)
-        matrices.append(np.unique(matrix, axis=0) if len(matrix) else matrix)
+        distinct = {row.tobytes(): row for row in matrix}  # one row per distinct local constraint
+        matrices.append(np.stack([distinct[k] for k in sorted(distinct)]) if distinct else matrix)
     others = np.flatnonzero(~single)
     extra = np.zeros((len(others), cells), dtype=np.int64)
     position = np.full(len(constraints), -1, dtype=np.int64)

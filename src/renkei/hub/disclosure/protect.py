@@ -208,16 +208,25 @@ def _show(policy: DisclosurePolicy, kind: Kind, table: Cells, hidden: Set[int]) 
         values: list[float | None] = counts.astype(np.float64).tolist()
     else:
         values = list(table.value)
-    shown = []
     status = "perturbed" if perturb else "ok"
     reason = REASON_PERTURBED if perturb else ""
+    if kind == "count" or not perturb:  # one comprehension: ~10,000 cells, no per-cell branching
+        return [
+            ShownCell(coords, None, "suppressed", REASON_SUPPRESSED)
+            if i in hidden
+            else (
+                ShownCell(coords, value, status, reason)
+                if value is not None
+                else ShownCell(coords, None, "ok")
+            )
+            for i, (coords, value) in enumerate(zip(table.coordinates, values, strict=True))
+        ]
+    shown = []
     for i, (coords, value) in enumerate(zip(table.coordinates, values, strict=True)):
         if i in hidden:
             shown.append(ShownCell(coords, None, "suppressed", REASON_SUPPRESSED))
         elif value is None:
             shown.append(ShownCell(coords, None, "ok"))
-        elif kind == "count" or not perturb:
-            shown.append(ShownCell(coords, value, status, reason))
         else:
             magnitude: Magnitude = kind
             noisy = value + magnitude_noise(

@@ -24,7 +24,6 @@ suppresses more until every primary cell's feasible interval is at least its pro
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -222,15 +221,12 @@ class _Closure:
         self.open_l: list[bool] = self.open.tolist()
         self.totals_l: list[int] = self.totals.tolist()
         self.value_l: list[float] = self.value.tolist()
-        starts = self.cell_indptr.tolist()
-        rows = self.cell_rows.tolist()
-        self.rows_l = [rows[a:b] for a, b in itertools.pairwise(starts)]
 
     def hide(self, cell: int) -> list[int]:
         """Hide ``cell``; the constraints of it that are (still or now) open."""
         self.hidden[cell] = True
         opened = []
-        for ci in self.rows_l[cell]:
+        for ci in self.cell_rows[self.cell_indptr[cell] : self.cell_indptr[cell + 1]].tolist():
             self.count_l[ci] += 1
             total = self.totals_l[ci]
             if total != cell:
