@@ -238,3 +238,25 @@ def test_ward_and_city_cells_of_a_hierarchy_are_proven_by_hypercubes() -> None:
     primary = {cells.coordinates[i] for i in result.pattern.primary}
     assert {("w1", "young"), (TOTAL, "young")} <= primary  # 1 + 1 persons: the ward and the city are small
     assert result.pattern.by_hypercube == len(result.pattern.primary) and result.pattern.by_lp == 0
+
+
+def test_a_small_cell_among_zeros_gets_the_cube_through_its_margin() -> None:
+    """Its line holds only zeros and other small cells, so the cheapest second codes (zeros) give no width;
+    moving it with its margin (計) does. Without 計 among the options no cube was found, and the table fell back
+    to suppressing one cell per round (hundreds of rounds on a linked 10,000-cell table)."""
+    inner = {
+        (f"r{i}", f"c{j}"): (1 if i < 3 else 0) if j == 0 else 50 + i for i in range(10) for j in range(3)
+    }
+    cells = cube(inner)
+    table, _ = complete(cells)
+    constraints = cube_constraints(table.coordinates)
+    values = np.asarray(table.n, dtype=np.float64)
+    target = table.coordinates.index(("r0", "c0"))
+    hidden = np.zeros(len(values), dtype=bool)
+    hidden[[i for i, n in enumerate(table.n) if 0 < n < 10]] = True
+    cubes = Hypercubes(table.coordinates, constraints)
+    (found,) = cubes.cheapest([target], hidden, values, values, np.asarray([10.0]), np.zeros_like(hidden))
+    assert found is not None
+    protected = {*np.flatnonzero(hidden).tolist(), *found.tolist()}
+    ((low, high),) = lp_intervals(list(constraints), list(values), protected, [target]).values()
+    assert high - low >= 10

@@ -30,9 +30,11 @@ from renkei.hub.disclosure.grid import Constraint, Constraints, Ints, Layout
 Floats = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 _OPTIONS = 3  # second codes tried per dimension: the largest suppressed cells, or the cheapest usable ones
+_WIDER = (_OPTIONS, 6, 12)  # ... and for the few cells no cube from those protects (fewer dimensions: more)
 _BLOCK = 256  # targets evaluated per array pass (3^4 cubes × 2^4 corners each): arrays stay in cache
 _SHARED_RANKING = 32  # codes above which a dimension's lines are ranked once for all targets on them
 _PAIR_TABLE = 2048  # codes in a dimension up to which the signs of all its pairs are tabled
+_MOST_CORNERS = 20_000  # cubes × corners per target at most, when more second codes are tried
 _CHUNK = 128  # targets protected together; the next chunk sees (and reuses) the cubes this one suppressed
 
 
@@ -56,10 +58,9 @@ class Hypercubes:
         self.trees = [None if flat else _tree(m) for flat, m in zip(self.flat, self.local, strict=True)]
         # per dimension: how many directions are tried, and how many codes one moves (2 for a pair of codes;
         # a hierarchy's vertical direction moves a code, its ancestors and a path down to a leaf)
-        counts = [_OPTIONS + (tree is not None) for tree in self.trees]
         self.widths = [2 if tree is None else max(2, tree.longest) for tree in self.trees]
-        self.choice = _product(counts)
         self.positions = _product(self.widths)
+        self.choices = {k: _product([k + (tree is not None) for tree in self.trees]) for k in _WIDER}
 
     # --- proofs ------------------------------------------------------------------------------------------
 
@@ -97,16 +98,17 @@ class Hypercubes:
         cost: Floats,
         width: Floats,
         forbidden: Mask,
+        k: int = _OPTIONS,
     ) -> list[Ints | None]:
         """Per target, the cells to suppress so that a hypercube gives it ``width``: the cheapest such cube
-        (suppressed cells are free), or None when no cube from the options is wide enough."""
+        (suppressed cells are free) from ``k`` second codes per dimension, or None when none is wide enough."""
         t = np.asarray(targets, dtype=np.int64)
         if not len(t) or not self.layout.dims:
             return [None] * len(t)
         usable = ~forbidden
         price = np.where(hidden, 0.0, cost)
-        options, signs = self._options(t, usable, price, width, values)
-        cells, sign, valid = self._cubes(t, options, signs, usable)
+        options, signs = self._options(t, usable, price, width, values, k)
+        cells, sign, valid = self._cubes(t, options, signs, usable, k)
         down, up = _moves(cells, sign, values)
         valid &= down + up >= width[:, None]
         free = (cells < 0) | hidden[np.maximum(cells, 0)]
@@ -157,6 +159,19 @@ class Hypercubes:
                 done += 1
                 fresh.update(cube.tolist())
                 mask[cube] = True
+        for k in _WIDER[1:]:  # the few left: more second codes per dimension, while the cubes stay few
+            if not still or len(self.choices[k]) * len(self.positions) > _MOST_CORNERS:
+                break
+            found = self.cheapest(still, mask, values, cost, np.asarray([width[x] for x in still]), banned, k)
+            left = []
+            for target, cube in zip(still, found, strict=True):
+                if cube is None:
+                    left.append(target)
+                    continue
+                done += 1
+                fresh.update(cube.tolist())
+                mask[cube] = True
+            still = left
         return fresh, still, done
 
     # --- the parts ---------------------------------------------------------------------------------------
@@ -168,6 +183,7 @@ class Hypercubes:
         key: Floats,
         width: Floats | None,
         values: Floats | None = None,
+        k: int = _OPTIONS,
     ) -> tuple[list[Ints], list[Ints]]:
         """Per dimension, the best ``_OPTIONS`` second codes for each target (-1 when fewer) and their signs.
 
@@ -184,17 +200,19 @@ class Hypercubes:
             if shared and self.flat[d] and layout.sizes[d] > _SHARED_RANKING:
                 start = layout.linear[t] - own * layout.strides[d]
                 lines, inverse = np.unique(start, return_inverse=True)
-                ranked = self._rank(d, lines, None, usable, key, width, values, _OPTIONS + 1)[inverse]
+                ranked = self._rank(d, lines, None, usable, key, width, values, k + 1)[inverse]
                 keep = (ranked >= 0) & (ranked != own[:, None])
                 position = np.cumsum(keep, axis=1) - 1
-                keep &= position < _OPTIONS
-                picked = np.full((len(t), _OPTIONS), -1, dtype=np.int64)
+                keep &= position < k
+                picked = np.full((len(t), k), -1, dtype=np.int64)
                 rows, cols = np.nonzero(keep)
                 picked[rows, position[rows, cols]] = ranked[rows, cols]
             else:
                 picked = self._rank(
-                    d, layout.linear[t] - own * layout.strides[d], own, usable, key, width, values
+                    d, layout.linear[t] - own * layout.strides[d], own, usable, key, width, values, k
                 )
+            if width is not None and self.flat[d]:
+                picked = self._with_total(d, t, own, picked, usable)
             sign = np.where(picked >= 0, self._pair_signs(d, own, np.maximum(picked, 0)), 0)
             codes = np.full((len(t), picked.shape[1], self.widths[d]), -1, dtype=np.int64)
             codes[:, :, 0], codes[:, :, 1] = np.where(picked >= 0, own[:, None], -1), picked
@@ -208,6 +226,19 @@ class Hypercubes:
             options.append(codes)
             signs.append(moves)
         return options, signs
+
+    def _with_total(self, d: int, t: Ints, own: Ints, picked: Ints, usable: Mask) -> Ints:
+        """The options with 計 in the last place when it is usable and not among them: moving a code together
+        with its margin is the cube that always exists (a line of zeros and small cells offers no other)."""
+        total = self.layout.total[d]
+        if total < 0:
+            return picked
+        layout = self.layout
+        cell = layout.lookup(layout.linear[t] + (total - own) * layout.strides[d])
+        add = (own != total) & (cell >= 0) & usable[np.maximum(cell, 0)] & ~(picked == total).any(axis=1)
+        out = picked.copy()
+        out[add, -1] = total
+        return out
 
     def _vertical(
         self,
@@ -310,22 +341,23 @@ class Hypercubes:
         return np.where(opposite, -1, np.where(together, 1, 0)).astype(np.int8)
 
     def _cubes(
-        self, t: Ints, options: list[Ints], signs: list[Ints], usable: Mask
+        self, t: Ints, options: list[Ints], signs: list[Ints], usable: Mask, k: int = _OPTIONS
     ) -> tuple[Ints, Ints, Mask]:
         """Every combination of options: corner cells (targets × cubes × corners, -1 where a corner does not
         exist because its direction moves fewer codes), their signs (0 there), and validity."""
         layout = self.layout
-        linear = np.zeros((len(t), len(self.choice), len(self.positions)), dtype=np.int64)
+        choice = self.choices[k]
+        linear = np.zeros((len(t), len(choice), len(self.positions)), dtype=np.int64)
         sign = np.ones(linear.shape, dtype=np.int64)
         absent = np.zeros(linear.shape, dtype=bool)
-        present = np.ones((len(t), len(self.choice)), dtype=bool)
+        present = np.ones((len(t), len(choice)), dtype=bool)
         for d in range(layout.dims):
-            codes = options[d][:, self.choice[:, d], :]  # targets × cubes × codes moved
+            codes = options[d][:, choice[:, d], :]  # targets × cubes × codes moved
             present &= codes[:, :, 1] >= 0  # a direction moves at least two codes
             corner = codes[:, :, self.positions[:, d]]  # targets × cubes × corners
             absent |= corner < 0
             linear += np.maximum(corner, 0) * layout.strides[d]
-            sign *= signs[d][:, self.choice[:, d], :][:, :, self.positions[:, d]]
+            sign *= signs[d][:, choice[:, d], :][:, :, self.positions[:, d]]
         cells = np.where(absent, -1, layout.lookup(linear))
         sign = np.where(absent, 0, sign)
         valid = present & ((cells >= 0) | absent).all(axis=2)
