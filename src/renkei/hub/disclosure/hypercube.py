@@ -352,12 +352,15 @@ class Hypercubes:
         absent = np.zeros(linear.shape, dtype=bool)
         present = np.ones((len(t), len(choice)), dtype=bool)
         for d in range(layout.dims):
-            codes = options[d][:, choice[:, d], :]  # targets × cubes × codes moved
-            present &= codes[:, :, 1] >= 0  # a direction moves at least two codes
-            corner = codes[:, :, self.positions[:, d]]  # targets × cubes × corners
+            codes = options[d]  # targets × options × codes moved
+            present &= (codes[:, :, 1] >= 0)[:, choice[:, d]]  # a direction moves at least two codes
+            # corner p of cube c takes code positions[p, d] of option choice[c, d]: one gather per array
+            index = choice[:, d][:, None] * codes.shape[2] + self.positions[:, d][None, :]
+            flat = codes.reshape(len(t), -1)
+            corner = flat[:, index]  # targets × cubes × corners
             absent |= corner < 0
             linear += np.maximum(corner, 0) * layout.strides[d]
-            sign *= signs[d][:, choice[:, d], :][:, :, self.positions[:, d]]
+            sign *= signs[d].reshape(len(t), -1)[:, index]
         cells = np.where(absent, -1, layout.lookup(linear))
         sign = np.where(absent, 0, sign)
         valid = present & ((cells >= 0) | absent).all(axis=2)
