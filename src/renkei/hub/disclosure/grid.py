@@ -59,6 +59,7 @@ class Layout:
             self._dense = np.full(size + 1, -1, dtype=np.int64)  # the last slot answers "no such cell"
             self._dense[self.linear] = np.arange(len(coordinates), dtype=np.int64)
         self.total = [codes.index(TOTAL) if TOTAL in codes else -1 for codes in self.codes]
+        self.coordinates: Sequence[tuple[Any, ...]] | None = None  # set when built for reuse
 
     @property
     def dims(self) -> int:
@@ -92,8 +93,9 @@ class Layout:
 class Constraints(Sequence[Constraint]):
     """Constraints as CSR arrays: row r's members are ``members[indptr[r]:indptr[r + 1]]``, total first."""
 
-    def __init__(self, indptr: Ints, members: Ints) -> None:
+    def __init__(self, indptr: Ints, members: Ints, layout: Layout | None = None) -> None:
         self.indptr, self.members = indptr, members
+        self.layout = layout  # the table's layout, when these were built from its coordinates
 
     @classmethod
     def of(cls, items: Iterable[Constraint]) -> Constraints:
@@ -131,6 +133,7 @@ class Constraints(Sequence[Constraint]):
         return Constraints(
             np.concatenate([self.indptr, more.indptr[1:] + self.indptr[-1]]),
             np.concatenate([self.members, more.members]),
+            self.layout,
         )
 
     @property
@@ -161,6 +164,7 @@ def cube_constraints(
     if not coordinates:
         return Constraints(np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
     layout = Layout(coordinates)
+    layout.coordinates = coordinates
     hierarchies = hierarchies or {}
     pairs = []  # (dimension, total, part) for every part of every constraint
     for d in range(layout.dims):
@@ -184,4 +188,4 @@ def cube_constraints(
     offsets = np.repeat(starts[rank] - indptr[:-1] - 1, lengths + 0)
     slots = np.setdiff1d(np.arange(len(members)), indptr[:-1], assume_unique=True)
     members[slots] = part[slots + offsets]
-    return Constraints(indptr, members)
+    return Constraints(indptr, members, layout)

@@ -40,9 +40,12 @@ _CHUNK = 128  # targets protected together; the next chunk sees (and reuses) the
 
 class Hypercubes:
     def __init__(self, coordinates: Sequence[tuple[Any, ...]], constraints: Sequence[Constraint]) -> None:
-        self.layout = Layout(coordinates)
+        table = Constraints.of(constraints)
+        known = table.layout
+        reuse = known is not None and known.coordinates is coordinates  # built from these very cells
+        self.layout = known if reuse and known is not None else Layout(coordinates)
         self.cells = len(coordinates)
-        self.local, self.extra = _classify(self.layout, Constraints.of(constraints))
+        self.local, self.extra = _classify(self.layout, table)
         # a dimension whose only relation is 計 = Σ every other code: any two codes pair up
         self.flat = [
             len(m) == 1 and total >= 0 and m[0, total] == -1 and bool((np.delete(m[0], total) == 1).all())

@@ -40,6 +40,7 @@ from renkei.hub.disclosure.policy import DisclosurePolicy
 __all__ = ["Constraint", "Hierarchy", "Kind", "Pattern", "cube_constraints", "protect_pattern"]
 
 Kind = Literal["count", "sum", "mean", "median"]
+_FEW = 24  # candidates up to which the closure picks in Python
 LP_BUDGET = 6_000  # variables over an audit's linear programs (two copies of a group per goal; ~15 ms each
 # 2,000): the groups that do not fit are protected by hypercubes instead — more suppression, bounded time
 
@@ -141,6 +142,7 @@ def secondary_suppression(
         if cells:
             mask[np.fromiter(cells, dtype=np.int64, count=len(cells))] = True
     price = np.asarray(cost, dtype=np.float64)
+    price_l = price.tolist()
     queue = np.flatnonzero(state.open).tolist()  # already in heap order: ascending
     state.lists()
     while queue:
@@ -152,8 +154,16 @@ def secondary_suppression(
         if not len(candidates):
             continue  # only structural zeros left: nothing to hide; the audit judges the result
         # (avoided last, closes the most other open constraints, cheapest, lowest index)
-        best = np.lexsort((candidates, price[candidates], -state.open_count[candidates], near[candidates]))
-        for cj in state.hide(int(candidates[best[0]])):
+        if len(candidates) <= _FEW:  # plain Python beats numpy's per-call cost on a short line
+            pick = min(
+                candidates.tolist(), key=lambda m: (bool(near[m]), -int(state.open_count[m]), price_l[m], m)
+            )
+        else:
+            best = np.lexsort(
+                (candidates, price[candidates], -state.open_count[candidates], near[candidates])
+            )
+            pick = int(candidates[best[0]])
+        for cj in state.hide(pick):
             heapq.heappush(queue, cj)
     return set(np.flatnonzero(state.hidden).tolist())
 
