@@ -178,12 +178,16 @@ def _assert_protected(cells: Cells, policy: DisclosurePolicy, kind: str = "count
         assert high - low >= need - 1e-6, (t, low, high)
 
 
-@settings(max_examples=60)
-@given(st.one_of(tables(), hierarchical()), st.booleans())
-def test_the_fast_path_protects_random_tables(cells: Cells, hypercubes_only: bool) -> None:
+@settings(max_examples=80)
+@given(st.one_of(tables(), hierarchical()), st.sampled_from(["lp", "cubes", "direct"]))
+def test_the_fast_path_protects_random_tables(cells: Cells, audit: str) -> None:
+    """``lp``: linear programs where they fit; ``cubes``: none (a large table's groups); ``direct``: hypercubes
+    audit and protect from the start (a table with many sensitive cells)."""
     with pytest.MonkeyPatch.context() as patch:
-        if hypercubes_only:
-            patch.setattr(suppression, "LP_BUDGET", 0)  # what a large table gets
+        if audit != "lp":
+            patch.setattr(suppression, "LP_BUDGET", 0)
+        if audit == "direct":
+            patch.setattr(suppression, "DIRECT_CELLS", 0)
         _assert_protected(cells, SUPPRESS)
 
 
@@ -209,6 +213,7 @@ def test_the_fast_path_protects_dominated_sums(cells: Cells, data: st.DataObject
     sums = Cells(cells.coordinates, cells.n, cells.ckey, value, top)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(suppression, "LP_BUDGET", 0)
+        patch.setattr(suppression, "DIRECT_CELLS", 0)
         _assert_protected(sums, DisclosurePolicy(method="suppression"), "sum")
 
 

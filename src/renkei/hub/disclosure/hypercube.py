@@ -135,8 +135,12 @@ class Hypercubes:
         cost: Floats,
         width: Mapping[int, float],
         forbidden: Set[int],
+        *,
+        proven_already: bool = True,
     ) -> tuple[set[int], list[int], int]:
-        """Suppress a cheapest wide-enough cube for each target, in chunks that reuse earlier chunks' cells.
+        """Suppress a cheapest wide-enough cube for each target, in chunks that reuse earlier chunks' cells;
+        each chunk first tries a proof from what is hidden by then (the first too, unless ``proven_already``:
+        the caller found none of the targets protected).
 
         Returns the cells added, the targets no cube could protect, and how many targets a cube protects."""
         mask = _mask(self.cells, hidden)
@@ -147,8 +151,8 @@ class Hypercubes:
         for start in range(0, len(targets), _CHUNK):
             chunk = np.asarray(targets[start : start + _CHUNK], dtype=np.int64)
             need = np.asarray([width[int(x)] for x in chunk])
-            pinned = np.ones(len(chunk), dtype=bool)  # the caller found none of them protected
-            if fresh:  # perhaps an earlier chunk's cube covers it
+            pinned = np.ones(len(chunk), dtype=bool)
+            if fresh or not proven_already:  # perhaps what is hidden (an earlier chunk's cube) covers it
                 pinned = ~self.protected(chunk, mask, values, need)
             done += int((~pinned).sum())
             for target, cube in zip(

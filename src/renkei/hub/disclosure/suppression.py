@@ -41,6 +41,7 @@ __all__ = ["Constraint", "Hierarchy", "Kind", "Pattern", "cube_constraints", "pr
 
 Kind = Literal["count", "sum", "mean", "median"]
 _FEW = 24  # candidates up to which the closure picks in Python
+DIRECT_CELLS = 256  # sensitive cells above which hypercubes alone audit and protect (no LP first)
 LP_BUDGET = 6_000  # variables over an audit's linear programs (two copies of a group per goal; ~15 ms each
 # 2,000): the groups that do not fit are protected by hypercubes instead — more suppression, bounded time
 
@@ -277,16 +278,23 @@ def protect_pattern(
     of_cell: dict[int, list[int]] | None = None
     cubes = Hypercubes(coordinates, table) if coordinates else None
     pending, proven = sorted(primary), [0, 0]
+    # many sensitive cells: linear programs could not afford their groups, so hypercubes prove and protect
+    # them straight away, chunk by chunk (each chunk first tries a proof from what is hidden by then)
+    direct = cubes is not None and len(pending) > DIRECT_CELLS
     while True:
-        pending, by_cube, by_lp = _still_failing(pending, table, v, hidden, width, cubes)
-        proven = [proven[0] + by_cube, proven[1] + by_lp]
+        if not direct:
+            pending, by_cube, by_lp = _still_failing(pending, table, v, hidden, width, cubes)
+            proven = [proven[0] + by_cube, proven[1] + by_lp]
         if not pending:
             return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
         fresh: set[int] = set()
         still = pending
         if cubes is not None:  # protected by construction once a cube is hidden
-            fresh, still, done = cubes.protect(pending, hidden, v, price, width, forbidden)
+            fresh, still, done = cubes.protect(
+                pending, hidden, v, price, width, forbidden, proven_already=not direct
+            )
             proven[0] += done
+        direct = False
         if still:
             of_cell = of_cell or _cells_to_constraints(table)
         for t in still:
