@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from renkei.cli.analysis import _write_new, build_request
-from renkei.hub.access.authz import Actor, Forbidden
+from renkei.hub.access.authz import Actor, Forbidden, InvalidTransition
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import set_quota
 from renkei.hub.analysis import service
 from renkei.hub.analysis.ledger import ExportFormat, Release, ReleaseStatus
 from renkei.hub.audit import AuditEntry
-from renkei.hub.catalog import Dataset
+from renkei.hub.catalog import Dataset, Department
 from renkei.hub.tables.display import TOTAL
 from renkei.hub.tables.request import AgeBand, Category, Filter, Link, TableRequest
 from renkei.hub.tables.service import BuiltTable
@@ -158,20 +158,85 @@ def test_export_within_quota_with_the_hash_in_the_audit_log(
 def test_only_a_steward_of_the_owning_department_reviews(
     ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
 ) -> None:
+    """release.review through authorize(): the requester, other roles and other departments' stewards are
+    denied, each denial recorded as an authz decision; the owning steward decides."""
     _, release = _release(ww, workspace, analyst, LINKED)
     with ww.hub.session() as session:
         session.get_one(Release, release.id).status = ReleaseStatus.REVIEW
         owner = session.scalars(select(Dataset).where(Dataset.name == "juki")).one().owner_id
-        steward = User(login_id="steward-r", display_name="審査", role=Role.STEWARD, department_id=owner)
-        session.add(steward)
+        elsewhere = Department(name="総務課")  # owns none of the table's datasets
+        session.add(elsewhere)
+        session.flush()
+        stranger_dept = elsewhere.id
+        people = {
+            "steward": User(
+                login_id="steward-r", display_name="審査", role=Role.STEWARD, department_id=owner
+            ),
+            "stranger": User(
+                login_id="steward-x", display_name="他課", role=Role.STEWARD, department_id=stranger_dept
+            ),
+            "auditor": User(
+                login_id="auditor-r", display_name="監査", role=Role.AUDITOR, department_id=owner
+            ),
+            "admin": User(login_id="admin-r", display_name="管理", role=Role.ADMIN, department_id=owner),
+        }
+        session.add_all(people.values())
         session.commit()
-        session.expunge(steward)
-    with pytest.raises(Forbidden):
-        service.decide_review(ww.hub, analyst, release.id, approve=True, comment="ok", clock=ww.clock)
-    reviewed = service.decide_review(
-        ww.hub, Actor.for_user(steward, terminal="term-01"), release.id, approve=True, comment="確認済み"
-    )
+        actors = {k: Actor.for_user(u, terminal="term-01") for k, u in people.items()}
+    denials = {
+        "requester": (analyst, "deny:role"),
+        "stranger": (actors["stranger"], "deny:not-owner"),
+        "auditor": (actors["auditor"], "deny:role"),
+        "admin": (actors["admin"], "deny:role"),
+    }
+    for who, (actor, policy) in denials.items():
+        with pytest.raises(Forbidden):
+            service.decide_review(ww.hub, actor, release.id, approve=True, comment="ok", clock=ww.clock)
+        decision = _last_decision(ww)
+        assert (decision.result, decision.actor, decision.details["access"]) == (
+            "denied", actor.name, "release.review"
+        ), who  # fmt: skip
+        assert decision.details["policy"] == policy and decision.resource == f"release/{release.id}", who
+    assert service.in_review_for(ww.hub, analyst) == []
+    assert service.in_review_for(ww.hub, actors["stranger"]) == []
+    assert [r.id for r in service.in_review_for(ww.hub, actors["steward"])] == [release.id]
+    reviewed = service.decide_review(ww.hub, actors["steward"], release.id, approve=True, comment="確認済み")
     assert reviewed.status == ReleaseStatus.APPROVED
+    assert _last_decision(ww).details["policy"] == "owning-steward"
+    with pytest.raises(InvalidTransition):  # decided once
+        service.decide_review(ww.hub, actors["steward"], release.id, approve=False, comment="再審査")
+
+
+def test_a_steward_never_reviews_their_own_table(
+    ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
+) -> None:
+    """Separation of duties: a steward who requested the table (here: made its requester) cannot decide it."""
+    _, release = _release(ww, workspace, analyst, LINKED)
+    with ww.hub.session() as session:
+        owner = session.scalars(select(Dataset).where(Dataset.name == "juki")).one().owner_id
+        steward = User(login_id="steward-own", display_name="本人", role=Role.STEWARD, department_id=owner)
+        session.add(steward)
+        session.flush()
+        stored = session.get_one(Release, release.id)
+        stored.status, stored.user_id = ReleaseStatus.REVIEW, steward.id
+        session.commit()
+        actor = Actor.for_user(steward, terminal="term-01")
+    with pytest.raises(Forbidden, match="requester"):
+        service.decide_review(ww.hub, actor, release.id, approve=True, comment="ok", clock=ww.clock)
+    assert _last_decision(ww).details["policy"] == "deny:separation-of-duties"
+    assert service.in_review_for(ww.hub, actor) == []
+    with ww.hub.session() as session:
+        assert session.get_one(Release, release.id).status == ReleaseStatus.REVIEW  # nothing changed
+
+
+def _last_decision(ww: WorkspaceWorld) -> AuditEntry:
+    with ww.hub.session() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "authz.decision").order_by(AuditEntry.seq.desc())
+        ).first()
+        assert entry is not None
+        session.expunge(entry)
+        return entry
 
 
 def _allow_downloads(ww: WorkspaceWorld, analyst: Actor, *, files_per_day: int) -> None:

@@ -34,6 +34,7 @@ from renkei.hub.access.authz import (
 from renkei.hub.access.grants import folder_acl
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.quotas import DownloadQuota
+from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.audit import AuditEntry
 from renkei.hub.catalog import Dataset, Snapshot
 from tests.integration.access_world import DATABASES, OTHER, OWN, World, worlds
@@ -65,7 +66,7 @@ def test_the_matrix_lists_every_action_every_role_and_only_known_resource_types(
     assert set(MATRIX["roles"]) == {str(r) for r in Role}
     assert isinstance(MATRIX["routes"], dict)  # the web layer's routes go here
     for name, spec in MATRIX["actions"].items():
-        assert ResourceType(spec["resource"]) in RULES[Action(name)].resource_types, name
+        assert ResourceType(spec["resource"]) in rules()[Action(name)].resource_types, name
         for relation, outcomes in spec["cases"].items():
             assert set(outcomes) == set(MATRIX["roles"]), (name, relation)
             assert set(outcomes.values()) <= OUTCOMES, (name, relation)
@@ -87,6 +88,9 @@ def build(world: World, action: str, relation: str, role: Role) -> tuple[Actor, 
         return world.actor(user), application_case(
             world, user, kind, relation, ApplicationState(state or spec["state"])
         )
+    if kind is ResourceType.RELEASE:
+        relation, _, status = relation.partition("/")
+        return world.actor(user), release_case(world, user, relation, ReleaseStatus(status or spec["state"]))
     builders: dict[ResourceType, Callable[[], Resource]] = {
         ResourceType.SNAPSHOT: lambda: snapshot_case(world, user, relation),
         ResourceType.EXPORT: lambda: export_case(world, user, relation),
@@ -113,6 +117,22 @@ def application_case(
     if kind is ResourceType.APPLICATION:
         return Resource.of(kind, application_id)
     return Resource.of(kind, parts[OTHER if relation == "other" else OWN])
+
+
+def release_case(world: World, user: User, relation: str, status: ReleaseStatus) -> Resource:
+    """A table in the release ledger: requested by the actor (applicant) or another analyst, over the
+    actor's department's dataset (applicant, owning) or the other department's (other)."""
+    requester = user if relation == "applicant" else world.user(Role.ANALYST)
+    dataset = "kokuho" if relation == "other" else "juki"
+    with world.session() as session:
+        release = Release(
+            user_id=requester.id, kind="table", definition={}, sql="SELECT 1", snapshot_ids=[],
+            datasets=[dataset], cells=[], shown={}, record={}, record_sha256="0" * 64, status=status,
+            created_at=world.clock.now(),
+        )  # fmt: skip
+        session.add(release)
+        session.commit()
+        return Resource(ResourceType.RELEASE.value, release.id, f"release/{release.id}")
 
 
 GRANTS: dict[str, dict[str, Any]] = {

@@ -35,6 +35,7 @@ from renkei.hub.access.authz import Action
 from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.access.throttle import ThrottleRecord
+from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.catalog import Department, Snapshot
 from renkei.web.app import check_guards, route_table
 from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password
@@ -128,6 +129,7 @@ class Target:
     application_id: int = 0
     part_id: int = 0
     grant_id: int = 0
+    release_id: int = 999_999  # by default no such release
     dataset: str = "juki"
 
     def path(self, template: str) -> str:
@@ -135,7 +137,7 @@ class Target:
             "application_id": self.application_id,
             "part_id": self.part_id,
             "grant_id": self.grant_id,
-            "release_id": 999_999,  # no such release: the review routes refuse it
+            "release_id": self.release_id,
             "name": self.dataset,
             "path": "renkei.css",
         }
@@ -155,6 +157,8 @@ def build_target(staff: Staff, spec: dict[str, Any], relation: str, caller: str)
         return Target(
             grant_id=make_grant(staff.world, holder, OTHER if relation in ("own", "other") else OWN)
         )
+    if kind == "release":
+        return Target(release_id=make_release(staff.world, holder, department, ReleaseStatus(state)))
     if kind in ("application", "part"):
         app_state, part_state = {
             "draft": (ApplicationState.DRAFT, PartState.PENDING),
@@ -195,6 +199,19 @@ def make_application(
         session.add(application)
         session.commit()
         return application.id, part.id
+
+
+def make_release(world: WebWorld, requester: Person, department: str, status: ReleaseStatus) -> int:
+    """A table in the release ledger over the department's dataset, requested by ``requester``."""
+    with world.session() as session:
+        release = Release(
+            user_id=requester.user.id, kind="table", definition={}, sql="SELECT 1", snapshot_ids=[],
+            datasets=[DATASET_OF[department]], cells=[], shown={"header": [], "rows": []}, record={},
+            record_sha256="0" * 64, status=status, created_at=world.clock.now(),
+        )  # fmt: skip
+        session.add(release)
+        session.commit()
+        return release.id
 
 
 def make_grant(world: WebWorld, holder: Person, department: str) -> int:

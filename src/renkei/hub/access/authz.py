@@ -44,6 +44,7 @@ RULE_MODULES = (
     "renkei.hub.access.applications",
     "renkei.hub.access.grants",
     "renkei.hub.access.quotas",
+    "renkei.hub.analysis.review",
 )
 _MAX_LOGGED_NAME = 64  # unknown action or type names come from outside; log only their start
 _MAX_LOGGED_RESOURCE = 256
@@ -61,6 +62,7 @@ class Action(enum.StrEnum):
     SNAPSHOT_READ = "snapshot.read"  # query data (aggregates) in the workspace
     SNAPSHOT_READ_ROWS = "snapshot.read_rows"  # 個票閲覧: see individual rows
     EXPORT = "export"  # a file leaves the hub
+    RELEASE_REVIEW = "release.review"  # approve or reject a table the automatic checks sent to review
     APPLICATION_CREATE = "application.create"
     APPLICATION_READ = "application.read"
     APPLICATION_SUBMIT = "application.submit"
@@ -83,6 +85,7 @@ class ResourceType(enum.StrEnum):
     DATASET = "dataset"  # one dataset, one folder
     SNAPSHOT = "snapshot"
     EXPORT = "export"  # a file about to leave the hub, computed from snapshots
+    RELEASE = "release"  # a table in the release ledger
     APPLICATION = "application"
     APPLICATION_PART = "application_part"  # one owning department's part of an application
     GRANT = "grant"

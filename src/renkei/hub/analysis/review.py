@@ -1,4 +1,8 @@
-"""Review: a steward of an owning department (never the requester) approves or rejects a table in review."""
+"""Review: a steward of an owning department (never the requester) approves or rejects a table in review.
+
+The decision who may is the ``release.review`` rule of ``authorize()`` (registered here, listed in
+``renkei.hub.access.authz.RULE_MODULES`` and in ``authz_matrix.yaml``), so it is recorded like every other
+access decision, denials included."""
 
 from __future__ import annotations
 
@@ -6,8 +10,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Actor, Forbidden
-from renkei.hub.access.people import Role, User
+from renkei.hub.access.authz import (
+    Action,
+    Actor,
+    InvalidTransition,
+    Principal,
+    Resource,
+    ResourceType,
+    Verdict,
+    allow,
+    authorize_each,
+    check,
+    deny,
+    resolve_principal,
+    rule,
+)
+from renkei.hub.access.people import Role
 from renkei.hub.analysis.errors import AnalysisError
 from renkei.hub.analysis.ledger import (
     Release,
@@ -21,24 +39,19 @@ from renkei.hub.home import Hub
 def decide_review(
     hub: Hub, actor: Actor, release_id: int, *, approve: bool, comment: str, clock: Clock = SYSTEM_CLOCK
 ) -> Release:
-    """A steward of an owning department (never the requester) approves or rejects a table in review."""
+    """A steward of an owning department (never the requester) approves or rejects a table in review.
+
+    Whether the caller may is decided by ``authorize()`` (action ``release.review``), which records the
+    decision, allowed or denied; the outcome and its reason are logged as ``release.review``."""
     if not comment.strip():
         raise AnalysisError("理由を入力してください", "give a reason", None)
     with hub.session() as session:
-        release = session.get(Release, release_id)
-        steward = session.get(User, actor.user_id) if actor.user_id is not None else None
-        refusal = _review_refusal(session, release, steward)
-        if refusal is not None:
-            hub.audit.append(
-                actor=actor.name,
-                action=AuditAction.RELEASE_REVIEW,
-                resource=f"release/{release_id}",
-                details={"denied": refusal},
-            )
-            raise Forbidden(refusal, refusal)
-        assert release is not None and steward is not None
+        decision = check(
+            session, hub.audit, actor, Action.RELEASE_REVIEW, release_resource(release_id), clock=clock
+        )
+        release = session.get_one(Release, release_id, populate_existing=True)
         release.status = ReleaseStatus.APPROVED if approve else ReleaseStatus.REJECTED
-        release.reviewer_id = steward.id
+        release.reviewer_id = actor.user_id
         release.review_comment = comment
         release.reviewed_at = clock.now()
         session.commit()
@@ -48,36 +61,76 @@ def decide_review(
         actor=actor.name,
         action=AuditAction.RELEASE_REVIEW,
         resource=f"release/{release_id}",
-        details={"decision": release.status, "comment": comment},
+        details={"decision": release.status, "comment": comment, "authz_seq": decision.audit_seq},
     )
     return release
 
 
-def _review_refusal(session: Session, release: Release | None, steward: User | None) -> str | None:
-    if release is None or release.status != ReleaseStatus.REVIEW:
-        return "審査待ちの集計表ではありません / not a table in review"
-    if steward is None or steward.role != Role.STEWARD or steward.disabled:
-        return "審査はデータ管理者が行います / only stewards review"
-    if steward.id == release.user_id:
-        return "申請者本人は審査できません / the requester cannot review"
-    owners = {d.owner_id for d in session.scalars(select(Dataset).where(Dataset.name.in_(release.datasets)))}
-    if steward.department_id not in owners:
-        return "所管課のデータ管理者のみが審査できます / only a steward of an owning department"
-    return None
-
-
-def in_review_for(hub: Hub, actor: Actor) -> list[Release]:
-    """Tables waiting for the caller's decision: in review, of the caller's department's datasets, not their
-    own. Anyone else (not a steward) gets an empty list."""
+def in_review_for(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[Release]:
+    """Tables waiting for the caller's decision: in review, and ``authorize()`` allows ``release.review``
+    (one recorded decision for the list). Anyone who is not a steward gets an empty list, undecided."""
     with hub.session() as session:
-        steward = session.get(User, actor.user_id) if actor.user_id is not None else None
-        if steward is None or steward.role != Role.STEWARD or steward.disabled:
+        principal = resolve_principal(session, actor)
+        if principal is None or principal.role is not Role.STEWARD:  # only candidates; authorize() decides
             return []
-        owned = set(session.scalars(select(Dataset.name).where(Dataset.owner_id == steward.department_id)))
-        waiting = [
-            r
-            for r in session.scalars(select(Release).where(Release.status == ReleaseStatus.REVIEW))
-            if r.user_id != steward.id and owned & set(r.datasets)
-        ]
+        candidates = list(
+            session.scalars(
+                select(Release)
+                .where(Release.status == ReleaseStatus.REVIEW, Release.user_id != principal.user_id)
+                .order_by(Release.id)
+            )
+        )
         session.expunge_all()
-    return waiting
+        decisions = authorize_each(
+            session,
+            hub.audit,
+            actor,
+            Action.RELEASE_REVIEW,
+            [release_resource(r.id) for r in candidates],
+            clock=clock,
+        )
+    return [r for r, d in zip(candidates, decisions, strict=True) if d.allowed]
+
+
+def release_resource(release_id: int) -> Resource:
+    return Resource(ResourceType.RELEASE.value, release_id, f"release/{release_id}")
+
+
+@rule(Action.RELEASE_REVIEW, on=[ResourceType.RELEASE])
+def _may_review(
+    session: Session, principal: Principal, action: Action, resource: Resource, clock: Clock
+) -> Verdict:
+    """A steward of a department owning one of the table's datasets, who did not request it; the table must
+    be waiting in review. Admins run the hub and do not decide (as with applications)."""
+    release = session.get(Release, resource.id, populate_existing=True) if resource.id is not None else None
+    if release is None:
+        return deny("deny:not-found", "集計表がありません", "no such release")
+    label = f"release/{release.id}"
+    if principal.role is not Role.STEWARD:
+        return deny("deny:role", "審査はデータ管理者が行います", "only stewards review", label=label)
+    if principal.user_id == release.user_id:
+        return deny(
+            "deny:separation-of-duties",
+            "申請者本人は審査できません",
+            "the requester cannot review their own table",
+            label=label,
+        )
+    owners = set(session.scalars(select(Dataset.owner_id).where(Dataset.name.in_(release.datasets))))
+    if principal.department_id not in owners:
+        return deny(
+            "deny:not-owner",
+            "所管課のデータ管理者のみが審査できます",
+            "only a steward of a department owning the table's data reviews it",
+            label=label,
+        )
+    if release.status != ReleaseStatus.REVIEW:  # told only to those who could review it
+        return deny(
+            "deny:state",
+            "審査待ちの集計表ではありません",
+            "not a table in review",
+            label=label,
+            error=InvalidTransition,
+        )
+    return allow(
+        "owning-steward", "所管課のデータ管理者です", "a steward of an owning department", label=label
+    )

@@ -17,8 +17,12 @@ module                    rule
                           sums, means and medians move by noise scaled by their largest contributions.
 :mod:`.suppression`       primary rules (threshold, (n, k) dominance, p%, zeros) and secondary suppression
                           over additive constraints (CUBE margins in any number of dimensions, hierarchies).
+:mod:`.grid`              cells as code indices and the additive constraints as CSR arrays (vectorized).
+:mod:`.hypercube`         hypercubes of suppressed cells: a fast proof of protection (a sub-interval of the
+                          feasible interval) and the cheapest cube that protects a cell (HYPERCUBE method).
 :mod:`.audit`             the suppression audit: each primary cell's feasible interval by linear
-                          programming must be at least its protection width (threshold; p% of a sum).
+                          programming must be at least its protection width (threshold; p% of a sum);
+                          per independent group of suppressed cells, within a variable budget.
 :mod:`.differencing`      nested cells across releases (filters narrowed, total minus part, bands inside
                           bands) whose difference is a group below the threshold: refuse, or review.
 :mod:`.protect`           the table builder's ``CellProtector``: the rules above in order, and the

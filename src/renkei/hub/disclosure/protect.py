@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import itertools
+import math
 import platform
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
-from renkei.hub.disclosure.audit import Constraint
+import numpy as np
+import numpy.typing as npt
+
 from renkei.hub.disclosure.cellkey import Magnitude, magnitude_noise, perturb_counts
+from renkei.hub.disclosure.grid import Constraint, Constraints
 from renkei.hub.disclosure.policy import DisclosurePolicy, PolicySet
 from renkei.hub.disclosure.ptable import build_ptable
 from renkei.hub.disclosure.suppression import (
@@ -137,14 +140,20 @@ def complete(cells: Cells) -> tuple[Cells, int]:
         for d, code in enumerate(coords):
             if code != TOTAL:
                 seen[d][code] = None
-    codes = [list(d_codes) for d_codes in seen]
-    size = 1
-    for d_codes in codes:
-        size *= len(d_codes) + 1
-    if size > MAX_COMPLETED_CELLS:
+    codes = [[*d_codes, TOTAL] for d_codes in seen]
+    sizes = [len(d_codes) for d_codes in codes]
+    if math.prod(sizes) > MAX_COMPLETED_CELLS:
         return cells, 0
-    present = set(cells.coordinates)
-    missing = [c for c in itertools.product(*[[*cs, TOTAL] for cs in codes]) if c not in present]
+    # every combination by its position in itertools.product order; the missing ones, in that order
+    position = np.zeros(len(cells.coordinates), dtype=np.int64)
+    for d, d_codes in enumerate(codes):
+        index = {code: j for j, code in enumerate(d_codes)}
+        position = position * sizes[d] + np.asarray([index[c[d]] for c in cells.coordinates])
+    absent = np.ones(math.prod(sizes), dtype=bool)
+    absent[position] = False
+    where = np.unravel_index(np.flatnonzero(absent), sizes)
+    columns = [np.asarray(d_codes, dtype=object)[w].tolist() for d_codes, w in zip(codes, where, strict=True)]
+    missing = list(zip(*columns, strict=True)) if columns else []
     zero_top: list[list[float] | None] = [None] * len(missing)
     return (
         Cells(
@@ -163,24 +172,29 @@ def _suppress(
     kind: Kind,
     table: Cells,
     primary: Mapping[int, str],
-    constraints: list[Constraint],
+    constraints: Constraints,
     structural: Set[int],
 ) -> Pattern:
-    additive = [_additive(kind, n, v) for n, v in zip(table.n, table.value, strict=True)]
-    width = {
-        t: float(policy.threshold) if kind == "count" else max(policy.p_percent / 100 * abs(additive[t]), 1.0)
-        for t in primary
-    }
-    empty = {i for i, n in enumerate(table.n) if n == 0}
-    cost = [abs(a) for a in additive]
-    return protect_pattern(constraints, primary, additive, cost, width, empty, structural, table.coordinates)
-
-
-def _additive(kind: Kind, n: int, value: float | None) -> float:
-    """The quantity margins add up: counts, sums, and a mean's sum (n · mean — n may be known elsewhere)."""
+    additive = _additive(kind, table)
+    targets = np.fromiter(primary, dtype=np.int64, count=len(primary))
     if kind == "count":
-        return float(n)
-    v = 0.0 if value is None else value
+        widths = np.full(len(targets), float(policy.threshold))
+    else:
+        widths = np.maximum(policy.p_percent / 100 * np.abs(additive[targets]), 1.0)
+    width = dict(zip(targets.tolist(), widths.tolist(), strict=True))
+    empty = set(np.flatnonzero(np.asarray(table.n) == 0).tolist())
+    cost = np.abs(additive).tolist()
+    return protect_pattern(
+        constraints, primary, additive.tolist(), cost, width, empty, structural, table.coordinates
+    )
+
+
+def _additive(kind: Kind, table: Cells) -> npt.NDArray[np.float64]:
+    """The quantity margins add up: counts, sums, and a mean's sum (n · mean — n may be known elsewhere)."""
+    n = np.asarray(table.n, dtype=np.float64)
+    if kind == "count":
+        return n
+    v = np.asarray([0.0 if x is None else x for x in table.value], dtype=np.float64)
     return v * n if kind == "mean" else v
 
 
@@ -189,22 +203,33 @@ def _show(policy: DisclosurePolicy, kind: Kind, table: Cells, hidden: Set[int]) 
     ptable = build_ptable(
         policy.perturbation.max_noise, policy.perturbation.variance, policy.perturbation.small_cells
     )
-    counts = perturb_counts(ptable, table.n, table.ckey).tolist() if perturb and kind == "count" else None
+    if kind == "count":
+        counts = perturb_counts(ptable, table.n, table.ckey) if perturb else np.asarray(table.n)
+        values: list[float | None] = counts.astype(np.float64).tolist()
+    else:
+        values = list(table.value)
+    status = "perturbed" if perturb else "ok"
+    reason = REASON_PERTURBED if perturb else ""
+    if kind == "count" or not perturb:  # one comprehension: ~10,000 cells, no per-cell branching
+        return [
+            ShownCell(coords, None, "suppressed", REASON_SUPPRESSED)
+            if i in hidden
+            else (
+                ShownCell(coords, value, status, reason)
+                if value is not None
+                else ShownCell(coords, None, "ok")
+            )
+            for i, (coords, value) in enumerate(zip(table.coordinates, values, strict=True))
+        ]
     shown = []
-    for i, coords in enumerate(table.coordinates):
+    for i, (coords, value) in enumerate(zip(table.coordinates, values, strict=True)):
         if i in hidden:
             shown.append(ShownCell(coords, None, "suppressed", REASON_SUPPRESSED))
-            continue
-        value = float(table.n[i]) if kind == "count" else table.value[i]
-        if not perturb or value is None:
-            shown.append(ShownCell(coords, value, "ok"))
-            continue
-        if counts is not None:
-            value = float(counts[i])
+        elif value is None:
+            shown.append(ShownCell(coords, None, "ok"))
         else:
-            assert kind != "count"
             magnitude: Magnitude = kind
-            value += magnitude_noise(
+            noisy = value + magnitude_noise(
                 ptable,
                 magnitude,
                 value,
@@ -213,7 +238,7 @@ def _show(policy: DisclosurePolicy, kind: Kind, table: Cells, hidden: Set[int]) 
                 table.ckey[i],
                 policy.perturbation.magnitude_pct,
             )
-        shown.append(ShownCell(coords, value, "perturbed", REASON_PERTURBED))
+            shown.append(ShownCell(coords, noisy, "perturbed", REASON_PERTURBED))
     return shown
 
 

@@ -29,14 +29,21 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from renkei.hub.disclosure.audit import Constraint, audit
-from renkei.hub.disclosure.hypercube import Hypercubes
+import numpy as np
+import numpy.typing as npt
+
+from renkei.hub.disclosure.audit import audit
+from renkei.hub.disclosure.grid import Constraint, Constraints, Hierarchy, Ints, cube_constraints
+from renkei.hub.disclosure.hypercube import Hypercubes, narrow
 from renkei.hub.disclosure.policy import DisclosurePolicy
-from renkei.hub.tables.display import TOTAL
+
+__all__ = ["Constraint", "Hierarchy", "Kind", "Pattern", "cube_constraints", "protect_pattern"]
 
 Kind = Literal["count", "sum", "mean", "median"]
-Hierarchy = Mapping[Any, Any]  # child code -> parent code, within one dimension
-LP_BUDGET = 200_000  # unproven cells × suppressed cells above which hypercubes replace linear programs
+_FEW = 24  # candidates up to which the closure picks in Python
+DIRECT_CELLS = 256  # sensitive cells above which hypercubes alone audit and protect (no LP first)
+LP_BUDGET = 6_000  # variables over an audit's linear programs (two copies of a group per goal; ~15 ms each
+# 2,000): the groups that do not fit are protected by hypercubes instead — more suppression, bounded time
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,23 +66,25 @@ def primary_suppression(
     structural: Set[int] = frozenset(),
 ) -> dict[int, str]:
     """The rule that suppresses each sensitive cell (cells not listed pass every primary rule)."""
+    counts = np.asarray(n, dtype=np.int64)
+    free = np.ones(len(counts), dtype=bool)
+    if structural:
+        free[np.fromiter(structural, dtype=np.int64, count=len(structural))] = False
     reasons: dict[int, str] = {}
     counting = kind == "count"
-    for i, count in enumerate(n):
-        if i in structural:
-            continue
-        if count == 0:
-            if policy.suppresses and policy.zeros == "suppress":
-                reasons[i] = "zero"
-        elif counting and not policy.suppresses:
-            continue
-        elif count < policy.threshold:
-            reasons[i] = "threshold"
-        elif kind in {"sum", "mean"}:
-            rule = _magnitude_rule(policy, kind, count, value[i], top[i])
+    zero = free & (counts == 0)
+    if policy.suppresses and policy.zeros == "suppress":
+        reasons.update((i, "zero") for i in np.flatnonzero(zero).tolist())
+    if counting and not policy.suppresses:
+        return reasons
+    small = free & (counts > 0) & (counts < policy.threshold)
+    reasons.update((i, "threshold") for i in np.flatnonzero(small).tolist())
+    if kind in {"sum", "mean"}:
+        for i in np.flatnonzero(free & (counts >= policy.threshold)).tolist():
+            rule = _magnitude_rule(policy, kind, int(counts[i]), value[i], top[i])
             if rule:
                 reasons[i] = rule
-    return reasons
+    return dict(sorted(reasons.items()))
 
 
 def _magnitude_rule(
@@ -112,31 +121,6 @@ def p_percent_sensitive(contributions: Sequence[float], total: float, p_percent:
     return (total - (x1 + x2)) / x1 < p_percent / 100
 
 
-def cube_constraints(
-    coordinates: Sequence[tuple[Any, ...]], hierarchies: Mapping[int, Hierarchy] | None = None
-) -> list[Constraint]:
-    """The additive constraints of a CUBE table: each margin is the sum of its parts along one dimension.
-
-    ``hierarchies[d]`` maps codes of dimension d to their parent code in the same dimension; a parent cell
-    is then the sum of its children, and 計 the sum of the codes that have no parent.
-    """
-    hierarchies = hierarchies or {}
-    index = {c: i for i, c in enumerate(coordinates)}
-    groups: dict[tuple[int, tuple[Any, ...]], list[int]] = defaultdict(list)
-    for i, coords in enumerate(coordinates):
-        for d, code in enumerate(coords):
-            if code == TOTAL:
-                continue
-            parent = hierarchies.get(d, {}).get(code, TOTAL)
-            groups[(d, (*coords[:d], parent, *coords[d + 1 :]))].append(i)
-    constraints = [
-        Constraint(index[total], tuple(sorted(parts)))
-        for (_, total), parts in groups.items()
-        if total in index
-    ]
-    return sorted(constraints, key=lambda c: (c.total, c.parts))
-
-
 def secondary_suppression(
     constraints: Sequence[Constraint],
     hidden: Set[int],
@@ -152,63 +136,121 @@ def secondary_suppression(
     protection ``need`` and the cells' ``values`` — when its total is visible and its hidden parts add up
     to less than a hidden primary part needs (each part then lies within [0, that sum]).
     """
-    state = _Closure(constraints, hidden, need or {}, values)
-    queue = [ci for ci in range(len(constraints)) if state.open(ci)]
-    heapq.heapify(queue)
+    state = _Closure(Constraints.of(constraints), len(cost), hidden, need or {}, values)
+    far = np.zeros(len(cost), dtype=bool)
+    near = np.zeros(len(cost), dtype=bool)
+    for cells, mask in ((forbidden, far), (avoid, near)):
+        if cells:
+            mask[np.fromiter(cells, dtype=np.int64, count=len(cells))] = True
+    price = np.asarray(cost, dtype=np.float64)
+    price_l = price.tolist()
+    queue = np.flatnonzero(state.open).tolist()  # already in heap order: ascending
+    state.lists()
     while queue:
         ci = heapq.heappop(queue)
-        if not state.open(ci):
+        if not state.open_l[ci]:
             continue
-        candidates = [m for m in constraints[ci].members if m not in state.hidden and m not in forbidden]
-        if not candidates:
+        members = state.members_of(ci)
+        candidates = members[~state.hidden[members] & ~far[members]]
+        if not len(candidates):
             continue  # only structural zeros left: nothing to hide; the audit judges the result
-        pick = min(candidates, key=lambda m: (m in avoid, -state.closes(m, ci), cost[m], m))
+        # (avoided last, closes the most other open constraints, cheapest, lowest index)
+        if len(candidates) <= _FEW:  # plain Python beats numpy's per-call cost on a short line
+            pick = min(
+                candidates.tolist(), key=lambda m: (bool(near[m]), -int(state.open_count[m]), price_l[m], m)
+            )
+        else:
+            best = np.lexsort(
+                (candidates, price[candidates], -state.open_count[candidates], near[candidates])
+            )
+            pick = int(candidates[best[0]])
         for cj in state.hide(pick):
             heapq.heappush(queue, cj)
-    return state.hidden
+    return set(np.flatnonzero(state.hidden).tolist())
 
 
 class _Closure:
-    """Per constraint: how many members are hidden, what its hidden parts add up to, what they need."""
+    """Per constraint: how many members are hidden, what its hidden parts add up to, what they need; per
+    cell: how many open constraints it is in (what hiding it would close)."""
 
     def __init__(
         self,
-        constraints: Sequence[Constraint],
+        table: Constraints,
+        size: int,
         hidden: Set[int],
         need: Mapping[int, float],
         values: Sequence[float] | None,
     ) -> None:
-        self.constraints, self.hidden, self.values = constraints, set(hidden), values
-        self.of_cell: dict[int, list[int]] = defaultdict(list)
-        for ci, c in enumerate(constraints):
-            for member in c.members:
-                self.of_cell[member].append(ci)
-        self.count = [sum(m in self.hidden for m in c.members) for c in constraints]
-        self.part_sum = [self._sum(c.parts) for c in constraints]
-        self.need = [max((need.get(p, 0.0) for p in c.parts), default=0.0) for c in constraints]
+        self.table = table
+        self.hidden = np.zeros(size, dtype=bool)
+        if hidden:
+            self.hidden[np.fromiter(hidden, dtype=np.int64, count=len(hidden))] = True
+        self.weighing = values is not None
+        self.value = np.abs(np.asarray(values, dtype=np.float64)) if values is not None else np.zeros(size)
+        rows, starts = table.rows(), table.indptr[:-1]
+        is_total = table.is_total()
+        members = table.members
+        order = np.argsort(members, kind="stable")
+        self.cell_indptr = np.zeros(size + 1, dtype=np.int64)
+        np.add.at(self.cell_indptr, members + 1, 1)
+        self.cell_indptr = np.cumsum(self.cell_indptr)
+        self.cell_rows = rows[order]
+        self.totals = table.totals
+        wanted = np.zeros(size)
+        if need:
+            keys = np.fromiter(need.keys(), dtype=np.int64, count=len(need))
+            wanted[keys] = np.fromiter(need.values(), dtype=np.float64, count=len(need))
+        if len(table):
+            self.count = np.add.reduceat(self.hidden[members].astype(np.int64), starts)
+            part = self.hidden[members] & ~is_total
+            self.part_sum = np.add.reduceat(np.where(part, self.value[members], 0.0), starts)
+            self.need = np.maximum.reduceat(np.where(is_total, 0.0, wanted[members]), starts)
+        else:
+            self.count = np.zeros(0, dtype=np.int64)
+            self.part_sum, self.need = np.zeros(0), np.zeros(0)
+        self.open = self._open(np.arange(len(table)))
+        self.open_count = np.bincount(members, weights=self.open[rows], minlength=size).astype(np.int64)
 
-    def _sum(self, parts: Sequence[int]) -> float:
-        if self.values is None:
-            return 0.0
-        return sum(abs(self.values[p]) for p in parts if p in self.hidden)
+    def members_of(self, ci: int) -> Ints:
+        members: Ints = self.table.members[self.table.indptr[ci] : self.table.indptr[ci + 1]]
+        return members
 
-    def open(self, ci: int) -> bool:
-        if self.count[ci] == 1:
-            return True
-        visible_total = self.constraints[ci].total not in self.hidden
-        return visible_total and self.values is not None and self.part_sum[ci] < self.need[ci] * (1 - 1e-9)
+    def _open(self, rows: Ints) -> npt.NDArray[np.bool_]:
+        single: npt.NDArray[np.bool_] = self.count[rows] == 1
+        if not self.weighing:
+            return single
+        visible_total = ~self.hidden[self.totals[rows]]
+        short = self.part_sum[rows] < self.need[rows] * (1 - 1e-9)
+        result: npt.NDArray[np.bool_] = single | (visible_total & short)
+        return result
 
-    def closes(self, cell: int, current: int) -> int:
-        return sum(self.open(cj) for cj in self.of_cell[cell] if cj != current)
+    def lists(self) -> None:
+        """Per-constraint state as Python lists: the sequential steps touch one or two scalars each."""
+        self.count_l: list[int] = self.count.tolist()
+        self.part_l: list[float] = self.part_sum.tolist()
+        self.need_l: list[float] = (self.need * (1 - 1e-9)).tolist()
+        self.open_l: list[bool] = self.open.tolist()
+        self.totals_l: list[int] = self.totals.tolist()
+        self.value_l: list[float] = self.value.tolist()
 
     def hide(self, cell: int) -> list[int]:
         """Hide ``cell``; the constraints of it that are (still or now) open."""
-        self.hidden.add(cell)
-        for cj in self.of_cell[cell]:
-            self.count[cj] += 1
-            if cell != self.constraints[cj].total and self.values is not None:
-                self.part_sum[cj] += abs(self.values[cell])
-        return [cj for cj in self.of_cell[cell] if self.open(cj)]
+        self.hidden[cell] = True
+        opened = []
+        for ci in self.cell_rows[self.cell_indptr[cell] : self.cell_indptr[cell + 1]].tolist():
+            self.count_l[ci] += 1
+            total = self.totals_l[ci]
+            if total != cell:
+                self.part_l[ci] += self.value_l[cell]
+            now = self.count_l[ci] == 1 or (
+                self.weighing and not self.hidden[total] and self.part_l[ci] < self.need_l[ci]
+            )
+            if now != self.open_l[ci]:
+                self.open_count[self.members_of(ci)] += 1 if now else -1
+                self.open_l[ci] = now
+            if now:
+                opened.append(ci)
+        return opened
 
 
 def protect_pattern(
@@ -223,82 +265,97 @@ def protect_pattern(
 ) -> Pattern:
     """Secondary suppression, audited: every primary cell's feasible interval must be ``width[cell]`` wide.
 
-    While a cell fails, the cheapest hypercube around it that is wide enough is suppressed (with
-    ``coordinates``), else the cheapest visible cell sharing a constraint with it or its suppressed
-    neighbours, and the pattern is re-closed; if nothing is left to suppress, every cell that may be is
-    (fail closed). Suppressing more only widens intervals, so a cell that passed is not audited again, and
-    a hypercube certificate spares most linear programs.
+    While cells fail, the cheapest hypercube around each that is wide enough is suppressed (with
+    ``coordinates``; in chunks, each chunk reusing the cells the earlier ones hid), else the cheapest visible
+    cell sharing a constraint with it or its suppressed neighbours, and the pattern is re-closed; if nothing
+    is left to suppress, every cell that may be is (fail closed). Suppressing more only widens intervals, so
+    a cell that passed is not audited again, and a hypercube certificate spares most linear programs.
     """
-    hidden = secondary_suppression(constraints, set(primary), cost, avoid, forbidden, width, values)
-    of_cell: dict[int, list[int]] = defaultdict(list)
-    for ci, constraint in enumerate(constraints):
-        for member in constraint.members:
-            of_cell[member].append(ci)
-    cubes = Hypercubes(coordinates, constraints) if coordinates else None
+    table = Constraints.of(constraints)
+    v = np.asarray(values, dtype=np.float64)
+    price = np.asarray(cost, dtype=np.float64)
+    hidden = secondary_suppression(table, set(primary), cost, avoid, forbidden, width, values)
+    of_cell: dict[int, list[int]] | None = None
+    cubes = Hypercubes(coordinates, table) if coordinates else None
     pending, proven = sorted(primary), [0, 0]
+    # many sensitive cells: linear programs could not afford their groups, so hypercubes prove and protect
+    # them straight away, chunk by chunk (each chunk first tries a proof from what is hidden by then)
+    direct = cubes is not None and len(pending) > DIRECT_CELLS
     while True:
-        pending, by_cube, by_lp = _still_failing(pending, constraints, values, hidden, width, cubes)
-        proven = [proven[0] + by_cube, proven[1] + by_lp]
+        if not direct:
+            pending, by_cube, by_lp = _still_failing(pending, table, v, hidden, width, cubes)
+            proven = [proven[0] + by_cube, proven[1] + by_lp]
         if not pending:
             return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
         fresh: set[int] = set()
-        still = []
-        for t in pending:
-            cube = cubes.cheapest(t, hidden | fresh, values, cost, width[t], forbidden) if cubes else None
-            if cube is not None:  # protected by construction once these are hidden
-                fresh |= cube
-                proven[0] += 1
-                continue
-            still.append(t)
-            one = _widen(t, constraints, of_cell, hidden, cost, avoid, forbidden)
+        still = pending
+        if cubes is not None:  # protected by construction once a cube is hidden
+            fresh, still, done = cubes.protect(
+                pending, hidden, v, price, width, forbidden, proven_already=not direct
+            )
+            proven[0] += done
+        direct = False
+        if still:
+            of_cell = of_cell or _cells_to_constraints(table)
+        for t in still:
+            assert of_cell is not None
+            one = _widen(t, table, of_cell, hidden | fresh, cost, avoid, forbidden)
             fresh |= {one} if one is not None else set()
         pending = still
-        if not pending:
-            hidden = secondary_suppression(constraints, hidden | fresh, cost, avoid, forbidden, width, values)
-            return Pattern(dict(primary), frozenset(hidden), proven[0], proven[1], True)
+        if not pending:  # every constraint a cube touches holds two or more of its corners: still closed
+            return Pattern(dict(primary), frozenset(hidden | fresh), proven[0], proven[1], True)
         if not fresh:
             everything = hidden | (set(range(len(values))) - set(forbidden))
-            pending, by_cube, by_lp = _still_failing(pending, constraints, values, everything, width, None)
+            pending, by_cube, by_lp = _still_failing(pending, table, v, everything, width, None)
             return Pattern(dict(primary), frozenset(everything), proven[0], proven[1] + by_lp, not pending)
-        hidden = secondary_suppression(constraints, hidden | fresh, cost, avoid, forbidden, width, values)
+        hidden = secondary_suppression(table, hidden | fresh, cost, avoid, forbidden, width, values)
+
+
+def _cells_to_constraints(table: Constraints) -> dict[int, list[int]]:
+    of_cell: dict[int, list[int]] = defaultdict(list)
+    for ci, member in zip(table.rows().tolist(), table.members.tolist(), strict=True):
+        of_cell[member].append(ci)
+    return of_cell
 
 
 def _still_failing(
     pending: list[int],
-    constraints: Sequence[Constraint],
-    values: Sequence[float],
+    table: Constraints,
+    values: npt.NDArray[np.float64],
     hidden: Set[int],
     width: Mapping[int, float],
     cubes: Hypercubes | None,
 ) -> tuple[list[int], int, int]:
     """The targets not (yet) shown to be protected; how many a hypercube and a linear program proved.
 
-    When the linear programs would be too large (many unproven cells in a large pattern), the unproven
-    cells count as failing and get hypercubes instead: more suppression, but bounded time."""
-    unproven = []
-    for t in pending:
-        certified = cubes.interval(t, hidden, values) if cubes else None
-        if certified is None or _narrow(certified, width[t]):
-            unproven.append(t)
+    Linear programs are solved for the groups of suppressed cells that fit in ``LP_BUDGET`` variables,
+    smallest first; without hypercubes (the last resort) for all of them. Cells whose group is too large count
+    as failing and get hypercubes instead: more suppression, but bounded time."""
+    need = np.asarray([width[t] for t in pending], dtype=np.float64)
+    if cubes is not None and pending:
+        mask = np.zeros(len(values), dtype=bool)
+        mask[np.fromiter(hidden, dtype=np.int64, count=len(hidden))] = True
+        certified = cubes.protected(pending, mask, values, need)
+    else:
+        certified = np.zeros(len(pending), dtype=bool)
+    unproven = [t for t, ok in zip(pending, certified.tolist(), strict=True) if not ok]
     by_cube = len(pending) - len(unproven)
     if not unproven:
         return [], by_cube, 0
-    if cubes is not None and len(unproven) * len(hidden) > LP_BUDGET:
-        return unproven, by_cube, 0
-    intervals = audit(constraints, values, hidden, unproven)
-    failing = [t for t in unproven if _narrow(intervals[t], width[t])]
+    intervals = audit(table, values, hidden, unproven, LP_BUDGET if cubes is not None else None)
+    failing = [t for t in unproven if t not in intervals or _narrow(intervals[t], width[t])]
     return failing, by_cube, len(unproven) - len(failing)
 
 
 def _narrow(interval: tuple[float, float], width: float) -> bool:
     """Whether the interval is narrower than ``width`` (with slack for the LP solver's rounding)."""
     low, high = interval
-    return high - low < width * (1 - 1e-9) - 1e-9
+    return bool(narrow(high - low, width))
 
 
 def _widen(
     target: int,
-    constraints: Sequence[Constraint],
+    constraints: Constraints,
     of_cell: Mapping[int, list[int]],
     hidden: Set[int],
     cost: Sequence[float],
