@@ -9,10 +9,14 @@ without a linear program, and when a cell is left pinned, the cheapest hypercube
 
 Which second codes keep the constraints is decided per dimension: a constraint along dimension d fixes every
 other coordinate, so a cube respects it exactly when the pair of codes in d, with its sign, balances each of
-d's local constraints (計 = Σ codes; a parent = Σ its children in a hierarchy). Constraints that are not along
-one dimension (extra relations) are checked on each candidate cube. Everything is computed for many targets at
-once with numpy: the cells along each line through each target, the best few second codes per dimension, and
-every combination of them (at most 3^4 cubes of 2^4 corners for the four dimensions a table may have).
+d's local constraints (計 = Σ codes; a parent = Σ its children in a hierarchy). In a hierarchy a code with
+children pairs with nothing, so such a dimension also tries a vertical direction: the code, all its ancestors
+up to 計 and one path down to a leaf, all moving together (a ward's or the city's small cell is proven so).
+When a cube is to be suppressed, 計 is always among a flat dimension's options: a small cell whose line holds
+only zeros and small cells has no other. Constraints that are not along one dimension (extra relations) are
+checked on each candidate cube. Everything is computed for many targets at once with numpy: the cells along
+each line through each target, the best few directions per dimension, and every combination of them (at most
+3^4 cubes of 2^4 corners for the four dimensions a table may have, more codes per corner in a hierarchy).
 """
 
 from __future__ import annotations
@@ -335,7 +339,7 @@ class Hypercubes:
             total = self.layout.total[d]
             flat: npt.NDArray[np.int8] = np.where((b == total) | (a[:, None] == total), 1, -1).astype(np.int8)
             return np.where(b == a[:, None], 0, flat).astype(np.int8)
-        table = self.pairs[d] if hasattr(self, "pairs") else None
+        table = self.pairs[d] if hasattr(self, "pairs") else None  # None while __init__ builds the tables
         if table is not None:
             found: npt.NDArray[np.int8] = table[a[:, None], b]
             return found
