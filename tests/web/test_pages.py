@@ -55,7 +55,7 @@ def test_login_pages_with_totp_then_card_enrollment_and_card(world: WebWorld) ->
         assert wrong.status_code == 401 and "利用者IDまたはパスワードが正しくありません" in wrong.text
         assert f'value="{person.login_id}"' in wrong.text  # the id is kept, the password is not
         done = page_login(world, client, person)
-        assert (done.status_code, done.headers["location"]) == (303, "/applications")
+        assert (done.status_code, done.headers["location"]) == (303, "/home")
         assert person.login_id in client.get("/applications").text
 
         enroll = client.get("/cards/enroll")
@@ -88,7 +88,7 @@ def test_login_pages_with_totp_then_card_enrollment_and_card(world: WebWorld) ->
         signed_in = client.post(
             "/login/card", data={"assertion": assertion, "csrf_token": form_token(card_page)}
         )
-        assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/applications")
+        assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/home")
 
 
 def test_apply_review_and_revoke_through_the_pages(world: WebWorld) -> None:
@@ -124,18 +124,20 @@ def test_apply_review_and_revoke_through_the_pages(world: WebWorld) -> None:
         approved = steward_client.post(
             f"/parts/{part_id}/approve", data={"comment": "承認", "csrf_token": form_token(queue)}
         )
-        assert (approved.status_code, approved.headers["location"]) == (303, "/reviews")
-        assert "審査待ちの申請はありません" in steward_client.get("/reviews").text
+        assert approved.status_code == 303
+        assert approved.headers["location"].startswith("/reviews?done=approved&id=")
+        confirmed = steward_client.get(approved.headers["location"]).text
+        assert "を承認しました" in confirmed and "審査待ちの申請はありません" in confirmed
 
         grants = analyst_client.get("/grants")
-        assert "juki" in grants.text and "active" in grants.text
+        assert "juki" in grants.text and "有効" in grants.text
         department = steward_client.get("/grants")
         grant_id = re.search(r'action="/grants/(\d+)/revoke"', department.text).group(1)  # type: ignore[union-attr]
         revoked = steward_client.post(
             f"/grants/{grant_id}/revoke", data={"reason": "目的外利用", "csrf_token": form_token(department)}
         )
         assert revoked.status_code == 303
-        assert "revoked" in analyst_client.get("/grants").text
+        assert "取消し" in analyst_client.get("/grants").text
 
 
 def test_a_rejection_needs_a_reason_and_shows_it(world: WebWorld) -> None:

@@ -44,6 +44,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.portal = Portal(hub=hub, settings=settings, login=login, ca_certificate=ca_certificate)
+    app.state.csrf_recovery = pages.CSRF_RECOVERY
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)

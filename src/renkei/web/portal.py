@@ -143,6 +143,12 @@ def application_page(caller: Caller, application_id: int) -> tuple[ApplicationVi
     return ApplicationView.model_validate(shown), steps
 
 
+def all_applications(caller: Caller) -> list[ApplicationView]:
+    """Every application, newest first (admins and auditors; one decision on the resource type)."""
+    found = applications.list_applications(caller.hub, caller.actor, clock=caller.clock)
+    return [ApplicationView.model_validate(a) for a in reversed(found)]
+
+
 def my_applications(caller: Caller) -> list[ApplicationView]:
     mine = applications.my_applications(caller.hub, caller.actor, clock=caller.clock)
     return [ApplicationView.model_validate(a) for a in mine]
@@ -166,6 +172,12 @@ def my_grants(caller: Caller) -> list[GrantView]:
     return [
         GrantView.model_validate(g) for g in grants.my_grants(caller.hub, caller.actor, clock=caller.clock)
     ]
+
+
+def all_grants(caller: Caller) -> list[GrantView]:
+    """Every grant, newest first (admins and auditors; one decision on the resource type)."""
+    found = grants.list_grants(caller.hub, caller.actor, clock=caller.clock)
+    return [GrantView.model_validate(g) for g in reversed(found)]
 
 
 def show_grant(caller: Caller, grant_id: int) -> GrantView:

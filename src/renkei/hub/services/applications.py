@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access import applications as workflow
@@ -35,6 +35,7 @@ from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.catalog import Snapshot
 from renkei.hub.home import Hub
+from renkei.hub.services.catalog import departments_with_steward
 from renkei.hub.services.decisions import allowed, missing_as_not_found, require
 from renkei.hub.services.grants import GrantDetail, grant_detail
 
@@ -54,6 +55,7 @@ class PartDetail:
     decided_at: dt.datetime | None
     comment: str
     snapshots: tuple[str, ...]  # "juki 2026-03-31 v1"
+    department_has_steward: bool  # False: nobody can decide this part
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,7 @@ def part_resource(part_id: int) -> Resource:
 
 def application_detail(application: Application, clock: Clock) -> ApplicationDetail:
     state = effective_state(application, clock)
+    staffed = departments_with_steward(object_session_of(application))
     return ApplicationDetail(
         id=application.id,
         applicant=application.applicant.login_id,
@@ -290,11 +293,17 @@ def application_detail(application: Application, clock: Clock) -> ApplicationDet
         closed_at=application.closed_at,
         closed_by=application.closed_by,
         close_reason=application.close_reason,
-        parts=tuple(_part_detail(p) for p in application.parts),
+        parts=tuple(_part_detail(p, p.department_id in staffed) for p in application.parts),
     )
 
 
-def _part_detail(part: ApplicationPart) -> PartDetail:
+def object_session_of(application: Application) -> Session:
+    db = object_session(application)
+    assert db is not None  # read models are built inside the session that loaded the object
+    return db
+
+
+def _part_detail(part: ApplicationPart, department_has_steward: bool) -> PartDetail:
     return PartDetail(
         id=part.id,
         department=part.department.name,
@@ -304,6 +313,7 @@ def _part_detail(part: ApplicationPart) -> PartDetail:
         decided_at=part.decided_at,
         comment=part.comment,
         snapshots=tuple(_snapshot_label(item.snapshot) for item in part.items),
+        department_has_steward=department_has_steward,
     )
 
 
