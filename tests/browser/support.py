@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, CDPSession, Page
+from playwright.sync_api import BrowserContext, CDPSession, Page, expect
 
 from renkei.cli.demo import DEMO_PEOPLE
 from renkei.hub.access import totp
@@ -150,6 +150,7 @@ def login_with_totp(page: Page, portal: Portal, person: Person) -> None:
     portal.world.clock.advance(seconds=30)
     password_step(page, person)
     enter_code(page, portal, person)
+    expect(page.locator("header .who")).to_be_visible()  # signed in: the next page has loaded
 
 
 def enter_code(page: Page, portal: Portal, person: Person) -> None:
@@ -201,6 +202,7 @@ def new_context(browser: Any, portal: Portal, *, certificate: bool = True, **opt
 
 def check_page(page: Page, name: str) -> None:
     """Save a full-page screenshot as ``<name>.png`` and fail on serious or critical axe-core violations."""
+    page.wait_for_load_state()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     violations = axe_violations(page)
@@ -213,7 +215,8 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
     page.evaluate(_axe_source())
     found: list[dict[str, Any]] = page.evaluate(
         """async (tags) => {
-            const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+            const options = {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]};
+            const result = await axe.run(document, options);
             return result.violations.map(v => ({
                 id: v.id, impact: v.impact, help: v.help,
                 nodes: v.nodes.slice(0, 5).map(n => n.target.join(" ")),

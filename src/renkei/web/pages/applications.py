@@ -36,8 +36,9 @@ def my_applications(request: Request, caller: SignedIn) -> HTMLResponse:
         shown, title = portal.all_applications(caller), "home.all_applications"
     else:
         shown, title = portal.my_applications(caller), "apps.title"
+    operator = caller.signed_in.role in OPERATORS
     return page(
-        request, caller, "applications.html", applications=shown, title_key=title, show_applicant=True
+        request, caller, "applications.html", applications=shown, title_key=title, show_applicant=operator
     )
 
 
