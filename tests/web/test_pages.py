@@ -231,3 +231,22 @@ def test_an_admin_set_password_is_changed_first(world: WebWorld) -> None:
         )
         assert changed.status_code == 200 and "パスワードを変更しました" in changed.text
         assert client.get("/applications").status_code == 200
+
+
+def test_validation_errors_name_the_field_in_the_users_language(world: WebWorld) -> None:
+    """Issue 10, item 7: no raw pydantic English ("unable to parse string as an integer", "less than or equal")."""
+    analyst = world.person(Role.ANALYST)
+    with world.client() as client:
+        page_login(world, client, analyst)
+        html = {"Accept": "text/html"}
+        word = client.get("/applications/abc", headers=html)
+        large = client.get("/applications/99999999999", headers=html)
+        english = client.get("/applications/abc?lang=en", headers=html)
+        api = client.get("/api/v1/grants/0")
+    assert word.status_code == large.status_code == english.status_code == api.status_code == 422
+    assert "「申請番号」は整数で指定してください" in word.text
+    assert "「申請番号」は 2147483647 以下にしてください" in large.text
+    assert "Application number must be a whole number (path.application_id)" in english.text
+    assert api.json()["error"]["message_ja"] == "入力内容に誤りがあります：「利用承認の番号」は 1 以上にしてください"
+    for text in (word.text, large.text, api.text):
+        assert "unable to parse" not in text and "less than or equal" not in text
