@@ -247,6 +247,9 @@ def test_validation_errors_name_the_field_in_the_users_language(world: WebWorld)
     assert "「申請番号」は整数で指定してください" in word.text
     assert "「申請番号」は 2147483647 以下にしてください" in large.text
     assert "Application number must be a whole number (path.application_id)" in english.text
-    assert api.json()["error"]["message_ja"] == "入力内容に誤りがあります：「利用承認の番号」は 1 以上にしてください"
+    assert (
+        api.json()["error"]["message_ja"]
+        == "入力内容に誤りがあります：「利用承認の番号」は 1 以上にしてください"
+    )
     for text in (word.text, large.text, api.text):
         assert "unable to parse" not in text and "less than or equal" not in text
