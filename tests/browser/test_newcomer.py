@@ -101,6 +101,16 @@ def test_an_analyst_applies_with_a_form_that_reads_right(page: Page, portal: Por
     expect(page.get_by_role("status")).to_contain_text(f"申請 {draft} を下書きとして保存しました")
     expect(page.locator("td .state")).to_have_text(["未提出"])  # not 審査待ち: nobody has it yet
     check_page(page, "application-draft")
+    page.get_by_role("link", name="下書きを直す").click()  # a draft can be rewritten
+    expect(page.get_by_label("目的")).to_have_value("下書きのまま置いておく申請")
+    expect(page.locator('input[value="juki:2026-03-31"]')).to_be_checked()
+    page.locator('input[value="juki:2025-03-31"]').check()
+    page.get_by_label("目的").fill("下書きを書き直した申請")
+    check_page(page, "application-edit")
+    page.get_by_role("button", name="下書き保存").click()
+    expect(page.get_by_role("status")).to_contain_text(f"申請 {draft} を下書きとして保存しました")
+    expect(page.locator("dl.facts")).to_contain_text("下書きを書き直した申請")
+    expect(page.locator("main table")).to_contain_text("juki 2025-03-31 v1")
 
     submitted = apply(page, "区ごとの転出傾向の分析")
     expect(page.get_by_role("status")).to_contain_text(f"申請 {submitted} を提出しました")
@@ -205,6 +215,15 @@ def test_admin_and_auditor_land_on_pages_with_something_to_do(browser: Browser, 
         page.goto("/applications")
         expect(page.get_by_role("heading", name="すべての利用申請")).to_be_visible()
         check_page(page, f"{name}-applications")
+        page.get_by_role("link", name="監査ログ").click()
+        login_id = portal.staff[role].login_id  # their own login, just now, is on the record
+        page.get_by_label("利用者").fill(login_id)
+        page.get_by_label("操作").fill("login")
+        page.get_by_role("button", name="検索").click()
+        expect(page).to_have_url(re.compile(rf"/audit\?actor={login_id}&action=login"))
+        actions = set(page.locator("tbody tr td:nth-child(4)").all_inner_texts())
+        assert {"login.password", "login.totp"} <= actions <= {"login.password", "login.totp"}, actions
+        check_page(page, f"{name}-audit")
         context.close()
 
 
@@ -212,6 +231,8 @@ def test_an_analyst_opening_reviews_is_told_who_reviews(page: Page, portal: Port
     login_with_totp(page, portal, portal.staff[Role.ANALYST])
     page.goto("/reviews")
     expect(page.get_by_text("申請を審査するのは、データを所管する課のデータ管理者です")).to_be_visible()
+    expect(page.get_by_role("link", name="監査ログ")).to_have_count(0)  # not offered, and refused if typed
+    assert (response := page.goto("/audit")) is not None and response.status == 403
 
 
 def test_a_forced_password_change_offers_only_what_works(page: Page, portal: Portal) -> None:

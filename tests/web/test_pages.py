@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
 
 import httpx
 
+from renkei.clock import JST
 from renkei.hub.access import totp
 from renkei.hub.access.people import Role
 from tests.support.webauthn_authenticator import SoftwareAuthenticator
@@ -253,3 +255,28 @@ def test_validation_errors_name_the_field_in_the_users_language(world: WebWorld)
     )
     for text in (word.text, large.text, api.text):
         assert "unable to parse" not in text and "less than or equal" not in text
+
+
+def test_the_audit_log_page_searches_by_user_action_result_and_the_citys_dates(world: WebWorld) -> None:
+    auditor = world.person(Role.AUDITOR)
+    analyst = world.person(Role.ANALYST)
+    html = {"Accept": "text/html"}
+    with world.client() as client, world.client(address="10.0.0.9") as other:
+        page_login(world, other, analyst)
+        assert other.get("/audit", headers=html).status_code == 403  # not an analyst's page
+        page_login(world, client, auditor)
+        first = min(e.at for e in world.entries() if e.actor == analyst.login_id)  # the log's own clock
+        today = first.astimezone(JST).date()
+
+        def actions(query: str) -> list[str]:
+            shown = client.get(f"/audit?actor={analyst.login_id}&{query}", headers=html)
+            assert shown.status_code == 200, shown.text[:500]
+            return re.findall(r"<td class=\"nowrap\"><code>([^<]+)</code>", shown.text)
+
+        assert set(actions("action=login&since=&until=")) == {"login.password", "login.totp"}
+        assert "authz.decision" in actions("result=denied")  # the refused /audit above
+        assert set(actions("result=denied")) == {"authz.decision"}
+        assert actions(f"since={today.isoformat()}&until={today.isoformat()}")
+        assert actions(f"until={(today - dt.timedelta(days=1)).isoformat()}") == []
+        wrong = client.get("/audit?since=2026-13-01", headers=html)
+        assert wrong.status_code == 422 and "「開始日」は日付" in wrong.text

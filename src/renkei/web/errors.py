@@ -274,6 +274,12 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "sql": ("SQL", "SQL"),
     "format": ("形式", "format"),
     "body": ("送信内容", "request body"),
+    "actor": ("利用者", "user"),
+    "action": ("操作", "action"),
+    "resource": ("対象", "resource"),
+    "result": ("結果", "result"),
+    "since": ("開始日", "from"),
+    "until": ("終了日", "until"),
 }
 
 # pydantic's error types → (日本語, English) with {field} and the error's context (min_length, le …).

@@ -236,3 +236,18 @@ class FolderAclView(View):
     owner: str
     stewards: list[str]
     readers: list[AclEntryView]
+
+
+# --- audit log ---------------------------------------------------------------------------------------------
+
+
+class AuditRowView(View):
+    seq: int
+    at: AwareDatetime
+    actor: str
+    terminal: str
+    action: str
+    resource: str
+    result: str
+    reason: str
+    details: dict[str, Any]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 
+from renkei.clock import JST
 from renkei.web.i18n import LANG_COOKIE, LANGUAGES, has_message, language_of, translator
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -40,6 +42,14 @@ def part_state_key(application_state: str, part_state: str) -> str:
 
 _environment.globals["part_state_key"] = part_state_key
 _environment.globals["has_message"] = has_message
+
+
+def city_time(at: dt.datetime) -> str:
+    """A time as city staff read it: Japan's clock, to the second."""
+    return at.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_environment.globals["city_time"] = city_time
 
 
 def render(connection: HTTPConnection, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

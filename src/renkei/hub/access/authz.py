@@ -59,6 +59,7 @@ class Action(enum.StrEnum):
     EXPORT = "export"  # a file leaves the hub
     APPLICATION_CREATE = "application.create"
     APPLICATION_READ = "application.read"
+    APPLICATION_EDIT = "application.edit"  # the applicant rewrites their draft
     APPLICATION_SUBMIT = "application.submit"
     APPLICATION_WITHDRAW = "application.withdraw"
     APPLICATION_APPROVE = "application.approve"

@@ -94,6 +94,7 @@ class AvailableSteps:
     Only a hint; the decision is taken (and recorded) when the button is pressed.
     """
 
+    edit: bool = False
     submit: bool = False
     withdraw: bool = False
     revoke: bool = False
@@ -248,6 +249,52 @@ def create_application(
         return application_detail(application, clock)
 
 
+def draft_for_editing(
+    hub: Hub, actor: Actor, application_id: int, *, clock: Clock = SYSTEM_CLOCK
+) -> tuple[ApplicationDetail, frozenset[tuple[str, dt.date]]]:
+    """A draft its applicant may rewrite, and the (dataset, period) pairs it asks for now."""
+    with hub.session() as db:
+        require(db, hub, actor, Action.APPLICATION_EDIT, application_resource(application_id), clock)
+        application = db.get_one(Application, application_id)
+        chosen = frozenset(
+            (item.snapshot.dataset.name, item.snapshot.period)
+            for part in application.parts
+            for item in part.items
+        )
+        return application_detail(application, clock), chosen
+
+
+def edit_draft(
+    hub: Hub,
+    actor: Actor,
+    application_id: int,
+    *,
+    purpose: str,
+    outputs: str,
+    use_start: dt.date,
+    use_end: dt.date,
+    row_level: bool,
+    requests: Sequence[DatasetRequest],
+    clock: Clock = SYSTEM_CLOCK,
+) -> ApplicationDetail:
+    """The applicant rewrites their draft (checked as a new application; only while it is a draft)."""
+    with hub.session() as db, missing_as_not_found():
+        application = workflow.edit_draft(
+            db,
+            hub.audit,
+            actor,
+            application_id,
+            purpose=purpose,
+            outputs=outputs,
+            use_start=use_start,
+            use_end=use_end,
+            row_level=row_level,
+            requests=requests,
+            clock=clock,
+        )
+        return application_detail(application, clock)
+
+
 def take_step(
     hub: Hub, actor: Actor, step: Step, target_id: int, text: str = "", *, clock: Clock = SYSTEM_CLOCK
 ) -> ApplicationDetail:
@@ -350,6 +397,7 @@ def _available_steps(db: Session, actor: Actor, application: Application) -> Ava
         return frozenset(p.id for p in application.parts if can(event, p))
 
     return AvailableSteps(
+        edit=application.state is ApplicationState.DRAFT and application.applicant_id == principal.user_id,
         submit=can(Event.SUBMIT, None),
         withdraw=can(Event.WITHDRAW, None),
         revoke=can(Event.REVOKE, None),

@@ -58,9 +58,14 @@ def application_form(request: Request, caller: SignedIn) -> HTMLResponse:
 
 
 def _form_page(
-    request: Request, caller: Caller, values: dict[str, Any], exc: Exception | None = None
+    request: Request,
+    caller: Caller,
+    values: dict[str, Any],
+    exc: Exception | None = None,
+    editing: int | None = None,
 ) -> HTMLResponse:
-    context: dict[str, Any] = {"datasets": portal.list_datasets(caller), "values": values}
+    """The application form: a new one, or (``editing``) the draft with that id."""
+    context: dict[str, Any] = {"datasets": portal.list_datasets(caller), "values": values, "editing": editing}
     if exc is not None:
         return error_page(request, caller, "application_new.html", exc, **context)
     return page(request, caller, "application_new.html", problem=None, **context)
@@ -134,6 +139,36 @@ def _application_in(values: dict[str, Any]) -> ApplicationIn:
         return ApplicationIn.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_input=False)) from None
+
+
+@router.get("/applications/{application_id}/edit", response_class=HTMLResponse)
+def edit_form(request: Request, application_id: ApplicationId, caller: SignedIn) -> HTMLResponse:
+    """The draft in the application form, to rewrite (only its applicant, only while it is a draft)."""
+    draft, periods = portal.draft_for_editing(caller, application_id)
+    values = {
+        "purpose": draft.purpose,
+        "outputs": draft.outputs,
+        "use_start": draft.use_start.isoformat(),
+        "use_end": draft.use_end.isoformat(),
+        "row_level": draft.row_level,
+        "periods": periods,
+        "all_periods": set(),
+    }
+    return _form_page(request, caller, values, editing=application_id)
+
+
+@router.post("/applications/{application_id}/edit", response_model=None)
+def edit(request: Request, application_id: ApplicationId, caller: SignedIn, form: RawForm) -> Response:
+    """Save the rewritten draft, and submit it at once when the applicant pressed 申請する."""
+    values = _form_values(form)
+    try:
+        portal.edit_draft(caller, application_id, _application_in(values))
+    except (RequestValidationError, ApplicationError) as exc:
+        return _form_page(request, caller, values, exc, editing=application_id)
+    if form.get("action") == "submit":
+        portal.take_step(caller, Step.SUBMIT, application_id)
+        return done(f"/applications/{application_id}", "submitted", application_id)
+    return done(f"/applications/{application_id}", "saved", application_id)
 
 
 @router.get("/applications/{application_id}", response_class=HTMLResponse)
