@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from renkei.hub.access.people import ROLE_LABELS_JA, Role
+from renkei.hub.access.people import Role
 from renkei.web.context import Caller
 from renkei.web.cookies import CSRF_COOKIE, set_cookie
 from renkei.web.errors import describe
@@ -32,7 +32,6 @@ def page(
     login = caller.login
     base = {
         "user": login,
-        "role_label": ROLE_LABELS_JA[login.role] if login is not None else "",
         "is_steward": login is not None and login.role is Role.STEWARD,
         "is_analyst": login is not None and login.role is Role.ANALYST,
         "is_operator": login is not None and login.role in OPERATORS,
