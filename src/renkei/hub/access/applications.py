@@ -443,21 +443,13 @@ def create_application(
 ) -> Application:
     """Record a draft application, one part per owning department; commits. Submit it with :func:`submit`."""
     today = city_today(clock)
-    purpose = _required_text(purpose, "目的", "purpose", MAX_TEXT)
-    outputs = _required_text(outputs, "想定する成果物", "intended outputs", MAX_TEXT)
-    _check_period_of_use(use_start, use_end, today)
-    scope = _resolve_requests(session, requests, today)
+    purpose, outputs, scope = _checked(session, purpose, outputs, use_start, use_end, requests, today)
     check(
         session, audit, actor, Action.APPLICATION_CREATE, Resource.of(ResourceType.APPLICATION), clock=clock
     )
     assert actor.user_id is not None  # only analysts may create, and they are users
     now = clock.now()
-    parts = [
-        ApplicationPart(
-            department_id=dept, state=P.PENDING, items=[ApplicationItem(snapshot=s) for s in snaps]
-        )
-        for dept, snaps in scope.items()
-    ]
+    parts = _new_parts(scope)
     application = Application(
         applicant_id=actor.user_id,
         purpose=purpose,
@@ -473,20 +465,7 @@ def create_application(
     )
     session.add(application)
     session.flush()
-    audit.append_in(
-        session,
-        actor=actor.name,
-        action=CREATE_EVENT,
-        resource=application.label,
-        terminal=actor.terminal,
-        client_addr=actor.client_addr,
-        details={
-            "application_id": application.id,
-            "parts": len(parts),
-            "snapshots": sum(len(p.items) for p in parts),
-            "row_level": row_level,
-        },
-    )
+    _record_draft(session, audit, actor, CREATE_EVENT, application)
     session.commit()
     return application
 
@@ -510,10 +489,7 @@ def edit_draft(
     Checked like a new application; refused (409) once the draft was submitted or withdrawn.
     """
     today = city_today(clock)
-    purpose = _required_text(purpose, "目的", "purpose", MAX_TEXT)
-    outputs = _required_text(outputs, "想定する成果物", "intended outputs", MAX_TEXT)
-    _check_period_of_use(use_start, use_end, today)
-    scope = _resolve_requests(session, requests, today)
+    purpose, outputs, scope = _checked(session, purpose, outputs, use_start, use_end, requests, today)
     resource = _application(application_id)
     check(session, audit, actor, Action.APPLICATION_EDIT, resource, clock=clock)
     application, _ = _lock(session, resource, clock)
@@ -524,20 +500,49 @@ def edit_draft(
         )
     application.parts.clear()
     session.flush()  # the old parts go first: (application, department) is unique
-    application.parts.extend(
-        ApplicationPart(
-            department_id=dept, state=P.PENDING, items=[ApplicationItem(snapshot=s) for s in snaps]
-        )
-        for dept, snaps in scope.items()
-    )
+    application.parts.extend(_new_parts(scope))
     application.purpose, application.outputs = purpose, outputs
     application.use_start, application.use_end, application.row_level = use_start, use_end, row_level
     application.applied_on, application.updated_at = today, clock.now()
     session.flush()
+    _record_draft(session, audit, actor, EDIT_EVENT, application)
+    session.commit()
+    return application
+
+
+def _checked(
+    session: Session,
+    purpose: str,
+    outputs: str,
+    use_start: dt.date,
+    use_end: dt.date,
+    requests: Sequence[DatasetRequest],
+    today: dt.date,
+) -> tuple[str, str, dict[int, list[Snapshot]]]:
+    """A draft's texts (stripped) and its snapshots by owning department, or the ApplicationError saying why not."""
+    purpose = _required_text(purpose, "目的", "purpose", MAX_TEXT)
+    outputs = _required_text(outputs, "想定する成果物", "intended outputs", MAX_TEXT)
+    _check_period_of_use(use_start, use_end, today)
+    return purpose, outputs, _resolve_requests(session, requests, today)
+
+
+def _new_parts(scope: dict[int, list[Snapshot]]) -> list[ApplicationPart]:
+    return [
+        ApplicationPart(
+            department_id=dept, state=P.PENDING, items=[ApplicationItem(snapshot=s) for s in snaps]
+        )
+        for dept, snaps in scope.items()
+    ]
+
+
+def _record_draft(
+    session: Session, audit: AuditLog, actor: Actor, action: str, application: Application
+) -> None:
+    """The audit entry of a draft written (created or rewritten): counts, never its texts."""
     audit.append_in(
         session,
         actor=actor.name,
-        action=EDIT_EVENT,
+        action=action,
         resource=application.label,
         terminal=actor.terminal,
         client_addr=actor.client_addr,
@@ -545,11 +550,9 @@ def edit_draft(
             "application_id": application.id,
             "parts": len(application.parts),
             "snapshots": sum(len(p.items) for p in application.parts),
-            "row_level": row_level,
+            "row_level": application.row_level,
         },
     )
-    session.commit()
-    return application
 
 
 def _required_text(value: str, ja: str, en: str, limit: int) -> str:
