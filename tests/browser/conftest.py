@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.browser.support import CHROMIUM, Portal, new_context, start_portal
+from tests.browser.support import CHROMIUM, Portal, csp_refusals, new_context, start_portal
 
 
 @pytest.fixture(scope="session")
@@ -40,15 +40,18 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def context(browser: Browser, portal: Portal) -> Iterator[BrowserContext]:
     """A fresh browser profile on the registered terminal (its client certificate), Japanese.
 
-    Every request the pages make must go to the portal itself: nothing is loaded from elsewhere.
+    Every request the pages make must go to the portal itself (nothing is loaded from elsewhere), and nothing
+    on them may break the Content-Security-Policy (no inline script or style, no eval: htmx is configured so).
     """
     portal.world.clock.advance(seconds=30)  # a fresh TOTP step for each test's first login
     profile = new_context(browser, portal)
     elsewhere: list[str] = []
     profile.on("request", lambda r: None if _ours(r.url, portal) else elsewhere.append(r.url))
+    refused = csp_refusals(profile)
     yield profile
     profile.close()
     assert elsewhere == [], "the pages loaded something from outside the portal"
+    assert refused == [], "the pages broke their own Content-Security-Policy"
 
 
 def _ours(url: str, portal: Portal) -> bool:

@@ -197,6 +197,13 @@ def new_context(browser: Any, portal: Portal, *, certificate: bool = True, **opt
     return context
 
 
+def csp_refusals(context: BrowserContext) -> list[str]:
+    """A list that fills with every Content-Security-Policy refusal Chromium reports on the context's pages."""
+    refused: list[str] = []
+    context.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    return refused
+
+
 # --- what every page visited gets: a screenshot and an accessibility check --------------------------------
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from renkei.hub.access.people import Role
 from tests.browser.support import (
     Portal,
     axe_violations,
     check_page,
+    csp_refusals,
     designate,
     enter_code,
     logout,
+    new_context,
     password_step,
     virtual_card,
 )
@@ -68,3 +70,17 @@ def test_the_accessibility_check_finds_a_field_without_a_label(page: Page) -> No
     """check_page's axe-core run is live: an unlabelled field on a page is a critical violation."""
     page.set_content('<!doctype html><html lang="ja"><title>t</title><main><input name="x"></main></html>')
     assert "label" in {v["id"] for v in axe_violations(page)}
+
+
+def test_the_csp_check_sees_an_inline_script(browser: Browser, portal: Portal) -> None:
+    """The fixtures' CSP check is live: an inline script on a portal page is refused and reported."""
+    profile = new_context(browser, portal)
+    refused = csp_refusals(profile)
+    page = profile.new_page()
+    page.goto("/login")
+    with page.expect_console_message():  # Chromium's report of the refusal
+        page.evaluate(
+            "() => document.body.appendChild(document.createElement('script')).textContent = 'x = 1'"
+        )
+    profile.close()
+    assert any("inline" in message for message in refused), refused
