@@ -142,9 +142,11 @@ def test_the_catalog_shows_each_dataset_and_its_columns_as_a_page(page: Page, po
     expect(columns).to_contain_text("住所の丸め")
     expect(page.locator("main")).not_to_contain_text('{"')  # metadata as a page, not JSON
     check_page(page, "dataset-juki")
-    favicon = page.goto("/favicon.ico")
-    assert favicon is not None and favicon.status == 200
-    assert favicon.headers["content-type"] == "image/vnd.microsoft.icon"
+    favicon = page.request.get(
+        "/favicon.ico"
+    )  # as the browser fetches it (opening it shows Chromium's viewer)
+    assert favicon.status == 200 and favicon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert favicon.body()[:4] == b"\x00\x00\x01\x00"  # an icon file
 
 
 def test_a_steward_decides_with_confirmations_and_clear_wording(
@@ -175,7 +177,7 @@ def test_a_steward_decides_with_confirmations_and_clear_wording(
     expect(steward.get_by_role("status")).to_contain_text(f"申請 {second} を却下しました")
 
     stale.get_by_role("button", name="承認する").click()  # the page still offers it; the state moved on
-    expect(stale.locator(".problem")).to_contain_text("この申請は状態が変わったため")
+    expect(stale.locator(".problem")).to_contain_text("状態が変わったため、この操作はできません")
     expect(stale.locator(".problem")).to_contain_text("画面を読み込み直して")
     check_page(stale, "stale-approval")
 

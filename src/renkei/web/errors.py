@@ -192,12 +192,12 @@ def sentence(text: str) -> str:
 
 
 def _stale_state(exc: InvalidTransition) -> tuple[str, str]:
-    """A 409 says what happened in words: someone else (or time) moved the object first."""
+    """A 409 (an application or a grant already moved on) says what happened in words: someone else, or time."""
     return (
-        "この申請は状態が変わったため、この操作はできません。ほかの人が先に処理したか、期間が過ぎた可能性があります。"
+        "状態が変わったため、この操作はできません。ほかの人が先に処理したか、期間が過ぎた可能性があります。"
         f"画面を読み込み直して、いまの状態を確かめてください（{exc.ja}）",
-        "This application has changed in the meantime, so this step is no longer possible: someone else may have "
-        f"acted on it first, or its period may have passed. Reload the page to see where it stands ({exc.en})",
+        "This has changed in the meantime, so this step is no longer possible: someone else may have acted on "
+        f"it first, or its period may have passed. Reload the page to see where it stands ({exc.en})",
     )
 
 
