@@ -231,6 +231,14 @@ def test_admin_and_auditor_land_on_pages_with_something_to_do(browser: Browser, 
 
 def test_an_analyst_opening_reviews_is_told_who_reviews(page: Page, portal: Portal) -> None:
     login_with_totp(page, portal, portal.staff[Role.ANALYST])
+    page.goto("/home?lang=en")  # the English catalog, remembered for the next pages
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("link", name="Data catalog")).to_be_visible()
+    expect(page.get_by_role("heading", name="My grants")).to_be_visible()
+    check_page(page, "analyst-home-en")
+    page.goto("/reviews")
+    expect(page.get_by_text("Applications are decided by the data stewards")).to_be_visible()
+    page.goto("/home?lang=ja")  # back to Japanese for the checks below
     page.goto("/reviews")
     expect(page.get_by_text("申請を審査するのは、データを所管する課のデータ管理者です")).to_be_visible()
     expect(page.get_by_role("link", name="監査ログ")).to_have_count(0)  # not offered, and refused if typed
