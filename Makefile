@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 
-.PHONY: demo test test-unit test-integration test-web test-crash lint typecheck check bench bench-workspace constraints clean
+.PHONY: demo test test-unit test-integration test-web test-browser test-crash browser-deps vendor lint typecheck check bench bench-workspace constraints clean
 
 # constraints.txt pins every package to the version the tests passed with (`make constraints` refreshes it).
 $(STAMP): pyproject.toml constraints.txt
@@ -19,9 +19,23 @@ demo: $(STAMP)
 
 # The whole suite with branch coverage of src/renkei (subprocesses included): below the floor
 # (fail_under in pyproject.toml) it fails.
-test: $(STAMP) lint typecheck
+test: $(STAMP) browser-deps lint typecheck
 	rm -f .coverage .coverage.*
 	$(BIN)/pytest -q --cov --cov-report=term
+
+# What the browser tests need from Debian: its Chromium (Playwright's own browser builds are never downloaded)
+# and Japanese fonts (without them Japanese renders as boxes). Installed only when missing; needs root.
+BROWSER_PACKAGES := chromium fonts-noto-cjk
+browser-deps:
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "run as root: apt-get install -y $(BROWSER_PACKAGES)" >&2; exit 1; fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(BROWSER_PACKAGES); }
+
+# The vendored browser files (htmx, axe-core …): pinned in web/vendor/package.json, copied by build.mjs,
+# committed. Run after changing a version; the portal and CI never need npm.
+vendor:
+	cd web/vendor && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
 
 # One layer at a time (each is part of `make test`).
 test-unit: $(STAMP)
@@ -32,6 +46,9 @@ test-integration: $(STAMP)
 
 test-web: $(STAMP)
 	$(BIN)/pytest -q tests/web
+
+test-browser: $(STAMP) browser-deps
+	$(BIN)/pytest -q tests/browser
 
 test-crash: $(STAMP)
 	$(BIN)/pytest -q tests/crash

@@ -134,6 +134,7 @@ ERRORS: dict[str, Answer] = {
     "renkei.hub.access.login.LoginError": Answer(EXIT_LOGIN),
     "renkei.hub.access.login.LoginFailedError": Answer(EXIT_LOGIN, 401, "login_failed"),
     "renkei.hub.access.login.SecondFactorError": Answer(EXIT_LOGIN, 401, "second_factor_failed"),
+    "renkei.hub.access.login.TotpCodeUsedError": Answer(EXIT_LOGIN, 401, "second_factor_failed"),
     "renkei.hub.access.login.LoginThrottledError": Answer(EXIT_LOGIN, 429, "login_throttled"),
     "renkei.hub.access.login.TerminalNotRegisteredError": Answer(EXIT_LOGIN, 403, "terminal_not_registered"),
     "renkei.hub.access.login.NoSecondFactorError": Answer(EXIT_LOGIN, 403, "no_second_factor"),
@@ -156,6 +157,7 @@ ERRORS: dict[str, Answer] = {
     "renkei.web.errors.UnauthenticatedError": Answer(EXIT_INPUT, 401, "unauthenticated"),
     "renkei.web.errors.CsrfRejectedError": Answer(EXIT_INPUT, 403, "csrf_rejected"),
     "renkei.web.errors.ProxyRefusedError": Answer(EXIT_INPUT, 403, "proxy_refused"),
+    "renkei.web.errors.FormExpiredError": Answer(EXIT_INPUT, 403, "csrf_rejected"),
     "renkei.web.errors.PasswordChangeRequiredError": Answer(EXIT_INPUT, 403, "password_change_required"),
     "renkei.web.errors.CurrentPasswordWrongError": Answer(EXIT_INPUT, 403, "current_password_wrong"),
 }

@@ -30,6 +30,7 @@ from renkei.hub.access.login import (
     PendingLoginRecord,
     SecondFactorError,
     TerminalNotRegisteredError,
+    TotpCodeUsedError,
 )
 from renkei.hub.access.passwords import (
     HISTORY_SIZE,
@@ -462,8 +463,12 @@ def test_totp_codes_are_single_use_and_accepted_one_step_either_side(world: Acce
     secret = world.enroll_totp(world.add_user("sato", PASSWORD))
     code = current_code(secret, world.clock.now())
     totp_login(world, code)
-    with pytest.raises(SecondFactorError):
-        totp_login(world, code)  # replayed
+    with pytest.raises(TotpCodeUsedError, match="次のコード"):
+        totp_login(world, code)  # replayed: refused, and the user is told to wait for the next code
+    assert entries(world, "login.totp")[-1].reason == "totp_reused"
+    with pytest.raises(SecondFactorError) as wrong:
+        totp_login(world, "000000" if code != "000000" else "111111")
+    assert not isinstance(wrong.value, TotpCodeUsedError)  # a wrong code is just wrong
     assert entries(world, "login.totp")[-1].reason == "totp_invalid"
     world.clock.advance(seconds=60)
     totp_login(

@@ -96,14 +96,17 @@ def test_the_doc_table_is_the_registry() -> None:
 def test_the_portal_answers_each_error_with_the_tables_status(name: str) -> None:
     cls = resolve(name)
     error = cls.__new__(cls)  # whatever its constructor takes: the renderer reads only these
-    error.ja, error.en, error.where = "日本語", "english", None
+    error.ja, error.en, error.where = "日本語", "English", None
     if name.endswith("LoginThrottledError"):
         error.retry_after = dt.timedelta(seconds=3)
     problem = describe(error)
     answer = ERRORS[name]
     assert problem.status == answer.http_status
     assert answer.code is None or problem.code == answer.code
-    assert (problem.message_ja, problem.message_en) == ("日本語", "english")
+    if name.endswith("InvalidTransition"):  # a stale state is put in words around the hub's message
+        assert "日本語" in problem.message_ja and "English" in problem.message_en
+    else:
+        assert (problem.message_ja, problem.message_en) == ("日本語", "English")
 
 
 def test_the_top_level_group_is_the_one_choke_point_even_for_a_command_without_handle_errors() -> None:

@@ -235,9 +235,8 @@ def build_world(home: Path, database_url: str, **settings: Any) -> WebWorld:
     create_kek_file(home)
     clock = FakeClock()
     ca = TerminalCA.load_or_create(home, clock)
-    web_settings = WebSettings(
-        passwords=Passwords(TEST_HASHING), card_settings=CardSettings(), clock=clock, **settings
-    )
+    defaults: dict[str, Any] = {"passwords": Passwords(TEST_HASHING), "card_settings": CardSettings()}
+    web_settings = WebSettings(clock=clock, **{**defaults, **settings})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(DATABASE_URL_ENV, database_url)
         app = create_app(home, web_settings)

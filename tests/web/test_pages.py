@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
 
 import httpx
 
+from renkei.clock import JST
 from renkei.hub.access import totp
 from renkei.hub.access.people import Role
 from tests.support.webauthn_authenticator import SoftwareAuthenticator
@@ -55,7 +57,7 @@ def test_login_pages_with_totp_then_card_enrollment_and_card(world: WebWorld) ->
         assert wrong.status_code == 401 and "利用者IDまたはパスワードが正しくありません" in wrong.text
         assert f'value="{person.login_id}"' in wrong.text  # the id is kept, the password is not
         done = page_login(world, client, person)
-        assert (done.status_code, done.headers["location"]) == (303, "/applications")
+        assert (done.status_code, done.headers["location"]) == (303, "/home")
         assert person.login_id in client.get("/applications").text
 
         enroll = client.get("/cards/enroll")
@@ -88,7 +90,7 @@ def test_login_pages_with_totp_then_card_enrollment_and_card(world: WebWorld) ->
         signed_in = client.post(
             "/login/card", data={"assertion": assertion, "csrf_token": form_token(card_page)}
         )
-        assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/applications")
+        assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/home")
 
 
 def test_apply_review_and_revoke_through_the_pages(world: WebWorld) -> None:
@@ -124,18 +126,20 @@ def test_apply_review_and_revoke_through_the_pages(world: WebWorld) -> None:
         approved = steward_client.post(
             f"/parts/{part_id}/approve", data={"comment": "承認", "csrf_token": form_token(queue)}
         )
-        assert (approved.status_code, approved.headers["location"]) == (303, "/reviews")
-        assert "審査待ちの申請はありません" in steward_client.get("/reviews").text
+        assert approved.status_code == 303
+        assert approved.headers["location"].startswith("/reviews?done=approved&id=")
+        confirmed = steward_client.get(approved.headers["location"]).text
+        assert "を承認しました" in confirmed and "審査待ちの申請はありません" in confirmed
 
         grants = analyst_client.get("/grants")
-        assert "juki" in grants.text and "active" in grants.text
+        assert "juki" in grants.text and "有効" in grants.text
         department = steward_client.get("/grants")
         grant_id = re.search(r'action="/grants/(\d+)/revoke"', department.text).group(1)  # type: ignore[union-attr]
         revoked = steward_client.post(
             f"/grants/{grant_id}/revoke", data={"reason": "目的外利用", "csrf_token": form_token(department)}
         )
         assert revoked.status_code == 303
-        assert "revoked" in analyst_client.get("/grants").text
+        assert "取消し" in analyst_client.get("/grants").text
 
 
 def test_a_rejection_needs_a_reason_and_shows_it(world: WebWorld) -> None:
@@ -229,3 +233,50 @@ def test_an_admin_set_password_is_changed_first(world: WebWorld) -> None:
         )
         assert changed.status_code == 200 and "パスワードを変更しました" in changed.text
         assert client.get("/applications").status_code == 200
+
+
+def test_validation_errors_name_the_field_in_the_users_language(world: WebWorld) -> None:
+    """Issue 10, item 7: no raw pydantic English ("unable to parse string as an integer", "less than or equal")."""
+    analyst = world.person(Role.ANALYST)
+    with world.client() as client:
+        page_login(world, client, analyst)
+        html = {"Accept": "text/html"}
+        word = client.get("/applications/abc", headers=html)
+        large = client.get("/applications/99999999999", headers=html)
+        english = client.get("/applications/abc?lang=en", headers=html)
+        api = client.get("/api/v1/grants/0")
+    assert word.status_code == large.status_code == english.status_code == api.status_code == 422
+    assert "「申請番号」は整数で指定してください" in word.text
+    assert "「申請番号」は 2147483647 以下にしてください" in large.text
+    assert "Application number must be a whole number (path.application_id)" in english.text
+    assert (
+        api.json()["error"]["message_ja"]
+        == "入力内容に誤りがあります：「利用承認の番号」は 1 以上にしてください"
+    )
+    for text in (word.text, large.text, api.text):
+        assert "unable to parse" not in text and "less than or equal" not in text
+
+
+def test_the_audit_log_page_searches_by_user_action_result_and_the_citys_dates(world: WebWorld) -> None:
+    auditor = world.person(Role.AUDITOR)
+    analyst = world.person(Role.ANALYST)
+    html = {"Accept": "text/html"}
+    with world.client() as client, world.client(address="10.0.0.9") as other:
+        page_login(world, other, analyst)
+        assert other.get("/audit", headers=html).status_code == 403  # not an analyst's page
+        page_login(world, client, auditor)
+        first = min(e.at for e in world.entries() if e.actor == analyst.login_id)  # the log's own clock
+        today = first.astimezone(JST).date()
+
+        def actions(query: str) -> list[str]:
+            shown = client.get(f"/audit?actor={analyst.login_id}&{query}", headers=html)
+            assert shown.status_code == 200, shown.text[:500]
+            return re.findall(r"<td class=\"nowrap\"><code>([^<]+)</code>", shown.text)
+
+        assert set(actions("action=login&since=&until=")) == {"login.password", "login.totp"}
+        assert "authz.decision" in actions("result=denied")  # the refused /audit above
+        assert set(actions("result=denied")) == {"authz.decision"}
+        assert actions(f"since={today.isoformat()}&until={today.isoformat()}")
+        assert actions(f"until={(today - dt.timedelta(days=1)).isoformat()}") == []
+        wrong = client.get("/audit?since=2026-13-01", headers=html)
+        assert wrong.status_code == 422 and "「開始日」は日付" in wrong.text

@@ -280,6 +280,14 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
             "use_end": (today + dt.timedelta(days=30)).isoformat(),
             "action": "save",
         },
+        "edit": {
+            "period": f"juki:{PERIOD.isoformat()}",
+            "purpose": "目的を書き直した",
+            "outputs": "成果物",
+            "use_start": today.isoformat(),
+            "use_end": (today + dt.timedelta(days=30)).isoformat(),
+            "action": "save",
+        },
         "withdraw-form": {"reason": "不要になった"},
         "revoke-form": {"reason": "目的外利用の疑い"},
     }

@@ -237,13 +237,19 @@ def test_pages_are_japanese_first_with_english_on_request(world: WebWorld) -> No
 def test_pages_use_only_vendored_assets(world: WebWorld, signed_in: tuple[httpx.Client, str]) -> None:
     client, _ = signed_in
     pages = [
-        client.get(p).text for p in ("/applications", "/applications/new", "/grants", "/reviews", "/login")
+        client.get(p).text
+        for p in ("/home", "/datasets", "/applications", "/applications/new", "/grants", "/reviews", "/login")
     ]
     for html in pages:
         for reference in re.findall(r'(?:src|href|action)="([^"]*)"', html):
-            assert reference.startswith(("/", "?")), reference
+            assert reference.startswith(("/", "?", "#")), reference
         assert "<script>" not in html and "style=" not in html and " on" not in re.sub(r">[^<]*<", "><", html)
-    for asset in ("/static/renkei.css", "/static/webauthn.js"):
+    for asset in (
+        "/static/renkei.css",
+        "/static/webauthn.js",
+        "/static/vendor/htmx/htmx.min.js",
+        "/favicon.ico",
+    ):
         assert client.get(asset).status_code == 200
 
 

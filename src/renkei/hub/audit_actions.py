@@ -54,6 +54,7 @@ class AuditAction(enum.StrEnum):
     WEB_PROXY = "web.proxy"
     # data-use applications and grants
     APPLICATION_CREATE = "application.create"
+    APPLICATION_EDIT = "application.edit"
     APPLICATION_SUBMIT = "application.submit"
     APPLICATION_WITHDRAW = "application.withdraw"
     APPLICATION_APPROVE = "application.approve"

@@ -53,6 +53,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         ca_certificate=ca_certificate,
         repeats=RepeatedEvents(settings.clock),
     )
+    app.state.csrf_recovery = pages.CSRF_RECOVERY
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)

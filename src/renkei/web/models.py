@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 MAX_ID = 256
 MAX_PASSWORD = 1024  # passwords may be long (≥ 64 is required); the hasher checks the real limit
@@ -23,8 +24,8 @@ NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in STRIPPED_BY_PYTHON) + "]"
 
 
 def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("空白以外の文字で記入してください (must not be empty or only spaces)")
+    if not text.strip():  # worded by renkei.web.errors (type "blank"), naming the field
+        raise PydanticCustomError("blank", "must not be empty or only spaces")
     return text
 
 
@@ -123,6 +124,7 @@ class DatasetSummary(View):
     title: str
     owner: str
     periods: list[dt.date]
+    owner_has_steward: bool  # False: applications for it cannot be decided
 
 
 class DatasetView(View):
@@ -175,6 +177,7 @@ class PartView(View):
     decided_at: AwareDatetime | None
     comment: str
     snapshots: list[str]
+    department_has_steward: bool
 
 
 class ApplicationView(View):
@@ -233,3 +236,18 @@ class FolderAclView(View):
     owner: str
     stewards: list[str]
     readers: list[AclEntryView]
+
+
+# --- audit log ---------------------------------------------------------------------------------------------
+
+
+class AuditRowView(View):
+    seq: int
+    at: AwareDatetime
+    actor: str
+    terminal: str
+    action: str
+    resource: str
+    result: str
+    reason: str
+    details: dict[str, Any]

@@ -19,13 +19,14 @@ from renkei.hub.access.cards import RegistrationStart
 from renkei.hub.access.login import LoginFailedError, PendingLogin
 from renkei.hub.access.sessions import LoginSession
 from renkei.hub.catalog import Department
-from renkei.hub.services import applications, catalog, grants
+from renkei.hub.services import applications, audit, catalog, grants
 from renkei.hub.services.applications import AvailableSteps, Step
 from renkei.web.context import Caller
 from renkei.web.errors import CurrentPasswordWrongError
 from renkei.web.models import (
     ApplicationIn,
     ApplicationView,
+    AuditRowView,
     DatasetSummary,
     DatasetView,
     FolderAclView,
@@ -133,10 +134,38 @@ def create_application(caller: Caller, body: ApplicationIn) -> ApplicationView:
         use_start=body.use_start,
         use_end=body.use_end,
         row_level=body.row_level,
-        requests=[DatasetRequest(r.dataset, tuple(r.periods), r.all_periods) for r in body.datasets],
+        requests=_requests(body),
         clock=caller.clock,
     )
     return ApplicationView.model_validate(created)
+
+
+def draft_for_editing(caller: Caller, application_id: int) -> tuple[ApplicationView, set[str]]:
+    """The draft and its chosen periods as the form's ``"<dataset>:<YYYY-MM-DD>"`` values."""
+    shown, chosen = applications.draft_for_editing(
+        caller.hub, caller.actor, application_id, clock=caller.clock
+    )
+    return ApplicationView.model_validate(shown), {f"{name}:{period.isoformat()}" for name, period in chosen}
+
+
+def edit_draft(caller: Caller, application_id: int, body: ApplicationIn) -> ApplicationView:
+    edited = applications.edit_draft(
+        caller.hub,
+        caller.actor,
+        application_id,
+        purpose=body.purpose,
+        outputs=body.outputs,
+        use_start=body.use_start,
+        use_end=body.use_end,
+        row_level=body.row_level,
+        requests=_requests(body),
+        clock=caller.clock,
+    )
+    return ApplicationView.model_validate(edited)
+
+
+def _requests(body: ApplicationIn) -> list[DatasetRequest]:
+    return [DatasetRequest(r.dataset, tuple(r.periods), r.all_periods) for r in body.datasets]
 
 
 def show_application(caller: Caller, application_id: int) -> ApplicationView:
@@ -147,6 +176,12 @@ def show_application(caller: Caller, application_id: int) -> ApplicationView:
 def application_page(caller: Caller, application_id: int) -> tuple[ApplicationView, AvailableSteps]:
     shown, steps = applications.application_page(caller.hub, caller.actor, application_id, clock=caller.clock)
     return ApplicationView.model_validate(shown), steps
+
+
+def all_applications(caller: Caller) -> list[ApplicationView]:
+    """Every application, newest first (admins and auditors; one decision on the resource type)."""
+    found = applications.list_applications(caller.hub, caller.actor, clock=caller.clock)
+    return [ApplicationView.model_validate(a) for a in reversed(found)]
 
 
 def my_applications(caller: Caller) -> list[ApplicationView]:
@@ -174,6 +209,12 @@ def my_grants(caller: Caller) -> list[GrantView]:
     ]
 
 
+def all_grants(caller: Caller) -> list[GrantView]:
+    """Every grant, newest first (admins and auditors; one decision on the resource type)."""
+    found = grants.list_grants(caller.hub, caller.actor, clock=caller.clock)
+    return [GrantView.model_validate(g) for g in reversed(found)]
+
+
 def show_grant(caller: Caller, grant_id: int) -> GrantView:
     return GrantView.model_validate(grants.show_grant(caller.hub, caller.actor, grant_id, clock=caller.clock))
 
@@ -193,3 +234,11 @@ def department_acls(caller: Caller) -> list[FolderAclView]:
     """The access lists of the datasets the steward's department owns (for the grants page)."""
     acls = grants.department_acls(caller.hub, caller.actor, clock=caller.clock)
     return [FolderAclView.model_validate(acl) for acl in acls]
+
+
+# --- the audit log ------------------------------------------------------------------------------------------
+
+
+def search_audit(caller: Caller, search: audit.AuditSearch) -> list[AuditRowView]:
+    found = audit.search_audit(caller.hub, caller.actor, search, clock=caller.clock)
+    return [AuditRowView.model_validate(row) for row in found]

@@ -444,21 +444,13 @@ def create_application(
 ) -> Application:
     """Record a draft application, one part per owning department; commits. Submit it with :func:`submit`."""
     today = city_today(clock)
-    purpose = _required_text(purpose, "目的", "purpose", MAX_TEXT)
-    outputs = _required_text(outputs, "想定する成果物", "intended outputs", MAX_TEXT)
-    _check_period_of_use(use_start, use_end, today)
-    scope = _resolve_requests(session, requests, today)
+    purpose, outputs, scope = _checked(session, purpose, outputs, use_start, use_end, requests, today)
     check(
         session, audit, actor, Action.APPLICATION_CREATE, Resource.of(ResourceType.APPLICATION), clock=clock
     )
     assert actor.user_id is not None  # only analysts may create, and they are users
     now = clock.now()
-    parts = [
-        ApplicationPart(
-            department_id=dept, state=P.PENDING, items=[ApplicationItem(snapshot=s) for s in snaps]
-        )
-        for dept, snaps in scope.items()
-    ]
+    parts = _new_parts(scope)
     application = Application(
         applicant_id=actor.user_id,
         purpose=purpose,
@@ -474,22 +466,94 @@ def create_application(
     )
     session.add(application)
     session.flush()
+    _record_draft(session, audit, actor, AuditAction.APPLICATION_CREATE, application)
+    session.commit()
+    return application
+
+
+def edit_draft(
+    session: Session,
+    audit: AuditLog,
+    actor: Actor,
+    application_id: int,
+    *,
+    purpose: str,
+    outputs: str,
+    use_start: dt.date,
+    use_end: dt.date,
+    row_level: bool,
+    requests: Sequence[DatasetRequest],
+    clock: Clock = SYSTEM_CLOCK,
+) -> Application:
+    """The applicant rewrites a draft: every field, and the datasets and periods (parts made afresh); commits.
+
+    Checked like a new application; refused (409) once the draft was submitted or withdrawn.
+    """
+    today = city_today(clock)
+    purpose, outputs, scope = _checked(session, purpose, outputs, use_start, use_end, requests, today)
+    resource = _application(application_id)
+    check(session, audit, actor, Action.APPLICATION_EDIT, resource, clock=clock)
+    application, _ = _lock(session, resource, clock)
+    if application.state is not S.DRAFT:  # submitted between the decision and the lock
+        session.rollback()
+        raise InvalidTransition(
+            "提出した申請は書き直せません", "an application can be edited only while it is a draft"
+        )
+    application.parts.clear()
+    session.flush()  # the old parts go first: (application, department) is unique
+    application.parts.extend(_new_parts(scope))
+    application.purpose, application.outputs = purpose, outputs
+    application.use_start, application.use_end, application.row_level = use_start, use_end, row_level
+    application.applied_on, application.updated_at = today, clock.now()
+    session.flush()
+    _record_draft(session, audit, actor, AuditAction.APPLICATION_EDIT, application)
+    session.commit()
+    return application
+
+
+def _checked(
+    session: Session,
+    purpose: str,
+    outputs: str,
+    use_start: dt.date,
+    use_end: dt.date,
+    requests: Sequence[DatasetRequest],
+    today: dt.date,
+) -> tuple[str, str, dict[int, list[Snapshot]]]:
+    """A draft's texts (stripped) and its snapshots by owning department, or the ApplicationError saying why not."""
+    purpose = _required_text(purpose, "目的", "purpose", MAX_TEXT)
+    outputs = _required_text(outputs, "想定する成果物", "intended outputs", MAX_TEXT)
+    _check_period_of_use(use_start, use_end, today)
+    return purpose, outputs, _resolve_requests(session, requests, today)
+
+
+def _new_parts(scope: dict[int, list[Snapshot]]) -> list[ApplicationPart]:
+    return [
+        ApplicationPart(
+            department_id=dept, state=P.PENDING, items=[ApplicationItem(snapshot=s) for s in snaps]
+        )
+        for dept, snaps in scope.items()
+    ]
+
+
+def _record_draft(
+    session: Session, audit: AuditLog, actor: Actor, action: AuditAction, application: Application
+) -> None:
+    """The audit entry of a draft written (created or rewritten): counts, never its texts."""
     audit.append_in(
         session,
         actor=actor.name,
-        action=AuditAction.APPLICATION_CREATE,
+        action=action,
         resource=application.label,
         terminal=actor.terminal,
         client_addr=actor.client_addr,
         details={
             "application_id": application.id,
-            "parts": len(parts),
-            "snapshots": sum(len(p.items) for p in parts),
-            "row_level": row_level,
+            "parts": len(application.parts),
+            "snapshots": sum(len(p.items) for p in application.parts),
+            "row_level": application.row_level,
         },
     )
-    session.commit()
-    return application
 
 
 def _required_text(value: str, ja: str, en: str, limit: int) -> str:
@@ -821,6 +885,32 @@ def _may_create(
     if principal.role is Role.ANALYST and resource.id is None:
         return allow("role:analyst", "分析担当は申請できます", "analysts apply for data")
     return deny("deny:role", "申請できるのは分析担当だけです", "only analysts apply for data")
+
+
+@rule(Action.APPLICATION_EDIT, on=[ResourceType.APPLICATION])
+def _may_edit(
+    session: Session, principal: Principal, action: Action, resource: Resource, clock: Clock
+) -> Verdict:
+    application, _ = _load(session, resource)
+    if application is None:
+        return deny("deny:not-found", "申請がありません", "no such application")
+    context = {"label": application.label, "application_id": application.id}
+    if principal.user_id != application.applicant_id:
+        return deny(
+            "deny:not-applicant",
+            "下書きを直せるのは申請者だけです",
+            "only the applicant edits a draft",
+            **context,
+        )
+    if application.state is not S.DRAFT:
+        return deny(
+            "deny:state",
+            f"「{STATE_LABELS_JA[application.state]}」の申請は書き直せません（下書きのうちだけです）",
+            f"an application can be edited only while it is a draft, not when {application.state}",
+            error=InvalidTransition,
+            **context,
+        )
+    return allow("applicant", "申請者の下書きです", "the applicant's own draft", **context)
 
 
 def ever_submitted(application: Application) -> bool:

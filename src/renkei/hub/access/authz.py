@@ -65,6 +65,7 @@ class Action(enum.StrEnum):
     RELEASE_REVIEW = "release.review"  # approve or reject a table the automatic checks sent to review
     APPLICATION_CREATE = "application.create"
     APPLICATION_READ = "application.read"
+    APPLICATION_EDIT = "application.edit"  # the applicant rewrites their draft
     APPLICATION_SUBMIT = "application.submit"
     APPLICATION_WITHDRAW = "application.withdraw"
     APPLICATION_APPROVE = "application.approve"

@@ -81,10 +81,21 @@ class LoginFailedError(LoginError):
 
 
 class SecondFactorError(LoginError):
+    def __init__(
+        self,
+        ja: str = "職員証（または確認コード）を確認できませんでした。最初からやり直してください",
+        en: str = "the staff card (or code) could not be verified; please start again",
+    ) -> None:
+        super().__init__(ja, en)
+
+
+class TotpCodeUsedError(SecondFactorError):
+    """The code was right but already used (RFC 6238 §5.2: each code once): the next one will do."""
+
     def __init__(self) -> None:
         super().__init__(
-            "職員証（または確認コード）を確認できませんでした。最初からやり直してください",
-            "the staff card (or code) could not be verified; please start again",
+            "この確認コードは使用済みです。認証アプリに次のコードが表示されるまで待ってから、もう一度ログインしてください",
+            "This code has already been used. Wait for your authenticator app to show the next code, then log in again",
         )
 
 
@@ -283,7 +294,10 @@ class LoginService:
                 accepted = totp.verify_totp(session, record.user_id, code, kek=self.kek, clock=self.clock)
             except totp.TotpSecretError:
                 return "totp_secret_unreadable", {}  # refused and audited, like any failed second step
-            return ("", {}) if accepted else ("totp_invalid", {})
+            if accepted:
+                return "", {}
+            used = totp.was_used(session, record.user_id, code, kek=self.kek, clock=self.clock)
+            return ("totp_reused" if used else "totp_invalid"), {}
 
         return self._second_step(AuditAction.LOGIN_TOTP, Factor.TOTP, pending, terminal, replaces, check)
 
@@ -558,7 +572,7 @@ class LoginService:
             if not reason and user is not None and terminal is not None:
                 return self._open_session(session, attempt, user, terminal, replaces, details)
             self._audit_in(session, attempt, "denied", reason or "pending_unknown", details)
-        raise SecondFactorError()
+        raise TotpCodeUsedError() if reason == "totp_reused" else SecondFactorError()
 
     def _take_pending(self, session: Session, token: str) -> PendingLoginRecord | None:
         record = session.scalar(

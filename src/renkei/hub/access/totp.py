@@ -124,6 +124,23 @@ def verify_totp(
     return _rowcount(claimed) == 1
 
 
+def was_used(
+    session: Session, user_id: int, code: str, *, kek: KeyEncryptionKey, clock: Clock = SYSTEM_CLOCK
+) -> bool:
+    """Whether ``code`` is right for a step in the window that was already used (so: wait for the next code).
+
+    Asked only after :func:`verify_totp` refused the code, to tell the user why; it accepts nothing.
+    """
+    record = session.get(TotpSecret, user_id)
+    typed = normalize_code(code)
+    if record is None or typed is None or record.last_used_step is None:
+        return False
+    secret = unwrap_secret(kek, user_id, record.wrapped_secret)
+    current = _step(clock.now())
+    spent = range(current - VALID_WINDOW, min(current + VALID_WINDOW, record.last_used_step) + 1)
+    return any(hmac.compare_digest(str(_totp(secret).generate_otp(step)), typed) for step in spent)
+
+
 def current_code(secret: str, at: dt.datetime) -> str:
     """The code for ``at`` (for tests and for checking an app during enrollment)."""
     return str(_totp(secret).generate_otp(_step(at)))

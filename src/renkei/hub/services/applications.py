@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access import applications as workflow
@@ -35,6 +35,7 @@ from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.catalog import Snapshot
 from renkei.hub.home import Hub
+from renkei.hub.services.catalog import departments_with_steward
 from renkei.hub.services.decisions import missing_as_not_found, permitted, require
 from renkei.hub.services.grants import GrantDetail, grant_detail
 
@@ -54,6 +55,7 @@ class PartDetail:
     decided_at: dt.datetime | None
     comment: str
     snapshots: tuple[str, ...]  # "juki 2026-03-31 v1"
+    department_has_steward: bool  # False: nobody can decide this part
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class AvailableSteps:
     Only a hint; the decision is taken (and recorded) when the button is pressed.
     """
 
+    edit: bool = False
     submit: bool = False
     withdraw: bool = False
     revoke: bool = False
@@ -240,6 +243,52 @@ def create_application(
         return application_detail(application, clock)
 
 
+def draft_for_editing(
+    hub: Hub, actor: Actor, application_id: int, *, clock: Clock = SYSTEM_CLOCK
+) -> tuple[ApplicationDetail, frozenset[tuple[str, dt.date]]]:
+    """A draft its applicant may rewrite, and the (dataset, period) pairs it asks for now."""
+    with hub.session() as db:
+        require(db, hub, actor, Action.APPLICATION_EDIT, application_resource(application_id), clock)
+        application = db.get_one(Application, application_id)
+        chosen = frozenset(
+            (item.snapshot.dataset.name, item.snapshot.period)
+            for part in application.parts
+            for item in part.items
+        )
+        return application_detail(application, clock), chosen
+
+
+def edit_draft(
+    hub: Hub,
+    actor: Actor,
+    application_id: int,
+    *,
+    purpose: str,
+    outputs: str,
+    use_start: dt.date,
+    use_end: dt.date,
+    row_level: bool,
+    requests: Sequence[DatasetRequest],
+    clock: Clock = SYSTEM_CLOCK,
+) -> ApplicationDetail:
+    """The applicant rewrites their draft (checked as a new application; only while it is a draft)."""
+    with hub.session() as db, missing_as_not_found():
+        application = workflow.edit_draft(
+            db,
+            hub.audit,
+            actor,
+            application_id,
+            purpose=purpose,
+            outputs=outputs,
+            use_start=use_start,
+            use_end=use_end,
+            row_level=row_level,
+            requests=requests,
+            clock=clock,
+        )
+        return application_detail(application, clock)
+
+
 def take_step(
     hub: Hub, actor: Actor, step: Step, target_id: int, text: str = "", *, clock: Clock = SYSTEM_CLOCK
 ) -> ApplicationDetail:
@@ -268,6 +317,7 @@ def part_resource(part_id: int) -> Resource:
 
 def application_detail(application: Application, clock: Clock) -> ApplicationDetail:
     state = effective_state(application, clock)
+    staffed = departments_with_steward(object_session_of(application))
     return ApplicationDetail(
         id=application.id,
         applicant=application.applicant.login_id,
@@ -284,11 +334,17 @@ def application_detail(application: Application, clock: Clock) -> ApplicationDet
         closed_at=application.closed_at,
         closed_by=application.closed_by,
         close_reason=application.close_reason,
-        parts=tuple(_part_detail(p) for p in application.parts),
+        parts=tuple(_part_detail(p, p.department_id in staffed) for p in application.parts),
     )
 
 
-def _part_detail(part: ApplicationPart) -> PartDetail:
+def object_session_of(application: Application) -> Session:
+    db = object_session(application)
+    assert db is not None  # read models are built inside the session that loaded the object
+    return db
+
+
+def _part_detail(part: ApplicationPart, department_has_steward: bool) -> PartDetail:
     return PartDetail(
         id=part.id,
         department=part.department.name,
@@ -298,6 +354,7 @@ def _part_detail(part: ApplicationPart) -> PartDetail:
         decided_at=part.decided_at,
         comment=part.comment,
         snapshots=tuple(_snapshot_label(item.snapshot) for item in part.items),
+        department_has_steward=department_has_steward,
     )
 
 
@@ -334,6 +391,7 @@ def _available_steps(db: Session, actor: Actor, application: Application) -> Ava
         return frozenset(p.id for p in application.parts if can(event, p))
 
     return AvailableSteps(
+        edit=application.state is ApplicationState.DRAFT and application.applicant_id == principal.user_id,
         submit=can(Event.SUBMIT, None),
         withdraw=can(Event.WITHDRAW, None),
         revoke=can(Event.REVOKE, None),

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Action, Actor, Resource, ResourceType
+from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.home import Hub
 from renkei.hub.services.decisions import require
@@ -41,6 +42,7 @@ class DatasetEntry:
     owner: str  # the owning department (所管課)
     periods: tuple[dt.date, ...]  # distinct, ascending
     latest: SnapshotEntry | None
+    owner_has_steward: bool  # False: nobody can decide an application for it (it would wait forever)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,8 @@ def list_datasets(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> lis
             )
             .order_by(Dataset.name)
         )
-        return [_entry(d) for d in datasets]
+        staffed = departments_with_steward(db)
+        return [_entry(d, d.owner_id in staffed) for d in datasets]
 
 
 def dataset_detail(hub: Hub, actor: Actor, name: str, *, clock: Clock = SYSTEM_CLOCK) -> DatasetDetail:
@@ -100,7 +103,16 @@ def dataset_resource(dataset: Dataset | None, name: str) -> Resource:
     return Resource(ResourceType.DATASET.value, None, f"dataset/{name[:63]}")
 
 
-def _entry(dataset: Dataset) -> DatasetEntry:
+def departments_with_steward(db: Session) -> set[int]:
+    """Ids of the departments with at least one steward who is not disabled (who can decide applications)."""
+    return set(
+        db.scalars(
+            select(User.department_id).where(User.role == Role.STEWARD, User.disabled.is_(False)).distinct()
+        )
+    )
+
+
+def _entry(dataset: Dataset, owner_has_steward: bool) -> DatasetEntry:
     ordered = sorted(dataset.snapshots, key=lambda s: (s.period, s.version))
     return DatasetEntry(
         name=dataset.name,
@@ -108,6 +120,7 @@ def _entry(dataset: Dataset) -> DatasetEntry:
         owner=dataset.owner.name,
         periods=tuple(sorted({s.period for s in ordered})),
         latest=_snapshot_entry(ordered[-1]) if ordered else None,
+        owner_has_steward=owner_has_steward,
     )
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from renkei.web.pages import applications, grants, login
+from renkei.web.errors import FormRecovery
+from renkei.web.pages import applications, audit, catalog, grants, home, login
 
 router = APIRouter(include_in_schema=False)
-for module in (login, applications, grants):
+for module in (login, home, catalog, applications, grants, audit):
     router.include_router(module.router)
+
+# Forms shown again as posted when only their CSRF token was stale (renkei.web.errors.FormRecovery).
+CSRF_RECOVERY: dict[tuple[str, str], FormRecovery] = {("POST", "/applications"): applications.recover_form}

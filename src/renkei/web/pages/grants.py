@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from renkei.web import portal
 from renkei.web.context import SignedIn
 from renkei.web.models import MAX_COMMENT
-from renkei.web.pages.common import page, see_other
+from renkei.web.pages.common import OPERATORS, done, page
 from renkei.web.params import GrantId
 
 router = APIRouter(include_in_schema=False)
@@ -18,9 +18,13 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/grants", response_class=HTMLResponse)
 def grants(request: Request, caller: SignedIn) -> HTMLResponse:
-    return page(
-        request, caller, "grants.html", grants=portal.my_grants(caller), acls=portal.department_acls(caller)
-    )
+    """One's own grants (for admins and auditors: every grant), and the stewards' department lists."""
+    if caller.signed_in.role in OPERATORS:
+        shown, title = portal.all_grants(caller), "grants.all"
+    else:
+        shown, title = portal.my_grants(caller), "grants.title"
+    acls = portal.department_acls(caller)
+    return page(request, caller, "grants.html", grants=shown, acls=acls, title_key=title, show_holder=True)
 
 
 @router.post("/grants/{grant_id}/revoke")
@@ -28,4 +32,4 @@ def revoke(
     grant_id: GrantId, caller: SignedIn, reason: Annotated[str, Form(min_length=1, max_length=MAX_COMMENT)]
 ) -> RedirectResponse:
     portal.revoke(caller, grant_id, reason)
-    return see_other("/grants")
+    return done("/grants", "grant_revoked", grant_id)

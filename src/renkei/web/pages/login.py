@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from renkei.errors import RenkeiError
 from renkei.hub.access.login import Factor, LoginError
@@ -25,6 +26,8 @@ from renkei.web.models import MAX_ID, MAX_PASSWORD
 from renkei.web.pages.common import error_page, page, see_other
 
 router = APIRouter(include_in_schema=False)
+HOME = "/home"  # where a login lands: the role's home page (renkei.web.pages.home)
+FAVICON = Path(__file__).parents[1] / "static" / "favicon.ico"
 
 LoginId = Annotated[str, Form(min_length=1, max_length=MAX_ID)]
 Password = Annotated[str, Form(min_length=1, max_length=MAX_PASSWORD)]
@@ -32,8 +35,14 @@ CeremonyJson = Annotated[str, Form(min_length=1, max_length=64 * 1024)]  # a Web
 
 
 @router.get("/")
-def home(caller: Public) -> RedirectResponse:
-    return see_other("/applications" if caller.login is not None else "/login")
+def start(caller: Public) -> RedirectResponse:
+    return see_other(HOME if caller.login is not None else "/login")
+
+
+@router.get("/favicon.ico", response_class=FileResponse)
+def favicon(caller: Public) -> FileResponse:
+    """The icon browsers ask for at this fixed path (also linked from every page)."""
+    return FileResponse(FAVICON, media_type="image/vnd.microsoft.icon")
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -44,7 +53,11 @@ def login_form(request: Request, caller: Public) -> HTMLResponse:
 def _login_page(
     request: Request, caller: Caller, exc: Exception | None = None, login_id: str = ""
 ) -> HTMLResponse:
-    context: dict[str, Any] = {"terminal_registered": caller.terminal is not None, "login_id": login_id}
+    context: dict[str, Any] = {
+        "terminal_registered": caller.terminal is not None,
+        "login_id": login_id,
+        "session_ended": request.query_params.get("session") == "ended",
+    }
     if exc is not None:
         return error_page(request, caller, "login.html", exc, **context)
     return page(request, caller, "login.html", problem=None, **context)
@@ -86,7 +99,7 @@ def login_totp(
 
 
 def _signed_in(login: LoginSession) -> RedirectResponse:
-    response = see_other("/password" if login.password_change_required else "/applications")
+    response = see_other("/password" if login.password_change_required else HOME)
     start_session(response, login.token)
     return response
 

@@ -1,0 +1,1 @@
+"""Browser tests: the real portal in Debian's Chromium, driven by Playwright."""
