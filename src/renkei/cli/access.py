@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from renkei.cli.common import HomeOption, handle_errors, hub_home, out
 from renkei.cli.hub import console_actor
+from renkei.cli.listing import listing
 from renkei.errors import RenkeiError
 from renkei.hub.access import cards, totp
 from renkei.hub.access.people import ROLE_LABELS_JA, Role, User
@@ -72,7 +72,7 @@ def dept_add(
 def dept_list(home: HomeOption = None) -> None:
     """部署の一覧 (list departments)."""
     hub = Hub(hub_home(home))
-    view = Table("部署 (department)", "指名職員数 (users)")
+    view = listing("部署 (department)", "指名職員数 (users)")
     with hub.session() as session:
         counts = dict(
             session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all()
@@ -141,7 +141,7 @@ def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
 def user_list(home: HomeOption = None) -> None:
     """指名職員の一覧: 役割・部署・第二要素・状態 (list designated users)."""
     hub = Hub(hub_home(home))
-    view = Table(
+    view = listing(
         "利用者ID", "氏名 (name)", "役割 (role)", "部署 (dept)", "第二要素 (factor)", "状態 (status)"
     )
     with hub.session() as session:
@@ -243,7 +243,7 @@ def terminal_revoke(
 def terminal_list(home: HomeOption = None) -> None:
     """登録端末の一覧 (list terminals)."""
     hub = Hub(hub_home(home))
-    view = Table(
+    view = listing(
         "端末 (terminal)", "serial", "SHA-256", "登録 (enrolled)", "期限 (not after)", "状態 (status)"
     )
     with hub.session() as session:

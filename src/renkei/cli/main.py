@@ -56,7 +56,7 @@ COMMANDS: dict[str, Entry] = {
     ),
     "demo": Entry(
         "renkei.cli.demo",
-        "架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 (run the whole flow).",
+        "架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 → 分析 → ポータル (run the whole flow).",
     ),
     "serve": Entry("renkei.cli.web", "ポータル（API と画面）を起動する (serve the web portal)."),
     "sender": Entry("renkei.cli.sending", "共通基盤（送信側）の設定 (sending-side setup)"),
