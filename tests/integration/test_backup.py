@@ -100,7 +100,9 @@ def test_a_restored_hub_verifies_and_answers_as_the_backed_up_one(
     assert plain(hub) == plain(source)
     with hub.session() as db:
         last = db.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
-    assert last is not None and last.action == AuditAction.RESTORE and last.seq == size + 1  # after its decision
+    assert (
+        last is not None and last.action == AuditAction.RESTORE and last.seq == size + 1
+    )  # after its decision
     assert catalog.list_datasets(hub, ACTOR) == catalog.list_datasets(source, ACTOR)
     with source.session() as db:
         backups = db.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.BACKUP)).all()
@@ -224,13 +226,31 @@ def test_the_commands(world: World, tmp_path: Path) -> None:
     assert "backup written" in made.output and fits(made.output, tmp_path)
     (tmp_path / "bk" / "home" / "audit_checkpoints.jsonl").write_text("{}\n")
     refused = runner.invoke(
-        app, ["restore", "--from", str(tmp_path / "bk"), "--home", str(tmp_path / "n"), "--keys", str(world.hub.home)]
+        app,
+        [
+            "restore",
+            "--from",
+            str(tmp_path / "bk"),
+            "--home",
+            str(tmp_path / "n"),
+            "--keys",
+            str(world.hub.home),
+        ],
     )
     assert refused.exit_code == EXIT_INTEGRITY, refused.output
     assert "audit_checkpoints.jsonl" in refused.output
     made = runner.invoke(app, ["backup", "--to", str(tmp_path / "bk2"), "--home", str(world.hub.home)])
     done = runner.invoke(
-        app, ["restore", "--from", str(tmp_path / "bk2"), "--home", str(tmp_path / "n"), "--keys", str(world.hub.home)]
+        app,
+        [
+            "restore",
+            "--from",
+            str(tmp_path / "bk2"),
+            "--home",
+            str(tmp_path / "n"),
+            "--keys",
+            str(world.hub.home),
+        ],
     )
     assert done.exit_code == 0, done.output
     assert "restored" in done.output and fits(done.output, tmp_path)

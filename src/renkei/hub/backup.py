@@ -48,7 +48,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Date, DateTime, Enum, LargeBinary, Table, inspect, null, select, text
+from sqlalchemy import Date, DateTime, Enum, LargeBinary, Table, func, inspect, null, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import JSON
 
@@ -275,7 +275,9 @@ def _fsync_tree(root: Path) -> None:
 
 def _key_files(home: Path) -> dict[str, str]:
     """The private key files a home holds, by a fingerprint that reveals nothing of them."""
-    return {name: key_fingerprint((home / name).read_bytes()) for name in KEY_FILES if (home / name).is_file()}
+    return {
+        name: key_fingerprint((home / name).read_bytes()) for name in KEY_FILES if (home / name).is_file()
+    }
 
 
 def _snapshot_dir(root: Path, ref: SnapshotRef) -> Path:
@@ -348,7 +350,8 @@ def _check_target(target: Path) -> None:
         )
     if not target.parent.is_dir():
         raise BackupError(
-            "バックアップ先の親ディレクトリがありません", "the backup target's parent directory does not exist",
+            "バックアップ先の親ディレクトリがありません",
+            "the backup target's parent directory does not exist",
             Location(target.parent),
         )
 
@@ -402,7 +405,9 @@ def _write_backup(
         catalog = _catalog_view(conn)
     stage[:] = ["保管庫ファイルの複製", "copying the vault files"]
     sources = [
-        (ref, path) for ref in sorted(catalog) for path in sorted(_snapshot_dir(hub.vault.root, ref).iterdir())
+        (ref, path)
+        for ref in sorted(catalog)
+        for path in sorted(_snapshot_dir(hub.vault.root, ref).iterdir())
     ]
     for number, (ref, path) in enumerate(sources):
         progress("vault", number, len(sources))
@@ -510,7 +515,9 @@ def _copy_checkpoints(source: Path, writer: _Writer, audit_size: int) -> None:
 
 def _damaged(ja: str, en: str, where: Path) -> BackupDamagedError:
     return BackupDamagedError(
-        f"バックアップが壊れているか改ざんされています: {ja}", f"the backup is damaged or altered: {en}", Location(where)
+        f"バックアップが壊れているか改ざんされています: {ja}",
+        f"the backup is damaged or altered: {en}",
+        Location(where),
     )
 
 
@@ -521,14 +528,18 @@ def _read_manifest(root: Path, public_key: Any) -> dict[str, Any]:
         data = path.read_bytes()
         signature = bytes.fromhex((root / SIGNATURE).read_text(encoding="ascii").strip())
     except FileNotFoundError as exc:
-        raise _damaged("目録または署名がありません", "the manifest or its signature is missing", Path(exc.filename))
+        raise _damaged(
+            "目録または署名がありません", "the manifest or its signature is missing", Path(exc.filename)
+        ) from None
     except ValueError:
         raise _damaged("署名の形式が不正です", "the signature is malformed", root / SIGNATURE) from None
     try:
         public_key.verify(signature, data)
     except InvalidSignature:
         raise _damaged(
-            "目録の署名が監査署名鍵で検証できません", "the manifest's signature does not verify with the audit key", path
+            "目録の署名が監査署名鍵で検証できません",
+            "the manifest's signature does not verify with the audit key",
+            path,
         ) from None
     manifest = json.loads(data)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -539,9 +550,10 @@ def _read_manifest(root: Path, public_key: Any) -> dict[str, Any]:
 def _check_files(root: Path, manifest: Mapping[str, Any], progress: Progress) -> None:
     """Every file the manifest lists, with its hash and size, and no other."""
     listed: Mapping[str, Mapping[str, Any]] = manifest["files"]
-    present = {
-        str((Path(d) / f).relative_to(root)) for d, _dirs, files in os.walk(root) for f in files
-    } - {MANIFEST, SIGNATURE}
+    present = {str((Path(d) / f).relative_to(root)) for d, _dirs, files in os.walk(root) for f in files} - {
+        MANIFEST,
+        SIGNATURE,
+    }
     for extra in sorted(present - set(listed)):
         raise _damaged("目録にないファイルがあります", "a file not in the manifest", root / extra)
     for number, (relative, record) in enumerate(sorted(listed.items())):
@@ -550,7 +562,9 @@ def _check_files(root: Path, manifest: Mapping[str, Any], progress: Progress) ->
         if relative not in present:
             raise _damaged("ファイルがありません", "a file is missing", path)
         if _sha256(path) != (record["sha256"], record["bytes"]):
-            raise _damaged("ファイルの内容が目録と一致しません", "a file's content differs from the manifest", path)
+            raise _damaged(
+                "ファイルの内容が目録と一致しません", "a file's content differs from the manifest", path
+            )
     progress("verify", len(listed), len(listed))
 
 
@@ -647,7 +661,9 @@ def restore(
     from renkei.hub.services.decisions import require  # noqa: PLC0415
 
     with hub.session() as db:
-        require(db, hub, actor, Action.ADMIN_CATALOG, Resource(ResourceType.SYSTEM.value, None, "restore"), clock)
+        require(
+            db, hub, actor, Action.ADMIN_CATALOG, Resource(ResourceType.SYSTEM.value, None, "restore"), clock
+        )
     entry = hub.audit.append(
         actor=actor.name,
         action=AuditAction.RESTORE,
@@ -770,9 +786,7 @@ def _load_catalog(
     recorded: Mapping[str, Mapping[str, Any]] = manifest["tables"]
     total = 0
     with engine.begin() as conn:
-        for number, (name, info) in enumerate(
-            (n, recorded[n]) for n in [t for t in tables if t in recorded]
-        ):
+        for number, (name, info) in enumerate((n, recorded[n]) for n in [t for t in tables if t in recorded]):
             progress("restore-catalog", number, len(recorded))
             table = tables[name]
             columns = [table.c[c] for c in info["columns"] if c in table.c]
@@ -814,10 +828,8 @@ def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
             ).scalar()
             if sequence is None:
                 continue
-            conn.execute(
-                text(f"SELECT setval(:s, COALESCE((SELECT MAX({column.name}) FROM {table.name}), 0) + 1, false)"),
-                {"s": sequence},
-            )
+            highest = conn.execute(select(func.max(column))).scalar() or 0
+            conn.execute(text("SELECT setval(:s, :n, false)"), {"s": sequence, "n": highest + 1})
 
 
 def _copy_vault(source: Path, home: Path, manifest: Mapping[str, Any], progress: Progress) -> None:
@@ -851,7 +863,8 @@ def _check_restored(hub: Hub, manifest: Mapping[str, Any]) -> None:
         )
     if hub.package_recipient() != manifest["package_recipient"]:
         raise BackupKeyError(
-            "受入鍵がバックアップ元の基盤のものではありません", "the package identity is not the backed-up hub's",
+            "受入鍵がバックアップ元の基盤のものではありません",
+            "the package identity is not the backed-up hub's",
             Location(hub.home / PACKAGE_IDENTITY_FILE),
         )
     problems = verify_vault(hub)
