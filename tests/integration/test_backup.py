@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from renkei.cli.main import app
 from renkei.errors import EXIT_INTEGRITY, NoSpaceError
-from renkei.hub.access.authz import Actor
+from renkei.hub.access.authz import Actor, Forbidden
 from renkei.hub.audit import AuditEntry
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.backup import (
@@ -178,6 +178,9 @@ def test_a_failure_mid_backup_leaves_nothing_and_says_where(world: World, tmp_pa
 def test_restore_refuses_what_it_cannot_restore_safely(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with pytest.raises(Forbidden):
+        backup(world.hub, Actor("nobody"), tmp_path / "bk")
+    assert not (tmp_path / "bk").exists()
     backup(world.hub, ACTOR, tmp_path / "bk")
     with pytest.raises(BackupError, match="exists"):
         backup(world.hub, ACTOR, tmp_path / "bk")

@@ -54,7 +54,7 @@ from sqlalchemy.types import JSON
 
 from renkei import __version__
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.config import HUB, claim_home
+from renkei.config import HUB, check_home, claim_home
 from renkei.errors import Location, RenkeiError
 from renkei.faults import as_renkei_error
 from renkei.files import exclusive_flock, fsync_dir, write_private
@@ -404,6 +404,13 @@ def _write_backup(
         audit = {**_audit_state(conn), "key_id": key_id(load_audit_key(hub.home).public_key())}
         catalog = _catalog_view(conn)
     stage[:] = ["保管庫ファイルの複製", "copying the vault files"]
+    for ref in sorted(catalog):
+        if not _snapshot_dir(hub.vault.root, ref).is_dir():
+            raise BackupDamagedError(
+                "カタログにあるスナップショットが保管庫にありません。`renkei vault verify` で検査してください",
+                "a snapshot the catalog names is not in the vault; run `renkei vault verify`",
+                Location(_snapshot_dir(hub.vault.root, ref)),
+            )
     sources = [
         (ref, path)
         for ref in sorted(catalog)
@@ -623,6 +630,7 @@ def restore(
     verified and the restore is authorized and recorded in the restored log.
     """
     source, home = source.absolute(), home.absolute()
+    check_home(home, HUB)  # a sending side's home (or one holding its key) is refused before anything else
     manifest = inspect_backup(source, keys)
     _check_home_empty(home)
     url = database_url or f"sqlite:///{home / 'catalog.db'}"
