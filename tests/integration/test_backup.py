@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from typer.testing import CliRunner
 
 from renkei.cli.main import app
@@ -260,3 +260,28 @@ def test_the_commands(world: World, tmp_path: Path) -> None:
     verified = runner.invoke(app, ["vault", "verify", "--home", str(tmp_path / "n")])
     assert verified.exit_code == 0, verified.output
     make_engine(f"sqlite:///{tmp_path / 'n' / 'catalog.db'}").dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_failed_restore_undoes_itself_and_can_be_run_again(
+    world: World, target_url: str | None, tmp_path: Path
+) -> None:
+    backup(world.hub, ACTOR, tmp_path / "bk")
+
+    def broken(stage: str, done: int, _total: int) -> None:
+        if stage == "restore-vault" and done == 1:
+            raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output"):
+        restore(
+            tmp_path / "bk", tmp_path / "new", world.hub.home, ACTOR, database_url=target_url, progress=broken
+        )
+    assert not (tmp_path / "new").exists()
+    if target_url is not None:
+        engine = make_engine(target_url)
+        assert inspect(engine).get_table_names() == []
+        engine.dispose()
+    restore(tmp_path / "bk", tmp_path / "new", world.hub.home, ACTOR, database_url=target_url)
+    hub = Hub(tmp_path / "new")
+    assert verify_vault(hub) == [] and hub.audit.verify().ok
+    hub.engine.dispose()

@@ -645,6 +645,7 @@ def restore(
     if engine is not None:
         _check_database_empty(engine, url)
     created_home = not home.exists()
+    hub: Hub | None = None
     try:
         _make_home(home, source, keys, key_files, url if database_url else None)
         engine = engine or make_engine(url)
@@ -653,8 +654,10 @@ def restore(
         _copy_vault(source, home, manifest, progress)
         hub = Hub(home)
         _check_restored(hub, manifest)
-    except BaseException:
-        if engine is not None:
+    except BaseException:  # undo what was written, so that the restore can simply be run again
+        if hub is not None and "engine" in hub.__dict__:
+            hub.engine.dispose()
+        if engine is not None and engine.dialect.name != "sqlite":  # SQLite's file goes with the home
             with suppress(Exception):
                 _drop_everything(engine)
         if created_home:
