@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import fcntl
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,19 @@ def test_a_failure_mid_backup_leaves_nothing_and_says_where(world: World, tmp_pa
     with world.hub.session() as db:
         entry = db.scalars(select(AuditEntry).where(AuditEntry.action == AuditAction.BACKUP)).one()
     assert entry.result == "error" and "vault" in entry.reason
+    # a backup killed with SIGKILL leaves its partial directory; the next one to that target removes it,
+    # but not one a running backup holds
+    dead, live = tmp_path / ".bk.partial-dead", tmp_path / ".bk.partial-live"
+    for partial in (dead, live):
+        (partial / "vault").mkdir(parents=True)
+        (partial / "vault").chmod(0o500)
+    holder = os.open(live, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        backup(world.hub, ACTOR, tmp_path / "bk")
+    finally:
+        os.close(holder)
+    assert not dead.exists() and live.exists() and (tmp_path / "bk" / MANIFEST).is_file()
 
 
 def test_restore_refuses_what_it_cannot_restore_safely(

@@ -43,6 +43,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -298,12 +299,14 @@ def backup(
     with hub.session() as db:
         require(db, hub, actor, Action.ADMIN_CATALOG, resource, clock)
     _check_target(target)
-    temporary = target.parent / f".{target.name}.partial-{secrets.token_hex(6)}"
+    _sweep_partials(target)
+    temporary = target.parent / f"{_partial_prefix(target)}{secrets.token_hex(6)}"
     stage = ["開始", "start"]
     try:
         with _no_rotation(hub.home):
             temporary.mkdir(mode=DIR_MODE)
-            result = _write_backup(hub, temporary, target, clock, progress, stage)
+            with _held(temporary):
+                result = _write_backup(hub, temporary, target, clock, progress, stage)
             stage[:] = ["完成したバックアップの名前の変更", "renaming the finished backup"]
             temporary.rename(target)
             fsync_dir(target.parent)
@@ -339,6 +342,27 @@ def backup(
         },
     )
     return result
+
+
+def _partial_prefix(target: Path) -> str:
+    return f".{target.name}.partial-"
+
+
+@contextmanager
+def _held(directory: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive flock on the directory itself: a backup holds its partial directory while writing it."""
+    with exclusive_flock(
+        os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), blocking=blocking
+    ) as held:
+        yield held
+
+
+def _sweep_partials(target: Path) -> None:
+    """Remove what a killed backup to the same target left (a partial directory no live backup holds)."""
+    for leftover in target.parent.glob(f"{glob_escape(_partial_prefix(target))}*"):
+        with suppress(OSError), _held(leftover, blocking=False) as dead:
+            if dead:
+                _remove_tree(leftover)
 
 
 def _check_target(target: Path) -> None:
