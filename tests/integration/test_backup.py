@@ -300,3 +300,43 @@ def test_a_failed_restore_undoes_itself_and_can_be_run_again(
     hub = Hub(tmp_path / "new")
     assert verify_vault(hub) == [] and hub.audit.verify().ok
     hub.engine.dispose()
+
+
+def resign(backup_dir: Path, manifest: dict[str, Any], home: Path) -> None:
+    """Write ``manifest`` with every file's hash as it is now, signed with the hub's audit key."""
+    from renkei.hub.audit import load_audit_key  # noqa: PLC0415
+    from renkei.hub.backup import _sha256  # noqa: PLC0415
+
+    for relative in manifest["files"]:
+        digest, size = _sha256(backup_dir / relative)
+        manifest["files"][relative] = {"sha256": digest, "bytes": size}
+    data = json.dumps(manifest).encode()
+    (backup_dir / MANIFEST).write_bytes(data)
+    (backup_dir / "manifest.sig").write_text(load_audit_key(home).sign(data).hex())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_backup_of_an_older_schema_is_loaded_at_its_revision_and_migrated_on(
+    world: World, target_url: str | None, tmp_path: Path
+) -> None:
+    """A backup made before the last migration (2f7c4e9a1d35 added three columns to packages) restores: the
+    rows go into the schema of its revision, and the migrations bring them to the head."""
+    backup(world.hub, ACTOR, tmp_path / "bk")
+    manifest = json.loads((tmp_path / "bk" / MANIFEST).read_text())
+    added = {"rows", "bytes", "spec_hash"}
+    columns = manifest["tables"]["packages"]["columns"]
+    keep = [i for i, c in enumerate(columns) if c not in added]
+    path = tmp_path / "bk" / "catalog" / "packages.jsonl"
+    old_rows = [[json.loads(line)[i] for i in keep] for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old_rows))
+    manifest["tables"]["packages"]["columns"] = [columns[i] for i in keep]
+    manifest["revision"] = "8d3f6a1b2c90"
+    resign(tmp_path / "bk", manifest, world.hub.home)
+
+    restore(tmp_path / "bk", tmp_path / "new", world.hub.home, ACTOR, database_url=target_url)
+    hub = Hub(tmp_path / "new")
+    before, after = rows(world.hub), rows(hub)
+    assert after["departments"] == before["departments"] and after["snapshots"] == before["snapshots"]
+    assert len(after["packages"]) == len(before["packages"]) == 1
+    assert verify_vault(hub) == [] and hub.audit.verify().ok
+    hub.engine.dispose()

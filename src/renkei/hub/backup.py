@@ -49,7 +49,20 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Date, DateTime, Enum, LargeBinary, Table, func, inspect, null, select, text
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    LargeBinary,
+    MetaData,
+    Table,
+    func,
+    inspect,
+    null,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import JSON
 
@@ -817,23 +830,34 @@ def _load_catalog(
     from renkei.hub.migrate import upgrade  # noqa: PLC0415
 
     upgrade(engine, revision)
-    tables = {t.name: t for t in hub_tables()}
+    schema = inspect(engine)
+    present = {name: {c["name"] for c in schema.get_columns(name)} for name in schema.get_table_names()}
     recorded: Mapping[str, Mapping[str, Any]] = manifest["tables"]
+    for name, info in sorted(recorded.items()):
+        unknown = sorted(set(info["columns"]) - present.get(name, set()))
+        if name not in present or unknown:
+            raise BackupDamagedError(
+                f"バックアップのテーブル {name} がスキーマ版 {revision} のスキーマと合いません",
+                f"the backup's table {name} does not fit the schema of its revision {revision}"
+                + (f" (columns {', '.join(unknown)})" if name in present else ""),
+                Location(source / CATALOG_DIR / f"{name}.jsonl"),
+            )
+    models = {t.name: t for t in hub_tables()}
+    order = [n for n in models if n in recorded] + sorted(set(recorded) - set(models))
+    loaded: list[Table] = []
     total = 0
     with engine.begin() as conn:
-        for number, (name, info) in enumerate((n, recorded[n]) for n in [t for t in tables if t in recorded]):
-            progress("restore-catalog", number, len(recorded))
-            table = tables[name]
-            columns = [table.c[c] for c in info["columns"] if c in table.c]
-            positions = [i for i, c in enumerate(info["columns"]) if c in table.c]
-            decoders = [_decoder(c.type) for c in columns]
+        for number, name in enumerate(order):
+            progress("restore-catalog", number, len(order))
+            table = _loading_table(name, recorded[name]["columns"], models.get(name))
+            loaded.append(table)
+            decoders = [_decoder(c.type) for c in table.columns]
+            keys = [c.key for c in table.columns]
             batch: list[dict[str, Any]] = []
             with (source / CATALOG_DIR / f"{name}.jsonl").open("rb") as lines:
                 for line in lines:
                     row = json.loads(line)
-                    batch.append(
-                        {c.key: d(row[i]) for c, d, i in zip(columns, decoders, positions, strict=True)}
-                    )
+                    batch.append({k: d(v) for k, d, v in zip(keys, decoders, row, strict=True)})
                     if len(batch) == BATCH:
                         conn.execute(table.insert(), batch)
                         total += len(batch)
@@ -841,13 +865,29 @@ def _load_catalog(
             if batch:
                 conn.execute(table.insert(), batch)
                 total += len(batch)
-        progress("restore-catalog", len(recorded), len(recorded))
+        progress("restore-catalog", len(order), len(order))
         if conn.dialect.name == "postgresql":
-            _reset_sequences(conn, list(tables.values()))
+            _reset_sequences(conn, loaded)
     head = _revisions(engine).get_current_head()
     if revision != head:
         upgrade(engine, "head", kek=load_kek(home, load_settings(home).keys.kms))
     return total
+
+
+def _loading_table(name: str, columns: list[str], model: Table | None) -> Table:
+    """The columns a backup holds of a table, typed as the model types them (a column the model no longer has,
+    kept at an older revision, as it comes), with no defaults: the insert writes exactly the backed-up values."""
+    typed = {c.name: c for c in model.columns} if model is not None else {}
+    return Table(
+        name,
+        MetaData(),
+        *(
+            Column(c, typed[c].type, primary_key=typed[c].primary_key, autoincrement=typed[c].autoincrement)
+            if c in typed
+            else Column(c)
+            for c in columns
+        ),
+    )
 
 
 def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
