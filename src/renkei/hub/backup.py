@@ -162,9 +162,10 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decoder(column_type: Any) -> Callable[[Any], Any]:
-    if isinstance(column_type, JSON):
-        return lambda v: null() if v is None else v  # SQL NULL, not JSON null
+def _decoder(column: Column[Any]) -> Callable[[Any], Any]:
+    column_type = column.type
+    if isinstance(column_type, JSON):  # None: SQL NULL where the column allows it, else JSON null
+        return (lambda v: null() if v is None else v) if column.nullable else (lambda v: v)
     if isinstance(getattr(column_type, "impl", column_type), DateTime):
         return lambda v: None if v is None else dt.datetime.fromisoformat(v)
     if isinstance(column_type, Date):
@@ -851,7 +852,7 @@ def _load_catalog(
             progress("restore-catalog", number, len(order))
             table = _loading_table(name, recorded[name]["columns"], models.get(name))
             loaded.append(table)
-            decoders = [_decoder(c.type) for c in table.columns]
+            decoders = [_decoder(c) for c in table.columns]
             keys = [c.key for c in table.columns]
             batch: list[dict[str, Any]] = []
             with (source / CATALOG_DIR / f"{name}.jsonl").open("rb") as lines:
@@ -882,7 +883,13 @@ def _loading_table(name: str, columns: list[str], model: Table | None) -> Table:
         name,
         MetaData(),
         *(
-            Column(c, typed[c].type, primary_key=typed[c].primary_key, autoincrement=typed[c].autoincrement)
+            Column(
+                c,
+                typed[c].type,
+                primary_key=typed[c].primary_key,
+                autoincrement=typed[c].autoincrement,
+                nullable=typed[c].nullable,
+            )
             if c in typed
             else Column(c)
             for c in columns
