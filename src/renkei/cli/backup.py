@@ -45,7 +45,7 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
 def backup_command(
     to: Annotated[
         Path,
-        typer.Option("--to", help="作成するバックアップのディレクトリ（存在しないこと） (new directory)"),
+        typer.Option("--to", help="作成する新しいディレクトリ (a new directory to create)"),
     ],
     home: HomeOption = None,
 ) -> None:

@@ -75,7 +75,7 @@ from renkei.files import exclusive_flock, fsync_dir, write_private
 from renkei.hub import merkle
 from renkei.hub.access.authz import Action, Actor, Resource, ResourceType
 from renkei.hub.access.terminals import CA_CERT_FILE, CA_KEY_FILE
-from renkei.hub.audit import AUDIT_KEY_FILE, CHECKPOINT_COPY_FILE, key_id, load_audit_key
+from renkei.hub.audit import AUDIT_KEY_FILE, CHECKPOINT_COPY_FILE, MAX_RESOURCE, key_id, load_audit_key
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.db import DATABASE_URL_ENV, Base, make_engine
 from renkei.hub.disclosure.policy import POLICY_FILE
@@ -331,7 +331,7 @@ def backup(
             hub.audit.append(
                 actor=actor.name,
                 action=AuditAction.BACKUP,
-                resource=str(target),
+                resource=_label(target),
                 result="error",
                 reason=f"{failed}: {type(exc).__name__}",
                 terminal=actor.terminal,
@@ -346,7 +346,7 @@ def backup(
     hub.audit.append(
         actor=actor.name,
         action=AuditAction.BACKUP,
-        resource=str(target),
+        resource=_label(target),
         terminal=actor.terminal,
         details={
             "snapshots": result.snapshots,
@@ -356,6 +356,11 @@ def backup(
         },
     )
     return result
+
+
+def _label(target: Path) -> str:
+    """The backup's name in the audit log: its path, or its last part when the path is too long for a resource."""
+    return str(target) if len(str(target)) <= MAX_RESOURCE else target.name[:MAX_RESOURCE]
 
 
 def _partial_prefix(target: Path) -> str:
