@@ -340,3 +340,38 @@ def test_a_backup_of_an_older_schema_is_loaded_at_its_revision_and_migrated_on(
     assert len(after["packages"]) == len(before["packages"]) == 1
     assert verify_vault(hub) == [] and hub.audit.verify().ok
     hub.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_key_rotation_is_kept_out_of_a_backup(world: World, tmp_path: Path) -> None:
+    home = world.hub.home
+    holder = os.open(home / "kek.rotation.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a rotation running in another process
+    try:
+        with pytest.raises(BackupError, match="rotation is running"):
+            backup(world.hub, ACTOR, tmp_path / "bk")
+    finally:
+        os.close(holder)
+    (home / "kek.rotation.json").write_text("{}")  # one that stopped half-way
+    with pytest.raises(BackupError, match="rotation is unfinished"):
+        backup(world.hub, ACTOR, tmp_path / "bk")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_restore_refuses_a_database_that_is_not_empty(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backup(world.hub, ACTOR, tmp_path / "bk")
+    for url in _postgres_schema_url():
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE something (id integer)")
+        engine.dispose()
+        with pytest.raises(BackupError, match="not empty"):
+            restore(tmp_path / "bk", tmp_path / "new", world.hub.home, ACTOR, database_url=url)
+        monkeypatch.setenv("RENKEI_DATABASE_URL", url)
+        with pytest.raises(BackupError, match="RENKEI_DATABASE_URL"):
+            restore(tmp_path / "bk", tmp_path / "new", world.hub.home, ACTOR)
+    assert not (tmp_path / "new").exists()
