@@ -114,8 +114,9 @@ def child(kind: str, source: Path, out: Path, home: Path, spec: Path | None) -> 
     else:
         renkei_run(source, out, home, spec)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"kind": kind, "seconds": seconds, "peak_rss_mb": peak_mb}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    print(json.dumps({"kind": kind, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_mb}))
 
 
 def run_child(kind: str, source: Path, work: Path, home: Path, spec: Path | None) -> dict[str, float]:
@@ -149,7 +150,8 @@ def measure(
             r = run_child(kind, source, work, home, spec)
             results["renkei" if kind == "renkei" else "floor"].append(r)
             print(
-                f"  run {i + 1} {kind:6s}: {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB",
+                f"  run {i + 1} {kind:7s}: {r['seconds']:.2f} s (CPU {r['cpu_seconds']:.2f} s), "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
     floor = min(r["seconds"] for r in results["floor"])
