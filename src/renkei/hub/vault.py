@@ -381,12 +381,15 @@ class Vault:
         """Decrypt one stored file into a sealed memfd; returns a read-only fd the caller must close."""
         return self.decrypt_to_memfds([(ref, name)])[0]
 
-    def decrypt_to_memfds(self, files: Sequence[tuple[SnapshotRef, str]]) -> list[int]:
+    def decrypt_to_memfds(
+        self, files: Sequence[tuple[SnapshotRef, str]], *, processes: int | None = None
+    ) -> list[int]:
         """Decrypt stored files into sealed memfds, several at once; read-only fds, in order, the caller's to close.
 
         Every DEK is unwrapped first, so a wrong KEK or a bad key file fails before any plaintext exists. The
-        files are then decrypted by child processes (:data:`_DECRYPTOR`, one per core), because pyrage holds the
-        GIL: threads would neither decrypt side by side nor let the hub's other threads run meanwhile. The seals
+        files are then decrypted by child processes (:data:`_DECRYPTOR`, ``processes`` or one per core), because
+        pyrage holds the GIL: threads would neither decrypt side by side nor let the hub's other threads run
+        meanwhile. The seals
         (no write, shrink or grow, no further seals) hold against every writer, root included, so a sandboxed
         DuckDB reading ``/proc/self/fd/N`` cannot alter a file; the plaintext vanishes with the last fd.
         """
@@ -397,7 +400,7 @@ class Vault:
             for _, _, label in parts:
                 memfds.append(os.memfd_create(label, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING))
             jobs = [(path, identity, fd) for (path, identity, _), fd in zip(parts, memfds, strict=True)]
-            _decrypt_in_children(jobs)
+            _decrypt_in_children(jobs, processes or os.cpu_count() or 1)
             for fd in memfds:
                 fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
                 readonly.append(os.open(memfd_path(fd), os.O_RDONLY | os.O_CLOEXEC))
@@ -757,10 +760,10 @@ _DECRYPTOR = (
 MAX_DECRYPTORS = 8
 
 
-def _decrypt_in_children(jobs: Sequence[tuple[Path, Any, int]]) -> None:
-    """Decrypt each (ciphertext, identity, memfd) job, the jobs shared among up to one child per core by size
-    (largest first, to the least loaded), the children running side by side; raises on the first failure."""
-    count = max(1, min(len(jobs), os.cpu_count() or 1, MAX_DECRYPTORS))
+def _decrypt_in_children(jobs: Sequence[tuple[Path, Any, int]], processes: int) -> None:
+    """Decrypt each (ciphertext, identity, memfd) job, the jobs shared among up to ``processes`` children by
+    size (largest first, to the least loaded), the children running side by side; raises on the first failure."""
+    count = max(1, min(len(jobs), processes, MAX_DECRYPTORS))
     shares: list[list[tuple[Path, Any, int]]] = [[] for _ in range(count)]
     loads = [0] * count
     for job in sorted(jobs, key=lambda j: j[0].stat().st_size, reverse=True):

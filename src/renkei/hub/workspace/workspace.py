@@ -62,6 +62,9 @@ from renkei.hub.workspace.views import (
     view_statements,
 )
 
+# What a user's grants open: (snapshot id, whether row-level) for the latest granted version of each period.
+GrantedSet = frozenset[tuple[int, bool]]
+
 SQL_PIECE = 500  # the audit log keeps detail strings up to 512 characters
 SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged by its start and hash
 
@@ -235,6 +238,11 @@ class Workspace:
 
     def views(self) -> list[ViewInfo]:
         return list(self._views)
+
+    @property
+    def granted(self) -> GrantedSet:
+        """The snapshots this workspace opened, as :func:`granted_set` names them."""
+        return frozenset((o.snapshot_id, o.action == Action.SNAPSHOT_READ_ROWS) for o in self.opened)
 
     def query(self, sql: str, *, max_rows: int | None = None) -> pa.Table:
         """Run user SQL (one SELECT) in the sandbox's user database."""
@@ -437,6 +445,11 @@ def _decide_granted(
             group, authorize_each(session, audit, actor, action, resources, clock=clock), strict=True
         )
     return result
+
+
+def granted_set(session: Session, user_id: int, clock: Clock) -> GrantedSet:
+    """What a workspace opened now for ``user_id`` would hold (nothing is decided or decrypted)."""
+    return frozenset((s.id, rows) for s, rows in _granted(active_grants(session, user_id, clock)))
 
 
 def _granted(grants: list[Grant]) -> list[tuple[Snapshot, bool]]:
