@@ -8,7 +8,6 @@ with a ``period DATE`` column across the granted periods.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,16 +71,15 @@ def view_statements(opened: Sequence[Opened], pid: int) -> list[str]:
     return statements
 
 
-def record_key_table(fds: Sequence[int]) -> pa.Table:
+def record_key_table(con: duckdb.DuckDBPyConnection, fds: Sequence[int]) -> pa.Table:
     """(pid, rkey) once per ID, from the stored record keys of the opened snapshots (sealed memfds of this
-    trusted process): a person is in every period's file, so DuckDB deduplicates them, on every core."""
+    trusted process), on ``con``: a person is in every period's file, so DuckDB deduplicates them."""
     if not fds:
         return pa.table({"pid": pa.array([], pa.string()), "rkey": pa.array([], pa.uint64())})
     paths = ", ".join(f"'{memfd_path(fd)}'" for fd in fds)
-    with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
-        return con.sql(
-            f"SELECT DISTINCT pid, rkey::UBIGINT AS rkey FROM read_parquet([{paths}]) WHERE pid IS NOT NULL"
-        ).to_arrow_table()
+    return con.sql(
+        f"SELECT DISTINCT pid, rkey::UBIGINT AS rkey FROM read_parquet([{paths}]) WHERE pid IS NOT NULL"
+    ).to_arrow_table()
 
 
 def arrow_bytes(table: pa.Table) -> bytes:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
@@ -97,6 +98,10 @@ class Workspace:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
         self._keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-keys-{self.id}")
         self._keys: Future[None] | None = None  # started after the first query, or by the first control query
+        self._keys_con: duckdb.DuckDBPyConnection | None = (
+            None  # the merge running now, for close to interrupt
+        )
+        self._keys_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------------------------------
 
@@ -155,6 +160,8 @@ class Workspace:
     def _load_record_keys(self) -> None:
         """The stored keys of every opened snapshot, through the gate under the decision that opened it, merged
         into one (pid, rkey) table in this process and sent to the worker's control database."""
+        if self.closed:
+            return
         granted = [Granted(o.decision, o.snapshot_id, o.ref) for o in self.opened]
         try:
             fds = open_granted_snapshots(self.hub.vault, granted, RECORD_KEYS_FILE)
@@ -165,16 +172,34 @@ class Workspace:
                 f"disclosure-controlled result can be made: {e.en}",
             ) from e
         try:
-            table = record_key_table(fds)
+            table = self._merged_keys(fds)
         finally:
             for fd in fds:
                 os.close(fd)
+        if table is None:
+            return  # closed meanwhile
         assert self.worker is not None
         header, _ = self.worker.request(
             {"op": "keys"}, self.limits.open_timeout, 0, payload=arrow_bytes(table)
         )
         if not header.get("ok"):
             raise _open_failed(header)
+
+    def _merged_keys(self, fds: list[int]) -> pa.Table | None:
+        """The merged keys, or None if the workspace closed first: closing interrupts the merge (seconds of
+        every core for a large city), so a closed workspace leaves no work behind."""
+        with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
+            with self._keys_lock:
+                if self.closed:
+                    return None
+                self._keys_con = con
+            try:
+                return record_key_table(con, fds)
+            except duckdb.InterruptException:
+                return None
+            finally:
+                with self._keys_lock:
+                    self._keys_con = None
 
     def _close_parent_fds(self) -> None:
         if self._fds_open:  # never close a number the parent may have reused since
@@ -341,6 +366,9 @@ class Workspace:
             if self.closed:
                 return
             self.closed_reason = reason
+            with self._keys_lock:
+                if self._keys_con is not None:
+                    self._keys_con.interrupt()
             if self.worker is not None:
                 self.worker.close()
             self._pool.shutdown(wait=False)
