@@ -384,14 +384,14 @@ class Vault:
     def decrypt_to_memfds(
         self, files: Sequence[tuple[SnapshotRef, str]], *, processes: int | None = None
     ) -> list[int]:
-        """Decrypt stored files into sealed memfds, several at once; read-only fds, in order, the caller's to close.
+        """Decrypt stored files into sealed memfds, several at once; read-only fds, in order, for the caller to close.
 
         Every DEK is unwrapped first, so a wrong KEK or a bad key file fails before any plaintext exists. The
-        files are then decrypted by child processes (:data:`_DECRYPTOR`, ``processes`` or one per core), because
-        pyrage holds the GIL: threads would neither decrypt side by side nor let the hub's other threads run
-        meanwhile. The seals
-        (no write, shrink or grow, no further seals) hold against every writer, root included, so a sandboxed
-        DuckDB reading ``/proc/self/fd/N`` cannot alter a file; the plaintext vanishes with the last fd.
+        files are then decrypted by child processes (:data:`_DECRYPTOR`; ``processes``, default one per core),
+        because pyrage holds the GIL: threads would neither decrypt side by side nor let the hub's other
+        threads run meanwhile. The seals (no write, shrink or grow, no further seals) hold against every writer,
+        root included, so a sandboxed DuckDB reading ``/proc/self/fd/N`` cannot alter a file; the plaintext
+        vanishes with the last fd.
         """
         parts = [(*self._open_parts(ref, name), f"renkei:{ref}/{name}") for ref, name in files]
         memfds: list[int] = []

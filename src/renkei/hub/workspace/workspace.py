@@ -5,9 +5,9 @@ decrypts them all through :mod:`.gate` into sealed memfds (side by side, one chi
 hands the descriptors to a fresh worker process (:mod:`.process`); the parent then closes its copies, so
 plaintext lives only in the worker and vanishes with it. The record keys, stored beside each snapshot at
 import, are read through the same gate under the same decisions once the first query has been answered (or
-when a control query needs them first), and reach only the worker's control database. Every query re-checks the grants and goes through ``authorize()`` for the
-snapshots it reads; a lapsed grant closes the workspace. The audit log gets the query text, the snapshots and
-the row count, never a value.
+when a control query needs them first), and reach only the worker's control database. Every query re-checks
+the grants and goes through ``authorize()`` for the snapshots it reads; a lapsed grant closes the workspace.
+The audit log gets the query text, the snapshots and the row count, never a value.
 """
 
 from __future__ import annotations
@@ -98,9 +98,7 @@ class Workspace:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
         self._keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-keys-{self.id}")
         self._keys: Future[None] | None = None  # started after the first query, or by the first control query
-        self._keys_con: duckdb.DuckDBPyConnection | None = (
-            None  # the merge running now, for close to interrupt
-        )
+        self._keys_con: duckdb.DuckDBPyConnection | None = None  # the merge running now (close interrupts it)
         self._keys_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------------------------------
