@@ -30,7 +30,7 @@ COUNT = {"sql": 'SELECT "住所_ward", count(*) AS n FROM juki GROUP BY ALL'}
 
 
 @dataclass
-class Portal:
+class Pooled:
     data: WorkspaceWorld  # the hub with imported snapshots, and its grants
     web: WebWorld  # the portal over the same hub home
 
@@ -63,7 +63,7 @@ class Portal:
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pooled]:
     data = make_workspace_world(tmp_path_factory.mktemp("pooled"))
     home = data.hub.home
     settings = WebSettings(
@@ -72,13 +72,13 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     ca = TerminalCA.load_or_create(home, data.clock)
     app = create_app(home, settings)
     terminal, cert_pem = enroll(app.state.portal.hub.engine, ca, data.clock, "term-01", home)
-    portal = Portal(data, WebWorld(home, app, data.clock, ca, terminal, cert_pem, settings))
+    portal = Pooled(data, WebWorld(home, app, data.clock, ca, terminal, cert_pem, settings))
     yield portal
     portal.pool.close_all()
 
 
 @pytest.fixture(autouse=True)
-def empty_pool(portal: Portal) -> Iterator[None]:
+def empty_pool(portal: Pooled) -> Iterator[None]:
     yield
     portal.pool.close_all("test ended")
 
@@ -89,13 +89,13 @@ def query(client: httpx.Client) -> int:
     return len(response.json()["rows"])
 
 
-def kept(portal: Portal, session_id: str) -> Workspace:
+def kept(portal: Pooled, session_id: str) -> Workspace:
     workspace = portal.pool.kept(session_id)
     assert workspace is not None
     return workspace
 
 
-def test_one_session_opens_one_workspace_for_its_requests_and_logout_closes_it(portal: Portal) -> None:
+def test_one_session_opens_one_workspace_for_its_requests_and_logout_closes_it(portal: Pooled) -> None:
     _, client, session_id = portal.analyst()
     with client:
         assert query(client) > 0
@@ -113,7 +113,7 @@ def test_one_session_opens_one_workspace_for_its_requests_and_logout_closes_it(p
     assert workspace.worker is not None and workspace.worker.process.poll() is not None
 
 
-def test_a_revoked_grant_closes_the_kept_workspace(portal: Portal) -> None:
+def test_a_revoked_grant_closes_the_kept_workspace(portal: Pooled) -> None:
     person, client, session_id = portal.analyst()
     kaigo = portal.data.grant(person.user, "kaigo", portal.data.periods)
     with client:
@@ -127,7 +127,7 @@ def test_a_revoked_grant_closes_the_kept_workspace(portal: Portal) -> None:
         assert second is not first and {v.dataset for v in second.views()} == {"juki"}
 
 
-def test_a_grant_revoked_between_requests_is_not_used_again(portal: Portal) -> None:
+def test_a_grant_revoked_between_requests_is_not_used_again(portal: Pooled) -> None:
     person, client, session_id = portal.analyst()
     kaigo = portal.data.grant(person.user, "kaigo", portal.data.periods)
     with client:
@@ -138,7 +138,7 @@ def test_a_grant_revoked_between_requests_is_not_used_again(portal: Portal) -> N
         assert first.closed and kept(portal, session_id) is not first
 
 
-def test_an_ended_login_session_closes_its_workspace(portal: Portal) -> None:
+def test_an_ended_login_session_closes_its_workspace(portal: Pooled) -> None:
     _, client, session_id = portal.analyst()
     with client:
         query(client)
@@ -151,7 +151,7 @@ def test_an_ended_login_session_closes_its_workspace(portal: Portal) -> None:
     assert workspace.closed_reason == "the login session ended" and portal.pool.kept(session_id) is None
 
 
-def test_an_idle_workspace_is_closed_while_its_session_lives_on(portal: Portal) -> None:
+def test_an_idle_workspace_is_closed_while_its_session_lives_on(portal: Pooled) -> None:
     _, client, session_id = portal.analyst()
     with client:
         query(client)
@@ -167,7 +167,7 @@ def test_an_idle_workspace_is_closed_while_its_session_lives_on(portal: Portal) 
         assert query(client) > 0 and kept(portal, session_id) is not workspace
 
 
-def test_the_pool_is_bounded_the_least_recently_used_workspace_makes_room(portal: Portal) -> None:
+def test_the_pool_is_bounded_the_least_recently_used_workspace_makes_room(portal: Pooled) -> None:
     clients = [portal.analyst() for _ in range(3)]
     for number, (_, client, _) in enumerate(clients):
         query(client)
@@ -179,7 +179,7 @@ def test_the_pool_is_bounded_the_least_recently_used_workspace_makes_room(portal
         client.close()
 
 
-def test_the_pool_refuses_when_every_workspace_is_in_use(portal: Portal) -> None:
+def test_the_pool_refuses_when_every_workspace_is_in_use(portal: Pooled) -> None:
     holders = [portal.analyst() for _ in range(2)]
     leases = []
     try:
