@@ -21,7 +21,7 @@ from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
 from renkei.hub.home import Hub
 from renkei.hub.vault import SnapshotRef
 from renkei.manifest import DATA_FILE
-from tests.integration.hub_world import make_world
+from tests.integration.hub_world import make_world, store_without_record_keys
 
 AS_OF = dt.date(2025, 1, 1)
 JUKI = Path("juki") / AS_OF.isoformat() / "v1"
@@ -140,20 +140,7 @@ def test_a_catalogued_snapshot_without_record_keys_is_reported(home: Path, tmp_p
     """A snapshot stored without its keys (as before imports kept them) is complete on its own; only the
     catalog, which expects the keys of every snapshot, tells that they are missing."""
     hub = Hub(home)
-    plain = tmp_path / DATA_FILE
-    with hub.vault.open_plain(SnapshotRef("juki", AS_OF, 1), DATA_FILE) as stream:
-        plain.write_bytes(stream.read())
-    hub.vault.store(SnapshotRef("juki", AS_OF, 2), {DATA_FILE: plain})
-    with hub.session() as session:
-        first = session.scalars(select(Snapshot).join(Dataset).where(Dataset.name == "juki")).one()
-        session.add(
-            Snapshot(
-                dataset_id=first.dataset_id, period=AS_OF, version=2, rows=first.rows, bytes=first.bytes,
-                content_sha256=first.content_sha256, spec_hash=first.spec_hash, sender_id=first.sender_id,
-                package_id="0" * 32,
-            )
-        )  # fmt: skip
-        session.commit()
+    store_without_record_keys(hub, SnapshotRef("juki", AS_OF, 1), SnapshotRef("juki", AS_OF, 2), tmp_path)
     hub.engine.dispose()
     result = verify(home)
     assert result.exit_code == EXIT_AUDIT_BROKEN

@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select
 
 from renkei.hub.audit import AuditEntry
-from renkei.hub.catalog import Snapshot
 from renkei.hub.disclosure.record_keys import RECORD_KEY_FILE
 from renkei.hub.vault import SnapshotRef
 from renkei.hub.workspace import lockdown, process
@@ -29,7 +28,7 @@ from renkei.hub.workspace.errors import (
     WorkspaceError,
 )
 from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
-from renkei.manifest import DATA_FILE
+from tests.integration.hub_world import store_without_record_keys
 from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
 
 LIMITS = WorkspaceLimits(memory_mib=256, control_memory_mib=128, threads=1, timeout=1.5, grace=1.0)
@@ -262,20 +261,10 @@ def test_a_snapshot_stored_without_record_keys_refuses_control_but_not_queries(
     world: WorkspaceWorld, tmp_path: Path
 ) -> None:
     first = world.snapshot("juki", world.periods[0])
-    plain = tmp_path / DATA_FILE
-    with world.hub.vault.open_plain(SnapshotRef("juki", first.period, first.version), DATA_FILE) as stream:
-        plain.write_bytes(stream.read())
     legacy = dt.date(2030, 1, 1)
-    world.hub.vault.store(SnapshotRef("juki", legacy, 1), {DATA_FILE: plain})  # as before imports kept keys
-    with world.hub.session() as session:
-        session.add(
-            Snapshot(
-                dataset_id=first.dataset_id, period=legacy, version=1, rows=first.rows, bytes=first.bytes,
-                content_sha256=first.content_sha256, spec_hash=first.spec_hash, sender_id=first.sender_id,
-                package_id="1" * 32,
-            )
-        )  # fmt: skip
-        session.commit()
+    store_without_record_keys(
+        world.hub, SnapshotRef("juki", first.period, first.version), SnapshotRef("juki", legacy, 1), tmp_path
+    )
     user, actor = world.analyst()
     world.grant(user, "juki", [world.periods[0], legacy])
     with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
