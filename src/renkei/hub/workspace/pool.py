@@ -79,6 +79,7 @@ class SessionWorkspaces:
         self._opener = opener
         self._kept: dict[str, _Kept] = {}
         self._opening: dict[str, threading.Lock] = {}
+        self._reserved = 0  # workspaces being opened now, counted against max_workspaces
         self._lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
@@ -116,32 +117,42 @@ class SessionWorkspaces:
                     return kept
             if kept is not None:
                 self._close(session_id, kept, "the session's grants changed")
-            self._make_room()
-            workspace = self._opener(self.hub, actor, self.clock)
+            self._reserve_room()
+            try:
+                workspace = self._opener(self.hub, actor, self.clock)
+            finally:
+                with self._lock:
+                    self._reserved -= 1
             kept = _Kept(workspace, actor.user_id, workspace.granted, self.clock.now(), leases=1)
             with self._lock:
+                earlier = self._kept.get(session_id)
                 self._kept[session_id] = kept
+            if earlier is not None:  # only if a pruned opening lock let two opens race: keep one
+                self._close_workspace(earlier, "replaced by the session's newer workspace")
             self._start_sweeper()
             return kept
 
     def _reusable(self, kept: _Kept, user_id: int, grants: GrantedSet) -> bool:
         return not kept.workspace.closed and kept.user_id == user_id and kept.grants == grants
 
-    def _make_room(self) -> None:
-        """Close the least recently used workspace not in use while the pool is full; refuse if all are busy."""
+    def _reserve_room(self) -> None:
+        """A place for one more workspace (kept or being opened, never more than ``max_workspaces``): close
+        the least recently used one not in use while the pool is full; refuse if all are in use."""
         self.sweep()
-        with self._lock:
-            if len(self._kept) < self.max_workspaces:
-                return
-            idle = sorted((k.last_used, s) for s, k in self._kept.items() if k.leases == 0)
-            if not idle:
-                raise WorkspacesFull(
-                    "作業環境が上限まで使用中です。しばらくしてからやり直してください",
-                    f"all {self.max_workspaces} workspaces of this server are in use; try again shortly",
-                )
-            session_id = idle[0][1]
-            kept = self._kept[session_id]
-        self._close(session_id, kept, "closed to make room for another session's workspace")
+        while True:
+            with self._lock:
+                if len(self._kept) + self._reserved < self.max_workspaces:
+                    self._reserved += 1
+                    return
+                idle = sorted((k.last_used, s) for s, k in self._kept.items() if k.leases == 0)
+                if not idle:
+                    raise WorkspacesFull(
+                        "作業環境が上限まで使用中です。しばらくしてからやり直してください",
+                        f"all {self.max_workspaces} workspaces of this server are in use; try again shortly",
+                    )
+                session_id = idle[0][1]
+                kept = self._kept[session_id]
+            self._close(session_id, kept, "closed to make room for another session's workspace")
 
     # -- closing ------------------------------------------------------------------------------------------
 
@@ -172,6 +183,11 @@ class SessionWorkspaces:
                 closing.append((session_id, entry, "the session's grants changed (revoked, expired or new)"))
         for session_id, entry, reason in closing:
             self._close(session_id, entry, reason)
+        with self._lock:  # forget the opening locks of sessions that keep nothing and open nothing now
+            for session_id in [
+                s for s, lock in self._opening.items() if s not in self._kept and not lock.locked()
+            ]:
+                del self._opening[session_id]
         return len(closing)
 
     def close_all(self, reason: str = "the portal stopped") -> None:
@@ -185,6 +201,9 @@ class SessionWorkspaces:
         with self._lock:
             if self._kept.get(session_id) is kept:
                 del self._kept[session_id]
+        self._close_workspace(kept, reason)
+
+    def _close_workspace(self, kept: _Kept, reason: str) -> None:
         with kept.lock:
             kept.workspace.close(reason)
 
