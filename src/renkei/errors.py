@@ -145,6 +145,7 @@ ERRORS: dict[str, Answer] = {
     # analysis
     "renkei.hub.workspace.errors.WorkspaceError": Answer(EXIT_WORKSPACE, 409),
     "renkei.hub.workspace.errors.WorkspaceClosed": Answer(EXIT_WORKSPACE, 409),
+    "renkei.hub.workspace.pool.WorkspacesFull": Answer(EXIT_WORKSPACE, 503, "workspaces_full"),
     "renkei.hub.workspace.errors.QueryRefused": Answer(EXIT_WORKSPACE, 422),
     "renkei.hub.workspace.errors.QueryTimeout": Answer(EXIT_WORKSPACE, 504),
     "renkei.hub.workspace.errors.QueryFailed": Answer(EXIT_WORKSPACE, 422),

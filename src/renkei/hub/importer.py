@@ -47,6 +47,7 @@ from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
 from renkei.hub.db import is_disconnect
+from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE, write_record_keys
 from renkei.hub.parquet_check import unexpected_content
 from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock, writing
 from renkei.hub.vault import Vault
@@ -108,6 +109,7 @@ class Importer:
         identity: pyrage.x25519.Identity,
         *,
         staging: Path,
+        record_key: bytes,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         self.session = session
@@ -119,6 +121,7 @@ class Importer:
             max_payload_bytes, MAX_PAYLOAD_BYTES
         )  # the setting imports.max_payload_bytes
         self.outer_limits = {**OUTER_LIMITS, PAYLOAD: self.max_payload_bytes}
+        self.record_key = record_key  # the snapshot's record keys are made once, here (disclosure control)
         self.storing = Storing(session, vault, audit, staging)
         self._recovered = False
 
@@ -340,8 +343,11 @@ class Importer:
         package = self._reserve(path, envelope, envelope_sha, manifest, dataset_id, name)
         if package.state is PackageState.IMPORTED:  # a racing import of the same package finished first
             return self._already_imported(path, package)
+        keys = write_record_keys(self.record_key, work / DATA_FILE, work / RECORD_KEYS_FILE)
         snapshot = self.storing.store(
-            package, name, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE}
+            package,
+            name,
+            {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE, RECORD_KEYS_FILE: keys},
         )
         return ImportOutcome(
             path, "imported", f"{name}/{snapshot.period.isoformat()}/v{snapshot.version}", snapshot.rows

@@ -241,6 +241,20 @@ class WebSection(_Section):
         "max-age of Strict-Transport-Security, in seconds (at least one year)",
         ge=MIN_HSTS_SECONDS,
     )
+    max_workspaces: int = _setting(
+        4,  # each holds its snapshots' plaintext in memory (about 650 MB for a city of 1.5M)
+        "同時に保持する作業環境（ログインセッションごとに 1 つ）の上限。すべて使用中なら 503",
+        "workspaces kept at once (one per login session); when all are in use a new one gets 503",
+        ge=1,
+        le=256,
+    )
+    workspace_idle_seconds: int = _setting(
+        900,
+        "使われない作業環境を閉じるまでの秒数",
+        "seconds after which a workspace nobody uses is closed",
+        ge=1,
+        le=24 * 3600,
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -33,6 +33,7 @@ from renkei.hub.access.sessions import LoginSession, SessionRejectedError
 from renkei.hub.access.terminals import Terminal, registered_terminal
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
+from renkei.hub.workspace.pool import SessionWorkspaces
 from renkei.web.cookies import CSRF_COOKIE, SESSION_COOKIE
 from renkei.web.errors import PasswordChangeRequiredError, ProxyRefusedError, UnauthenticatedError
 from renkei.web.security import enforce_csrf
@@ -48,6 +49,7 @@ class Portal:
     settings: WebSettings
     login: LoginService
     ca_certificate: x509.Certificate
+    workspaces: SessionWorkspaces  # one per login session, kept between its requests
     repeats: RepeatedEvents = field(default_factory=RepeatedEvents)  # for events anyone can repeat at will
 
     @property

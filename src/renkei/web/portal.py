@@ -80,6 +80,8 @@ def finish_login_with_totp(caller: Caller, pending_token: str, code: str) -> Log
 
 
 def logout(caller: Caller) -> None:
+    if caller.login is not None:  # its workspace goes with it (one that lost its session is swept later)
+        caller.portal.workspaces.close_session(str(caller.login.id), "logged out")
     if caller.session_token:
         caller.portal.login.logout(
             caller.session_token, terminal=caller.terminal, client_addr=caller.client_addr

@@ -48,6 +48,8 @@ class WebSettings:
     client_cert_header: str = DEFAULTS.web.client_cert_header
     max_body_bytes: int = DEFAULTS.web.max_body_bytes
     hsts_max_age: int = DEFAULTS.web.hsts_max_age
+    max_workspaces: int = DEFAULTS.web.max_workspaces
+    workspace_idle_seconds: int = DEFAULTS.web.workspace_idle_seconds
     card_settings: CardSettings | None = None
     passwords: Passwords | None = None  # None: the production argon2 parameters
     clock: Clock = SYSTEM_CLOCK
@@ -60,6 +62,8 @@ class WebSettings:
                 client_cert_header=self.client_cert_header,
                 max_body_bytes=self.max_body_bytes,
                 hsts_max_age=self.hsts_max_age,
+                max_workspaces=self.max_workspaces,
+                workspace_idle_seconds=self.workspace_idle_seconds,
             )
         except ValidationError as exc:
             error = exc.errors()[0]
@@ -88,6 +92,8 @@ class WebSettings:
             client_cert_header=client_cert_header or web.client_cert_header,
             max_body_bytes=web.max_body_bytes,
             hsts_max_age=web.hsts_max_age,
+            max_workspaces=web.max_workspaces,
+            workspace_idle_seconds=web.workspace_idle_seconds,
             card_settings=card_settings,
         )
 

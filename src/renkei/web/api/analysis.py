@@ -1,8 +1,9 @@
 """``/api/v1/workspace``, ``/tables``, ``/query``, ``/exports``, ``/releases``: the analysis path.
 
-Each route parses, calls one function of :mod:`renkei.hub.analysis.service` and renders; the workspace it
-opens authorizes every granted snapshot (so a caller without grants decides nothing and is refused), and only
-disclosure-controlled values come back.
+Each route parses, calls one function of :mod:`renkei.hub.analysis.service` and renders. The workspace is
+the login session's, kept between requests (:class:`renkei.hub.workspace.pool.SessionWorkspaces`): opening it
+authorizes every granted snapshot (so a caller without grants decides nothing and is refused), each query
+re-checks the grants, and only disclosure-controlled values come back.
 """
 
 from __future__ import annotations
@@ -73,7 +74,13 @@ class ReleaseView(View):
 @router.post("/tables", response_model=TableView)
 def build_table(body: TableRequest, caller: SignedIn) -> TableView:
     """Build a disclosure-controlled table in the caller's workspace (集計表の作成)."""
-    outcome = service.table_for(caller.portal.hub, caller.actor, body, clock=caller.portal.clock)
+    outcome = service.table_for(
+        caller.portal.hub,
+        caller.actor,
+        body,
+        clock=caller.portal.clock,
+        workspaces=caller.portal.workspaces.lease,
+    )
     shown = outcome.shown
     return TableView(
         release_id=outcome.release_id, header=shown.header, rows=shown.rows, notes=shown.notes,
@@ -85,8 +92,9 @@ def build_table(body: TableRequest, caller: SignedIn) -> TableView:
 def run_query(body: QueryIn, caller: SignedIn) -> QueryView:
     """Run one SELECT in the caller's sandbox; IDs are refused, aggregates protected, rows only for 個票閲覧."""
     result = service.sql_for(
-        caller.portal.hub, caller.actor, body.sql, review_reason=body.review_reason, clock=caller.portal.clock
-    )
+        caller.portal.hub, caller.actor, body.sql, review_reason=body.review_reason, clock=caller.portal.clock,
+        workspaces=caller.portal.workspaces.lease,
+    )  # fmt: skip
     return QueryView(
         kind=result.kind, header=result.header, rows=result.rows, notes=result.notes,
         release_id=result.release_id, truncated=result.truncated,
