@@ -114,6 +114,7 @@ class Hub:
             self.package_identity(),
             staging=self.staging,
             max_payload_bytes=self.settings.imports.max_payload_bytes,
+            risk=self.settings.risk,
         )
 
     def package_identity(self) -> pyrage.x25519.Identity:

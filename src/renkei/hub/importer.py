@@ -43,11 +43,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from renkei.errors import Location, NoSpaceError, RenkeiError
+from renkei.hub.assessment import assess_import
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
 from renkei.hub.db import is_disconnect
 from renkei.hub.parquet_check import unexpected_content
+from renkei.hub.settings import RiskSettings
 from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock, writing
 from renkei.hub.vault import Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
@@ -109,6 +111,7 @@ class Importer:
         *,
         staging: Path,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        risk: RiskSettings | None = None,
     ) -> None:
         self.session = session
         self.vault = vault
@@ -120,6 +123,7 @@ class Importer:
         )  # the setting imports.max_payload_bytes
         self.outer_limits = {**OUTER_LIMITS, PAYLOAD: self.max_payload_bytes}
         self.storing = Storing(session, vault, audit, staging)
+        self.risk = risk or RiskSettings()  # the setting risk.*: thresholds of the risk report (docs/risk.md)
         self._recovered = False
 
     def import_package(self, path: Path) -> ImportOutcome:
@@ -343,6 +347,7 @@ class Importer:
         snapshot = self.storing.store(
             package, name, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE}
         )
+        assess_import(self.session, self.vault, self.audit, snapshot, work / DATA_FILE, self.risk)
         return ImportOutcome(
             path, "imported", f"{name}/{snapshot.period.isoformat()}/v{snapshot.version}", snapshot.rows
         )

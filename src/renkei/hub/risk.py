@@ -98,9 +98,8 @@ def report_from(con: Any, qis: Sequence[str], thresholds: RiskThresholds) -> dic
     records = int(con.execute("SELECT count(*) FROM q").fetchone()[0])
     index = {name: i for i, name in enumerate(qis)}
     combos = combinations(qis, thresholds.max_combination_size)
-    figures = [_combination(con, combo, index, records, thresholds.k) for combo in combos]
-    msu = _minimal_uniques(con, combos, index) if records else [0] * len(combos)
-    for entry, count in zip(figures, msu, strict=True):
+    figures = [_combination(con, i, combo, index, records, thresholds.k) for i, combo in enumerate(combos)]
+    for entry, count in zip(figures, _minimal_uniques(con, combos), strict=True):
         entry["minimal_uniques"] = count
     overall = figures[-1]
     top = max(figures, key=lambda f: (f["minimal_uniques"], -len(f["columns"])))
@@ -120,12 +119,17 @@ def report_from(con: Any, qis: Sequence[str], thresholds: RiskThresholds) -> dic
 
 
 def _combination(
-    con: Any, combo: Sequence[str], index: dict[str, int], records: int, k: int
+    con: Any, number: int, combo: Sequence[str], index: dict[str, int], records: int, k: int
 ) -> dict[str, Any]:
-    """The class-size distribution of one combination, and the risk figures it implies."""
+    """The class-size distribution of one combination and the risk figures it implies; keeps the row ids of
+    its sample uniques in table ``u<number>`` (one group-by: each class's size and its first row)."""
     keys = ", ".join(f"q{index[name]}" for name in combo)
-    grouped = f"SELECT count(*) AS size FROM q GROUP BY {keys}"
-    rows = con.execute(f"SELECT size, count(*) FROM ({grouped}) GROUP BY size").fetchall()
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE g AS SELECT count(*) AS size, min(rowid) AS rid FROM q GROUP BY {keys}"
+    )
+    rows = con.execute("SELECT size, count(*) FROM g GROUP BY size").fetchall()
+    con.execute(f"CREATE TEMP TABLE u{number} AS SELECT rid FROM g WHERE size = 1")
+    con.execute("DROP TABLE g")
     by_size = {int(size): int(classes) for size, classes in rows}
     classes = sum(by_size.values())
     uniques = by_size.get(1, 0)
@@ -145,24 +149,23 @@ def _combination(
     }
 
 
-def _minimal_uniques(con: Any, combos: Sequence[tuple[str, ...]], index: dict[str, int]) -> list[int]:
-    """Per combination, the records unique on it and on none of its subsets one smaller (SUDA's MSUs)."""
+def _minimal_uniques(con: Any, combos: Sequence[tuple[str, ...]]) -> list[int]:
+    """Per combination, the records unique on it and on none of its subsets one smaller (SUDA's MSUs): its
+    uniques (``u<i>``) less those of those subsets. Uniqueness only grows with the columns, so the subsets one
+    smaller stand for all; the full set beyond the bound is compared with the largest subsets examined."""
     position = {combo: i for i, combo in enumerate(combos)}
-    flags = ", ".join(
-        f"count(*) OVER (PARTITION BY {', '.join(f'q{index[n]}' for n in combo)}) = 1 AS u{i}"
-        for i, combo in enumerate(combos)
-    )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE u AS SELECT {flags} FROM q")
-    sums = []
+    counts = []
     for i, combo in enumerate(combos):
         smaller = [position[s] for s in itertools.combinations(combo, len(combo) - 1) if s in position]
-        if len(combo) > 1 and not smaller:  # the full set beyond the bound: against the largest examined
+        if len(combo) > 1 and not smaller:  # the full set beyond the bound
             largest = max(len(c) for c in combos[:-1])
             smaller = [j for j, c in enumerate(combos[:-1]) if len(c) == largest]
-        condition = " AND ".join([f"u{i}", *(f"NOT u{j}" for j in smaller)])
-        sums.append(f"count(*) FILTER (WHERE {condition})")
-    row = con.execute(f"SELECT {', '.join(sums)} FROM u").fetchone()
-    return [int(v) for v in row]
+        query = f"SELECT count(*) FROM u{i}"
+        if smaller:
+            others = " UNION ALL ".join(f"SELECT rid FROM u{j}" for j in smaller)
+            query += f" WHERE rid NOT IN ({others})"
+        counts.append(int(con.execute(query).fetchone()[0]))
+    return counts
 
 
 def link_counts(parquet: Path | str, register: Path | str) -> tuple[int, int]:
