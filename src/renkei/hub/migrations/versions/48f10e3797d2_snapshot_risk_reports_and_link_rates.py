@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "48f10e3797d2"
 down_revision = "2f7c4e9a1d35"
 branch_labels = None
