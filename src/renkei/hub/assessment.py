@@ -113,7 +113,7 @@ def assess_import(
             assert register_id is not None
             _store_link(session, linked_id, register_id, rows, linked)
         if counted:
-            details["linked"] = {str(i): [rows, linked] for i, rows, linked in counted}
+            details["linked"] = [list(each) for each in counted]  # [snapshot id, rows, rows linked]
         audit.append_in(
             session, actor=IMPORTER, action=AuditAction.IMPORT_ASSESS, resource=resource, details=details
         )

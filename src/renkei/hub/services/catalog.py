@@ -184,9 +184,8 @@ def _assessed_entries(db: Session, snapshots: list[Snapshot]) -> tuple[SnapshotE
     ids = [s.id for s in snapshots]
     risks, links = risk_by_snapshot(db, ids), linkage_by_snapshot(db, ids)
     registers = [link.register_snapshot_id for link in links.values()]
-    versions = dict(
-        db.execute(select(Snapshot.id, Snapshot.version).where(Snapshot.id.in_(registers))).tuples()
-    )
+    found = db.execute(select(Snapshot.id, Snapshot.version).where(Snapshot.id.in_(registers)))
+    versions = {snapshot_id: version for snapshot_id, version in found}
     newest = {s.period: links[s.id].rate for s in snapshots if s.id in links}  # by version: the last wins
     entries = []
     for snapshot in snapshots:
