@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -188,21 +188,31 @@ def flagged_snapshots(session: Session, snapshot_ids: list[int]) -> set[int]:
     return {i for i, r in risk_by_snapshot(session, snapshot_ids).items() if r.flagged}
 
 
-def linkage_record(session: Session, snapshot_ids: list[int]) -> list[dict[str, Any]]:
-    """The link rates of these snapshots, for a linked table's release record."""
-    found = linkage_by_snapshot(session, snapshot_ids)
-    snapshots = (
-        {s.id: s for s in session.scalars(select(Snapshot).where(Snapshot.id.in_(list(found))))}
+def link_rates_for(session: Session, request: Any, opened: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """For a linked builder table's release record: the link rate of each snapshot it reads (its base dataset's
+    and every linked dataset's, in its periods), as shares only; None for a table with no link."""
+    if not request.links:
+        return None
+    used = {request.dataset, *(link.dataset for link in request.links)}
+    periods = set(request.periods)
+    ids = [o.snapshot_id for o in opened if o.dataset in used and (not periods or o.period in periods)]
+    found = linkage_by_snapshot(session, ids)
+    names = {o.snapshot_id: o.resource for o in opened}
+    registers = (
+        {
+            s.id: s.resource
+            for s in session.scalars(
+                select(Snapshot).where(Snapshot.id.in_([r.register_snapshot_id for r in found.values()]))
+            )
+        }
         if found
         else {}
     )
     return [
         {
-            "snapshot": snapshots[i].resource,
-            "register_snapshot_id": found[i].register_snapshot_id,
-            "rows": found[i].rows,
-            "linked": found[i].linked,
-            "rate": round(found[i].rate, 6),
+            "snapshot": names[i],
+            "register": registers.get(found[i].register_snapshot_id, "") if i in found else None,
+            "link_rate": round(found[i].rate, 6) if i in found else None,
         }
-        for i in sorted(found)
+        for i in sorted(set(ids))
     ]
