@@ -85,6 +85,7 @@ def assess_import(
     report = (
         risk_report(data, spec.quasi_identifiers, thresholds_of(settings)) if spec.quasi_identifiers else None
     )
+    register: Snapshot | None
     if dataset.name == settings.population_dataset:
         links = [(other, link_counts_of(vault, other, data)) for other in _linkable(session, snapshot)]
         register = snapshot
