@@ -4,6 +4,8 @@ DuckDB group-bys written here, independently of renkei.hub.risk."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -11,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from renkei import manifest
+from renkei.hub import assessment
 from renkei.hub.risk import RiskThresholds, combinations, link_counts, risk_report
 
 # (pid, household_id, age, sex, ward): classes on (age, sex, ward) are 30M北 ×3, 30F北 ×2, 40M南 ×2 and five
@@ -140,3 +144,14 @@ def test_the_link_rate_counts_rows_whose_pid_is_in_the_register(tmp_path: Path) 
     register = write(tmp_path / "juki.parquet", [(f"p{i}", None, 1, "M", "x") for i in range(1, 11)])
     rows = [(pid, None, 1, "M", "x") for pid in ("p1", "p2", "p3", "p3", "p99", None)]
     assert link_counts(write(tmp_path / "x.parquet", rows), register) == (6, 4)  # p3 twice, p99 and null not
+
+
+def test_the_catalog_reads_the_figures_without_loading_duckdb_or_pyarrow() -> None:
+    """The pages and `catalog list` import renkei.hub.assessment; only an import computes, lazily."""
+    code = (
+        "import sys, renkei.hub.services.catalog, renkei.hub.access.applications\n"
+        "print(sorted({'duckdb', 'pyarrow'} & set(sys.modules)))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+    assert assessment.DATA_FILE == manifest.DATA_FILE

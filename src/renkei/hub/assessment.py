@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -32,11 +32,13 @@ from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Snapshot, utcnow
 from renkei.hub.db import Base
-from renkei.hub.risk import PID, RiskThresholds, link_counts, risk_report
 from renkei.hub.settings import RiskSettings
-from renkei.hub.storing import IMPORTER, writing
 from renkei.hub.vault import SnapshotRef, Vault, memfd_path
-from renkei.manifest import DATA_FILE
+
+if TYPE_CHECKING:  # the figures load DuckDB and pyarrow (through the spec): only an import computes them
+    from renkei.hub.risk import RiskThresholds
+
+DATA_FILE = "data.parquet"  # renkei.manifest.DATA_FILE, which loads pyarrow (the catalog's pages need neither)
 
 
 class SnapshotRisk(Base):
@@ -68,6 +70,8 @@ class SnapshotLinkage(Base):
 
 
 def thresholds_of(settings: RiskSettings) -> RiskThresholds:
+    from renkei.hub.risk import RiskThresholds  # noqa: PLC0415 (lazy: see the imports)
+
     return RiskThresholds(
         k=settings.k,
         max_records_at_risk=settings.max_records_at_risk,
@@ -80,6 +84,8 @@ def assess_import(
     session: Session, vault: Vault, audit: AuditLog, snapshot: Snapshot, data: Path, settings: RiskSettings
 ) -> None:
     """Risk report and link rates of a snapshot just stored, from its decrypted Parquet ``data``; commits."""
+    from renkei.hub.risk import PID, link_counts, risk_report  # noqa: PLC0415 (lazy: see the imports)
+    from renkei.hub.storing import IMPORTER, writing  # noqa: PLC0415
     dataset = snapshot.dataset
     spec = dataset.dataset_spec()
     report = (
@@ -121,6 +127,8 @@ def assess_import(
 
 
 def link_counts_of(vault: Vault, snapshot: Snapshot, register_data: Path) -> tuple[int, int]:
+    from renkei.hub.risk import link_counts  # noqa: PLC0415 (lazy: see the imports)
+
     with decrypted(vault, snapshot) as path:
         return link_counts(path, register_data)
 
@@ -153,7 +161,7 @@ def _linkable(session: Session, register: Snapshot) -> list[Snapshot]:
     others = session.scalars(
         select(Snapshot).where(Snapshot.period == register.period, Snapshot.dataset_id != register.dataset_id)
     ).all()
-    return [s for s in others if PID in s.dataset.dataset_spec().output_schema.names]
+    return [s for s in others if "pid" in s.dataset.dataset_spec().output_schema.names]
 
 
 @contextmanager
