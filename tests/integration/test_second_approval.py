@@ -21,6 +21,7 @@ from renkei.hub.access.applications import (
 from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role, User
 from renkei.hub.assessment import SnapshotRisk
+from renkei.hub.services.applications import application_detail
 from tests.integration.access_world import DATABASES, OWN, World, worlds
 
 FLAGGED, SAFE = dt.date(2025, 3, 31), dt.date(2026, 3, 31)
@@ -76,6 +77,9 @@ def test_row_level_over_a_flagged_snapshot_needs_a_second_steward(world: World) 
     application_id, part_id = submitted(world, analyst, FLAGGED, row_level=True)
     approve(world, first, part_id)
     assert state(world, application_id) == (ApplicationState.PARTIALLY_APPROVED, PartState.PENDING, 0)
+    with world.session() as session:  # the steward's inbox says so, and who gave the first
+        (part,) = application_detail(session.get_one(Application, application_id), world.clock).parts
+        assert (part.second_approval, part.first_approved_by) == (True, first.login_id)
     with pytest.raises(SeparationOfDuties, match="another steward"):
         approve(world, first, part_id)
     assert state(world, application_id) == (ApplicationState.PARTIALLY_APPROVED, PartState.PENDING, 0)

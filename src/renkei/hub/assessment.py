@@ -38,7 +38,9 @@ from renkei.hub.vault import SnapshotRef, Vault, memfd_path
 if TYPE_CHECKING:  # the figures load DuckDB and pyarrow (through the spec): only an import computes them
     from renkei.hub.risk import RiskThresholds
 
-DATA_FILE = "data.parquet"  # renkei.manifest.DATA_FILE, which loads pyarrow (the catalog's pages need neither)
+DATA_FILE = (
+    "data.parquet"  # renkei.manifest.DATA_FILE, which loads pyarrow (the catalog's pages need neither)
+)
 
 
 class SnapshotRisk(Base):
@@ -86,6 +88,7 @@ def assess_import(
     """Risk report and link rates of a snapshot just stored, from its decrypted Parquet ``data``; commits."""
     from renkei.hub.risk import PID, link_counts, risk_report  # noqa: PLC0415 (lazy: see the imports)
     from renkei.hub.storing import IMPORTER, writing  # noqa: PLC0415
+
     dataset = snapshot.dataset
     spec = dataset.dataset_spec()
     report = (

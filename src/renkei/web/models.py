@@ -210,6 +210,8 @@ class PartView(View):
     comment: str
     snapshots: list[str]
     department_has_steward: bool
+    second_approval: bool
+    first_approved_by: str | None
 
 
 class ApplicationView(View):
