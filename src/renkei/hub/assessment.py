@@ -38,9 +38,9 @@ from renkei.hub.vault import SnapshotRef, Vault, memfd_path
 if TYPE_CHECKING:  # the figures load DuckDB and pyarrow (through the spec): only an import computes them
     from renkei.hub.risk import RiskThresholds
 
-DATA_FILE = (
-    "data.parquet"  # renkei.manifest.DATA_FILE, which loads pyarrow (the catalog's pages need neither)
-)
+# renkei.manifest.DATA_FILE; that module loads pyarrow, which the catalog's pages need not
+DATA_FILE = "data.parquet"
+ASSESS_LOCK = "_assess"  # the period lock of assessments: no dataset name starts with "_"
 
 
 class SnapshotRisk(Base):
@@ -83,11 +83,33 @@ def thresholds_of(settings: RiskSettings) -> RiskThresholds:
 
 
 def assess_import(
+    session: Session,
+    vault: Vault,
+    audit: AuditLog,
+    snapshot: Snapshot,
+    data: Path,
+    settings: RiskSettings,
+    staging: Path,
+) -> None:
+    """Risk report and link rates of a snapshot just stored, from its decrypted Parquet ``data``; commits.
+
+    Under a lock per period (``<staging>/locks/_assess@<period>.lock``; no dataset name starts with ``_``), taken
+    after the snapshot row was committed: of a register and another snapshot of one period imported at the same
+    time, the one assessed second sees both rows, so the link rate is never lost to the race.
+    """
+    from renkei.hub.storing import period_lock  # noqa: PLC0415 (lazy: see the imports)
+
+    with period_lock(staging, ASSESS_LOCK, snapshot.period):
+        _assess(session, vault, audit, snapshot, data, settings)
+
+
+def _assess(
     session: Session, vault: Vault, audit: AuditLog, snapshot: Snapshot, data: Path, settings: RiskSettings
 ) -> None:
-    """Risk report and link rates of a snapshot just stored, from its decrypted Parquet ``data``; commits."""
     from renkei.hub.risk import PID, link_counts, risk_report  # noqa: PLC0415 (lazy: see the imports)
     from renkei.hub.storing import IMPORTER, writing  # noqa: PLC0415
+
+    session.rollback()  # read what other imports committed before the lock was ours
 
     dataset = snapshot.dataset
     spec = dataset.dataset_spec()

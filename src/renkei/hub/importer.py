@@ -347,7 +347,9 @@ class Importer:
         snapshot = self.storing.store(
             package, name, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE}
         )
-        assess_import(self.session, self.vault, self.audit, snapshot, work / DATA_FILE, self.risk)
+        assess_import(
+            self.session, self.vault, self.audit, snapshot, work / DATA_FILE, self.risk, self.staging
+        )
         return ImportOutcome(
             path, "imported", f"{name}/{snapshot.period.isoformat()}/v{snapshot.version}", snapshot.rows
         )
