@@ -25,6 +25,7 @@ class AuditAction(enum.StrEnum):
     IMPORT_REJECTED = "import.rejected"
     IMPORT_DUPLICATE = "import.duplicate"
     IMPORT_RELEASED = "import.released"
+    IMPORT_ASSESS = "import.assess"
     # the vault and its keys
     VAULT_VERIFY = "vault.verify"
     VAULT_ROTATE_KEY_BEGIN = "vault.rotate_key_begin"  # a rotation's intent

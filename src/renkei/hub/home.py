@@ -116,6 +116,7 @@ class Hub:
             staging=self.staging,
             record_key=load_record_key(self.home),
             max_payload_bytes=self.settings.imports.max_payload_bytes,
+            risk=self.settings.risk,
         )
 
     def package_identity(self) -> pyrage.x25519.Identity:

@@ -153,6 +153,45 @@ class ImportSettings(_Section):
     )
 
 
+class RiskSettings(_Section):
+    """The re-identification risk report and the linkage coverage computed at import (docs/risk.md)."""
+
+    k: int = _setting(
+        5,
+        "この人数未満の同値類の記録を「リスクあり」とする（検察官リスク 1/k を超える）",
+        "a record in an equivalence class smaller than this is at risk (prosecutor risk above 1/k)",
+        ge=2,
+        le=100,
+    )
+    max_records_at_risk: float = _setting(
+        0.05,
+        "リスクありの記録の割合がこれを超えるスナップショットに印を付ける",
+        "flag a snapshot whose share of records at risk exceeds this",
+        ge=0,
+        le=1,
+    )
+    max_average_risk: float = _setting(
+        0.05,
+        "平均の個別リスク（同値類の数 ÷ 記録数）がこれを超えるスナップショットに印を付ける",
+        "flag a snapshot whose average individual risk (classes / records) exceeds this",
+        ge=0,
+        le=1,
+    )
+    max_combination_size: int = _setting(
+        3,
+        "準識別子の組合せを調べる最大の大きさ（全部の組は別に必ず調べる）",
+        "largest quasi-identifier combination examined (the full set is always examined too)",
+        ge=1,
+        le=6,
+    )
+    population_dataset: str = _setting(
+        "juki",
+        "リンク率の基準にする住民基本台帳のデータセット",
+        "the resident register dataset that link rates are measured against",
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+    )
+
+
 class AuditSettings(_Section):
     max_unsigned_hours: float = _setting(
         24.0,
@@ -310,6 +349,7 @@ class HubSettings(_Section):
     sessions: SessionSettings = SessionSettings()
     quotas: QuotaSettings = QuotaSettings()
     imports: ImportSettings = ImportSettings()
+    risk: RiskSettings = RiskSettings()
     audit: AuditSettings = AuditSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     web: WebSection = WebSection()
