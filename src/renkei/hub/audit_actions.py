@@ -50,6 +50,8 @@ class AuditAction(enum.StrEnum):
     PASSWORD_CHANGE = "password.change"  # noqa: S105
     LOGOUT = "logout"
     SESSION_REJECTED = "session.rejected"
+    SESSION_STEP_UP = "session.step_up"  # the second factor proved again (renkei.hub.access.step_up)
+    SESSION_STEP_UP_REQUIRED = "session.step_up_required"  # a protected action refused: no fresh step-up
     WEB_CSRF = "web.csrf"
     WEB_PROXY = "web.proxy"
     # data-use applications and grants
