@@ -295,9 +295,13 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         },
         "withdraw-form": {"reason": "不要になった"},
         "session/step-up": {},
-        "session/step-up/card": {"assertion": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}},
+        "session/step-up/card": {
+            "assertion": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+        },
         "session/step-up/totp": {"code": "000000"},
         "/step-up": {"next": "/home"},
+        "/exports": {"release_id": "999999", "format": "csv", "next": "/exports"},
+        "/releases/{release_id}/review": {"decision": "approve", "comment": "確認しました"},
         "/step-up/card": {"assertion": "{}", "next": "/home"},
         "/step-up/totp": {"code": "000000", "next": "/reviews"},
         "revoke-form": {"reason": "目的外利用の疑い"},
