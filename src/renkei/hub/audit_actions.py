@@ -71,6 +71,7 @@ class AuditAction(enum.StrEnum):
     TABLE_RELEASE = "table.release"
     RELEASE_REVIEW = "release.review"
     ANALYSIS_SAVE = "analysis.save"
+    DASHBOARD_PIN = "dashboard.pin"  # a saved table pinned to (or taken off) a dashboard theme
     EXPORT_FILE = "export.file"
 
 
