@@ -27,7 +27,8 @@ def test_every_web_setting_of_the_table_is_a_field_with_its_default() -> None:
     """The portal's settings are the table's ``web.*`` rows (docs/settings.md, tests/unit/test_settings.py)."""
     rows = [s for s in SETTINGS if s.name.startswith("web.")]
     assert {s.name.removeprefix("web.") for s in rows} == {"trusted_proxies", "client_cert_header",
-                                                           "max_body_bytes", "hsts_max_age"}  # fmt: skip
+                                                           "max_body_bytes", "hsts_max_age",
+                                                           "step_up_minutes"}  # fmt: skip
     for setting in rows:
         assert getattr(WebSettings(), setting.name.removeprefix("web.")) == setting.default
     assert "docs/settings.md" in DOCS or "settings.md" in DOCS

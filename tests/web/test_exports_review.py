@@ -27,10 +27,13 @@ from renkei.hub.access.authz import Actor
 from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.access.quotas import set_quota
-from renkei.hub.analysis.ledger import Release, ReleaseKind, ReleaseStatus
+from renkei.hub.analysis.dashboards import snapshots_key
+from renkei.hub.analysis.ledger import DashboardTile, Release, ReleaseKind, ReleaseStatus
 from renkei.hub.analysis.releases import record_release
+from renkei.hub.analysis.saved import save_analysis
 from renkei.hub.catalog import Department, Snapshot
 from renkei.hub.tables.display import ShownTable
+from renkei.hub.tables.request import Category, TableRequest
 from renkei.web.context import local_path
 from tests.web.support import (
     OTHER,
@@ -448,3 +451,65 @@ def test_the_step_up_page_ignores_a_foreign_next(world: WebWorld) -> None:
             "/step-up/totp", data={"code": "000000", "next": "/exports", "csrf_token": form_token(shown)}
         )
         assert wrong.status_code == 403 and "確認できませんでした" in wrong.text
+
+
+# --- dashboards -----------------------------------------------------------------------------------------------
+
+
+def test_dashboards_pin_a_saved_table_and_show_its_protected_cells(world: WebWorld) -> None:
+    analyst = world.person(Role.ANALYST)
+    snapshot_id = grant(world, analyst)
+    hub = world.app.state.portal.hub
+    request = TableRequest(dataset="juki", dimensions=[Category(column="住所_ward")])
+    saved = save_analysis(hub, Actor.for_user(analyst.user), "区別の人口", request, clock=world.clock)
+    save_analysis(
+        hub, Actor.for_user(analyst.user), "SQL の集計", "SELECT count(*) FROM juki", clock=world.clock
+    )
+    with world.client() as client:
+        page_login(world, client, analyst)
+        overview = client.get("/dashboards")
+        assert (
+            overview.status_code == 200
+            and "区別の人口" in overview.text
+            and "SQL の集計" not in overview.text
+        )
+        token = form_token(overview)
+        assert (
+            client.post(
+                "/dashboards/pin", data={"analysis_id": str(saved.id), "theme": "population"}
+            ).status_code
+            == 403
+        )
+        pinned = client.post(
+            "/dashboards/pin", data={"analysis_id": str(saved.id), "theme": "population", "csrf_token": token}
+        )
+        assert pinned.headers["location"] == f"/dashboards/population?done=pinned&id={saved.id}"
+
+        # The snapshots here hold no data: running the table fails, and the tile says why (nothing else shown).
+        failed = client.get(pinned.headers["location"])
+        assert failed.status_code == 200 and "区別の人口" in failed.text and 'class="problem"' in failed.text
+
+        release_id = release(world, analyst, snapshot_id, title="区別の人口")
+        with world.session() as session:
+            key, _ = snapshots_key(session, analyst.user.id, saved.definition, world.clock)
+            session.add(DashboardTile(analysis_id=saved.id, release_id=release_id, snapshots_key=key,
+                                      refreshed_at=world.clock.now()))  # fmt: skip
+            session.commit()
+        shown = client.get("/dashboards/population").text
+        assert "中央区" in shown and "X: 秘匿" in shown and f"集計表 {release_id}" in shown
+        assert "基準日: 2026-03-31" in shown
+        assert client.get("/dashboards/weather").status_code == 404
+
+        off = client.post(
+            "/dashboards/pin", data={"analysis_id": str(saved.id), "theme": "", "csrf_token": token}
+        )
+        assert off.headers["location"] == f"/dashboards?done=unpinned&id={saved.id}"
+        assert "このテーマにはまだ表がありません" in client.get("/dashboards/population").text
+        sql_pin = client.post(
+            "/dashboards/pin", data={"analysis_id": str(saved.id + 1), "theme": "care", "csrf_token": token}
+        )
+        assert sql_pin.status_code == 422 and "集計表の作成" in sql_pin.text
+    steward = world.person(Role.STEWARD)
+    with world.client() as client:
+        page_login(world, client, steward)
+        assert "分析担当が保存した" in client.get("/dashboards/care").text

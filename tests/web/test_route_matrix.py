@@ -145,6 +145,7 @@ class Target:
             "release_id": self.release_id,
             "name": self.dataset,
             "path": "renkei.css",
+            "theme": "population",
         }
         return re.sub(r"\{([a-z_]+)\}", lambda m: str(values[m.group(1)]), template)
 
@@ -300,6 +301,7 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         },
         "session/step-up/totp": {"code": "000000"},
         "/step-up": {"next": "/home"},
+        "/dashboards/pin": {"analysis_id": "999999", "theme": "population"},
         "/exports": {"release_id": "999999", "format": "csv", "next": "/exports"},
         "/releases/{release_id}/review": {"decision": "approve", "comment": "確認しました"},
         "/step-up/card": {"assertion": "{}", "next": "/home"},

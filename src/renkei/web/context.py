@@ -65,7 +65,7 @@ class Portal:
 
     @property
     def step_up_window(self) -> dt.timedelta:
-        return self.hub.settings.web.step_up_window
+        return self.settings.step_up_window
 
     def audit_repeated(
         self,

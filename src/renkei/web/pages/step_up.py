@@ -39,7 +39,7 @@ def _page(request: Request, caller: Caller, next_path: str, exc: Exception | Non
         "factor": factor.value if factor is not None else "",
         "next_path": next_path,
         "fresh": portal.step_up_fresh(caller),
-        "minutes": caller.portal.hub.settings.web.step_up_minutes,
+        "minutes": caller.portal.settings.step_up_minutes,
     }
     if exc is not None:
         return error_page(request, caller, "step_up.html", exc, **context)
