@@ -27,6 +27,7 @@ from renkei.hub.access.authz import Actor
 from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.access.quotas import set_quota
+from renkei.hub.access.step_up import PROTECTED
 from renkei.hub.analysis.dashboards import snapshots_key
 from renkei.hub.analysis.ledger import DashboardTile, Release, ReleaseKind, ReleaseStatus
 from renkei.hub.analysis.releases import record_release
@@ -46,7 +47,8 @@ from tests.web.support import (
     step_up_with_totp,
 )
 from tests.web.test_flow import enroll_card
-from tests.web.test_pages import form_token, page_login
+from tests.web.test_pages import ceremony_options, form_token, page_login
+from tests.web.test_route_matrix import ROUTES
 
 PERIOD = dt.date(2026, 3, 31)
 PURPOSE = "子育て世帯の転入傾向の分析"
@@ -513,3 +515,35 @@ def test_dashboards_pin_a_saved_table_and_show_its_protected_cells(world: WebWor
     with world.client() as client:
         page_login(world, client, steward)
         assert "分析担当が保存した" in client.get("/dashboards/care").text
+
+
+def test_every_approval_and_export_route_is_behind_the_step_up() -> None:
+    """The routes that take a PROTECTED action (as the matrix declares them) are exactly the stepped-up ones."""
+    protected = {str(a) for a in PROTECTED}
+    for route, spec in ROUTES.items():
+        takes = set(spec.get("actions", [])) & protected
+        changes = route.startswith("POST ")
+        if spec["guard"] == "stepped_up":
+            assert takes and set(spec["actions"]) <= protected, route
+        elif changes and takes:
+            raise AssertionError(f"{route} takes {takes} without the step-up")
+
+
+def test_a_card_step_up_through_the_pages(world: WebWorld) -> None:
+    steward = world.person(Role.STEWARD, factor="card")
+    with world.client() as client:
+        enroll_card(world, client, steward)
+        login_with_card(client, steward)
+        world.clock.advance(seconds=STEP_UP_STALE.total_seconds())
+        start = client.get("/step-up", params={"next": "/reviews"})
+        assert 'action="/step-up"' in start.text and "職員証で確認する" in start.text
+        ceremony = client.post("/step-up", data={"next": "/reviews", "csrf_token": form_token(start)})
+        assert ceremony.status_code == 200 and 'action="/step-up/card"' in ceremony.text
+        assert 'name="next" value="/reviews"' in ceremony.text
+        assert steward.card is not None
+        assertion = json.dumps(steward.card.get(ceremony_options(ceremony)))
+        data = {"assertion": assertion, "next": "/reviews", "csrf_token": form_token(start)}
+        back = client.post("/step-up/card", data=data)
+        assert back.status_code == 303 and back.headers["location"] == "/reviews?done=stepped_up&id=0"
+        replayed = client.post("/step-up/card", data=data)
+        assert replayed.status_code == 403 and "確認できませんでした" in replayed.text
