@@ -28,7 +28,7 @@ def test_every_web_setting_of_the_table_is_a_field_with_its_default() -> None:
     rows = [s for s in SETTINGS if s.name.startswith("web.")]
     assert {s.name.removeprefix("web.") for s in rows} == {"trusted_proxies", "client_cert_header",
                                                            "max_body_bytes", "hsts_max_age", "max_workspaces",
-                                                           "workspace_idle_seconds"}  # fmt: skip
+                                                           "workspace_idle_seconds", "step_up_minutes"}  # fmt: skip
     for setting in rows:
         assert getattr(WebSettings(), setting.name.removeprefix("web.")) == setting.default
     assert "docs/settings.md" in DOCS or "settings.md" in DOCS

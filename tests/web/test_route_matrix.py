@@ -38,7 +38,7 @@ from renkei.hub.access.throttle import ThrottleRecord
 from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.catalog import Department, Snapshot
 from renkei.web.app import check_guards, route_table
-from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password
+from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password, stepped_up
 from renkei.web.cookies import SESSION_COOKIE
 from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, world_on
 
@@ -48,7 +48,12 @@ MATRIX: dict[str, Any] = YAML(typ="safe").load(
 ROUTES: dict[str, dict[str, Any]] = MATRIX["routes"]
 CALLERS = ("anonymous", "admin", "steward", "analyst", "auditor", "disabled")
 RELATIONS = {"any", "own", "owning", "other"}
-GUARD_NAMES = {public: "public", signed_in: "signed_in", signed_in_any_password: "signed_in"}
+GUARD_NAMES = {
+    public: "public",
+    signed_in: "signed_in",
+    signed_in_any_password: "signed_in",
+    stepped_up: "stepped_up",
+}
 DATASET_OF = {OWN: "juki", OTHER: "kokuho"}
 PERIOD = dt.date(2026, 3, 31)
 
@@ -140,6 +145,7 @@ class Target:
             "release_id": self.release_id,
             "name": self.dataset,
             "path": "renkei.css",
+            "theme": "population",
         }
         return re.sub(r"\{([a-z_]+)\}", lambda m: str(values[m.group(1)]), template)
 
@@ -289,6 +295,17 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
             "action": "save",
         },
         "withdraw-form": {"reason": "不要になった"},
+        "session/step-up": {},
+        "session/step-up/card": {
+            "assertion": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+        },
+        "session/step-up/totp": {"code": "000000"},
+        "/step-up": {"next": "/home"},
+        "/dashboards/pin": {"analysis_id": "999999", "theme": "population"},
+        "/exports": {"release_id": "999999", "format": "csv", "next": "/exports"},
+        "/releases/{release_id}/review": {"decision": "approve", "comment": "確認しました"},
+        "/step-up/card": {"assertion": "{}", "next": "/home"},
+        "/step-up/totp": {"code": "000000", "next": "/reviews"},
         "revoke-form": {"reason": "目的外利用の疑い"},
     }
     method, path = route.split(" ", 1)

@@ -53,6 +53,8 @@ class AuditAction(enum.StrEnum):
     PASSWORD_CHANGE = "password.change"  # noqa: S105
     LOGOUT = "logout"
     SESSION_REJECTED = "session.rejected"
+    SESSION_STEP_UP = "session.step_up"  # the second factor proved again (renkei.hub.access.step_up)
+    SESSION_STEP_UP_REQUIRED = "session.step_up_required"  # a protected action refused: no fresh step-up
     WEB_CSRF = "web.csrf"
     WEB_PROXY = "web.proxy"
     # data-use applications and grants
@@ -72,6 +74,7 @@ class AuditAction(enum.StrEnum):
     TABLE_RELEASE = "table.release"
     RELEASE_REVIEW = "release.review"
     ANALYSIS_SAVE = "analysis.save"
+    DASHBOARD_PIN = "dashboard.pin"  # a saved table pinned to (or taken off) a dashboard theme
     EXPORT_FILE = "export.file"
 
 

@@ -294,6 +294,17 @@ class WebSection(_Section):
         ge=1,
         le=24 * 3600,
     )
+    step_up_minutes: int = _setting(
+        5,
+        "承認・出力の前の本人確認（職員証または確認コード）が有効な時間（分）。ログイン時の確認も含む",
+        "minutes a step-up (the staff card or code proved again) lasts before an approval or an export; the login counts as one",
+        ge=1,
+        le=60,
+    )
+
+    @property
+    def step_up_window(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.step_up_minutes)
 
     @field_validator("trusted_proxies")
     @classmethod

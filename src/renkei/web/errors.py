@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,7 @@ from renkei.errors import RenkeiError, answer_for
 from renkei.faults import as_renkei_error
 from renkei.hub.access.authz import InvalidTransition
 from renkei.hub.access.login import LoginThrottledError
+from renkei.hub.access.step_up import StepUpRequired
 from renkei.web.cookies import SESSION_COOKIE, clear_login_cookies
 from renkei.web.templating import render
 
@@ -36,6 +38,7 @@ logger = logging.getLogger("renkei.web")
 
 SESSION_ENDED = (401,)  # statuses after which the browser's session cookie is cleared
 LOGIN_PATH = "/login"
+STEP_UP_PATH = "/step-up"
 
 
 class WebError(RenkeiError):
@@ -315,6 +318,10 @@ def error_response(scope: Scope, exc: BaseException) -> Response:
         )
     if problem.status in SESSION_ENDED and _is_page_view(scope):
         response: Response = RedirectResponse(_login_url(scope), status_code=303)
+    elif isinstance(exc, StepUpRequired) and not str(scope.get("path", "")).startswith("/api/"):
+        # A page's approval or export: prove the factor again, then back to the page (renkei.web.pages.step_up).
+        target = f"{STEP_UP_PATH}?{urlencode({'next': exc.next_path or '/home'})}"
+        response = RedirectResponse(target, status_code=303)
     else:
         response = _render(scope, problem, request_id)
     if problem.status in SESSION_ENDED:

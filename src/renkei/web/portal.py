@@ -18,6 +18,7 @@ from renkei.hub.access.applications import DatasetRequest
 from renkei.hub.access.cards import RegistrationStart
 from renkei.hub.access.login import LoginFailedError, PendingLogin
 from renkei.hub.access.sessions import LoginSession
+from renkei.hub.access.step_up import StepUpStart, fresh_until, is_fresh
 from renkei.hub.catalog import Department
 from renkei.hub.services import applications, audit, catalog, grants
 from renkei.hub.services.applications import AvailableSteps, Step
@@ -108,6 +109,32 @@ def finish_enrollment(caller: Caller, handle: str, response: str | dict[str, Any
         handle, response, terminal=caller.certificate_terminal, client_addr=caller.client_addr
     )
     return card.registered_at
+
+
+# --- step-up (the second factor again, before an approval or an export) -----------------------------------
+
+
+def step_up_fresh(caller: Caller) -> bool:
+    """Whether the caller's session may approve or export now without proving the factor again."""
+    return is_fresh(caller.signed_in, caller.clock.now(), caller.portal.step_up_window)
+
+
+def step_up_until(caller: Caller) -> dt.datetime | None:
+    return fresh_until(caller.signed_in, caller.portal.step_up_window)
+
+
+def begin_step_up(caller: Caller) -> StepUpStart:
+    return caller.portal.step_up.begin(caller.signed_in)
+
+
+def step_up_with_card(caller: Caller, assertion: str | dict[str, Any]) -> dt.datetime:
+    proved = caller.portal.step_up.with_card(caller.signed_in, assertion, client_addr=caller.client_addr)
+    return proved + caller.portal.step_up_window
+
+
+def step_up_with_totp(caller: Caller, code: str) -> dt.datetime:
+    proved = caller.portal.step_up.with_totp(caller.signed_in, code, client_addr=caller.client_addr)
+    return proved + caller.portal.step_up_window
 
 
 # --- catalog ------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from renkei.hub.analysis import service
 from renkei.hub.analysis.ledger import ExportFormat, Release
 from renkei.hub.tables.files import Cell
 from renkei.hub.tables.request import TableRequest
-from renkei.web.context import SignedIn
+from renkei.web.context import SignedIn, SteppedUp
 from renkei.web.models import View
 from renkei.web.params import ReleaseId
 
@@ -104,7 +104,7 @@ def run_query(body: QueryIn, caller: SignedIn) -> QueryView:
 @router.post(
     "/exports", response_class=Response, responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}}
 )
-def export(body: ExportIn, caller: SignedIn) -> Response:
+def export(body: ExportIn, caller: SteppedUp) -> Response:
     """A released table as a file, within the caller's download permission and quota."""
     exported = service.export_release(caller.portal.hub, caller.actor, body.release_id, body.format,
                                       clock=caller.portal.clock)  # fmt: skip
@@ -144,7 +144,7 @@ def _in_review(release: Release) -> ReleaseInReview:
 
 
 @router.post("/releases/{release_id}/review", response_model=ReleaseView)
-def review(release_id: ReleaseId, body: ReviewIn, caller: SignedIn) -> ReleaseView:
+def review(release_id: ReleaseId, body: ReviewIn, caller: SteppedUp) -> ReleaseView:
     """A steward of an owning department (not the requester) approves or rejects a table in review."""
     release = service.decide_review(caller.portal.hub, caller.actor, release_id, approve=body.approve,
                                     comment=body.comment, clock=caller.portal.clock)  # fmt: skip
