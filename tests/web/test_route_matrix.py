@@ -289,6 +289,9 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
             "action": "save",
         },
         "withdraw-form": {"reason": "不要になった"},
+        "/workspace/table": {"dataset": "juki", "dim1": "column:住所_ward", "action": "run"},
+        "/workspace/query": {"sql": "SELECT count(*) FROM juki", "action": "run"},
+        "/workspace/rerun": {"name": "保存していない分析", "period": ""},
         "revoke-form": {"reason": "目的外利用の疑い"},
     }
     method, path = route.split(" ", 1)

@@ -14,7 +14,7 @@ for (const form of document.querySelectorAll("form[data-progress]")) {
 
 const textarea = document.querySelector("textarea.sql-editor");
 if (textarea) {
-  import("/static/vendor/codemirror/codemirror.js")
+  import("/static/sql_editor.js")
     .then((cm) => cm.enhance(textarea, JSON.parse(textarea.dataset.schema || "{}")))
     .catch(() => {}); // no editor: the plain textarea still works
 }

@@ -1,0 +1,52 @@
+// The SQL editor: CodeMirror 6 (vendored under /static/vendor/codemirror/) over the form's <textarea>.
+// SQL highlighting, completion of the granted views and their columns, Ctrl/Cmd+Enter to run. The textarea
+// stays the field the form submits (kept in step with the editor), so the page works the same without it.
+// Tab leaves the editor as it leaves any field (no indent-with-Tab: keyboard users must not be trapped).
+import { EditorState } from "/static/vendor/codemirror/@codemirror/state/index.js";
+import {
+  EditorView, keymap, lineNumbers, highlightActiveLine, drawSelection,
+} from "/static/vendor/codemirror/@codemirror/view/index.js";
+import { defaultKeymap, history, historyKeymap } from "/static/vendor/codemirror/@codemirror/commands/index.js";
+import {
+  autocompletion, completionKeymap, closeBrackets, closeBracketsKeymap,
+} from "/static/vendor/codemirror/@codemirror/autocomplete/index.js";
+import {
+  syntaxHighlighting, defaultHighlightStyle, bracketMatching,
+} from "/static/vendor/codemirror/@codemirror/language/index.js";
+import { sql, PostgreSQL } from "/static/vendor/codemirror/@codemirror/lang-sql/index.js";
+
+export function enhance(textarea, schema) {
+  const form = textarea.form;
+  const label = document.querySelector(`label[for="${textarea.id}"]`);
+  const run = () => {
+    form.requestSubmit(form.querySelector('button[name="action"][value="run"]'));
+    return true;
+  };
+  const view = new EditorView({
+    parent: textarea.parentNode,
+    state: EditorState.create({
+      doc: textarea.value,
+      extensions: [
+        lineNumbers(),
+        history(),
+        drawSelection(),
+        highlightActiveLine(),
+        bracketMatching(),
+        closeBrackets(),
+        autocompletion({ activateOnTyping: true }),
+        syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+        sql({ dialect: PostgreSQL, schema, upperCaseKeywords: true }),
+        keymap.of([{ key: "Mod-Enter", run }, ...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...completionKeymap]),
+        EditorView.lineWrapping,
+        EditorView.contentAttributes.of({ "aria-label": label ? label.textContent.trim() : "SQL" }),
+        EditorView.updateListener.of((update) => {
+          if (update.docChanged) textarea.value = update.state.doc.toString();
+        }),
+      ],
+    }),
+  });
+  textarea.after(view.dom);
+  textarea.hidden = true;
+  if (label) label.addEventListener("click", () => view.focus());
+  return view;
+}
