@@ -2,6 +2,8 @@
 // SQL highlighting, completion of the granted views and their columns, Ctrl/Cmd+Enter to run. The textarea
 // stays the field the form submits (kept in step with the editor), so the page works the same without it.
 // Tab leaves the editor as it leaves any field (no indent-with-Tab: keyboard users must not be trapped).
+// The editor lives in a shadow root: there CodeMirror's styles are constructed style sheets (adoptedStyleSheets),
+// whereas in the document itself it would add a <style> element, which the CSP (no inline style) refuses.
 import { EditorState } from "/static/vendor/codemirror/@codemirror/state/index.js";
 import {
   EditorView, keymap, lineNumbers, highlightActiveLine, drawSelection,
@@ -22,8 +24,13 @@ export function enhance(textarea, schema) {
     form.requestSubmit(form.querySelector('button[name="action"][value="run"]'));
     return true;
   };
+  const host = document.createElement("div");
+  host.className = "sql-editor-host";
+  textarea.after(host);
+  const root = host.attachShadow({ mode: "open" });
   const view = new EditorView({
-    parent: textarea.parentNode,
+    root,
+    parent: root,
     state: EditorState.create({
       doc: textarea.value,
       extensions: [
@@ -38,6 +45,12 @@ export function enhance(textarea, schema) {
         sql({ dialect: PostgreSQL, schema, upperCaseKeywords: true }),
         keymap.of([{ key: "Mod-Enter", run }, ...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...completionKeymap]),
         EditorView.lineWrapping,
+        EditorView.theme({
+          "&": { border: "1px solid #cbd2d9", background: "#fff", minHeight: "8rem" },
+          "&.cm-focused": { outline: "2px solid #1b5e9b" },
+          ".cm-content, .cm-gutter": { minHeight: "8rem" },
+          ".cm-scroller": { fontFamily: "monospace" },
+        }),
         EditorView.contentAttributes.of({ "aria-label": label ? label.textContent.trim() : "SQL" }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) textarea.value = update.state.doc.toString();
@@ -45,7 +58,6 @@ export function enhance(textarea, schema) {
       ],
     }),
   });
-  textarea.after(view.dom);
   textarea.hidden = true;
   if (label) label.addEventListener("click", () => view.focus());
   return view;
