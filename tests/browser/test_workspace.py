@@ -29,14 +29,23 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     directory = tmp_path_factory.mktemp("workspace-portal")
     port = free_port()
     base_url = f"https://localhost:{port}"
-    with analysis_world(directory, residents=150) as world:
+    with analysis_world(directory, residents=600) as world:
         analyst = world.analyst()
-        files = TLSFiles(*self_signed(directory, "localhost", server=True), client_ca=world.web.home / CA_CERT_FILE)
+        files = TLSFiles(
+            *self_signed(directory, "localhost", server=True), client_ca=world.web.home / CA_CERT_FILE
+        )
         config = server_config(
-            world.web.app, host="127.0.0.1", port=port, tls=files, log_level="critical", configure_logging=False
+            world.web.app,
+            host="127.0.0.1",
+            port=port,
+            tls=files,
+            log_level="critical",
+            configure_logging=False,
         )
         with running(config):
-            yield Portal(world.web, base_url, {Role.ANALYST: analyst}, terminal_key_files(world.web.home, "term-01"))
+            yield Portal(
+                world.web, base_url, {Role.ANALYST: analyst}, terminal_key_files(world.web.home, "term-01")
+            )
 
 
 def test_an_analyst_builds_a_linked_table_and_runs_it_as_sql(page: Page, portal: Portal) -> None:
@@ -77,9 +86,13 @@ def test_an_analyst_builds_a_linked_table_and_runs_it_as_sql(page: Page, portal:
     check_page(page, "workspace-sql-completion")
     page.keyboard.press("Escape")
     page.keyboard.press("Control+A")
-    page.keyboard.press("Backspace")  # CodeMirror's own command (a native delete of styled text would add inline style)
+    page.keyboard.press(
+        "Backspace"
+    )  # CodeMirror's own command (a native delete of styled text would add inline style)
     page.keyboard.type('SELECT "住所_ward", count(*) AS n FROM juki WHERE EXISTS ')
-    page.keyboard.type("(SELECT 1 FROM kaigo AS l WHERE l.period = juki.period AND l.pid = juki.pid) GROUP BY ALL")
+    page.keyboard.type(
+        "(SELECT 1 FROM kaigo AS l WHERE l.period = juki.period AND l.pid = juki.pid) GROUP BY ALL"
+    )
     page.keyboard.press("Escape")
     page.locator(".sql-form").get_by_role("button", name="実行する").click()
     expect(page.get_by_role("heading", name=re.compile("集計結果（保護済み）"))).to_be_visible()

@@ -134,7 +134,7 @@ def workspace(request: Request, caller: SignedIn) -> HTMLResponse:
 
 
 def _builder_values(form: FormData) -> dict[str, Any]:
-    values = {
+    values: dict[str, Any] = {
         key: str(form.get(key, default))[:MAX_TEXT] for key, default in DEFAULTS.items() if key != "periods"
     }
     values["periods"] = [str(p)[:10] for p in form.getlist("period")][:100]
