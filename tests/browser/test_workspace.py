@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from renkei.hub.access.people import Role
 from renkei.hub.access.terminals import CA_CERT_FILE
 from renkei.web.server import TLSFiles, server_config
-from tests.browser.support import Portal, check_page, login_with_totp
+from tests.browser.support import Portal, check_page, login_with_totp, new_context
 from tests.support.tls import free_port, running, self_signed
 from tests.web.analysis_support import analysis_world
 from tests.web.support import terminal_key_files
@@ -100,9 +100,7 @@ def test_an_analyst_builds_a_linked_table_and_runs_it_as_sql(page: Page, portal:
     check_page(page, "workspace-sql")
 
 
-def test_the_sql_form_works_without_javascript(browser: object, portal: Portal) -> None:
-    from tests.browser.support import new_context
-
+def test_the_sql_form_works_without_javascript(browser: Browser, portal: Portal) -> None:
     portal.world.clock.advance(seconds=30)
     profile = new_context(browser, portal, java_script_enabled=False)
     try:
