@@ -210,3 +210,18 @@ def test_the_page_in_english(aw: AnalysisWorld, analyst: Person, tmp_path: Path)
     with client:
         page = client.get("/workspace?lang=en")
     assert "Analysis workspace" in page.text and "Table builder" in page.text
+
+
+def test_a_range_filter_and_a_household_link(aw: AnalysisWorld, analyst: Person) -> None:
+    client, token = signed_in(aw, analyst)
+    form = {**LINKED, "filter_column": "age", "filter_op": "between", "filter_low": "65", "filter_high": "",
+            "link_level": "household", "chart": "none"}  # fmt: skip
+    with client:
+        page = post(client, "/workspace/table", token, form)
+        empty_range = post(client, "/workspace/table", token, {**form, "filter_low": ""})
+    assert page.status_code == 200, page.text[:800]
+    assert "BETWEEN" in page.text.upper() or "&gt;=" in page.text or ">=" in page.text
+    assert "household_id" in page.text  # linked by household
+    assert "<svg" not in page.text  # no chart asked for
+    assert '<option value="household" selected>' in page.text
+    assert empty_range.status_code == 422

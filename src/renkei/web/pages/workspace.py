@@ -119,7 +119,7 @@ def _page(
 DEFAULTS: dict[str, Any] = {
     "dataset": "juki", "periods": [], "dim1": "column:住所_ward", "dim2": "", "dim3": "", "band_width": "5",
     "band_top": "100", "measure": "persons", "measure_column": "", "filter_column": "", "filter_op": "in",
-    "filter_values": "", "link_dataset": "", "link_present": "present", "chart": "bar", "title": "",
+    "filter_values": "", "filter_low": "", "filter_high": "", "link_dataset": "", "link_level": "person", "link_present": "present", "chart": "bar", "title": "",
     "sql": "", "review_reason": "", "name": "",
 }  # fmt: skip
 
@@ -157,14 +157,19 @@ def table_request(values: dict[str, Any]) -> TableRequest:
     measure: dict[str, Any] = {"kind": values["measure"]}
     if values["measure"] in ("sum", "mean", "median"):
         measure["column"] = values["measure_column"] or None
-    filters = []
+    filters: list[dict[str, Any]] = []
     if values["filter_column"]:
         raw = values["filter_values"].replace("、", ",").split(",")
-        filters.append({"column": values["filter_column"], "op": values["filter_op"],
-                        "values": [v.strip() for v in raw if v.strip()]})  # fmt: skip
+        chosen: dict[str, Any] = {"column": values["filter_column"], "op": values["filter_op"]}
+        if values["filter_op"] == "between":
+            chosen.update(low=values["filter_low"] or None, high=values["filter_high"] or None)
+        else:
+            chosen["values"] = [v.strip() for v in raw if v.strip()]
+        filters.append(chosen)
     links = []
     if values["link_dataset"]:
-        links.append({"dataset": values["link_dataset"], "present": values["link_present"] != "absent"})
+        links.append({"dataset": values["link_dataset"], "present": values["link_present"] != "absent",
+                      "level": values["link_level"]})  # fmt: skip
     data = {
         "dataset": values["dataset"], "periods": values["periods"], "dimensions": dimensions, "measure": measure,
         "filters": filters, "links": links, "chart": values["chart"], "title": values["title"],
@@ -193,11 +198,16 @@ def values_of_request(request: TableRequest) -> dict[str, Any]:
     if request.filters:
         first = request.filters[0]
         values.update(
-            filter_column=first.column, filter_op=first.op, filter_values=", ".join(map(str, first.values))
+            filter_column=first.column,
+            filter_op=first.op,
+            filter_values=", ".join(map(str, first.values)),
+            filter_low="" if first.low is None else str(first.low),
+            filter_high="" if first.high is None else str(first.high),
         )
     if request.links:
-        values.update(link_dataset=request.links[0].dataset,
-                      link_present="present" if request.links[0].present else "absent")  # fmt: skip
+        link = request.links[0]
+        values.update(link_dataset=link.dataset, link_present="present" if link.present else "absent",
+                      link_level=link.level)  # fmt: skip
     return values
 
 
