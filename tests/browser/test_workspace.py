@@ -75,6 +75,16 @@ def test_an_analyst_builds_a_linked_table_and_runs_it_as_sql(page: Page, portal:
     expect(page.get_by_text("この表の SQL")).to_be_visible()
     check_page(page, "workspace-table")
 
+    # sorting by the measure (a button in its heading); 計 rows stay last
+    result = page.locator("table.result")
+    result.get_by_role("button", name="人数").click()
+    expect(result.locator("th").last).to_have_attribute("aria-sort", "ascending")
+    inner = result.locator("tbody tr:not(.total) td:last-child").evaluate_all(
+        "cells => cells.map(c => c.dataset.value === '' ? Infinity : Number(c.dataset.value))"
+    )
+    assert inner == sorted(inner)
+    expect(result.locator("tbody tr").last).to_have_class("total")
+
     # the SQL editor: CodeMirror over the textarea, completing the granted views
     editor = page.locator(".sql-form .cm-content")
     expect(editor).to_be_visible()

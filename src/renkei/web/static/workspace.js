@@ -18,3 +18,39 @@ if (textarea) {
     .then((cm) => cm.enhance(textarea, JSON.parse(textarea.dataset.schema || "{}")))
     .catch(() => {}); // no editor: the plain textarea still works
 }
+
+// Result tables sort by a column when its heading is pressed (a button, so the keyboard reaches it); 計 rows
+// stay last. Suppressed cells (X) sort after every number. Without JavaScript the table is in the hub's order.
+function cellValue(cell) {
+  const text = cell.dataset.value ?? cell.textContent.trim();
+  if (text === "") return null;
+  const number = Number(text.replace(/,/g, ""));
+  return Number.isNaN(number) ? text : number;
+}
+
+function compare(a, b) {
+  if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  return String(a).localeCompare(String(b), "ja", { numeric: true });
+}
+
+for (const table of document.querySelectorAll("table[data-sortable]")) {
+  const headings = [...table.tHead.rows[0].cells];
+  headings.forEach((heading, column) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sort";
+    button.textContent = heading.textContent;
+    heading.replaceChildren(button);
+    button.addEventListener("click", () => {
+      const ascending = heading.getAttribute("aria-sort") !== "ascending";
+      for (const other of headings) other.removeAttribute("aria-sort");
+      heading.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const body = table.tBodies[0];
+      const rows = [...body.rows];
+      const inner = rows.filter((row) => !row.classList.contains("total"));
+      inner.sort((a, b) => compare(cellValue(a.cells[column]), cellValue(b.cells[column])) * (ascending ? 1 : -1));
+      body.append(...inner, ...rows.filter((row) => row.classList.contains("total")));
+    });
+  });
+}
