@@ -115,6 +115,14 @@ def test_a_suppressed_cell_is_a_gap_in_the_chart_never_a_zero() -> None:
     assert pyramid is not None and pyramid.kind == "pyramid"
     assert chart_of({**spec, "kind": "none"}, "", "") is None
     assert [nice_max(v) for v in (0, 7, 12, 230, 1000)] == [1.0, 10.0, 20.0, 250.0, 1000.0]
+    over_periods = {"kind": "line", "categories": ["2023", "2024", "2025", "2026"],
+                    "series": [{"name": "計", "values": [3.0, 4.5, None, 6.0]}]}  # fmt: skip
+    drawn = chart_of(over_periods, "推移", "基準日ごと")
+    assert drawn is not None
+    assert drawn.svg.count("<polyline") == 1 and drawn.svg.count("<circle") == 3  # broken at the gap
+    assert drawn.svg.count('class="gap"') == 1
+    escaped = chart_of({**spec, "categories": ["<script>", "北区"]}, "<b>", "&")
+    assert escaped is not None and "<script>" not in escaped.svg and "&lt;b&gt;" in escaped.svg
 
 
 def test_a_pyramid_from_the_builder(aw: AnalysisWorld, analyst: Person) -> None:
