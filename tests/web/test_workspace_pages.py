@@ -233,3 +233,20 @@ def test_a_range_filter_and_a_household_link(aw: AnalysisWorld, analyst: Person)
     assert "<svg" not in page.text  # no chart asked for
     assert '<option value="household" selected>' in page.text
     assert empty_range.status_code == 422
+
+
+def test_a_result_the_hub_cannot_protect_is_refused_or_sent_for_review(aw: AnalysisWorld) -> None:
+    client, token = signed_in(aw, aw.analyst(granted=("juki",)))
+    sums = 'SELECT "住所_ward", sum(age) AS total FROM juki GROUP BY 1'
+    with client:
+        refused = post(client, "/workspace/query", token, {"sql": sums, "action": "run"})
+        sent = post(
+            client,
+            "/workspace/query",
+            token,
+            {"sql": sums, "review_reason": "年齢の合計を使う", "action": "run"},
+        )
+    assert refused.status_code == 422 and "個票閲覧" in refused.text
+    assert sent.status_code == 200, sent.text[:800]
+    assert "審査待ち" in sent.text and "審査に回しました" in sent.text and "公表番号" in sent.text
+    assert 'value="年齢の合計を使う"' in sent.text
