@@ -52,6 +52,17 @@ export function enhance(textarea, schema) {
           ".cm-scroller": { fontFamily: "monospace" },
         }),
         EditorView.contentAttributes.of({ "aria-label": label ? label.textContent.trim() : "SQL" }),
+        // Typing over a selection: replace it through CodeMirror. Left to Chromium's own editing, replacing
+        // highlighted text would try to add a style attribute, which the CSP refuses.
+        EditorView.domEventHandlers({
+          beforeinput(event, editor) {
+            if (event.inputType !== "insertText" || !event.data || editor.composing) return false;
+            if (editor.state.selection.ranges.every((range) => range.empty)) return false;
+            event.preventDefault();
+            editor.dispatch(editor.state.replaceSelection(event.data), { userEvent: "input.type", scrollIntoView: true });
+            return true;
+          },
+        }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged) textarea.value = update.state.doc.toString();
         }),
