@@ -306,6 +306,9 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         "/releases/{release_id}/review": {"decision": "approve", "comment": "確認しました"},
         "/step-up/card": {"assertion": "{}", "next": "/home"},
         "/step-up/totp": {"code": "000000", "next": "/reviews"},
+        "/workspace/table": {"dataset": "juki", "dim1": "column:住所_ward", "action": "run"},
+        "/workspace/query": {"sql": "SELECT count(*) FROM juki", "action": "run"},
+        "/workspace/rerun": {"name": "保存していない分析", "period": ""},
         "revoke-form": {"reason": "目的外利用の疑い"},
     }
     method, path = route.split(" ", 1)

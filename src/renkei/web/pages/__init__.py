@@ -15,10 +15,11 @@ from renkei.web.pages import (
     home,
     login,
     step_up,
+    workspace,
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (login, home, catalog, applications, grants, audit, step_up, exports, dashboards):
+for module in (login, home, catalog, applications, grants, audit, workspace, step_up, exports, dashboards):
     router.include_router(module.router)
 
 # Forms shown again as posted when only their CSRF token was stale (renkei.web.errors.FormRecovery).
