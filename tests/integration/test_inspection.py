@@ -12,8 +12,8 @@ from rich.cells import cell_len
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from renkei.clock import JST
 from renkei.cli.main import app
+from renkei.clock import JST
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import Actor, Forbidden
 from renkei.hub.access.people import Role, User
