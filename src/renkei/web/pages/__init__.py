@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from renkei.web.errors import FormRecovery
-from renkei.web.pages import applications, audit, catalog, grants, home, login
+from renkei.web.pages import admin, applications, audit, catalog, grants, home, login
 
 router = APIRouter(include_in_schema=False)
-for module in (login, home, catalog, applications, grants, audit):
+for module in (login, home, catalog, applications, grants, audit, admin):
     router.include_router(module.router)
 
 # Forms shown again as posted when only their CSRF token was stale (renkei.web.errors.FormRecovery).
