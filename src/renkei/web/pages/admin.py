@@ -17,7 +17,9 @@ from fastapi import APIRouter, Form, Path, Request
 from starlette.responses import HTMLResponse, Response
 
 from renkei.errors import RenkeiError
+from renkei.hub.access.authz import Forbidden
 from renkei.hub.access.people import Role
+from renkei.hub.services.decisions import NotFoundError
 from renkei.web import portal
 from renkei.web.context import Caller, SignedIn
 from renkei.web.pages.common import done, error_page, page
@@ -65,7 +67,7 @@ def admin_home(request: Request, caller: SignedIn) -> HTMLResponse:
         request,
         caller,
         "admin.html",
-        status=portal.admin_call(caller, "hub_status"),
+        hub=portal.admin_call(caller, "hub_status"),
         keys=portal.admin_call(caller, "key_status"),
         senders=portal.admin_call(caller, "list_senders"),
         policy=portal.admin_call(caller, "policy_in_force"),
@@ -98,6 +100,7 @@ def designate(
             role=_role(role), department=department, password=password,
         )  # fmt: skip
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _users_page(request, caller, exc, **values)
     return _once(request, caller, "designated", login_id=designated.login_id, password=password)
 
@@ -107,6 +110,7 @@ def add_department(request: Request, caller: SignedIn, department_name: ShortTex
     try:
         portal.admin_call(caller, "add_department", department_name)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _users_page(request, caller, exc, department_name=department_name)
     return done("/admin/users", "department_added", 0)
 
@@ -137,6 +141,7 @@ def change(
     try:
         portal.admin_call(caller, "change_user", login_id, role=_role(role), department=department)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _users_page(request, caller, exc)
     return done("/admin/users", "user_changed", 0)
 
@@ -145,6 +150,7 @@ def _user_change(request: Request, caller: SignedIn, function: str, what: str, l
     try:
         portal.admin_call(caller, function, login_id)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _users_page(request, caller, exc)
     return done("/admin/users", what, 0)
 
@@ -156,6 +162,7 @@ def reset_password(request: Request, caller: SignedIn, login_id: LoginId) -> Res
     try:
         ended = portal.admin_call(caller, "reset_password", login_id, password)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _users_page(request, caller, exc)
     return _once(request, caller, "password", login_id=ended.name, password=password)
 
@@ -165,6 +172,7 @@ def card_ticket(request: Request, caller: SignedIn, login_id: LoginId) -> Respon
     try:
         ticket = portal.admin_call(caller, "issue_card_ticket", login_id)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _users_page(request, caller, exc)
     return _once(
         request, caller, "ticket", login_id=ticket.login_id, code=ticket.code, expires_at=ticket.expires_at
@@ -195,6 +203,7 @@ def enroll_terminal(
     try:
         enrolled = portal.admin_call(caller, "enroll_new_terminal", name, out_dir)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _terminals_page(request, caller, exc, name=name)
     shown = next(t for t in portal.admin_call(caller, "list_terminals") if t.serial == enrolled.serial)
     return _once(
@@ -208,11 +217,18 @@ def revoke_terminal(request: Request, caller: SignedIn, terminal: TerminalName) 
     try:
         portal.admin_call(caller, "revoke_named_terminal", terminal)
     except RenkeiError as exc:
+        _raise_refusal(exc)
         return _terminals_page(request, caller, exc)
     return done("/admin/terminals", "terminal_revoked", 0)
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
+
+
+def _raise_refusal(exc: RenkeiError) -> None:
+    """A refused access is the error page (403), not the form again: the form would only be refused too."""
+    if isinstance(exc, Forbidden | NotFoundError):
+        raise exc
 
 
 def _role(text: str) -> Role:
