@@ -173,11 +173,6 @@ def _city_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=JST).astimezone(dt.UTC)
 
 
-def _is_person(actor: str) -> bool:
-    """A designated user (the CLI's operator and the system components are not 'off hours' staff)."""
-    return bool(actor) and ":" not in actor and actor not in ("unknown", "importer", "admin-cli")
-
-
 def _listed(entry: AuditEntry) -> Listed:
     return Listed(
         entry.seq, entry.at, entry.actor, entry.terminal, entry.client_addr, entry.action, entry.resource,
@@ -207,7 +202,10 @@ def monthly_inspection(
             .select_from(AuditCheckpointRow)
             .where(AuditCheckpointRow.at >= start, AuditCheckpointRow.at < end)
         )
-        tally = _Tally(hours, settings.repeated_denials)
+        staff = set(
+            db.scalars(select(User.login_id))
+        )  # designated users: not the CLI, the importer, the clock
+        tally = _Tally(hours, settings.repeated_denials, staff)
         query = select(AuditEntry).where(in_month).order_by(AuditEntry.seq).execution_options(yield_per=1000)
         for entry in db.scalars(query):
             tally.add(entry)
@@ -238,8 +236,8 @@ def monthly_inspection(
 class _Tally:
     """Counts and lists, entry by entry, in the order of the log."""
 
-    def __init__(self, hours: tuple[int, int], repeated: int) -> None:
-        self.hours, self.repeated = hours, repeated
+    def __init__(self, hours: tuple[int, int], repeated: int, staff: set[str]) -> None:
+        self.hours, self.repeated, self.staff = hours, repeated, staff
         self.entries = 0
         self.logins: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
@@ -261,7 +259,7 @@ class _Tally:
         details: dict[str, Any] = dict(entry.details or {})
         local = entry.at.astimezone(JST)
         day = local.date()
-        if _is_person(actor) and not self.hours[0] <= local.hour < self.hours[1]:
+        if actor in self.staff and not self.hours[0] <= local.hour < self.hours[1]:
             self.off_hours[(actor, day)].append(entry.seq)
         if action in {a.value for a in LOGIN_STEPS}:
             if result == "ok" and action in SECOND_STEPS:
@@ -289,7 +287,7 @@ class _Tally:
             _append(self.decisions, _listed(entry))
         elif action.startswith("admin.") or action == AuditAction.QUOTA_SET:
             _append(self.admin_changes, _listed(entry))
-        if result == "denied" and _is_person(actor):
+        if result == "denied" and actor in self.staff:
             self.denials_by_day[(actor, day)].append(entry.seq)
         if result == "denied" and action in {a.value for a in LOGIN_STEPS}:
             self.denials[(actor, action)] += 1
