@@ -93,6 +93,8 @@ def test_the_admin_changes_disables_enables_and_resets_a_user(world: WebWorld) -
         assert client.post(f"{base}/enable", data={"csrf_token": token}).status_code == 303
         reset = client.post(f"{base}/password", data={"csrf_token": token})
         assert reset.status_code == 200 and "パスワードを再設定しました" in reset.text
+        enrolled = client.post(f"{base}/totp", data={"csrf_token": token})
+        assert enrolled.status_code == 200 and "otpauth://totp/" in enrolled.text
         ticket = client.post(f"{base}/card-ticket", data={"csrf_token": token})
         assert ticket.status_code == 200 and "登録チケット" in ticket.text
         missing = client.post("/admin/users/nobody-here/disable", data={"csrf_token": token})

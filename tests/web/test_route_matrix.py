@@ -313,6 +313,7 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         "/admin/users/{login_id}/enable": {},
         "/admin/users/{login_id}/password": {},
         "/admin/users/{login_id}/card-ticket": {},
+        "/admin/users/{login_id}/totp": {},
         "/admin/users/{login_id}/cards/revoke": {},
         "/admin/terminals": {"terminal_name": f"pc-{secrets.token_hex(4)}"},
         "/admin/terminals/{terminal}/revoke": {},

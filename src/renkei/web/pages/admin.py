@@ -167,6 +167,17 @@ def reset_password(request: Request, caller: SignedIn, login_id: LoginId) -> Res
     return _once(request, caller, "password", login_id=ended.name, password=password)
 
 
+@router.post("/admin/users/{login_id}/totp", response_model=None)
+def enroll_totp(request: Request, caller: SignedIn, login_id: LoginId) -> Response:
+    """TOTP for a user at a terminal without a card reader: the otpauth URI, shown once."""
+    try:
+        enrolled = portal.admin_call(caller, "enroll_user_totp", login_id)
+    except RenkeiError as exc:
+        _raise_refusal(exc)
+        return _users_page(request, caller, exc)
+    return _once(request, caller, "totp", login_id=enrolled.login_id, uri=enrolled.uri)
+
+
 @router.post("/admin/users/{login_id}/card-ticket", response_model=None)
 def card_ticket(request: Request, caller: SignedIn, login_id: LoginId) -> Response:
     try:
