@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/renkei demo --dir $(DEMO)
+	$(BIN)/renkei demo --dir $(DEMO) --serve
 
 # The whole suite with branch coverage of src/renkei (subprocesses included): below the floor
 # (fail_under in pyproject.toml) it fails.

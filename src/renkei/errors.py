@@ -121,6 +121,9 @@ ERRORS: dict[str, Answer] = {
     "renkei.hub.disclosure.record_keys.RecordKeyError": Answer(EXIT_KEY),
     "renkei.hub.access.totp.TotpSecretError": Answer(EXIT_KEY),
     "renkei.hub.audit.AuditError": Answer(EXIT_INPUT),
+    "renkei.hub.backup.BackupError": Answer(EXIT_INPUT),
+    "renkei.hub.backup.BackupDamagedError": Answer(EXIT_INTEGRITY),
+    "renkei.hub.backup.BackupKeyError": Answer(EXIT_KEY),
     # people and permissions
     "renkei.hub.access.authz.Forbidden": Answer(EXIT_FORBIDDEN, 403, "forbidden"),
     "renkei.hub.access.authz.InvalidTransition": Answer(EXIT_FORBIDDEN, 409, "invalid_transition"),

@@ -22,6 +22,7 @@ from renkei.hub.tables.display import TOTAL
 from renkei.hub.tables.request import AgeBand, Category, Filter, Link, TableRequest
 from renkei.hub.tables.service import BuiltTable
 from renkei.hub.workspace.workspace import Workspace
+from renkei.web.api.analysis import QueryView
 from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
 
 LINKED = TableRequest(
@@ -124,6 +125,25 @@ def test_rows_are_shown_capped_to_a_row_level_grant(ww: WorkspaceWorld) -> None:
         )
     assert result.kind == "rows" and result.release_id is None
     assert len(result.rows) == service.MAX_SHOWN_ROWS and result.truncated
+
+
+def test_date_cells_are_shown_as_iso_text(ww: WorkspaceWorld, analyst: Actor, workspace: Workspace) -> None:
+    """A DATE group (``period``) or a DATE row value is a cell the API can answer (it was a 500)."""
+    protect = service.count_protector(ww.hub)
+    grouped = service.run_sql(
+        ww.hub, workspace, analyst, "SELECT period, count(*) AS n FROM juki GROUP BY period", protect
+    )
+    assert grouped.kind == "aggregate"
+    assert sorted(row[0] for row in grouped.rows) == [p.isoformat() for p in sorted(ww.periods)]
+    QueryView.model_validate(
+        {"kind": grouped.kind, "header": grouped.header, "rows": grouped.rows, "notes": grouped.notes,
+         "release_id": grouped.release_id, "truncated": grouped.truncated}
+    )  # fmt: skip
+    user, actor = ww.analyst()
+    ww.grant(user, "juki", ww.periods, row_level=True)
+    with service.open_workspace(ww.hub, actor, clock=ww.clock) as opened:
+        rows = service.run_sql(ww.hub, opened, actor, "SELECT period FROM juki LIMIT 1", protect)
+    assert rows.kind == "rows" and rows.rows[0][0] in {p.isoformat() for p in ww.periods}
 
 
 def test_a_mismatched_count_is_not_shown(ww: WorkspaceWorld, analyst: Actor, workspace: Workspace) -> None:

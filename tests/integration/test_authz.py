@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from renkei.clock import FakeClock
 from renkei.hub.access.applications import ApplicationState, PartState
 from renkei.hub.access.authz import (
+    RULE_MODULES,
     RULES,
     Action,
     Actor,
@@ -74,6 +77,23 @@ def test_the_matrix_lists_every_action_every_role_and_only_known_resource_types(
 
 def test_every_action_has_exactly_one_rule() -> None:
     assert set(rules()) == set(Action)
+
+
+def test_a_catalog_decision_loads_no_rule_module(tmp_path: Path) -> None:
+    """``renkei catalog list`` starts fast: the roles' rules decide it, so the rule modules stay unloaded."""
+    home = tmp_path / "hub"
+    subprocess.run([sys.executable, "-m", "renkei.cli.main", "hub", "init", "--home", str(home)], check=True,
+                   capture_output=True)  # fmt: skip
+    probe = (
+        "import sys\n"
+        "from renkei.cli.main import app\n"
+        f"sys.argv = ['renkei', 'catalog', 'list', '--home', {str(home)!r}]\n"
+        "try:\n    app()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        f"print(sorted(set({RULE_MODULES!r}) & set(sys.modules)))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    assert loaded.stdout.strip().splitlines()[-1] == "[]"
+    assert set(rules()) == set(Action)  # and in a full process every rule is still there
 
 
 # --- building what each relation means (see the comments in authz_matrix.yaml) ----------------------------

@@ -10,9 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
+import httpx
 import pytest
+from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from renkei.cli.main import app
@@ -21,6 +28,7 @@ from renkei.hub.access.people import User
 from renkei.hub.access.totp import current_code
 from renkei.hub.analysis.ledger import Release
 from renkei.hub.home import Hub
+from tests.support.tls import free_port
 
 ANALYST = "bunseki-analyst"
 NEW_PASSWORD = "港町の坂道と朝霧の白い灯台"
@@ -42,6 +50,54 @@ def test_the_demo_ends_with_a_protected_linked_table(demo: tuple[Path, str]) -> 
     assert "要介護認定を受けている住民" in output
     assert "撹乱" in output and "公表台帳" in output  # perturbed, and recorded in the release ledger
     assert "北区" in output and "計" in output  # wards across, age bands down, totals
+
+
+def test_what_the_demo_prints_fits_80_columns(demo: tuple[Path, str]) -> None:
+    """Issue 10 item 5: nothing is cut; only a command to copy (one long path) may run past 80 columns."""
+    _, output = demo
+    assert "…" not in output
+    for line in output.splitlines():
+        assert cell_len(line) <= 80 or line.startswith("  /"), line
+
+
+def test_the_demo_prints_a_demo_users_current_code(demo: tuple[Path, str]) -> None:
+    directory, _ = demo
+    printed = CliRunner().invoke(app, ["demo", "--dir", str(directory), "--code", ANALYST])
+    assert printed.exit_code == 0, printed.output
+    secret = _totp_secret(directory / "people.txt", ANALYST)
+    now = dt.datetime.now(dt.UTC)
+    assert printed.output.strip() in {current_code(secret, now + k * STEP) for k in (-1, 0, 1)}
+    refused = CliRunner().invoke(app, ["demo", "--dir", str(directory / "hub"), "--code", ANALYST])
+    assert refused.exit_code != 0 and "not a demo directory" in refused.output
+
+
+def test_the_demo_can_end_by_serving_the_portal_to_its_terminal(tmp_path: Path) -> None:
+    """``make demo`` (``--serve``): the portal answers on 127.0.0.1 to the demo terminal's certificate."""
+    port = free_port()
+    directory = tmp_path / "d"
+    command = [sys.executable, "-m", "renkei.cli.main", "demo", "--dir", str(directory), "--residents", "100",
+               "--years", "1", "--serve", "--port", str(port)]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as demo_run:
+        try:
+            assert demo_run.stdout is not None
+            printed = "".join(_until(demo_run.stdout, "で待ち受けます"))
+            assert f"https://localhost:{port}/" in printed and "bunseki-analyst" in printed
+            terminal = directory / "terminal"
+            context = ssl.create_default_context(cafile=directory / "tls" / "server.crt")
+            context.load_cert_chain(terminal / "demo-terminal.crt", terminal / "demo-terminal.key")
+            page = httpx.get(f"https://localhost:{port}/login", verify=context, timeout=10)
+            assert page.status_code == 200 and "ログイン" in page.text
+        finally:
+            demo_run.terminate()
+            demo_run.wait(10)
+
+
+def _until(stream: IO[str], marker: str) -> Iterator[str]:
+    for line in stream:
+        yield line
+        if marker in line:
+            return
+    raise AssertionError(f"the demo ended before {marker!r}")
 
 
 def test_an_analyst_builds_a_table_writes_the_same_in_sql_and_exports_it(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import decimal
 import io
+import uuid
 import zipfile
 
-from renkei.hub.tables.files import neutralize, to_csv, to_xlsx
+import pytest
+
+from renkei.hub.tables.files import as_cell, neutralize, to_csv, to_xlsx
 
 HOSTILE = ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 
@@ -45,3 +50,20 @@ def test_xlsx_has_table_and_rules_sheets_and_no_live_formula() -> None:
 def book_names(data: bytes) -> str:
     with zipfile.ZipFile(io.BytesIO(data)) as book:
         return book.read("xl/workbook.xml").decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (None, None),
+        (7, 7),
+        ("港区", "港区"),
+        (dt.date(2024, 4, 1), "2024-04-01"),
+        (dt.datetime(2024, 4, 1, 9, 30), "2024-04-01T09:30:00"),
+        (decimal.Decimal("12.00"), 12),
+        (decimal.Decimal("1.5"), 1.5),
+        (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+    ],
+)
+def test_duckdb_values_become_cells(value: object, cell: object) -> None:
+    assert as_cell(value) == cell and type(as_cell(value)) is type(cell)

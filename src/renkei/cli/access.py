@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from renkei.cli.common import HomeOption, handle_errors, hub_home, out
 from renkei.cli.hub import console_actor
+from renkei.cli.listing import listing
 from renkei.hub.access.people import ROLE_LABELS_JA, Role
 from renkei.hub.home import Hub
 from renkei.hub.services import admin
@@ -63,7 +63,7 @@ def dept_add(
 @handle_errors
 def dept_list(home: HomeOption = None) -> None:
     """部署の一覧 (list departments)."""
-    view = Table("部署 (department)", "指名職員数 (users)", "データ所管者 (stewards)")
+    view = listing("部署 (department)", "指名職員数 (users)", "データ所管者 (stewards)")
     for dept in admin.list_departments(Hub(hub_home(home)), console_actor()):
         view.add_row(dept.name, str(dept.users), str(dept.stewards))
     out.print(view)
@@ -115,7 +115,7 @@ def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
 @handle_errors
 def user_list(home: HomeOption = None) -> None:
     """指名職員の一覧: 役割・部署・第二要素・状態 (list designated users)."""
-    view = Table(
+    view = listing(
         "利用者ID", "氏名 (name)", "役割 (role)", "部署 (dept)", "第二要素 (factor)", "状態 (status)"
     )
     for user in admin.list_users(Hub(hub_home(home)), console_actor()):
@@ -231,7 +231,7 @@ def terminal_revoke(
 @handle_errors
 def terminal_list(home: HomeOption = None) -> None:
     """登録端末の一覧 (list terminals)."""
-    view = Table(
+    view = listing(
         "端末 (terminal)", "serial", "SHA-256", "登録 (enrolled)", "期限 (not after)", "状態 (status)"
     )
     for t in admin.list_terminals(Hub(hub_home(home)), console_actor()):

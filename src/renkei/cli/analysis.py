@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from renkei.cli.common import HomeOption, err, handle_errors, hub_home, out, parse_date, print_lines
+from renkei.cli.listing import print_wide
 from renkei.errors import RenkeiError
 from renkei.hub.access.authz import Actor
 from renkei.hub.analysis import service
@@ -163,14 +163,10 @@ def render(
         raise CliInputError(
             f"--format {fmt}: table / csv / json のいずれかです", f"--format {fmt}: table, csv or json", None
         )
-    table = Table(title=title or None)
-    for i, name in enumerate(header):
-        table.add_column(str(name), justify="right" if i == len(header) - 1 else "left")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
+    shown = [["" if v is None else str(v) for v in row] for row in rows]
+    print_wide(out, [str(h) for h in header], shown, title=title or None, right={len(header) - 1})
     for note in notes:
-        out.print(note, soft_wrap=True, markup=False, highlight=False)
+        out.print(note, markup=False, highlight=False)
 
 
 @handle_errors

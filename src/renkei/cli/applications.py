@@ -16,6 +16,7 @@ from rich.table import Table
 
 from renkei.cli.common import HomeOption, handle_errors, hub_home, out, print_lines, styled
 from renkei.cli.hub import cli_actor
+from renkei.cli.listing import listing
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.quotas import set_quota
 from renkei.hub.home import Hub
@@ -42,7 +43,7 @@ def _yes_no(flag: bool) -> str:
 def application_list(home: HomeOption = None) -> None:
     """申請の一覧 (list applications)."""
     found = applications.list_applications(Hub(hub_home(home)), _actor())
-    view = Table(
+    view = listing(
         "ID", "申請者 (applicant)", "状態 (state)", "利用期間 (period of use)", "所管課 (parts)", "個票"
     )
     for a in found:
@@ -80,7 +81,7 @@ def _print_application(a: ApplicationDetail) -> None:
     print_lines(out, a.outputs, indent="  ")
     if a.closed_at is not None:
         out.print(f"終了 (closed): {a.closed_at:%Y-%m-%d %H:%M} by {a.closed_by} {a.close_reason}")
-    parts = Table(
+    parts = listing(
         "所管課 (department)", "判断 (decision)", "判断者 (by)", "日時 (at)", "コメント", "データ (snapshots)"
     )
     for p in a.parts:
@@ -96,7 +97,7 @@ def _print_application(a: ApplicationDetail) -> None:
 
 
 def _grant_table(found: Sequence[GrantDetail]) -> Table:
-    view = Table(
+    view = listing(
         "ID",
         "利用者 (user)",
         "データセット",
@@ -192,7 +193,7 @@ def folder_acl_command(
     acl = grants.dataset_acl(Hub(hub_home(home)), _actor(), dataset)
     out.print(styled(acl.dataset, "bold"), f"— 所管課 (owner): {acl.owner}")
     out.print(f"承認者 (stewards): {', '.join(acl.stewards) or '—'}")
-    view = Table(
+    view = listing(
         "利用者 (user)", "氏名", "利用承認", "権限 (access)", "期間 (valid)", "基準日・版 (snapshots)"
     )
     for entry in acl.readers:

@@ -9,33 +9,37 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from rich.table import Table
 
 from renkei.cli.common import handle_errors, out
 from renkei.cli.demo_analysis import run_demo_analysis
+from renkei.cli.listing import listing
+from renkei.cli.web import serve
 from renkei.clock import SYSTEM_CLOCK, city_today
 from renkei.errors import EXIT_INTEGRITY, Location, RenkeiError
 from renkei.files import write_private
 from renkei.hub.access.designation import designate_user
 from renkei.hub.access.people import ROLE_LABELS_JA, Role
-from renkei.hub.access.terminals import TerminalCA, enroll_terminal
-from renkei.hub.access.totp import enroll_totp
+from renkei.hub.access.terminals import EnrolledTerminal, TerminalCA, enroll_terminal
+from renkei.hub.access.totp import current_code, enroll_totp
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Sender, get_or_create_department
 from renkei.hub.home import Hub, init_hub
 from renkei.sending.extract import extract
 from renkei.sending.pseudonym import create_key
 from renkei.sending.seal import create_sender, trust_hub
-from renkei.sending.synth import generate_city
+from renkei.sending.synth import SnapshotFiles, generate_city
 from renkei.spec import bundled_specs, load_spec
 
 MARKER = ".renkei-demo"
+DEMO_HOST = "127.0.0.1"  # the demo portal answers this machine only
+DEMO_PORT = 8443
 SENDER_NAME = "kyotsu-kiban"
 
 
@@ -62,8 +66,23 @@ def demo(
     years: Annotated[int, typer.Option("--years", min=1, help="年次スナップショット数 (annual periods)")] = 3,
     as_of: Annotated[str, typer.Option("--as-of", help="最新の基準日 (latest as-of date)")] = "2025-01-01",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    serve_portal: Annotated[
+        bool,
+        typer.Option("--serve", help="最後にポータルを起動する (end by serving the portal; Ctrl+C stops it)"),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="ポータルのポート (portal port)")] = DEMO_PORT,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="デモ利用者の現在の TOTP コードを表示して終了 (print a demo user's current TOTP code)",
+        ),
+    ] = None,
 ) -> None:
-    """架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 (run the whole flow)."""
+    """架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 → 分析 → ポータル (run the whole flow)."""
+    if code is not None:
+        out.print(_current_code(directory, code), highlight=False)
+        return
     _fresh_dir(directory)
     sender_home, hub_home = directory / "sender", directory / "hub"
     out.rule("1. 準備 (set-up): 送信側と基盤の鍵 (keys on both sides)")
@@ -77,22 +96,51 @@ def demo(
             session, actor="demo", action=AuditAction.ADMIN_SENDER_ADD, resource=f"sender/{SENDER_NAME}"
         )
         session.commit()
-    out.print(f"送信側 (sending side): {sender_home}   基盤 (hub): {hub_home}")
+    out.print("送信側 (sending side), 基盤 (hub):")
+    out.print(f"  {sender_home}", soft_wrap=True)
+    out.print(f"  {hub_home}", soft_wrap=True)
 
     out.rule(f"2. 架空都市の生成 (synthetic city): {residents:,} 人 × {years} 年")
     snapshots = generate_city(
         residents, dt.date.fromisoformat(as_of), directory / "raw", seed=seed, years=years
     )
 
+    _seal_and_hand_off(snapshots, directory, sender_home, hub)
+    _import_and_verify(hub)
+
+    out.rule("6. 利用者と専用端末 (designated staff and a terminal)")
+    terminal = _designate_demo_people(hub, directory / "terminal")
+
+    out.rule("7. 分析: 申請・承認・連携した集計表 (apply, approve, a linked table)")
+    run_demo_analysis(hub, city_today(SYSTEM_CLOCK), max(s.as_of for s in snapshots))
+    renkei = Path(sys.executable).parent / "renkei"
+    out.print()
+    out.print("次に試すこと (try next):")
+    for command in ("catalog list", "catalog show juki", "audit tail", "user list"):
+        out.print(f"  {renkei} {command} --home {hub_home}", soft_wrap=True)
+
+    out.rule("8. ポータル (the portal)")
+    cert, key = _demo_server_certificate(directory / "tls")
+    _print_portal_login(directory, terminal, port)
+    if not serve_portal:
+        out.print("ポータルの起動 (start it):")
+        out.print(f"  {renkei} serve --home {hub_home} --tls-cert {cert} --tls-key {key} --port {port}",
+                  soft_wrap=True, highlight=False)  # fmt: skip
+        return
+    serve(home=hub_home, host=DEMO_HOST, port=port, tls_cert=cert, tls_key=key)
+
+
+def _seal_and_hand_off(snapshots: list[SnapshotFiles], directory: Path, sender_home: Path, hub: Hub) -> None:
+    """The sending side pseudonymizes and seals each file; the package moves one way into the hub's inbox."""
     out.rule("3. 共通基盤: 仮名加工と封緘 (pseudonymize and seal)")
     specs = {name: load_spec(path) for name, path in bundled_specs().items()}
-    summary = Table(
-        "基準日",
-        "データセット",
+    summary = listing(
+        "基準日 (as-of)",
+        "データセット (dataset)",
         "行数 (rows)",
-        "住所: 番地まで残す/町字まで",
-        "生年月日の無効値",
-        "パッケージ",
+        "住所 番地/町字 (block/town)",
+        "生年月日無効 (bad birth date)",
+        right={2, 3, 4},
     )
     for snap in snapshots:
         for name, source in snap.paths.items():
@@ -108,10 +156,13 @@ def demo(
                 f"{result.manifest.rows_out:,}",
                 f"{addr.get('block_kept', 0):,} / {addr.get('block_deleted', 0) + addr.get('town_fallback', 0):,}",
                 f"{births.get('invalid', 0):,}",
-                result.package.name,
             )
     out.print(summary)
+    out.print("封緘したパッケージ (sealed packages):")
+    out.print(f"  {hub.inbox}", soft_wrap=True)
 
+
+def _import_and_verify(hub: Hub) -> None:
     out.rule("4. 基盤: 受入 (import from the inbox)")
     with hub.session() as session:
         importer = hub.importer(session)
@@ -131,17 +182,6 @@ def demo(
     if problems or not report.ok:
         raise typer.Exit(EXIT_INTEGRITY)
 
-    out.rule("6. 利用者と専用端末 (designated staff and a terminal)")
-    _designate_demo_people(hub, directory / "terminal")
-
-    out.rule("7. 分析 (analysis): 利用申請・承認・連携した集計表 (apply, approve, a linked table)")
-    run_demo_analysis(hub, city_today(SYSTEM_CLOCK), max(s.as_of for s in snapshots))
-    renkei = Path(sys.executable).parent / "renkei"
-    out.print()
-    out.print("次に試すこと (try next):")
-    for command in ("catalog list", "catalog show juki", "audit tail", "user list"):
-        out.print(f"  {renkei} {command} --home {hub_home}", soft_wrap=True)
-
 
 DEMO_PEOPLE = (
     ("seisaku-admin", "政策 太郎", Role.ADMIN, "政策調査課"),
@@ -152,9 +192,10 @@ DEMO_PEOPLE = (
 )
 
 
-def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
+def _designate_demo_people(hub: Hub, terminal_dir: Path) -> EnrolledTerminal:
     """Demo staff with one-time passwords and TOTP (no card reader in a demo), and one registered terminal."""
-    lines: list[str] = []
+    lines: list[str] = []  # people.txt keeps each otpauth:// URI (for an authenticator app's QR import)
+    shown: list[str] = []  # the screen shows the secret alone, within 80 columns
     with hub.session() as session:
         for dept in {d for *_, d in DEMO_PEOPLE}:
             get_or_create_department(session, dept)
@@ -176,6 +217,7 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
                 f"    初期パスワード (one-time password, must change): {password}",
                 f"    TOTP: {uri}",
             ]
+            shown += [lines[-3], lines[-2], f"    TOTP 秘密鍵 (secret): {_secret_of(uri)}"]
         enrolled = enroll_terminal(
             session, TerminalCA.load_or_create(hub.home), "demo-terminal", terminal_dir, enrolled_by="demo"
         )
@@ -185,31 +227,54 @@ def _designate_demo_people(hub: Hub, terminal_dir: Path) -> None:
         session.commit()
     people = terminal_dir.parent / "people.txt"
     write_private(people, ("\n".join(lines) + "\n").encode())
-    for line in lines:
-        out.print(line, soft_wrap=True, highlight=False)
-    out.print(f"（同じ内容を {people} に保存しました, mode 0600）")
-    out.print(
-        f"専用端末 demo-terminal のクライアント証明書 (terminal client certificate): {enrolled.cert_file}"
+    for line in shown:
+        out.print(line, highlight=False)
+    out.print("（URI も含めて次のファイルに保存しました, mode 0600 / saved with the URIs to）")
+    out.print(f"  {people}", soft_wrap=True)
+    return enrolled
+
+
+def _print_portal_login(directory: Path, terminal: EnrolledTerminal, port: int) -> None:
+    """How a newcomer logs in from the demo terminal, step by step, within 80 columns."""
+    url = f"https://localhost:{port}/"
+    steps = (
+        f"1. 専用端末の証明書（下の PKCS#12、パスワード {terminal.bundle_password}）をブラウザに取り込む。Chromium: 設定 → プライバシーとセキュリティ → セキュリティ"
+        " → 証明書の管理 → 個人 → 読み込む (import the terminal's PKCS#12 into the browser)",
+        f"2. {url} を開く。サーバ証明書はデモ用の自己署名なので、警告を確認して進む"
+        " (open it; the server certificate is a self-signed demo certificate)",
+        "3. 利用者ID（例 bunseki-analyst）と上の初期パスワード → 新しいパスワードを設定"
+        " (log in with the ID and one-time password, then choose a new password)",
+        "4. TOTP コード: 認証アプリに上の秘密鍵を登録するか、次のコマンドで表示"
+        " (TOTP code: add the secret to an authenticator app, or print it with):",
     )
-    out.print(
-        f"  鍵 (key): {enrolled.key_file}   PKCS#12: {enrolled.bundle_file} (password {enrolled.bundle_password})"
-    )
-    cert, key = _demo_server_certificate(terminal_dir.parent / "tls")
+    out.print(f"ポータル (portal): {url}   端末 (terminal): demo-terminal", highlight=False)
+    out.print(f"  {terminal.bundle_file}", soft_wrap=True, highlight=False)
+    for step in steps:
+        out.print(step, highlight=False)
     renkei = Path(sys.executable).parent / "renkei"
-    out.print()
-    out.print("ポータルの起動とログイン (start the portal and log in):", soft_wrap=True)
+    out.print(f"  {renkei} demo --dir {directory} --code bunseki-analyst", soft_wrap=True, highlight=False)
     out.print(
-        f"  {renkei} serve --home {hub.home} --tls-cert {cert} --tls-key {key}",
-        soft_wrap=True,
-        highlight=False,
+        "5. ワークスペースで集計表を作り、グラフを見る (build a table in the workspace and see its chart)"
     )
-    out.print(
-        "  ブラウザに端末の PKCS#12 を取り込み https://localhost:8443/ を開き、利用者ID・初期パスワード・TOTP で"
-        "ログインします（サーバ証明書はデモ用の自己署名です）。"
-        " (import the terminal's PKCS#12 into the browser, open https://localhost:8443/, log in with ID, password"
-        " and TOTP; the server certificate is a self-signed demo certificate; see docs/web.md)",
-        soft_wrap=True,
-    )
+
+
+def _secret_of(uri: str) -> str:
+    return parse_qs(urlsplit(uri).query)["secret"][0]
+
+
+def _current_code(directory: Path, login_id: str) -> str:
+    """The current TOTP code of a demo person, from the people.txt an earlier demo wrote (demo only)."""
+    people = directory / "people.txt"
+    if not (directory / MARKER).exists() or not people.exists():
+        raise RenkeiError(
+            "デモのディレクトリではありません（先に renkei demo を実行してください）",
+            "not a demo directory (run renkei demo first)",
+            Location(directory),
+        )
+    for line in people.read_text(encoding="utf-8").splitlines():
+        if line.strip().startswith("TOTP:") and f":{login_id}?" in line:
+            return current_code(_secret_of(line.split("TOTP:", 1)[1].strip()), dt.datetime.now(dt.UTC))
+    raise RenkeiError(f"デモの利用者 {login_id} はいません", f"no demo user {login_id!r}", Location(people))
 
 
 def _demo_server_certificate(directory: Path) -> tuple[Path, Path]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rich.table import Table
 from sqlalchemy import select
 
-from renkei.cli.common import out, print_lines
+from renkei.cli.common import out
+from renkei.cli.listing import print_wide
 from renkei.hub.access.applications import DatasetRequest, approve_part, create_application, submit
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.people import User
@@ -70,15 +70,12 @@ def print_crosstab(outcome: TableOutcome, title: str) -> None:
     across = list(dict.fromkeys(row[0] for row in shown.rows))
     down = list(dict.fromkeys(row[1] for row in shown.rows))
     values = {(row[0], row[1]): row[2] for row in shown.rows}
-    table = Table(title=title or None, show_lines=False)
-    table.add_column(shown.header[1], no_wrap=True, min_width=8)
-    for name in across:
-        table.add_column(str(name), justify="right")
-    for key in down:
-        table.add_row(str(key), *(str(values.get((name, key), "")) for name in across))
-    out.print(table)
+    rows = [[str(key), *(str(values.get((name, key), "")) for name in across)] for key in down]
+    print_wide(out, [shown.header[1], *map(str, across)], rows, title=title or None,
+               right=range(1, len(across) + 1))  # fmt: skip
     for note in shown.notes:
-        out.print(note, soft_wrap=True)
+        out.print(note, highlight=False)
     out.print(f"集計表 {outcome.release_id} として公表台帳に記録 (recorded in the release ledger)")
     out.print("SQL:")
-    print_lines(out, outcome.sql)
+    for line in outcome.sql.split("\n"):  # SQL wraps at spaces, so a copy still runs
+        out.print(line, highlight=False)

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from rich.table import Table
 from rich.text import Text
 
 from renkei.cli.common import (
@@ -25,6 +24,7 @@ from renkei.cli.common import (
     print_lines,
     styled,
 )
+from renkei.cli.listing import listing
 from renkei.clock import JST
 from renkei.errors import EXIT_AUDIT_UNSIGNED, EXIT_INTEGRITY, Location, RenkeiError
 from renkei.faults import as_renkei_error
@@ -149,7 +149,7 @@ def import_packages(
 def catalog_list(home: HomeOption = None) -> None:
     """登録データセットの一覧 (list datasets)."""
     datasets = catalog.list_datasets(Hub(hub_home(home)), Actor.cli(cli_actor()))
-    view = Table(
+    view = listing(
         "データセット", "名称 (title)", "所管課 (owner)", "期間数 (periods)", "最新 (latest)", "行数 (rows)"
     )
     for ds in datasets:
@@ -175,7 +175,7 @@ def catalog_show(
     out.print(styled(ds.title, "bold"), f"({ds.name}) — 所管課 (owner): {ds.owner}")
     if ds.description:
         print_lines(out, ds.description)
-    snaps = Table(
+    snaps = listing(
         "基準日 (period)", "版 (version)", "行数 (rows)", "バイト (bytes)", "送信元", "受入日時 (imported)"
     )
     for s in ds.snapshots:
@@ -188,7 +188,7 @@ def catalog_show(
             f"{s.imported_at:%Y-%m-%d %H:%M}",
         )
     out.print(snaps)
-    cols = Table("元の列 (source column)", "役割 (role)", "処理 (treatment)")
+    cols = listing("元の列 (source column)", "役割 (role)", "処理 (treatment)")
     for c in ds.columns:
         cols.add_row(c.source, c.role, c.treatment)
     out.print(cols)
@@ -339,9 +339,15 @@ def audit_tail(
     n: Annotated[int, typer.Option("-n", min=1, help="件数 (entries)")] = 20, home: HomeOption = None
 ) -> None:
     """監査ログの末尾を表示 (show the last entries; control characters are shown escaped)."""
-    view = Table(*TAIL_HEADERS)
-    for row in tail_rows(Hub(hub_home(home)).audit.tail(n)):
-        view.add_row(*row)
+    view = listing(
+        TAIL_HEADERS[0],
+        "日時・主体・操作・結果 / 対象・理由 / 詳細 (time UTC, actor, action, result / resource, reason / details)",
+    )
+    for seq, at, actor, action, resource, result, reason, details in tail_rows(
+        Hub(hub_home(home)).audit.tail(n)
+    ):  # one entry on up to three lines, so the details are never cut at 80 columns
+        lines = [f"{at}  {actor}  {action}  {result}", f"{resource}  {reason}".rstrip(), details]
+        view.add_row(seq, Text("\n".join(line for line in lines if line not in {"", "{}"})))
     out.print(view, markup=False)
 
 

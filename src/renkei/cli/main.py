@@ -56,7 +56,7 @@ COMMANDS: dict[str, Entry] = {
     ),
     "demo": Entry(
         "renkei.cli.demo",
-        "架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 (run the whole flow).",
+        "架空都市で一連の流れを実演する: 生成 → 仮名加工・封緘 → 受入 → 検証 → 分析 → ポータル (run the whole flow).",
     ),
     "serve": Entry("renkei.cli.web", "ポータル（API と画面）を起動する (serve the web portal)."),
     "sender": Entry("renkei.cli.sending", "共通基盤（送信側）の設定 (sending-side setup)"),
@@ -64,6 +64,14 @@ COMMANDS: dict[str, Entry] = {
     "catalog": Entry("renkei.cli.hub", "カタログ: データセットとスナップショット (catalog)"),
     "vault": Entry("renkei.cli.hub", "暗号化保管庫 (encrypted vault)"),
     "audit": Entry("renkei.cli.hub", "監査ログ (tamper-evident audit log)"),
+    "backup": Entry(
+        "renkei.cli.backup",
+        "基盤をバックアップする: 保管庫・カタログ・監査ログ。鍵は含めない (back up the hub; keys excluded).",
+    ),
+    "restore": Entry(
+        "renkei.cli.backup",
+        "バックアップから新しいホームに基盤を復元する (restore a backup into a fresh home).",
+    ),
     "dept": Entry("renkei.cli.access", "部署（所管課など）の登録と一覧 (departments)"),
     "user": Entry(
         "renkei.cli.access",

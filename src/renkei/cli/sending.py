@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import typer
-from rich.table import Table
 
 from renkei.cli.common import HomeOption, byte_progress, handle_errors, out, parse_date, sender_home, styled
+from renkei.cli.listing import listing, print_wide
 from renkei.manifest import Manifest
 from renkei.sending.extract import extract as run_extract
 from renkei.sending.extract import open_source
@@ -114,10 +114,10 @@ def preview(
         pacsv.write_csv(table, sink)
         sys.stdout.buffer.write(sink.getvalue().to_pybytes())
         return
-    view = Table(*table.column_names, title=f"{dataset.title} ({dataset.dataset}) — {table.num_rows} 行")
-    for row in table.to_pylist():
-        view.add_row(*("" if v is None else str(v) for v in row.values()))
-    out.print(view)
+    rows = [["" if v is None else str(v) for v in row.values()] for row in table.to_pylist()]
+    print_wide(
+        out, table.column_names, rows, title=f"{dataset.title} ({dataset.dataset}) — {table.num_rows} 行"
+    )
 
 
 @handle_errors
@@ -132,7 +132,7 @@ def synth(
 ) -> None:
     """架空の神戸型都市の基幹系 CSV を生成する (generate a synthetic Kobe-like city)."""
     snapshots = generate_city(residents, parse_date(as_of), out_dir, seed=seed, years=years)
-    view = Table("基準日 (as-of)", "データセット (dataset)", "行数 (rows)", "ファイル (file)")
+    view = listing("基準日 (as-of)", "データセット (dataset)", "行数 (rows)", "ファイル (file)")
     for snap in snapshots:
         for name, path in snap.paths.items():
             view.add_row(snap.as_of.isoformat(), name, f"{snap.rows[name]:,}", str(path))
@@ -146,7 +146,7 @@ def print_summary(manifest: Manifest, directory: Path) -> None:
         f"({manifest.dataset}) 基準日 {manifest.as_of}: "
         f"{manifest.rows_in:,} 行を読み、{manifest.rows_out:,} 行を書きました (rows in/out) → {directory}",
     )
-    view = Table("列 (column)", "処理 (treatment)", "件数 (rows per outcome)")
+    view = listing("列 (column)", "処理 (treatment)", "件数 (rows per outcome)")
     treatments = {c.source: c.treatment for c in manifest.columns}
     for source, outcomes in manifest.counts.items():
         detail = ", ".join(f"{k} {v:,}" for k, v in outcomes.items())

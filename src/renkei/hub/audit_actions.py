@@ -18,6 +18,8 @@ class AuditAction(enum.StrEnum):
     # the hub itself
     HUB_INIT = "hub.init"
     HUB_MIGRATE = "hub.migrate"
+    BACKUP = "backup"  # renkei backup: ok with the manifest's hash, or error with the stage that failed
+    RESTORE = "restore"  # renkei restore: the first entry after the restored log
     # imports (the importer's own system actor)
     IMPORT = "import"
     IMPORT_REJECTED = "import.rejected"

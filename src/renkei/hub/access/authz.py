@@ -8,7 +8,7 @@
   ``resource_type``), the result, the reason, the rule that decided (``policy``, ``policy_version``) and,
   when a grant decided, ``grant_ids`` and ``application_id``. Never a data value.
 - **Rules live next to the data they judge.** :mod:`applications`, :mod:`grants` and :mod:`quotas` register
-  theirs with :func:`rule`; :data:`RULE_MODULES` is imported before the first decision. The roles' rules
+  theirs with :func:`rule`; :data:`RULE_MODULES` are imported before the first decision they hold. The roles' rules
   (catalog, audit, administration) are below.
 
 ``check_…`` raises :class:`Forbidden` (HTTP 403) or :class:`InvalidTransition` (409); ``can_…`` returns a bool.
@@ -252,6 +252,12 @@ def rules() -> dict[Action, Rule]:
     return RULES
 
 
+def rule_for(action: Action) -> Rule | None:
+    """The one rule for ``action``: the roles' rules (below) are there from the start, and the rule modules
+    are imported only for an action they hold, so a console command that reads the catalog never loads them."""
+    return RULES.get(action) or rules().get(action)
+
+
 # --- the choke point --------------------------------------------------------------------------------------
 
 
@@ -456,7 +462,7 @@ def _decide(session: Session, actor: Actor, action: str, resource: Resource, clo
         )
     if kind is None:
         return deny("deny:unknown-resource-type", "未定義の対象です", "unknown resource type")
-    found = rules().get(known)
+    found = rule_for(known)
     if found is None:
         return deny("deny:no-rule", "この操作を許可する規則がありません", f"no rule decides {known}")
     if kind not in found.resource_types:

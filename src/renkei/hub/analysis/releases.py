@@ -23,7 +23,7 @@ from renkei.hub.disclosure.differencing import Release as LedgerEntry
 from renkei.hub.disclosure.differencing import differencing_risks, population_contains
 from renkei.hub.home import Hub
 from renkei.hub.tables.display import ShownTable
-from renkei.hub.tables.files import Cell
+from renkei.hub.tables.files import Cell, as_cell
 from renkei.hub.tables.request import TableRequest
 from renkei.hub.tables.service import BuiltTable, CellProtector, build_table
 from renkei.hub.workspace.workspace import Workspace
@@ -177,7 +177,7 @@ def record_release(
 
 
 def _jsonable(rows: Sequence[Sequence[Cell]]) -> list[list[Cell]]:
-    return [[v if v is None or isinstance(v, int | float | str) else str(v) for v in row] for row in rows]
+    return [[as_cell(v) for v in row] for row in rows]
 
 
 def shown_value(value: float | None) -> Cell:

@@ -26,7 +26,7 @@ from renkei.hub.home import Hub
 from renkei.hub.sql.control import Controllable, analyse
 from renkei.hub.sql.lineage import LineageError, id_lineage
 from renkei.hub.tables.display import ShownTable
-from renkei.hub.tables.files import Cell
+from renkei.hub.tables.files import Cell, as_cell
 from renkei.hub.tables.service import Cells
 from renkei.hub.workspace.workspace import Workspace
 from renkei.spec import Role as ColumnRole
@@ -99,7 +99,7 @@ def _to_review(
             f"a result for review has at most {MAX_SHOWN_ROWS:,} rows; aggregate it",
             None,
         )
-    shown = ShownTable(table.column_names, [list(r.values()) for r in table.to_pylist()], [], [])
+    shown = ShownTable(table.column_names, _cells(table.to_pylist()), [], [])
     views = _views_read(sql, workspace)
     with hub.session() as session:
         release = record_release(
@@ -155,7 +155,7 @@ def _aggregate(
     header = answer.column_names
     position = {g: i for i, g in enumerate(groups)}
     rows: list[list[Cell]] = [
-        [key[position[c]] if c in position else shown_value(value) for c in controlled.columns]
+        [as_cell(key[position[c]]) if c in position else shown_value(value) for c in controlled.columns]
         for key, value in zip(ordered, values, strict=True)
     ]
     shown = ShownTable(header, rows, [], notes_for(values, record))
@@ -200,9 +200,11 @@ def _rows(workspace: Workspace, sql: str, reason_ja: str, reason_en: str) -> Sql
     truncated = table.num_rows > MAX_SHOWN_ROWS
     table = table.slice(0, MAX_SHOWN_ROWS)
     note = "個票閲覧（表示のみ。出力には審査が必要です） / row-level view: display only; export needs review"
-    return SqlResult(
-        "rows", table.column_names, [list(r.values()) for r in table.to_pylist()], [note], None, truncated
-    )
+    return SqlResult("rows", table.column_names, _cells(table.to_pylist()), [note], None, truncated)
+
+
+def _cells(records: Sequence[dict[str, Any]]) -> list[list[Cell]]:
+    return [[as_cell(v) for v in record.values()] for record in records]
 
 
 def _views_read(sql: str, workspace: Workspace) -> list[str]:

@@ -8,6 +8,8 @@ with a leading apostrophe (OWASP CSV injection).
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import decimal
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -19,6 +21,17 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 
 Cell = str | int | float | None
+
+
+def as_cell(value: object) -> Cell:
+    """A DuckDB value as a cell of a shown table: dates as ISO text (``2024-04-01``), decimals as numbers."""
+    if value is None or isinstance(value, int | float | str):
+        return value
+    if isinstance(value, dt.date | dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
 
 
 def neutralize(value: Cell) -> Cell:
