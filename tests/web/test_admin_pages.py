@@ -164,6 +164,9 @@ def test_the_auditor_reads_the_inspection_as_html_and_pdf(world: WebWorld) -> No
         assert shown.status_code == 200 and f"監査ログ月次点検報告書（{month}）" in shown.text
         assert auditor.login_id in shown.text  # their own login is in the month's logins
         assert 'href="/static/inspection.css"' in shown.text
+        english = client.get(f"/audit/inspection?month={month}&lang=en", headers=HTML)
+        assert f"Monthly audit-log inspection report ({month})" in english.text
+        client.get("/home?lang=ja", headers=HTML)
         bad = client.get("/audit/inspection?month=2026-13", headers=HTML)
         assert bad.status_code == 400 and "YYYY-MM" in bad.text
         pdf = client.get(f"/audit/inspection.pdf?month={month}")
