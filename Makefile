@@ -24,8 +24,9 @@ test: $(STAMP) browser-deps lint typecheck
 	$(BIN)/pytest -q --cov --cov-report=term
 
 # What the browser tests need from Debian: its Chromium (Playwright's own browser builds are never downloaded)
-# and Japanese fonts (without them Japanese renders as boxes). Installed only when missing; needs root.
-BROWSER_PACKAGES := chromium fonts-noto-cjk
+# and Japanese fonts (without them Japanese renders as boxes); Pango for WeasyPrint (the inspection report's PDF).
+# Installed only when missing; needs root.
+BROWSER_PACKAGES := chromium fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0
 browser-deps:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -40,7 +41,7 @@ from renkei.hub.catalog import Department, Snapshot
 from renkei.web.app import check_guards, route_table
 from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password, stepped_up
 from renkei.web.cookies import SESSION_COOKIE
-from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, world_on
+from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, enroll, world_on
 
 MATRIX: dict[str, Any] = YAML(typ="safe").load(
     (resources.files("renkei.hub.access") / "authz_matrix.yaml").read_text(encoding="utf-8")
@@ -136,6 +137,8 @@ class Target:
     grant_id: int = 0
     release_id: int = 999_999  # by default no such release
     dataset: str = "juki"
+    login_id: str = "nobody-at-all"
+    terminal: str = "no-such-terminal"
 
     def path(self, template: str) -> str:
         values = {
@@ -144,6 +147,8 @@ class Target:
             "grant_id": self.grant_id,
             "release_id": self.release_id,
             "name": self.dataset,
+            "login_id": self.login_id,
+            "terminal": self.terminal,
             "path": "renkei.css",
             "theme": "population",
         }
@@ -159,6 +164,13 @@ def build_target(staff: Staff, spec: dict[str, Any], relation: str, caller: str)
     department = OTHER if relation == "other" else OWN
     if kind == "dataset":
         return Target(dataset=DATASET_OF[department])
+    if kind == "user":  # an admin's change lands on a fresh analyst, never on a caller
+        return Target(login_id=staff.world.person(Role.ANALYST, OWN).login_id)
+    if kind == "terminal":
+        world = staff.world
+        name = f"pc-{secrets.token_hex(4)}"
+        enroll(world.engine, world.ca, world.clock, name, world.home)
+        return Target(terminal=name)
     if kind == "grant":
         return Target(
             grant_id=make_grant(staff.world, holder, OTHER if relation in ("own", "other") else OWN)
@@ -309,6 +321,22 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         "/workspace/table": {"dataset": "juki", "dim1": "column:住所_ward", "action": "run"},
         "/workspace/query": {"sql": "SELECT count(*) FROM juki", "action": "run"},
         "/workspace/rerun": {"name": "保存していない分析", "period": ""},
+        "/admin/users": {
+            "login_id": f"new-{secrets.token_hex(4)}",
+            "display_name": "新任 職員",
+            "role": "analyst",
+            "department": OWN,
+        },
+        "/admin/departments": {"department_name": f"新設課 {secrets.token_hex(4)}"},
+        "/admin/users/{login_id}/change": {"role": "steward", "department": OWN},
+        "/admin/users/{login_id}/disable": {},
+        "/admin/users/{login_id}/enable": {},
+        "/admin/users/{login_id}/password": {},
+        "/admin/users/{login_id}/card-ticket": {},
+        "/admin/users/{login_id}/totp": {},
+        "/admin/users/{login_id}/cards/revoke": {},
+        "/admin/terminals": {"terminal_name": f"pc-{secrets.token_hex(4)}"},
+        "/admin/terminals/{terminal}/revoke": {},
         "revoke-form": {"reason": "目的外利用の疑い"},
     }
     method, path = route.split(" ", 1)

@@ -37,6 +37,8 @@ class AuditAction(enum.StrEnum):
     ADMIN_DEPT_ADD = "admin.dept_add"
     ADMIN_USER_ADD = "admin.user_add"
     ADMIN_USER_DISABLE = "admin.user_disable"
+    ADMIN_USER_ENABLE = "admin.user_enable"
+    ADMIN_USER_CHANGE = "admin.user_change"  # a new role or department
     ADMIN_USER_SET_PASSWORD = "admin.user_set_password"  # noqa: S105 (an action name, not a password)
     ADMIN_CARD_TICKET = "admin.card_ticket"
     ADMIN_CARD_REVOKE = "admin.card_revoke"

@@ -202,6 +202,26 @@ class AuditSettings(_Section):
     checkpoint_every: int = _setting(
         1000, "この件数ごとにチェックポイントに署名する", "sign a checkpoint every this many appends", ge=1
     )
+    working_hours_start: int = _setting(
+        8,
+        "点検で勤務時間とみなす開始時刻（市の時刻、時）",
+        "inspection: the working day starts at this hour (city time)",
+        ge=0,
+        le=23,
+    )
+    working_hours_end: int = _setting(
+        20,
+        "点検で勤務時間とみなす終了時刻（市の時刻、時）",
+        "inspection: the working day ends at this hour (city time)",
+        ge=1,
+        le=24,
+    )
+    repeated_denials: int = _setting(
+        5,
+        "点検で「拒否の繰り返し」とする 1 日あたりの件数",
+        "inspection: denials of one user in one day flagged as repeated",
+        ge=2,
+    )
 
     @property
     def max_unsigned_age(self) -> dt.timedelta:

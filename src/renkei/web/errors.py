@@ -239,6 +239,14 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "result": ("結果", "result"),
     "since": ("開始日", "from"),
     "until": ("終了日", "until"),
+    # admin and auditor pages
+    "display_name": ("氏名", "display name"),
+    "role": ("役割", "role"),
+    "department": ("所属部署", "department"),
+    "department_name": ("部署名", "department name"),
+    "terminal_name": ("端末名", "terminal name"),
+    "terminal": ("端末名", "terminal name"),
+    "month": ("点検する月", "month"),
 }
 
 # pydantic's error types → (日本語, English) with {field} and the error's context (min_length, le …).

@@ -20,7 +20,7 @@ from renkei.hub.access.login import LoginFailedError, PendingLogin
 from renkei.hub.access.sessions import LoginSession
 from renkei.hub.access.step_up import StepUpStart, fresh_until, is_fresh
 from renkei.hub.catalog import Department
-from renkei.hub.services import applications, audit, catalog, grants
+from renkei.hub.services import admin, applications, audit, catalog, grants, inspection
 from renkei.hub.services.applications import AvailableSteps, Step
 from renkei.web.context import Caller
 from renkei.web.errors import CurrentPasswordWrongError
@@ -271,3 +271,18 @@ def department_acls(caller: Caller) -> list[FolderAclView]:
 def search_audit(caller: Caller, search: audit.AuditSearch) -> list[AuditRowView]:
     found = audit.search_audit(caller.hub, caller.actor, search, clock=caller.clock)
     return [AuditRowView.model_validate(row) for row in found]
+
+
+# --- administration (admins) and the monthly inspection (auditors, admins) ----------------------------------
+# The admin pages show the hub's own read models (renkei.hub.services.admin): names, dates and counts, never a
+# secret; the secrets a change creates (a ticket, an initial password, a bundle password) are shown once.
+
+
+def admin_call(caller: Caller, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``renkei.hub.services.admin.<name>`` for the caller: the same function the CLI calls."""
+    function = getattr(admin, name)
+    return function(caller.hub, caller.actor, *args, clock=caller.clock, **kwargs)
+
+
+def monthly_inspection(caller: Caller, month: dt.date) -> inspection.InspectionReport:
+    return inspection.monthly_inspection(caller.hub, caller.actor, month, clock=caller.clock)

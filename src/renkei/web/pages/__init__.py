@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from renkei.web.errors import FormRecovery
 from renkei.web.pages import (
+    admin,
     applications,
     audit,
     catalog,
@@ -19,7 +20,19 @@ from renkei.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (login, home, catalog, applications, grants, audit, workspace, step_up, exports, dashboards):
+for module in (
+    login,
+    home,
+    catalog,
+    applications,
+    grants,
+    audit,
+    admin,
+    workspace,
+    step_up,
+    exports,
+    dashboards,
+):
     router.include_router(module.router)
 
 # Forms shown again as posted when only their CSRF token was stale (renkei.web.errors.FormRecovery).
