@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
+# The tests run in parallel (pytest-xdist): one worker per core by default, `make test WORKERS=1` for one
+# process. --dist loadscope keeps each module on one worker, so a module's fixtures (its world) are built once.
+WORKERS ?= auto
+PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope
 
 .PHONY: demo test test-unit test-integration test-web test-browser test-crash browser-deps vendor lint typecheck check bench bench-workspace constraints clean
 
@@ -21,7 +25,7 @@ demo: $(STAMP)
 # (fail_under in pyproject.toml) it fails.
 test: $(STAMP) browser-deps lint typecheck
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest -q --cov --cov-report=term
+	$(PYTEST) --cov --cov-report=term
 
 # What the browser tests need from Debian: its Chromium (Playwright's own browser builds are never downloaded)
 # and Japanese fonts (without them Japanese renders as boxes). Installed only when missing; needs root.
@@ -39,19 +43,19 @@ vendor:
 
 # One layer at a time (each is part of `make test`).
 test-unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 test-integration: $(STAMP)
-	$(BIN)/pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 test-web: $(STAMP)
-	$(BIN)/pytest -q tests/web
+	$(PYTEST) tests/web
 
 test-browser: $(STAMP) browser-deps
-	$(BIN)/pytest -q tests/browser
+	$(PYTEST) tests/browser
 
 test-crash: $(STAMP)
-	$(BIN)/pytest -q tests/crash
+	$(PYTEST) tests/crash
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,8 +40,9 @@ POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 
 def _postgres_schema_url() -> Iterator[str]:
-    """A fresh schema in the shared `test` database, dropped afterwards, so runs never see each other."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    """A fresh schema in the shared `test` database, dropped afterwards, so runs never see each other (nor
+    parallel workers: the name is random, and says which worker made it should one be left behind)."""
+    schema = f"t_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
