@@ -5,9 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 # The tests run in parallel (pytest-xdist): one worker per core by default, `make test WORKERS=1` for one
-# process. --dist loadscope keeps each module on one worker, so a module's fixtures (its world) are built once.
+# process. --dist loadscope keeps each module on one worker, so a module's fixtures (its world) are built once;
+# --no-loadscope-reorder hands the modules out in collection order (browser and crash first: few tests, long),
+# not by number of tests, which left the long crash modules for last on one worker.
 WORKERS ?= auto
-PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope
+PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-unit test-integration test-web test-browser test-crash browser-deps vendor lint typecheck check bench bench-workspace constraints clean
 
