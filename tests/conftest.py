@@ -16,6 +16,13 @@ from tests.support.examples import MAX_EXAMPLES
 
 # Property tests: no per-example deadline (this machine is shared and noisy); HYPOTHESIS_MAX_EXAMPLES sets how
 # many examples every one of them runs (tests/support/examples.py).
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment, which a plain run lacks; the
+# CLI's consoles (renkei.cli.common) would then fix their width at 80 when imported and ignore the COLUMNS a
+# test gives CliRunner. Workers run as a plain run does.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _variable in ("COLUMNS", "LINES"):
+        os.environ.pop(_variable, None)
+
 settings.register_profile("renkei", deadline=None, max_examples=MAX_EXAMPLES)
 settings.load_profile("renkei")
 
