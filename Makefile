@@ -4,10 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
-# The tests run in parallel (pytest-xdist): one worker per core by default, `make test WORKERS=1` for one
-# process. --dist loadscope keeps each module on one worker, so a module's fixtures (its world) are built once;
-# --no-loadscope-reorder hands the modules out in collection order (browser and crash first: few tests, long),
-# not by number of tests, which left the long crash modules for last on one worker.
+# The tests run in parallel (pytest-xdist): one worker per core by default; `make test WORKERS=0` runs them
+# in the pytest process itself. --dist loadscope keeps each module on one worker, so a module's fixtures (its
+# world) are built once; --no-loadscope-reorder hands the modules out in collection order (browser and crash
+# first: few tests, long), not by number of tests, which left the long crash modules for last on one worker.
 WORKERS ?= auto
 PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
