@@ -4,6 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
+# The tests run in parallel (pytest-xdist): one worker per core by default; `make test WORKERS=0` runs them
+# in the pytest process itself. --dist loadscope keeps each module on one worker, so a module's fixtures (its
+# world) are built once; --no-loadscope-reorder hands the modules out in collection order (browser and crash
+# first: few tests, long), not by number of tests, which left the long crash modules for last on one worker.
+WORKERS ?= auto
+PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-unit test-integration test-web test-browser test-crash browser-deps vendor lint typecheck check bench bench-workspace constraints clean
 
@@ -21,7 +27,7 @@ demo: $(STAMP)
 # (fail_under in pyproject.toml) it fails.
 test: $(STAMP) browser-deps lint typecheck
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest -q --cov --cov-report=term
+	$(PYTEST) --cov --cov-report=term
 
 # What the browser tests need from Debian: its Chromium (Playwright's own browser builds are never downloaded)
 # and Japanese fonts (without them Japanese renders as boxes); Pango for WeasyPrint (the inspection report's PDF).
@@ -40,19 +46,19 @@ vendor:
 
 # One layer at a time (each is part of `make test`).
 test-unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 test-integration: $(STAMP)
-	$(BIN)/pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 test-web: $(STAMP)
-	$(BIN)/pytest -q tests/web
+	$(PYTEST) tests/web
 
 test-browser: $(STAMP) browser-deps
-	$(BIN)/pytest -q tests/browser
+	$(PYTEST) tests/browser
 
 test-crash: $(STAMP)
-	$(BIN)/pytest -q tests/crash
+	$(PYTEST) tests/crash
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
