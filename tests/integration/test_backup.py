@@ -34,6 +34,7 @@ from renkei.hub.backup import (
 )
 from renkei.hub.db import make_engine
 from renkei.hub.home import Hub, verify_vault
+from renkei.hub.migrate import upgrade
 from renkei.hub.services import admin, catalog
 from renkei.manifest import DATA_FILE
 from tests.conftest import _postgres_schema_url
@@ -319,18 +320,26 @@ def resign(backup_dir: Path, manifest: dict[str, Any], home: Path) -> None:
 def test_a_backup_of_an_older_schema_is_loaded_at_its_revision_and_migrated_on(
     world: World, target_url: str | None, tmp_path: Path
 ) -> None:
-    """A backup made before the last migration (2f7c4e9a1d35 added three columns to packages) restores: the
-    rows go into the schema of its revision, and the migrations bring them to the head."""
+    """A backup made at an older revision (8d3f6a1b2c90: before packages had rows, bytes and spec_hash, and
+    before every later table and column) restores: the rows go into the schema of its revision, and the
+    migrations bring them to the head."""
     backup(world.hub, ACTOR, tmp_path / "bk")
     manifest = json.loads((tmp_path / "bk" / MANIFEST).read_text())
-    added = {"rows", "bytes", "spec_hash"}
-    columns = manifest["tables"]["packages"]["columns"]
-    keep = [i for i, c in enumerate(columns) if c not in added]
-    path = tmp_path / "bk" / "catalog" / "packages.jsonl"
-    old_rows = [[json.loads(line)[i] for i in keep] for line in path.read_text().splitlines()]
-    path.write_text("".join(json.dumps(r) + "\n" for r in old_rows))
-    manifest["tables"]["packages"]["columns"] = [columns[i] for i in keep]
-    manifest["revision"] = "8d3f6a1b2c90"
+    old_schema = _schema_at(OLD_REVISION, tmp_path / "old.db")
+    for table in list(manifest["tables"]):
+        path = tmp_path / "bk" / "catalog" / f"{table}.jsonl"
+        if table not in old_schema:  # a table made by a later migration: an older backup has none
+            del manifest["tables"][table]
+            path.unlink()
+            continue
+        columns = manifest["tables"][table]["columns"]
+        keep = [i for i, c in enumerate(columns) if c in old_schema[table]]
+        old_rows = [[json.loads(line)[i] for i in keep] for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps(r) + "\n" for r in old_rows))
+        manifest["tables"][table]["columns"] = [columns[i] for i in keep]
+    assert "rows" not in manifest["tables"]["packages"]["columns"]
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if (tmp_path / "bk" / k).exists()}
+    manifest["revision"] = OLD_REVISION
     resign(tmp_path / "bk", manifest, world.hub.home)
 
     restore(tmp_path / "bk", tmp_path / "new", world.hub.home, ACTOR, database_url=target_url)
@@ -340,6 +349,20 @@ def test_a_backup_of_an_older_schema_is_loaded_at_its_revision_and_migrated_on(
     assert len(after["packages"]) == len(before["packages"]) == 1
     assert verify_vault(hub) == [] and hub.audit.verify().ok
     hub.engine.dispose()
+
+
+OLD_REVISION = "8d3f6a1b2c90"
+
+
+def _schema_at(revision: str, path: Path) -> dict[str, set[str]]:
+    """Each table's columns in the hub's schema at ``revision`` (migrated into a scratch SQLite file)."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine, revision)
+        found = inspect(engine)
+        return {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

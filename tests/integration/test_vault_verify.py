@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 
 from renkei.cli.hub import EXIT_AUDIT_BROKEN
 from renkei.cli.main import app
+from renkei.hub.assessment import SnapshotLinkage, SnapshotRisk
 from renkei.hub.audit import AuditEntry
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
@@ -95,6 +96,14 @@ def test_a_stored_snapshot_without_a_catalog_row_is_reported(home: Path) -> None
     hub = Hub(home)
     with hub.session() as session:  # as a disk-full or a dropped connection after storing would leave it
         juki = session.scalars(select(Dataset.id).where(Dataset.name == "juki")).one()
+        gone = select(Snapshot.id).where(Snapshot.dataset_id == juki).scalar_subquery()
+        # the imports' risk reports and link rates (to 住基, and 住基's own) go with it
+        session.execute(delete(SnapshotRisk).where(SnapshotRisk.snapshot_id.in_(gone)))
+        session.execute(
+            delete(SnapshotLinkage).where(
+                SnapshotLinkage.snapshot_id.in_(gone) | SnapshotLinkage.register_snapshot_id.in_(gone)
+            )
+        )
         session.execute(delete(Snapshot).where(Snapshot.dataset_id == juki))
         session.commit()
     hub.engine.dispose()

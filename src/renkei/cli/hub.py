@@ -7,7 +7,7 @@ import binascii
 import datetime as dt
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -39,7 +39,10 @@ from renkei.hub.audit import (
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub, init_hub, verify_vault
 from renkei.hub.rotation import rotate_kek
-from renkei.hub.services import catalog, inspection
+from renkei.hub.services import catalog
+
+if TYPE_CHECKING:
+    from renkei.hub.services import inspection
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
@@ -358,8 +361,10 @@ def audit_inspection(
     home: HomeOption = None,
 ) -> None:
     """月次点検: ログイン・端末・データ利用・出力・承認・拒否・異常 (the monthly inspection report)."""
-    first = inspection.parse_month(month)
-    report = inspection.monthly_inspection(Hub(hub_home(home)), console_actor(), first)
+    from renkei.hub.services import inspection  # noqa: PLC0415 (its rule modules would slow every command)
+
+    hub = Hub(hub_home(home))  # the home is checked before anything else
+    report = inspection.monthly_inspection(hub, console_actor(), inspection.parse_month(month))
     for line in inspection_lines(report):
         out.print(line, highlight=False, soft_wrap=True)
 

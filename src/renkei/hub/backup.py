@@ -86,7 +86,6 @@ from renkei.hub.rotation import LOCK_FILE as ROTATION_LOCK_FILE
 from renkei.hub.rotation import rotation_pending
 from renkei.hub.settings import SETTINGS_FILE, load_settings
 from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault
-from renkei.manifest import DATA_FILE, MANIFEST_FILE
 
 FORMAT = "renkei-backup/1"
 MANIFEST = "manifest.json"
@@ -527,18 +526,10 @@ def _audit_state(conn: Connection) -> dict[str, Any]:
     return {"size": row.size, "root": merkle.Frontier.from_hex(row.size, row.frontier).root().hex()}
 
 
-def _catalog_view(conn: Connection) -> dict[SnapshotRef, Mapping[str, CatalogRecord | None]]:
-    from renkei.hub.catalog import Dataset, Snapshot  # noqa: PLC0415
+def _catalog_view(conn: Connection) -> dict[SnapshotRef, dict[str, CatalogRecord | None]]:
+    from renkei.hub.home import catalog_view  # noqa: PLC0415
 
-    rows = conn.execute(
-        select(Dataset.name, Snapshot.period, Snapshot.version, Snapshot.content_sha256, Snapshot.bytes).join(
-            Dataset, Snapshot.dataset_id == Dataset.id
-        )
-    )
-    return {
-        SnapshotRef(name, period, version): {DATA_FILE: CatalogRecord(sha, size), MANIFEST_FILE: None}
-        for name, period, version, sha, size in rows
-    }
+    return catalog_view(conn)  # the same files vault verify expects (data, manifest, record keys)
 
 
 def _copy_checkpoints(source: Path, writer: _Writer, audit_size: int) -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import pyrage
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from renkei.config import HUB, check_home, claim_home
@@ -134,7 +134,7 @@ class Hub:
         return str(self.package_identity().to_public())
 
 
-def catalog_view(session: Session) -> dict[SnapshotRef, dict[str, CatalogRecord | None]]:
+def catalog_view(session: Session | Connection) -> dict[SnapshotRef, dict[str, CatalogRecord | None]]:
     """Every snapshot the catalog records, with the files an import stores (data, manifest, record keys) and
     the data file's hash and size; the other files' contents are checked against the snapshot's checksums."""
     from renkei.hub.catalog import Dataset, Snapshot  # noqa: PLC0415 (lazy: see the imports)

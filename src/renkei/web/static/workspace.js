@@ -51,6 +51,47 @@ for (const table of document.querySelectorAll("table[data-sortable]")) {
       const inner = rows.filter((row) => !row.classList.contains("total"));
       inner.sort((a, b) => compare(cellValue(a.cells[column]), cellValue(b.cells[column])) * (ascending ? 1 : -1));
       body.append(...inner, ...rows.filter((row) => row.classList.contains("total")));
+      table.dispatchEvent(new Event("sorted"));
     });
   });
 }
+
+// A result table longer than its data-page-size shows one page of rows at a time, with 前の/次の buttons and
+// a status line read out by screen readers; sorting starts again at the first page. Without JavaScript every
+// row is shown.
+function paginate(table) {
+  const size = Number(table.dataset.pageSize || 0);
+  const body = table.tBodies[0];
+  if (!size || body.rows.length <= size) return;
+  const nav = document.createElement("nav");
+  nav.className = "pager";
+  nav.setAttribute("aria-label", table.caption ? table.caption.textContent : "");
+  const prev = document.createElement("button");
+  const next = document.createElement("button");
+  const status = document.createElement("span");
+  prev.type = next.type = "button";
+  prev.textContent = table.dataset.pagePrev;
+  next.textContent = table.dataset.pageNext;
+  status.setAttribute("aria-live", "polite");
+  nav.append(prev, status, next);
+  (table.closest(".table-wrap") || table).after(nav);
+  let page = 0;
+  const show = () => {
+    const rows = [...body.rows];
+    const last = Math.ceil(rows.length / size) - 1;
+    page = Math.min(Math.max(page, 0), last);
+    rows.forEach((row, i) => { row.hidden = i < page * size || i >= (page + 1) * size; });
+    prev.disabled = page === 0;
+    next.disabled = page === last;
+    status.textContent = table.dataset.pageStatus
+      .replace("{first}", String(page * size + 1))
+      .replace("{last}", String(Math.min((page + 1) * size, rows.length)))
+      .replace("{total}", String(rows.length));
+  };
+  prev.addEventListener("click", () => { page -= 1; show(); });
+  next.addEventListener("click", () => { page += 1; show(); });
+  table.addEventListener("sorted", () => { page = 0; show(); });
+  show();
+}
+
+for (const table of document.querySelectorAll("table[data-page-size]")) paginate(table);
