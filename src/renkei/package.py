@@ -18,7 +18,8 @@ import datetime as dt
 import hashlib
 import io
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,6 +81,36 @@ def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
     info.mode = 0o400
     with path.open("rb") as f:
         tar.addfile(info, f)
+
+
+class _BoundedReader:
+    """A file whose ``read(n)`` never asks for more than is left in it.
+
+    ``tarfile`` reads a PAX or GNU long-name header's declared size in one call: a header that declares
+    2**40 bytes would make it allocate them (and 2**80 raises OverflowError) before noticing the file is short.
+    """
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self.raw, self.size = raw, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self.size - self.raw.tell())
+        return self.raw.read(left if n is None or n < 0 else min(n, left))
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+@contextmanager
+def open_archive(path: Path) -> Iterator[tarfile.TarFile]:
+    """An uncompressed tar opened for reading headers and checked members, whatever sizes its headers declare."""
+    with path.open("rb") as raw:
+        bounded = _BoundedReader(raw, path.stat().st_size)
+        with tarfile.open(fileobj=bounded, mode="r:") as tar:  # type: ignore[call-overload]
+            yield tar
 
 
 def checked_members(

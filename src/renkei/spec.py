@@ -201,7 +201,9 @@ def load_spec(path: Path) -> DatasetSpec:
         ) from None
     if len(text) > MAX_SPEC_CHARS:
         raise SpecError(
-            "仕様ファイルが大きすぎます", f"spec file is longer than {MAX_SPEC_CHARS} characters", Location(path)
+            "仕様ファイルが大きすぎます",
+            f"spec file is longer than {MAX_SPEC_CHARS} characters",
+            Location(path),
         )
     try:
         _refuse_hostile_structure(path, text)

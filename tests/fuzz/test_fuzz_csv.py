@@ -18,8 +18,29 @@ pytestmark = pytest.mark.timeout(300)  # a hang fails the run instead of stallin
 
 ENCODING = st.sampled_from(sorted(ENCODINGS))
 CELL_BYTES = st.sampled_from(
-    [b"", b"a", b"0012", b'"', b'""', b'"a,b"', b'"x""y"', b",", b"\x00", b"\r", b"\n", b"\r\n", b"\xef\xbb\xbf",
-     "①㈱髙".encode("cp932"), "①㈱髙".encode(), b"\x82", b"\xff\xfe", b"\xe3\x81", b" ", b"\t", b"a" * 200_000]
+    [
+        b"",
+        b"a",
+        b"0012",
+        b'"',
+        b'""',
+        b'"a,b"',
+        b'"x""y"',
+        b",",
+        b"\x00",
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"\xef\xbb\xbf",
+        "①㈱髙".encode("cp932"),
+        "①㈱髙".encode(),
+        b"\x82",
+        b"\xff\xfe",
+        b"\xe3\x81",
+        b" ",
+        b"\t",
+        b"a" * 200_000,
+    ]
 )
 
 
@@ -58,5 +79,7 @@ def read_all(data: bytes, encoding: str, block_size: int) -> None:
 @example(b"c0,c1\n1,2\n3\n", "cp932", 1 << 16)  # a ragged row
 @example(b"c0\n\x00\x00\n", "utf-8", 1 << 16)  # NULs
 @example(b'c0\n"open quote\n', "utf-8", 1 << 16)
-def test_any_bytes_are_read_or_refused_with_the_file_named(data: bytes, encoding: str, block_size: int) -> None:
+def test_any_bytes_are_read_or_refused_with_the_file_named(
+    data: bytes, encoding: str, block_size: int
+) -> None:
     read_all(data, encoding, block_size)

@@ -19,14 +19,37 @@ pytestmark = pytest.mark.timeout(300)
 
 VALID = bundled_specs()["juki"].read_text(encoding="utf-8")
 SCALARS = st.sampled_from(
-    ["x", "1", "-0", "9" * 5000, "1e999999", ".nan", "~", "null", "true", "2001-12-14", "!!binary aGVsbG8=",
-     "!!python/object:os.system", "!!set {a, b}", "'q'", '"\\x00"', "[]", "{}", "&a x", "*a", "<<: *a", "a: b"]
+    [
+        "x",
+        "1",
+        "-0",
+        "9" * 5000,
+        "1e999999",
+        ".nan",
+        "~",
+        "null",
+        "true",
+        "2001-12-14",
+        "!!binary aGVsbG8=",
+        "!!python/object:os.system",
+        "!!set {a, b}",
+        "'q'",
+        '"\\x00"',
+        "[]",
+        "{}",
+        "&a x",
+        "*a",
+        "<<: *a",
+        "a: b",
+    ]
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]")
-    | st.dictionaries(st.sampled_from(["role", "kind", "dataset", "columns", "x", "1"]), inner, max_size=3).map(
-        lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"
+    lambda inner: (
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]")
+        | st.dictionaries(
+            st.sampled_from(["role", "kind", "dataset", "columns", "x", "1"]), inner, max_size=3
+        ).map(lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}")
     ),
     max_leaves=12,
 )

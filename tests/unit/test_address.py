@@ -701,7 +701,9 @@ KOBE_PORT = next(place for place in KOBE_PLACES if place.towns == ("神戸港地
 
 @settings(max_examples=300, deadline=None)
 @given(written_addresses())
-@example(("神戸市中央区神戸港地方 山田方", KOBE_PORT, "神戸市中央区", 0, 0, " 山田方"))  # 方 in the town's name
+@example(
+    ("神戸市中央区神戸港地方 山田方", KOBE_PORT, "神戸市中央区", 0, 0, " 山田方")
+)  # 方 in the town's name
 def test_output_is_a_prefix_reading_that_keeps_no_deleted_part(
     case: tuple[str, Place, str, int, int, str],
 ) -> None:
