@@ -109,8 +109,17 @@ def open_archive(path: Path) -> Iterator[tarfile.TarFile]:
     """An uncompressed tar opened for reading headers and checked members, whatever sizes its headers declare."""
     with path.open("rb") as raw:
         bounded = _BoundedReader(raw, path.stat().st_size)
-        with tarfile.open(fileobj=bounded, mode="r:") as tar:  # type: ignore[call-overload]
+        try:
+            tar = tarfile.open(fileobj=bounded, mode="r:")  # type: ignore[call-overload]
+        except _MALFORMED as exc:
+            raise PackageFormatError(f"malformed tar header ({type(exc).__name__})") from None
+        with tar:
             yield tar
+
+
+# What tarfile itself raises on some malformed headers (a PAX ``GNU.sparse.realsize`` that is not a number, a
+# broken sparse map) instead of a TarError.
+_MALFORMED = (ValueError, OverflowError)
 
 
 def checked_members(
@@ -123,7 +132,14 @@ def checked_members(
     sizes beyond the limit or beyond the archive itself.
     """
     members: dict[str, tarfile.TarInfo] = {}
-    for info in tar:
+    headers = iter(tar)
+    while True:
+        try:
+            info = next(headers)
+        except StopIteration:
+            break
+        except _MALFORMED as exc:
+            raise PackageFormatError(f"malformed tar header ({type(exc).__name__})") from None
         _check_member(info, limits, members, archive_bytes)
         members[info.name] = info
     missing = sorted(set(limits) - set(members))

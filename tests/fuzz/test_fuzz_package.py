@@ -31,7 +31,10 @@ from renkei.package import (
     read_member,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning"),
+]
 
 LIMITS = {**OUTER_LIMITS, PAYLOAD: 64 << 10}  # the payload ceiling as a hub setting may lower it
 REJECTIONS = (tarfile.TarError, PackageFormatError, EOFError)  # what Importer._open_envelope refuses with

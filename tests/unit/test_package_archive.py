@@ -40,3 +40,15 @@ def test_a_plain_archive_reads_as_before(tmp_path: Path) -> None:
             tar.addfile(info)
     with open_archive(path) as tar:
         assert sorted(checked_members(tar, OUTER_LIMITS, path.stat().st_size)) == sorted(OUTER_LIMITS)
+
+
+def test_a_pax_sparse_size_that_is_no_number_is_a_format_error(tmp_path: Path) -> None:
+    # Found by tests/fuzz: tarfile's int() of GNU.sparse.realsize escaped as a ValueError traceback.
+    path = tmp_path / "bad.rkpkg"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo("envelope.json"))
+        info = tarfile.TarInfo("payload.age")
+        info.pax_headers = {"GNU.sparse.realsize": "x"}
+        tar.addfile(info)
+    with pytest.raises(PackageFormatError, match="malformed tar header"), open_archive(path) as tar:
+        checked_members(tar, OUTER_LIMITS, path.stat().st_size)
