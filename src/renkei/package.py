@@ -110,7 +110,7 @@ def open_archive(path: Path) -> Iterator[tarfile.TarFile]:
     with path.open("rb") as raw:
         bounded = _BoundedReader(raw, path.stat().st_size)
         try:
-            tar = tarfile.open(fileobj=bounded, mode="r:")  # type: ignore[call-overload]
+            tar = tarfile.open(fileobj=bounded, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115 (closed below)
         except _MALFORMED as exc:
             raise PackageFormatError(f"malformed tar header ({type(exc).__name__})") from None
         with tar:
