@@ -601,6 +601,18 @@ def test_one_place_one_string(variants: list[str]) -> None:
     assert len(outputs) == 1 and None not in outputs
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("加納町0十地割", f"{KOBE}中央区加納町"),
+        ("新潟県新潟市中央区古町通5十番町1", "新潟県新潟市中央区古町通"),
+    ],
+)
+def test_a_number_mixing_arabic_and_kanji_is_not_read(text: str, expected: str) -> None:
+    # Found by tests/fuzz: 0十 and 5十 in a numbered 町字 part raised KeyError; now left unread (deleted).
+    assert read(text) == (expected, "town_fallback")
+
+
 def test_parenthesised_note_after_the_numbers_is_deleted() -> None:
     # Parentheses after the numbers are a 方書 or a note, never unwrapped into the town.
     assert read("大分市大石町3丁目3-5(小野ビル101号)")[0] == "大分県大分市大石町3丁目3"
