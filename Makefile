@@ -11,7 +11,7 @@ DEMO   ?= demo
 WORKERS ?= auto
 PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: demo test test-unit test-integration test-web test-browser test-crash browser-deps vendor lint typecheck check bench bench-workspace constraints clean
+.PHONY: demo test test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace constraints clean
 
 # constraints.txt pins every package to the version the tests passed with (`make constraints` refreshes it).
 $(STAMP): pyproject.toml constraints.txt
@@ -59,6 +59,15 @@ test-browser: $(STAMP) browser-deps
 
 test-crash: $(STAMP)
 	$(PYTEST) tests/crash
+
+# Fuzzing (docs/security.md "Fuzzing"): the default example counts inside `make test` (well under a minute);
+# `make fuzz` runs the same tests long, outside `make test` (FUZZ_EXAMPLES examples each).
+FUZZ_EXAMPLES ?= 5000
+test-fuzz: $(STAMP)
+	$(PYTEST) tests/fuzz
+
+fuzz: $(STAMP)
+	HYPOTHESIS_MAX_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

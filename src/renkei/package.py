@@ -18,7 +18,8 @@ import datetime as dt
 import hashlib
 import io
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -82,6 +83,45 @@ def add_file(tar: tarfile.TarFile, name: str, path: Path) -> None:
         tar.addfile(info, f)
 
 
+class _BoundedReader:
+    """A file whose ``read(n)`` never asks for more than is left in it.
+
+    ``tarfile`` reads a PAX or GNU long-name header's declared size in one call: a header that declares
+    2**40 bytes would make it allocate them (and 2**80 raises OverflowError) before noticing the file is short.
+    """
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self.raw, self.size = raw, size
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self.size - self.raw.tell())
+        return self.raw.read(left if n is None or n < 0 else min(n, left))
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+@contextmanager
+def open_archive(path: Path) -> Iterator[tarfile.TarFile]:
+    """An uncompressed tar opened for reading headers and checked members, whatever sizes its headers declare."""
+    with path.open("rb") as raw:
+        bounded = _BoundedReader(raw, path.stat().st_size)
+        try:
+            tar = tarfile.open(fileobj=bounded, mode="r:")  # type: ignore[call-overload]  # noqa: SIM115 (closed below)
+        except _MALFORMED as exc:
+            raise PackageFormatError(f"malformed tar header ({type(exc).__name__})") from None
+        with tar:
+            yield tar
+
+
+# What tarfile itself raises on some malformed headers (a PAX ``GNU.sparse.realsize`` that is not a number, a
+# broken sparse map) instead of a TarError.
+_MALFORMED = (ValueError, OverflowError)
+
+
 def checked_members(
     tar: tarfile.TarFile, limits: Mapping[str, int], archive_bytes: int
 ) -> dict[str, tarfile.TarInfo]:
@@ -92,7 +132,14 @@ def checked_members(
     sizes beyond the limit or beyond the archive itself.
     """
     members: dict[str, tarfile.TarInfo] = {}
-    for info in tar:
+    headers = iter(tar)
+    while True:
+        try:
+            info = next(headers)
+        except StopIteration:
+            break
+        except _MALFORMED as exc:
+            raise PackageFormatError(f"malformed tar header ({type(exc).__name__})") from None
         _check_member(info, limits, members, archive_bytes)
         members[info.name] = info
     missing = sorted(set(limits) - set(members))

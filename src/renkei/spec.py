@@ -19,11 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 
 from renkei.errors import Location, SpecError
 from renkei.identifier_kinds import IdentifierKind
 
 SPEC_DIR = Path(__file__).parent / "specs"
+# A spec is a short hand-written file: anything far beyond these is hostile (a YAML bomb), refused before it is
+# built into objects.
+MAX_SPEC_CHARS = 1 << 20
+MAX_SPEC_DEPTH = 16
 
 
 class Role(StrEnum):
@@ -220,8 +225,19 @@ def load_spec(path: Path) -> DatasetSpec:
         raise SpecError(
             "仕様ファイルは UTF-8 で保存してください", f"spec file is not UTF-8: {exc.reason}", Location(path)
         ) from None
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecError(
+            "仕様ファイルが大きすぎます",
+            f"spec file is longer than {MAX_SPEC_CHARS} characters",
+            Location(path),
+        )
     try:
+        _refuse_hostile_structure(path, text)
         data = YAML(typ="rt", pure=True).load(text)
+    except (RecursionError, ValueError, OverflowError) as exc:  # a number beyond int()'s digit limit, say
+        raise SpecError(
+            "YAML の値を読めません", f"invalid YAML value ({type(exc).__name__})", Location(path)
+        ) from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -243,6 +259,30 @@ def load_spec(path: Path) -> DatasetSpec:
             f"invalid spec: {err['msg']}",
             Location(path, line=_line_of(data, loc), key=".".join(loc) or None),
         ) from None
+
+
+def _refuse_hostile_structure(path: Path, text: str) -> None:
+    """Refuse aliases (anchors repeated, the "billion laughs" bomb) and nesting deeper than a spec needs,
+    reading only the parser's events, so nothing is expanded or built first."""
+    depth = 0
+    for event in YAML(typ="rt", pure=True).parse(text):
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor is not None):
+            raise SpecError(
+                "仕様ファイルではアンカー（&）と別名（*）は使えません",
+                "anchors (&) and aliases (*) are not allowed in a spec",
+                Location(path, line),
+            )
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_SPEC_DEPTH:
+                raise SpecError(
+                    f"仕様ファイルの入れ子が深すぎます（{MAX_SPEC_DEPTH} 段まで）",
+                    f"spec nested deeper than {MAX_SPEC_DEPTH} levels",
+                    Location(path, line),
+                )
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
 
 
 def _ja_reason(err: Any) -> str:

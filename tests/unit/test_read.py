@@ -117,3 +117,22 @@ def test_malformed_row_names_the_line_without_values(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         read_header(tmp_path / "nope.csv", "cp932")
+
+
+def test_a_header_field_beyond_the_csv_limit_is_an_input_error(tmp_path: Path) -> None:
+    # Found by tests/fuzz: Python's csv module refuses fields over 128 KiB with csv.Error (was a traceback).
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'"' + b"a" * 200_000 + b'"\n1\n')
+    with pytest.raises(InputError) as info:
+        read_header(path, "utf-8")
+    assert info.value.where is not None and info.value.where.line == 1
+
+
+def test_a_huge_field_in_a_bad_file_still_names_the_line(tmp_path: Path) -> None:
+    # The slow path that finds the line after pyarrow failed read it with csv too (was a csv.Error traceback).
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"c0\n" + b"a" * 200_000 + b"\n")
+    with pytest.raises(InputError) as info:
+        read_all(path, "utf-8", block_size=1 << 10)
+    assert info.value.where is not None and info.value.where.line == 2
+    assert "a" * 20 not in str(info.value)  # no cell values in the message

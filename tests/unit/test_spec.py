@@ -134,3 +134,20 @@ def test_second_person_key_links_in_the_person_domain() -> None:
     )
     assert [c.key_domain for c in spec.columns.values()] == ["person", "person"]
     assert spec.output_schema.names == ["pid", "guardian_pid"]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        # Found by tests/fuzz. An alias bomb took minutes and all its memory to expand; aliases are refused.
+        ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\ndataset: juki\n", "aliases"),
+        ("dataset: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper"),  # was a RecursionError
+        ("dataset: " + "9" * 5000 + "\n", "invalid YAML value"),  # was a ValueError (int()'s digit limit)
+    ],
+)
+def test_hostile_yaml_is_a_spec_error(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert info.value.where is not None and info.value.where.file == path

@@ -102,3 +102,9 @@ def test_anything_else_is_not_controllable(sql: str) -> None:
     result = analyse(sql, SCHEMA)
     assert isinstance(result, NotControllable)
     assert result.reason_ja and result.reason_en
+
+
+@pytest.mark.parametrize("sql", ['"', "SELECT " + "(" * 2000 + "1" + ")" * 2000])
+def test_untokenizable_or_deeply_nested_sql_is_not_controllable(sql: str) -> None:
+    # Found by tests/fuzz: a TokenError and a RecursionError escaped analyse() as tracebacks.
+    assert isinstance(analyse(sql, SCHEMA), NotControllable)

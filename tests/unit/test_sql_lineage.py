@@ -68,3 +68,9 @@ def test_the_carrying_column_is_named_by_position() -> None:
 def test_an_unknown_view_is_not_analysable() -> None:
     with pytest.raises(LineageError):
         id_lineage("select pid from jido_teate", SCHEMA, IDS)
+
+
+def test_deeply_nested_sql_is_a_lineage_error() -> None:
+    # Found by tests/fuzz: sqlglot's RecursionError escaped as a traceback.
+    with pytest.raises(LineageError):
+        id_lineage("SELECT " + "(" * 2000 + "1" + ")" * 2000, SCHEMA, IDS)

@@ -70,6 +70,7 @@ from renkei.package import (
     Seal,
     checked_members,
     copy_member,
+    open_archive,
     read_member,
 )
 from renkei.spec import DELETED_ROLES
@@ -193,7 +194,7 @@ class Importer:
     def _open_envelope(self, path: Path, work: Path) -> tuple[Envelope, str]:
         """Authenticate the envelope before a byte of the payload is written, then copy what it declares."""
         try:
-            with tarfile.open(path, "r:") as tar:
+            with open_archive(path) as tar:
                 members = checked_members(tar, self.outer_limits, path.stat().st_size)
                 body = read_member(tar, members[ENVELOPE])
                 signature = read_member(tar, members[SIGNATURE])
@@ -275,7 +276,7 @@ class Importer:
 
     def _read_inner(self, inner: Path, payload_bytes: int, work: Path) -> tuple[Seal, Manifest]:
         limits = {SEAL: MAX_SEAL_BYTES, MANIFEST_FILE: MAX_MANIFEST_BYTES, DATA_FILE: payload_bytes}
-        with tarfile.open(inner, "r:") as tar:
+        with open_archive(inner) as tar:
             members = checked_members(tar, limits, inner.stat().st_size)
             seal = Seal.model_validate_json(read_member(tar, members[SEAL]))
             manifest = Manifest.from_json(read_member(tar, members[MANIFEST_FILE]))

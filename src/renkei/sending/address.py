@@ -157,12 +157,13 @@ _TAIL_CHO_PY = re.compile(_TAIL_CHO)
 # Numbered parts of a 町字 that Japan Post does not list, read in the whole-address reading: Iwate's 地割
 # (第1地割, 4地割), Hokkaido's 線 and 号 (第46線北, 14号北), a 小字 such as 第1号 (塩江町安原下第1号958-4-1);
 # after a town ending in 通, Niigata's 番町 and ノ町 (古町通1番町, 礎町通1ノ町).
+# A number is arabic or kanji, never both (第5十線 is no number the rule can read: it is left unread, deleted).
 _NUMBERED_PART = re.compile(
-    rf"(?P<pre>第?)(?P<n>[0-9{_KANJI}]+)(?P<unit>地割|線)(?P<side>[東西南北]?)"
-    rf"|(?P<pre2>第)(?P<n2>[0-9{_KANJI}]+)(?P<unit2>号)(?P<side2>[東西南北]?)"
-    rf"|(?P<n3>[0-9{_KANJI}]+)(?P<unit3>号)(?P<side3>[東西南北])"
+    rf"(?P<pre>第?)(?P<n>(?:[0-9]+|[{_KANJI}]+))(?P<unit>地割|線)(?P<side>[東西南北]?)"
+    rf"|(?P<pre2>第)(?P<n2>(?:[0-9]+|[{_KANJI}]+))(?P<unit2>号)(?P<side2>[東西南北]?)"
+    rf"|(?P<n3>(?:[0-9]+|[{_KANJI}]+))(?P<unit3>号)(?P<side3>[東西南北])"
 )
-_STREET_TOWN_PART = re.compile(rf"(?P<n>[0-9{_KANJI}]+)(?P<unit>番町|[ノの]町)")
+_STREET_TOWN_PART = re.compile(rf"(?P<n>(?:[0-9]+|[{_KANJI}]+))(?P<unit>番町|[ノの]町)")
 # A tail that begins with such a part is read whole (_is_whole_signature).
 _CHOME_SIDE = re.compile("[東西南北](?=[0-9])")
 _JO_LEFT_OUT = re.compile(

@@ -53,8 +53,8 @@ def read_header(path: Path, encoding: str) -> CsvHeader:
         text = first.decode(codec)
     except UnicodeDecodeError:
         raise _encoding_error(path, encoding, 1, first) from None
-    columns = tuple(next(csv.reader([text.rstrip("\r\n")])))
     where = Location(path, 1)
+    columns = tuple(_fields(text.rstrip("\r\n"), where))
     for i, name in enumerate(columns, start=1):
         if not name.strip():
             raise InputError(f"見出し行の {i} 番目の列名が空です", f"header field {i} is blank", where)
@@ -139,7 +139,7 @@ def locate_problem(path: Path, encoding: str, header: CsvHeader) -> InputError |
             stripped = text.rstrip("\r\n")
             if not stripped:
                 continue
-            fields = next(csv.reader(io.StringIO(stripped)), [])
+            fields = _fields(stripped, Location(path, number))
             if len(fields) != width:
                 return InputError(
                     f"列の数が見出し行と違います（{width} 列のはずが {len(fields)} 列）",
@@ -149,8 +149,23 @@ def locate_problem(path: Path, encoding: str, header: CsvHeader) -> InputError |
     return None
 
 
+def _fields(line: str, where: Location) -> list[str]:
+    """One line's fields by Python's csv module; a line it refuses (a field beyond its limit) names the line."""
+    try:
+        return next(csv.reader(io.StringIO(line)), [])
+    except csv.Error:
+        raise InputError(
+            "CSV の行として読めません（列が大きすぎるか、引用符が正しくありません）",
+            "cannot parse the line as CSV: a field too large or a broken quote",
+            where,
+        ) from None
+
+
 def _column_at(header: CsvHeader, line: bytes, offset: int, encoding: str) -> str | None:
     """The header name of the field containing byte ``offset`` of a data line, if it can be told."""
     prefix = line[:offset].decode(ENCODINGS[encoding], errors="replace")
-    index = len(next(csv.reader([prefix]), [""])) - 1
+    try:
+        index = len(next(csv.reader([prefix]), [""])) - 1
+    except csv.Error:
+        return None
     return header.columns[index] if 0 <= index < len(header.columns) else None

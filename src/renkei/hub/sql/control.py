@@ -42,7 +42,7 @@ def analyse(sql: str, schema: Mapping[str, Mapping[str, str]]) -> Controllable |
     """Whether ``sql`` is an aggregate the hub can protect, and the control query if so."""
     try:
         tree = sqlglot.parse_one(sql, read=DIALECT)
-    except sqlglot.errors.ParseError:
+    except (sqlglot.errors.SqlglotError, RecursionError):  # a token error too; RecursionError: deep nesting
         return _no("SQL を解析できません", "the SQL cannot be parsed")
     refusal = _shape_refusal(tree, schema)
     if refusal is not None:

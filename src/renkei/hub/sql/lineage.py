@@ -51,7 +51,7 @@ def id_lineage(
     try:
         tree = qualify(sqlglot.parse_one(sql, read=DIALECT), schema=_lowered(schema), dialect=DIALECT)
         root = build_scope(tree)
-    except (SqlglotError, KeyError, ValueError) as exc:
+    except (SqlglotError, KeyError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
         raise LineageError(
             "SQL の列の由来を解析できないため、結果は表示できません",
             f"cannot analyse the lineage of the query's columns: {exc}",

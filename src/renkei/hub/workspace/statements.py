@@ -45,7 +45,7 @@ def views_read(sql: str, views: Collection[str]) -> set[str] | None:
     """
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
-    except SqlglotError:
+    except (SqlglotError, RecursionError):  # RecursionError: nesting deeper than sqlglot's recursion
         return None
     ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
     found: set[str] = set()
