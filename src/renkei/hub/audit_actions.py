@@ -72,6 +72,7 @@ class AuditAction(enum.StrEnum):
     RELEASE_REVIEW = "release.review"
     ANALYSIS_SAVE = "analysis.save"
     EXPORT_FILE = "export.file"
+    OPENDATA_PUBLISH = "opendata.publish"
 
 
 AUDIT_ACTIONS = frozenset(a.value for a in AuditAction)
