@@ -221,10 +221,7 @@ def publish_opendata(
         noisy = plan.mechanism.release(plan.counts) if plan.mechanism else None
         now = clock.now()
         table = _table(plan, noisy)
-        budgets = [
-            BudgetLine(b.dataset, b.fiscal_year, b.total, round(b.spent + plan.epsilon, 6), b.after)
-            for b in plan.budgets
-        ]
+        budgets = _after_spending(session, plan)
         record = {
             **table.record,
             "published_at": now.isoformat(),
@@ -502,6 +499,20 @@ def _spend(session: Session, plan: _Plan, clock: Clock) -> None:
             )
 
 
+def _after_spending(session: Session, plan: _Plan) -> list[BudgetLine]:
+    """The budgets as this transaction left them (another publisher may have spent since the plan)."""
+    lines = []
+    for (dataset_id, year), planned in zip(plan.budget_keys, plan.budgets, strict=True):
+        spent = session.scalar(
+            select(PrivacyBudget.spent_micro).where(
+                PrivacyBudget.dataset_id == dataset_id, PrivacyBudget.fiscal_year == year
+            )
+        )
+        left = (plan.total_micro - (spent or 0)) / MICRO
+        lines.append(BudgetLine(planned.dataset, year, planned.total, (spent or 0) / MICRO, left))
+    return lines
+
+
 # --- the table as published ------------------------------------------------------------------------------
 
 
@@ -584,7 +595,7 @@ def _budget_json(b: BudgetLine) -> dict[str, Any]:
         "dataset": b.dataset,
         "fiscal_year": b.fiscal_year,
         "total": b.total,
-        "spent_before": b.spent,
+        "spent": b.spent,
         "left_after": round(b.after, 6),
     }
 
