@@ -29,7 +29,7 @@ EpsilonOption = Annotated[
     float | None,
     typer.Option(
         "--epsilon",
-        help="使うプライバシー予算 ε（方針が差分プライバシーを求めないときは省略可） (epsilon to spend)",
+        help="使うプライバシー予算 ε (epsilon to spend; optional only if the policy asks no DP)",
     ),
 ]
 
