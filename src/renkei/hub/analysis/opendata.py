@@ -312,14 +312,19 @@ def _plan(hub: OpenDataHub, session: Session, release_id: int, epsilon: float | 
             "only tables made with the table builder can be published as open data",
             None,
         )
-    snapshots = list(
-        session.execute(
+    periods = set(TableRequest.model_validate(release.definition).periods)
+    # The workspace the table was built in had every granted snapshot open; the table read only its
+    # datasets' snapshots of its periods (links are of the same period).
+    snapshots = [
+        row
+        for row in session.execute(
             select(Snapshot.id, Snapshot.period, Snapshot.content_sha256, Dataset.id, Dataset.name)
             .join(Dataset, Snapshot.dataset_id == Dataset.id)
-            .where(Snapshot.id.in_(release.snapshot_ids))
+            .where(Snapshot.id.in_(release.snapshot_ids), Dataset.name.in_(release.datasets))
             .order_by(Dataset.name, Snapshot.period)
         )
-    )
+        if not periods or row[1] in periods
+    ]
     sources = [
         {"snapshot": s_id, "dataset": name, "period": period.isoformat(), "content_sha256": sha}
         for s_id, period, sha, _, name in snapshots
