@@ -93,12 +93,11 @@ def _summary(table: OpenDataTable) -> None:
             f"ε={table.epsilon:g}, δ=0; 誤差（{table.confidence:.0%}）±{table.error:.2f} / セル (per cell)",
             markup=False,
         )
+    if table.budgets:
+        out.print("プライバシー予算（使用済み / 総量 → 公開後の残り）", markup=False)
+        out.print("(privacy budget: spent / total → left after publishing)", markup=False)
     for b in table.budgets:
-        out.print(
-            f"予算 (budget) {b.dataset} {b.fiscal_year}年度: 使用済み (spent) {b.spent:g} / {b.total:g}"
-            f", 公開後の残り (left after publishing) {b.after:g}",
-            markup=False,
-        )
+        out.print(f"  {b.dataset} {b.fiscal_year}年度: {b.spent:g} / {b.total:g} → {b.after:g}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
