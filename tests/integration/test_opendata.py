@@ -170,11 +170,20 @@ def test_a_preview_shows_values_error_and_budget_and_spends_nothing(
     hub = hub_for(world, tmp_path)
     name, snapshots = dataset(world, [FY2025_END])
     release_id = release(world, analyst, [name], snapshots)
+    size = world.audit.size()
     for _ in range(3):
         table = preview_opendata(hub, world.actor(analyst), release_id, 0.5, clock=world.clock)
     assert spent(world, name, 2025) == 0.0
-    with world.session() as session:
-        assert session.scalars(select(PrivacyBudget)).all() == [] or spent(world, name, 2025) == 0.0
+    with world.session() as session:  # no budget row was even made
+        assert (
+            session.scalars(
+                select(PrivacyBudget)
+                .join(Dataset, PrivacyBudget.dataset_id == Dataset.id)
+                .where(Dataset.name == name)
+            ).all()
+            == []
+        )
+    assert [(e.action, e.result) for e in world.entries(size)] == [("authz.decision", "allowed")] * 3
     assert table.header == ["住所_ward", "人数", "誤差（95%）"]
     assert [r[0] for r in table.rows] == ["中央区", "北区", "東灘区"]  # base cells only: no 計
     assert table.epsilon == 0.5
@@ -223,9 +232,8 @@ def test_a_linked_table_spends_on_every_dataset_it_reads(
     release_id = release(world, analyst, [base, linked], base_snapshots + linked_snapshots, links=[linked])
     published = publish_opendata(hub, world.actor(steward), release_id, 0.25, clock=world.clock)
     assert (spent(world, base, 2024), spent(world, base, 2025), spent(world, linked, 2025)) == (0.25,) * 3
-    assert [(b["dataset"], b["fiscal_year"]) for b in published.table.record["budget"]] == sorted(
-        [(base, 2024), (base, 2025), (linked, 2025)], key=lambda k: (k[0] != base, k[1])
-    ) or len(published.table.record["budget"]) == 3
+    budgets = {(b["dataset"], b["fiscal_year"]) for b in published.table.record["budget"]}
+    assert budgets == {(base, 2024), (base, 2025), (linked, 2025)}
     assert published.table.record["differential_privacy"]["l1_sensitivity"] == 1  # one snapshot per 年度
 
 
