@@ -166,7 +166,7 @@ def test_fiscal_year_runs_april_to_march() -> None:
 def test_a_preview_shows_values_error_and_budget_and_spends_nothing(
     world: World, tmp_path: Path, people: tuple[User, User]
 ) -> None:
-    analyst, _ = people
+    analyst, steward = people
     hub = hub_for(world, tmp_path)
     name, snapshots = dataset(world, [FY2025_END])
     release_id = release(world, analyst, [name], snapshots)
@@ -196,8 +196,13 @@ def test_a_preview_shows_values_error_and_budget_and_spends_nothing(
     assert (budget.dataset, budget.fiscal_year, budget.total, budget.spent, budget.after) == (
         name, 2025, 1.0, 0.0, 0.5
     )  # fmt: skip
-    # the small cell (2 people) is below the threshold unless the noise moved it a long way
     assert table.record["disclosure_control"]["threshold"] == 10
+    # the requester sees no draw (repeated previews would average the noise away); the publisher sees one
+    assert [r[1] for r in table.rows] == ["—"] * 3
+    assert any("average the noise away" in n for n in table.notes)
+    drawn = preview_opendata(hub, world.actor(steward), release_id, 0.5, clock=world.clock)
+    assert all(r[1] == "X" or (isinstance(r[1], int) and r[1] >= 10) for r in drawn.rows)
+    assert [r[0] for r in drawn.rows] == [r[0] for r in table.rows]
 
 
 def test_the_budget_is_spent_on_publishing_and_overspending_is_refused_and_audited(

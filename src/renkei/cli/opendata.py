@@ -53,10 +53,7 @@ def preview_command(
     table = preview_opendata(hub, login(hub, user, terminal), release, epsilon)
     render(table.header, table.rows, table.notes, fmt)
     _summary(table)
-    err.print(
-        "表示した値は一例です。公開時に改めて雑音を加えます (an example draw: publishing draws afresh)",
-        markup=False,
-    )
+    err.print("公開時に改めて雑音を加えます (publishing draws the noise afresh)", markup=False)
 
 
 @opendata_app.command("publish")

@@ -4,7 +4,10 @@
   counts, the error per cell at the policy's confidence, the ε it would spend and the budget left. It spends
   nothing and records nothing but its ``opendata.preview`` decision. The published values are drawn afresh at
   publishing: were a preview's draw published, one could preview until a draw looked right, and the choice
-  would leak what the noise hides.
+  would leak what the noise hides. The example draw is shown only to those who may publish (stewards of the
+  department owning all the table's data, who hold it anyway); the table's requester sees the cells, the
+  error and the budget, never a draw — averaging repeated previews would give back the true counts, which
+  disclosure control hid from them.
 - :func:`publish_opendata`: spends ε on every dataset and 年度 the table reads, in one transaction of
   conditional UPDATEs (:func:`_spend`: the row changes only if the budget still holds it, so concurrent
   publishers never overspend), draws the noise (OpenDP, :mod:`renkei.hub.disclosure.dp`), suppresses cells
@@ -58,6 +61,7 @@ from renkei.hub.access.authz import (
     allow,
     check,
     deny,
+    resolve_principal,
     rule,
 )
 from renkei.hub.access.people import Role
@@ -188,10 +192,20 @@ def preview_opendata(
     nothing."""
     with hub.session() as session:
         _existing(session, release_id)
-        check(session, hub.audit, actor, Action.OPENDATA_PREVIEW, release_resource(release_id), clock=clock)
+        resource = release_resource(release_id)
+        check(session, hub.audit, actor, Action.OPENDATA_PREVIEW, resource, clock=clock)
         plan = _plan(hub, session, release_id, epsilon)
+        principal = resolve_principal(session, actor)
+        draws = (
+            principal is not None
+            and _may_publish(session, principal, Action.OPENDATA_PUBLISH, resource, clock).allowed
+        )
     _refuse_if_over(plan)
-    return _table(plan, plan.mechanism.release(plan.counts) if plan.mechanism else None)
+    if plan.mechanism is None:
+        return _table(plan, None)
+    if not draws:  # the requester: repeated previews would average the noise away
+        return _withheld(_table(plan, [plan.threshold] * len(plan.counts)))
+    return _table(plan, plan.mechanism.release(plan.counts))
 
 
 def publish_opendata(
@@ -584,6 +598,27 @@ def _table(plan: _Plan, noisy: Sequence[int] | None) -> OpenDataTable:
     return OpenDataTable(
         plan.release_id, header, rows, notes, plan.epsilon, error, plan.confidence, plan.budgets, record
     )
+
+
+WITHHELD = "—"
+WITHHELD_NOTE = (
+    f"{WITHHELD}: 値は公開時に雑音を加えて決まります。公開する所管課のデータ管理者にだけ一例を示します"
+    "（繰り返し見ると雑音の平均から元の値が分かるため） (values are drawn at publishing; an example is shown "
+    "only to the stewards who may publish: repeated previews would average the noise away)"
+)
+
+
+def _withheld(table: OpenDataTable) -> OpenDataTable:
+    """The preview without values: the cells, their error and the budget (for the table's requester)."""
+    rows = [[*row[:-2], WITHHELD, row[-1]] for row in table.rows]
+    record = {
+        **table.record,
+        "disclosure_control": {**table.record["disclosure_control"], "suppressed_cells": None},
+    }
+    return OpenDataTable(
+        table.release_id, table.header, rows, [*table.notes, WITHHELD_NOTE], table.epsilon, table.error,
+        table.confidence, table.budgets, record,
+    )  # fmt: skip
 
 
 def _as_date(dimension: object, value: Cell) -> Any:
