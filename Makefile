@@ -4,6 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
+# The tests run in parallel (pytest-xdist): one worker per core by default; `make test WORKERS=0` runs them
+# in the pytest process itself. --dist loadscope keeps each module on one worker, so a module's fixtures (its
+# world) are built once; --no-loadscope-reorder hands the modules out in collection order (browser and crash
+# first: few tests, long), not by number of tests, which left the long crash modules for last on one worker.
+WORKERS ?= auto
+PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: demo test test-unit test-integration test-web test-browser test-crash browser-deps vendor lint typecheck check bench bench-workspace constraints clean
 
@@ -21,11 +27,12 @@ demo: $(STAMP)
 # (fail_under in pyproject.toml) it fails.
 test: $(STAMP) browser-deps lint typecheck
 	rm -f .coverage .coverage.*
-	$(BIN)/pytest -q --cov --cov-report=term
+	$(PYTEST) --cov --cov-report=term
 
 # What the browser tests need from Debian: its Chromium (Playwright's own browser builds are never downloaded)
-# and Japanese fonts (without them Japanese renders as boxes). Installed only when missing; needs root.
-BROWSER_PACKAGES := chromium fonts-noto-cjk
+# and Japanese fonts (without them Japanese renders as boxes); Pango for WeasyPrint (the inspection report's PDF).
+# Installed only when missing; needs root.
+BROWSER_PACKAGES := chromium fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0
 browser-deps:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
 	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
@@ -39,19 +46,19 @@ vendor:
 
 # One layer at a time (each is part of `make test`).
 test-unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 test-integration: $(STAMP)
-	$(BIN)/pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 test-web: $(STAMP)
-	$(BIN)/pytest -q tests/web
+	$(PYTEST) tests/web
 
 test-browser: $(STAMP) browser-deps
-	$(BIN)/pytest -q tests/browser
+	$(PYTEST) tests/browser
 
 test-crash: $(STAMP)
-	$(BIN)/pytest -q tests/crash
+	$(PYTEST) tests/crash
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

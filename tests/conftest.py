@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,13 @@ from tests.support.examples import MAX_EXAMPLES
 
 # Property tests: no per-example deadline (this machine is shared and noisy); HYPOTHESIS_MAX_EXAMPLES sets how
 # many examples every one of them runs (tests/support/examples.py).
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment, which a plain run lacks; the
+# CLI's consoles (renkei.cli.common) would then fix their width at 80 when imported and ignore the COLUMNS a
+# test gives CliRunner. Workers run as a plain run does.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _variable in ("COLUMNS", "LINES"):
+        os.environ.pop(_variable, None)
+
 settings.register_profile("renkei", deadline=None, max_examples=MAX_EXAMPLES)
 settings.load_profile("renkei")
 
@@ -39,8 +47,9 @@ POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
 
 def _postgres_schema_url() -> Iterator[str]:
-    """A fresh schema in the shared `test` database, dropped afterwards, so runs never see each other."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    """A fresh schema in the shared `test` database, dropped afterwards, so runs never see each other (nor
+    parallel workers: the name is random, and says which worker made it should one be left behind)."""
+    schema = f"t_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))

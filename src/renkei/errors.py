@@ -145,9 +145,13 @@ ERRORS: dict[str, Answer] = {
     "renkei.hub.access.login.TerminalNotRegisteredError": Answer(EXIT_LOGIN, 403, "terminal_not_registered"),
     "renkei.hub.access.login.NoSecondFactorError": Answer(EXIT_LOGIN, 403, "no_second_factor"),
     "renkei.hub.access.login.EnrollmentError": Answer(EXIT_LOGIN, 403, "enrollment_refused"),
+    "renkei.hub.access.step_up.StepUpRequired": Answer(EXIT_LOGIN, 403, "step_up_required"),
+    "renkei.hub.access.step_up.StepUpFailedError": Answer(EXIT_LOGIN, 403, "step_up_failed"),
+    "renkei.hub.access.step_up.StepUpCodeUsedError": Answer(EXIT_LOGIN, 403, "step_up_failed"),
     # analysis
     "renkei.hub.workspace.errors.WorkspaceError": Answer(EXIT_WORKSPACE, 409),
     "renkei.hub.workspace.errors.WorkspaceClosed": Answer(EXIT_WORKSPACE, 409),
+    "renkei.hub.workspace.pool.WorkspacesFull": Answer(EXIT_WORKSPACE, 503, "workspaces_full"),
     "renkei.hub.workspace.errors.QueryRefused": Answer(EXIT_WORKSPACE, 422),
     "renkei.hub.workspace.errors.QueryTimeout": Answer(EXIT_WORKSPACE, 504),
     "renkei.hub.workspace.errors.QueryFailed": Answer(EXIT_WORKSPACE, 422),

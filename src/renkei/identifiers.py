@@ -8,7 +8,9 @@ the extract. The hub runs the same scan over the metadata of every Parquet file 
 ``sending/``. A hit reports the column, the kind and the number of rows, never a value. Rules, sources and
 false-positive rates are in docs/rules/identifiers.md.
 
-The scan is vectorized (pyarrow compute, RE2). (1) One pass over the raw text keeps only rows that could hold
+The scan is vectorized (pyarrow compute, RE2) and reads each distinct value once, weighted by the number of
+rows holding it (kept columns and truncated addresses repeat heavily). (1) One pass over the distinct values
+keeps only those that could hold
 a value at all: three digits in a row or an ``@`` (full-width included), or a character that NFKC turns into
 digits. (2) Of those, rows with characters that NFKC could turn into something a pattern reads are
 NFKC-normalized. (3) Each shape's pattern selects candidate rows; the check digit (or phone-number length)
@@ -276,16 +278,25 @@ def scan_leftovers(column: str, values: pa.Array | pa.ChunkedArray) -> list[Left
     """Rows of a kept column holding a value shaped like a My Number (valid check digit), a 保険者番号 (valid
     検証番号 and 法別番号), a Japanese passport number, a phone number or an e-mail address, per kind.
 
-    Text and integer columns are scanned (NFKC-normalized first); other types raise TypeError.
+    Text and integer columns are scanned (NFKC-normalized first); other types raise TypeError. Each distinct
+    value is scanned once and counts for the rows that hold it (kept columns repeat their values).
     """
-    rows = _normalized_candidates(_as_text(column, values))
-    rows = rows.filter(pc.match_substring_regex(rows, _ANY_SHAPE))
+    counted_values = pc.value_counts(_as_text(column, values))
+    texts, weights = counted_values.field("values"), counted_values.field("counts")
+    texts, weights = _normalized_candidates(texts, weights)
+    maybe = pc.match_substring_regex(texts, _ANY_SHAPE)
+    texts, weights = texts.filter(maybe), weights.filter(maybe)
     found: dict[str, pa.Array] = {}
     for shape in _SHAPES:
-        hit = _shape_hits(shape, rows)
+        hit = _shape_hits(shape, texts)
         found[shape.kind] = pc.or_(found[shape.kind], hit) if shape.kind in found else hit
-    counted = ((kind, _count_true(mask)) for kind, mask in found.items())
+    counted = ((kind, _rows_of(mask, weights)) for kind, mask in found.items())
     return [LeftoverHit(column=column, kind=kind, rows=n) for kind, n in counted if n]
+
+
+def _rows_of(mask: pa.Array, weights: pa.Array) -> int:
+    """How many rows hold the distinct values where ``mask`` is true."""
+    return int(pc.sum(weights.filter(mask)).as_py() or 0)
 
 
 def _as_text(column: str, values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -301,12 +312,18 @@ def _as_text(column: str, values: pa.Array | pa.ChunkedArray) -> pa.Array:
     raise TypeError(f"scan_leftovers: column {column!r} has type {kind}; only text and integers are scanned")
 
 
-def _normalized_candidates(text: pa.Array) -> pa.Array:
-    """Rows that pass the prefilter, NFKC-normalized where that can matter; row order is not kept."""
-    rows = text.filter(pc.match_substring_regex(text, _PREFILTER))
+def _normalized_candidates(text: pa.Array, weights: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Values that pass the prefilter, NFKC-normalized where that can matter, and their weights; the order
+    of values is not kept (the weights follow their values)."""
+    passed = pc.match_substring_regex(text, _PREFILTER)
+    rows, weights = text.filter(passed), weights.filter(passed)
     needs_nfkc = pc.match_substring_regex(rows, _NEEDS_NFKC)
+    plain = pc.invert(needs_nfkc)
     normalized = pc.utf8_normalize(rows.filter(needs_nfkc), "NFKC")
-    return pa.concat_arrays([rows.filter(pc.invert(needs_nfkc)), normalized])
+    return (
+        pa.concat_arrays([rows.filter(plain), normalized]),
+        pa.concat_arrays([weights.filter(plain), weights.filter(needs_nfkc)]),
+    )
 
 
 def _shape_hits(shape: _Shape, rows: pa.Array) -> pa.Array:

@@ -48,6 +48,9 @@ ADDRESS_PARTS = (("ward", pa.string()), ("town", pa.string()), ("chome", pa.int1
 
 SLUG = r"^[a-z][a-z0-9_]{0,62}$"
 
+# A quasi-identifier the hub derives rather than reads: the number of rows sharing the row's household_id.
+HOUSEHOLD_SIZE, HOUSEHOLD_ID = "household_size", "household_id"
+
 
 class ColumnSpec(BaseModel):
     """The declaration of one source column."""
@@ -120,6 +123,11 @@ class DatasetSpec(BaseModel):
     owner: str = Field(min_length=1, description="owning department (所管課)")
     encoding: Literal["cp932", "utf-8"]
     columns: dict[str, ColumnSpec] = Field(min_length=1)
+    quasi_identifiers: tuple[str, ...] = Field(
+        default=(),
+        max_length=12,
+        description="output columns (or household_size) the hub's re-identification risk report groups by",
+    )
 
     @model_validator(mode="after")
     def _check_columns(self) -> DatasetSpec:
@@ -131,7 +139,22 @@ class DatasetSpec(BaseModel):
                 if name in seen:
                     raise ValueError(f"output column {name!r} of {source!r} clashes with {seen[name]!r}")
                 seen[name] = source
+        self._check_quasi_identifiers(set(seen))
         return self
+
+    def _check_quasi_identifiers(self, outputs: set[str]) -> None:
+        """Each quasi-identifier is an output column once (not a pseudonymous key), or the derived household_size."""
+        if len(set(self.quasi_identifiers)) != len(self.quasi_identifiers):
+            raise ValueError("a quasi-identifier is listed twice")
+        keys = {c.output_key_name() for _, c in self.columns_with(Role.PERSON_KEY, Role.LINK_KEY)}
+        for name in self.quasi_identifiers:
+            if name == HOUSEHOLD_SIZE:
+                if HOUSEHOLD_ID not in outputs:
+                    raise ValueError("household_size needs a link_key of kind household (household_id)")
+            elif name in keys:
+                raise ValueError(f"quasi-identifier {name!r} is a pseudonymous key, not a quasi-identifier")
+            elif name not in outputs:
+                raise ValueError(f"quasi-identifier {name!r} is not an output column of this spec")
 
     def _outputs_by_source(self) -> dict[str, list[str]]:
         return {name: [f.name for f in self._output_fields(name, col)] for name, col in self.columns.items()}
@@ -169,7 +192,10 @@ class DatasetSpec(BaseModel):
     @cached_property
     def spec_hash(self) -> str:
         """SHA-256 of the canonical JSON of the validated spec: comments and key order do not change it."""
-        canonical = json.dumps(self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+        dumped = self.model_dump(mode="json")
+        if not self.quasi_identifiers:  # a spec that declares none keeps the hash it had before they existed
+            del dumped["quasi_identifiers"]
+        canonical = json.dumps(dumped, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def column_dictionary(self) -> list[dict[str, str]]:

@@ -66,8 +66,12 @@ CHANGES = [
            lambda hub, actor, tmp: admin.enroll_new_terminal(hub, actor, "pc-2", tmp / "pc-2")),
     Change("terminal revoke", "admin.terminals", "terminal/pc-1", "admin.terminal_revoke",
            lambda hub, actor, _: admin.revoke_named_terminal(hub, actor, "pc-1")),
+    Change("user change", "admin.users", "user/kato", "admin.user_change",
+           lambda hub, actor, _: admin.change_user(hub, actor, "kato", role=Role.STEWARD, department="税務課")),
     Change("user disable", "admin.users", "user/kato", "admin.user_disable",
            lambda hub, actor, _: admin.disable_user(hub, actor, "kato")),
+    Change("user enable", "admin.users", "user/kato", "admin.user_enable",
+           lambda hub, actor, _: admin.enable_user(hub, actor, "kato")),
     Change("hub add-sender", "admin.catalog", "sender/kikan", "admin.sender_add",
            lambda hub, actor, _: admin.add_sender(hub, actor, "kikan", sender_key())),
     Change("import", "admin.catalog", "import", "import.rejected",  # a file that is no package
@@ -219,3 +223,45 @@ def test_every_admin_cli_command_writes_its_decision(hub: Hub, tmp_path: Path) -
         *["admin.users"] * 4, "admin.terminals", "admin.terminals", "admin.users",
         "admin.terminals", "admin.terminals", "admin.catalog", "admin.catalog",
     ]  # fmt: skip
+
+
+LISTS = [
+    ("list_users", "admin.users"), ("list_departments", "admin.users"), ("list_terminals", "admin.terminals"),
+    ("list_cards", "admin.terminals"), ("list_senders", "admin.catalog"), ("key_status", "admin.catalog"),
+    ("hub_status", "admin.catalog"), ("policy_in_force", "admin.catalog"),
+]  # fmt: skip
+
+
+def test_what_exists_is_listed_for_admins_only(hub: Hub) -> None:
+    """The lists the CLI and the admin pages show: decided like a change, refused to anyone but an admin."""
+    for name, access in LISTS:
+        start = hub.audit.size()
+        getattr(admin, name)(hub, CONSOLE)
+        decision = entries(hub, start)[0]
+        assert (decision.details["access"], decision.result) == (access, "allowed"), name
+        with pytest.raises(Forbidden):
+            getattr(admin, name)(hub, analyst(hub, "sato"))
+    assert [u.login_id for u in admin.list_users(hub, CONSOLE)] == ["kato", "sato"]
+    assert ("税務課", 2, 0) in [(d.name, d.users, d.stewards) for d in admin.list_departments(hub, CONSOLE)]
+    assert [(t.name, t.active) for t in admin.list_terminals(hub, CONSOLE)] == [("pc-1", True)]
+    status = admin.hub_status(hub, CONSOLE)
+    assert status.audit_ok and status.snapshots == 0 and status.database.startswith("sqlite")
+    policy = {row.name: row for row in admin.policy_in_force(hub, CONSOLE)}
+    assert policy["disclosure.threshold"].value == str(hub.settings.disclosure.threshold)
+    assert policy["disclosure.threshold"].env == "RENKEI_DISCLOSURE_THRESHOLD"
+    assert admin.key_status(hub, CONSOLE).kek_id == hub.kek.key_id
+
+
+def test_the_cli_changes_and_enables_a_user_through_the_service(hub: Hub) -> None:
+    home = ["--home", str(hub.home)]
+    runner = CliRunner()
+    changed = runner.invoke(app, ["user", "change", "kato", "--role", "steward", "--dept", "税務課", *home])
+    assert changed.exit_code == 0, changed.output
+    assert runner.invoke(app, ["user", "disable", "kato", *home]).exit_code == 0
+    assert runner.invoke(app, ["user", "enable", "kato", *home]).exit_code == 0
+    listed = runner.invoke(app, ["user", "list", *home], env={"COLUMNS": "120"})
+    assert "kato" in listed.output and "steward" in listed.output and "無効" not in listed.output
+    unknown = runner.invoke(app, ["user", "change", "kato", "--role", "analyst", "--dept", "無い課", *home])
+    assert unknown.exit_code == 2 and "部署 無い課 は登録されていません" in unknown.output
+    actions = [e.action for e in entries(hub) if e.action.startswith("admin.user_")]
+    assert actions[-3:] == ["admin.user_change", "admin.user_disable", "admin.user_enable"]

@@ -84,8 +84,9 @@ def test_import_stores_catalogs_and_logs(world: World) -> None:
     with world.hub.session() as session:
         snap = session.scalar(select(Snapshot).join(Dataset).where(Dataset.name == "kaigo"))
         assert snap is not None and snap.rows == outcome.rows > 0
-    entry = last_audit(world)
-    assert (entry.action, entry.resource, entry.result) == ("import", "kaigo/2025-01-01/v1", "ok")
+    stored, assessed = world.hub.audit.tail(2)
+    assert (stored.action, stored.resource, stored.result) == ("import", "kaigo/2025-01-01/v1", "ok")
+    assert (assessed.action, assessed.resource) == ("import.assess", "kaigo/2025-01-01/v1")  # docs/risk.md
     # a second import of the same package is a no-op
     before = snapshot_count(world)
     again = world.import_(package)

@@ -17,8 +17,11 @@ from renkei.cli.hub import EXIT_AUDIT_BROKEN
 from renkei.cli.main import app
 from renkei.hub.audit import AuditEntry
 from renkei.hub.catalog import Dataset, Snapshot
+from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
 from renkei.hub.home import Hub
-from tests.integration.hub_world import make_world
+from renkei.hub.vault import SnapshotRef
+from renkei.manifest import DATA_FILE
+from tests.integration.hub_world import make_world, store_without_record_keys
 
 AS_OF = dt.date(2025, 1, 1)
 JUKI = Path("juki") / AS_OF.isoformat() / "v1"
@@ -112,6 +115,37 @@ def test_content_other_than_the_catalog_records_is_named(home: Path) -> None:
     assert result.exit_code == EXIT_AUDIT_BROKEN
     expected = home / "vault" / resource / "data.parquet.age"
     assert says(result, f"{expected}: 保管されている内容がカタログの記録と違います")
+
+
+def test_the_record_keys_stored_at_import_are_verified_like_the_data(home: Path) -> None:
+    hub = Hub(home)
+    assert hub.vault.files(SnapshotRef("juki", AS_OF, 1)) == [DATA_FILE, "manifest.json", RECORD_KEYS_FILE]
+    hub.engine.dispose()
+    target = home / "vault" / JUKI / f"{RECORD_KEYS_FILE}.age"
+    writable(target.parent)
+    target.chmod(0o600)
+    with target.open("r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 1]))
+    target.chmod(0o400)
+    target.parent.chmod(0o500)
+    result = verify(home)
+    assert result.exit_code == EXIT_AUDIT_BROKEN
+    assert says(result, f"{target}: 復号できません")
+
+
+def test_a_catalogued_snapshot_without_record_keys_is_reported(home: Path, tmp_path: Path) -> None:
+    """A snapshot stored without its keys (as before imports kept them) is complete on its own; only the
+    catalog, which expects the keys of every snapshot, tells that they are missing."""
+    hub = Hub(home)
+    store_without_record_keys(hub, SnapshotRef("juki", AS_OF, 1), SnapshotRef("juki", AS_OF, 2), tmp_path)
+    hub.engine.dispose()
+    result = verify(home)
+    assert result.exit_code == EXIT_AUDIT_BROKEN
+    missing = home / "vault" / "juki" / AS_OF.isoformat() / "v2" / f"{RECORD_KEYS_FILE}.age"
+    assert says(result, f"{missing}: カタログに記録されたファイルがありません")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ each other. The hostile probes are in test_workspace_escape.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from renkei.hub.audit import AuditEntry
+from renkei.hub.disclosure.record_keys import RECORD_KEY_FILE
+from renkei.hub.vault import SnapshotRef
 from renkei.hub.workspace import lockdown, process
 from renkei.hub.workspace.errors import (
     QueryFailed,
@@ -25,6 +28,7 @@ from renkei.hub.workspace.errors import (
     WorkspaceError,
 )
 from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
+from tests.integration.hub_world import store_without_record_keys
 from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
 
 LIMITS = WorkspaceLimits(memory_mib=256, control_memory_mib=128, threads=1, timeout=1.5, grace=1.0)
@@ -235,6 +239,43 @@ def test_control_queries_see_record_keys_user_queries_do_not(
         workspace.query("SELECT * FROM _record_keys")
 
 
+def test_the_record_keys_are_read_from_the_vault_not_made_from_the_hub_key(world: WorkspaceWorld) -> None:
+    """The keys are made once, at import: a workspace needs neither the hub-held key nor the data for them."""
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods)
+    key_file = world.hub.home / RECORD_KEY_FILE
+    hidden = key_file.rename(key_file.with_name("record_key.key.hidden"))
+    try:
+        with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
+            assert ws.query("SELECT count(*) AS n FROM juki").num_rows == 1  # the first query …
+            stored = ws.control_query("SELECT count(*) AS n FROM _record_keys").to_pylist()  # … then the keys
+            ids = ws.control_query(
+                "SELECT count(DISTINCT id) AS n FROM (SELECT pid AS id FROM juki UNION SELECT household_id FROM juki)"
+            ).to_pylist()
+    finally:
+        hidden.rename(key_file)
+    assert stored == ids and stored[0]["n"] > 0
+
+
+def test_a_snapshot_stored_without_record_keys_refuses_control_but_not_queries(
+    world: WorkspaceWorld, tmp_path: Path
+) -> None:
+    first = world.snapshot("juki", world.periods[0])
+    legacy = dt.date(2030, 1, 1)
+    store_without_record_keys(
+        world.hub, SnapshotRef("juki", first.period, first.version), SnapshotRef("juki", legacy, 1), tmp_path
+    )
+    user, actor = world.analyst()
+    world.grant(user, "juki", [world.periods[0], legacy])
+    with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
+        assert ws.query("SELECT count(*) AS n FROM juki").to_pylist() == [{"n": 2 * first.rows}]
+        for _ in range(2):  # the refusal stays the same; the workspace stays open
+            with pytest.raises(WorkspaceError, match="no stored record keys") as refused:
+                ws.control_query("SELECT count(*) FROM _record_keys")
+            assert "juki/2030-01-01/v1" in refused.value.en and not ws.closed
+        assert ws.query("SELECT 1 AS x").num_rows == 1
+
+
 def test_lockdown_that_does_not_read_back_refuses_to_open(
     world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,4 +315,4 @@ def test_the_worker_runs_as_nobody_with_nothing_inherited(workspace: Workspace, 
     limits = Path(f"/proc/{workspace.worker.pid}/limits").read_text()
     assert "Max file size             0" in limits and "Max core file size        0" in limits
     memfds = {int(fd.name) for fd in (proc / "fd").iterdir() if str(fd.readlink()).startswith("/memfd:")}
-    assert memfds == {o.fd for o in workspace.opened}  # the record keys' memfd is closed once loaded
+    assert memfds == {o.fd for o in workspace.opened}  # the record keys come as Arrow bytes, not as a memfd

@@ -691,7 +691,7 @@ def written_addresses(draw: st.DrawFn) -> tuple[str, Place, str, int, int, str]:
     return municipality + town + chome + tail + katagaki, place, municipality, head_numbers, count, katagaki
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=scaled(3))
 @given(written_addresses())
 def test_output_is_a_prefix_reading_that_keeps_no_deleted_part(
     case: tuple[str, Place, str, int, int, str],

@@ -30,6 +30,7 @@ from renkei.hub.tables.display import TOTAL
 from renkei.hub.tables.service import Cells
 from tests.support import reference_sdc
 from tests.support.cube import cube, lp_intervals
+from tests.support.examples import scaled
 
 SUPPRESS = DisclosurePolicy(method="suppression")
 
@@ -109,7 +110,7 @@ def test_the_closure_matches_the_reference(cells: Cells, data: st.DataObject) ->
 # --- hypercubes: sound proofs, protective fallbacks --------------------------------------------------------
 
 
-@settings(max_examples=60)
+@settings(max_examples=scaled(0.6))
 @given(st.one_of(tables(3), hierarchical()), st.data())
 def test_a_hypercube_proof_never_exceeds_the_feasible_interval(cells: Cells, data: st.DataObject) -> None:
     table, _ = complete(cells)
@@ -130,7 +131,7 @@ def test_a_hypercube_proof_never_exceeds_the_feasible_interval(cells: Cells, dat
         assert lo >= exact[t][0] - 1e-6 and hi <= exact[t][1] + 1e-6, (t, (lo, hi), exact[t])
 
 
-@settings(max_examples=60)
+@settings(max_examples=scaled(0.6))
 @given(st.one_of(tables(3), hierarchical()), st.data())
 def test_the_cheapest_cube_protects_its_target(cells: Cells, data: st.DataObject) -> None:
     table, _ = complete(cells)
@@ -178,7 +179,7 @@ def _assert_protected(cells: Cells, policy: DisclosurePolicy, kind: str = "count
         assert high - low >= need - 1e-6, (t, low, high)
 
 
-@settings(max_examples=80)
+@settings(max_examples=scaled(0.8))
 @given(st.one_of(tables(), hierarchical()), st.sampled_from(["lp", "cubes", "direct"]))
 def test_the_fast_path_protects_random_tables(cells: Cells, audit: str) -> None:
     """``lp``: linear programs where they fit; ``cubes``: none (a large table's groups); ``direct``: hypercubes
@@ -191,7 +192,7 @@ def test_the_fast_path_protects_random_tables(cells: Cells, audit: str) -> None:
         _assert_protected(cells, SUPPRESS)
 
 
-@settings(max_examples=30)
+@settings(max_examples=scaled(0.3))
 @given(tables(2), st.sampled_from(["both", "suppression"]))
 def test_the_fast_path_protects_suppressed_zeros(cells: Cells, method: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
@@ -199,7 +200,7 @@ def test_the_fast_path_protects_suppressed_zeros(cells: Cells, method: str) -> N
         _assert_protected(cells, DisclosurePolicy(method=method, zeros="suppress"))  # type: ignore[arg-type]
 
 
-@settings(max_examples=30)
+@settings(max_examples=scaled(0.3))
 @given(tables(3), st.data())
 def test_the_fast_path_protects_dominated_sums(cells: Cells, data: st.DataObject) -> None:
     """Sums whose top contributions make some cells dominated: protected by p% of their value."""

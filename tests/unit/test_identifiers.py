@@ -337,3 +337,30 @@ def test_rows_skipped_by_nfkc_read_the_same_to_every_shape(
         c for c, n in nfkc_of_every_code_point if n != c and any(x.isascii() or x in separators for x in n)
     ]
     assert matching(matters, identifiers._NEEDS_NFKC) == matters
+
+
+# ---- each distinct value is scanned once and counts for its rows ----
+
+_SCAN_POOL = [
+    "123456789018",
+    "123456789019",
+    "個人番号 9832-0567-3214",
+    "33120015",
+    "TH1234567",
+    "090-1234-5678",
+    "０９０－１２３４－５６７８",
+    "taro@example.jp",
+    "神戸市中央区加納町6丁目5番",
+    "①②③",
+    "",
+    None,
+]
+
+
+@given(st.lists(st.sampled_from(_SCAN_POOL) | st.text(max_size=12), max_size=40))
+def test_scanning_distinct_values_counts_like_scanning_each_row(values: list[str | None]) -> None:
+    per_row: dict[str, int] = {}
+    for value in values:
+        for hit in scan_leftovers("c", pa.array([value], pa.string())):
+            per_row[hit.kind] = per_row.get(hit.kind, 0) + hit.rows
+    assert {h.kind: h.rows for h in scan_leftovers("c", pa.array(values, pa.string()))} == per_row

@@ -73,3 +73,14 @@ def test_vectorized_and_scalar_normalization_agree(value: str) -> None:
 
 def test_key_file_name() -> None:
     assert KEY_FILE == "pseudonym.key"
+
+
+@given(
+    st.lists(st.sampled_from(["0001", " 0001", "０００１", "0002", "", "  ", "山田"]) | st.text(max_size=8))
+)
+def test_repeated_keys_get_the_reference_id_on_every_row(values: list[str]) -> None:
+    p = Pseudonymizer(KEY)
+    result = p.ids(pa.array(values, pa.string()), "link:household")
+    want = [p.reference_id("link:household", v) if normalize_one(v) else None for v in values]
+    assert result.ids.to_pylist() == want
+    assert result.blank == want.count(None)

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -16,6 +17,7 @@ from renkei.hub.disclosure.record_keys import (
     create_record_key,
     load_record_key,
     record_keys,
+    write_record_keys,
 )
 
 KEY = bytes(range(32))
@@ -54,3 +56,32 @@ def test_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(RenkeiError):
         load_record_key(tmp_path)
+
+
+def test_a_snapshots_stored_keys_are_each_person_and_household_once(tmp_path: Path) -> None:
+    people = [os.urandom(16).hex() for _ in range(30)]
+    households = [os.urandom(16).hex() for _ in range(5)]
+    rows = pa.table(
+        {
+            "pid": pa.array([*people, *people[:10], None]),  # a person may appear twice (two rows)
+            "household_id": pa.array([households[i % 5] for i in range(40)] + [None]),
+            "age": pa.array(range(41)),
+        }
+    )
+    pq.write_table(rows, tmp_path / "data.parquet")
+    target = write_record_keys(KEY, tmp_path / "data.parquet", tmp_path / "keys.parquet")
+    stored = pq.read_table(target)
+    assert stored.schema.names == ["pid", "rkey"] and stored.schema.field("rkey").type == pa.uint32()
+    assert sorted(stored.column("pid").to_pylist()) == sorted(people + households)
+    assert dict(zip(*(stored.column(c).to_pylist() for c in ("pid", "rkey")), strict=True)) == {
+        i: _reference(KEY, i) for i in people + households
+    }
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(FileExistsError):  # never over an existing file
+        write_record_keys(KEY, tmp_path / "data.parquet", target)
+
+
+def test_a_snapshot_without_ids_stores_an_empty_key_table(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"age": pa.array([1, 2])}), tmp_path / "data.parquet")
+    stored = pq.read_table(write_record_keys(KEY, tmp_path / "data.parquet", tmp_path / "keys.parquet"))
+    assert stored.num_rows == 0 and stored.schema.names == ["pid", "rkey"]

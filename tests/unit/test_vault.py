@@ -121,6 +121,56 @@ def test_memfd_holds_the_plaintext_sealed_and_read_only(vault: Vault, inputs: di
         os.close(fd)
 
 
+def _open_fds() -> set[str]:
+    return {entry.name for entry in Path("/proc/self/fd").iterdir()}
+
+
+def _snapshots(vault: Vault, inputs: dict[str, Path], count: int) -> list[tuple[SnapshotRef, str]]:
+    refs = [SnapshotRef("juki", dt.date(2024, 1, 1), v) for v in range(1, count + 1)]
+    for ref in refs:
+        vault.store(ref, inputs)
+    return [(ref, name) for ref in refs for name in ("data.parquet", "manifest.json")]
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_many_files_decrypt_side_by_side_each_into_its_own_sealed_memfd(
+    vault: Vault, inputs: dict[str, Path], processes: int
+) -> None:
+    files = _snapshots(vault, inputs, 3)
+    fds = vault.decrypt_to_memfds(files, processes=processes)
+    try:
+        assert len(fds) == len(files)
+        for (ref, name), fd in zip(files, fds, strict=True):
+            assert str(Path(f"/proc/self/fd/{fd}").readlink()).startswith(f"/memfd:renkei:{ref}/{name}")
+            assert fcntl.fcntl(fd, fcntl.F_GET_SEALS) == vault_module.MEMFD_SEALS
+            assert os.pread(fd, 1 << 20, 0) == inputs[name].read_bytes()  # in the order asked for
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_one_tampered_file_among_many_fails_the_call_naming_it_and_leaves_nothing_open(
+    vault: Vault, inputs: dict[str, Path]
+) -> None:
+    files = _snapshots(vault, inputs, 3)
+    target = vault.root / "juki" / "2024-01-01" / "v2" / "data.parquet.age"
+    _flip_byte(target, 200_000)
+    before = _open_fds()
+    with pytest.raises(CorruptedFileError) as info:
+        vault.decrypt_to_memfds(files, processes=2)
+    assert str(target) in str(info.value)
+    assert _open_fds() == before  # every memfd closed, every decrypting child's pipe too
+
+
+def test_a_wrong_kek_fails_before_any_child_decrypts(vault: Vault, inputs: dict[str, Path]) -> None:
+    files = _snapshots(vault, inputs, 2)
+    stranger = Vault(vault.root, AesGcmKek(bytes(32), "other"))
+    before = _open_fds()
+    with pytest.raises(WrongKekError):
+        stranger.decrypt_to_memfds(files)
+    assert _open_fds() == before
+
+
 def test_no_plaintext_or_data_key_anywhere_in_the_vault(vault: Vault, inputs: dict[str, Path]) -> None:
     vault.store(REF, inputs)
     manifest = inputs["manifest.json"].read_bytes()

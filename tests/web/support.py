@@ -348,3 +348,18 @@ def der_of(pem: str) -> bytes:
 
 def pem_of(der: bytes) -> str:
     return ssl.DER_cert_to_PEM_cert(der)
+
+
+# --- step-up (the second factor again, before an approval or an export) --------------------------------------
+
+STEP_UP_STALE = dt.timedelta(minutes=6)  # past web.step_up_minutes (5): the login's proof no longer counts
+
+
+def step_up_with_totp(world: WebWorld, client: httpx.Client, person: Person, csrf_token: str) -> None:
+    """Prove the TOTP again over the API (the next step's code: the login's is used), as approvals need."""
+    world.clock.advance(seconds=30)
+    code = totp.current_code(person.totp_secret, world.clock.now())
+    proved = client.post(
+        "/api/v1/session/step-up/totp", json={"code": code}, headers={"X-CSRF-Token": csrf_token}
+    )
+    assert proved.status_code == 200, proved.text

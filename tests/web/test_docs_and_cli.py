@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from renkei.cli.web import register
 from renkei.errors import RenkeiError
-from renkei.hub.settings import SETTINGS
+from renkei.hub.settings import SETTINGS, WebSection
 from renkei.web.app import route_table
 from renkei.web.settings import WebSettings
 from tests.web.support import WebWorld
@@ -27,7 +27,8 @@ def test_every_web_setting_of_the_table_is_a_field_with_its_default() -> None:
     """The portal's settings are the table's ``web.*`` rows (docs/settings.md, tests/unit/test_settings.py)."""
     rows = [s for s in SETTINGS if s.name.startswith("web.")]
     assert {s.name.removeprefix("web.") for s in rows} == {"trusted_proxies", "client_cert_header",
-                                                           "max_body_bytes", "hsts_max_age"}  # fmt: skip
+                                                           "max_body_bytes", "hsts_max_age", "max_workspaces",
+                                                           "workspace_idle_seconds", "step_up_minutes"}  # fmt: skip
     for setting in rows:
         assert getattr(WebSettings(), setting.name.removeprefix("web.")) == setting.default
     assert "docs/settings.md" in DOCS or "settings.md" in DOCS
@@ -37,6 +38,17 @@ def test_serve_takes_the_hubs_web_settings_under_its_options(tmp_path: Path) -> 
     (tmp_path / "hub.toml").write_text('[web]\ntrusted_proxies = ["10.0.0.5"]\nmax_body_bytes = 10\n')
     result = CliRunner().invoke(cli(), ["serve", "--home", str(tmp_path)])
     assert result.exit_code == 2 and "web.max_body_bytes" in result.output and "line 3" in result.output
+
+
+def test_the_hubs_workspace_bounds_reach_the_portal() -> None:
+    settings = WebSettings.from_section(WebSection(max_workspaces=2, workspace_idle_seconds=60))
+    assert (settings.max_workspaces, settings.workspace_idle_seconds) == (2, 60)
+
+
+@pytest.mark.parametrize("field", ["max_workspaces", "workspace_idle_seconds"])
+def test_the_kept_workspaces_bounds_refuse_zero(field: str) -> None:
+    with pytest.raises(RenkeiError, match=f"web.{field}"):
+        WebSettings(**{field: 0})
 
 
 @pytest.mark.parametrize("value", ["10.0.0.300", "example.org", "10.0.0.1/8"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -38,9 +39,9 @@ from renkei.hub.access.throttle import ThrottleRecord
 from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.catalog import Department, Snapshot
 from renkei.web.app import check_guards, route_table
-from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password
+from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password, stepped_up
 from renkei.web.cookies import SESSION_COOKIE
-from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, world_on
+from tests.web.support import OTHER, OWN, PASSWORD, Person, WebWorld, csrf, enroll, world_on
 
 MATRIX: dict[str, Any] = YAML(typ="safe").load(
     (resources.files("renkei.hub.access") / "authz_matrix.yaml").read_text(encoding="utf-8")
@@ -48,7 +49,12 @@ MATRIX: dict[str, Any] = YAML(typ="safe").load(
 ROUTES: dict[str, dict[str, Any]] = MATRIX["routes"]
 CALLERS = ("anonymous", "admin", "steward", "analyst", "auditor", "disabled")
 RELATIONS = {"any", "own", "owning", "other"}
-GUARD_NAMES = {public: "public", signed_in: "signed_in", signed_in_any_password: "signed_in"}
+GUARD_NAMES = {
+    public: "public",
+    signed_in: "signed_in",
+    signed_in_any_password: "signed_in",
+    stepped_up: "stepped_up",
+}
 DATASET_OF = {OWN: "juki", OTHER: "kokuho"}
 PERIOD = dt.date(2026, 3, 31)
 
@@ -131,6 +137,8 @@ class Target:
     grant_id: int = 0
     release_id: int = 999_999  # by default no such release
     dataset: str = "juki"
+    login_id: str = "nobody-at-all"
+    terminal: str = "no-such-terminal"
 
     def path(self, template: str) -> str:
         values = {
@@ -139,7 +147,10 @@ class Target:
             "grant_id": self.grant_id,
             "release_id": self.release_id,
             "name": self.dataset,
+            "login_id": self.login_id,
+            "terminal": self.terminal,
             "path": "renkei.css",
+            "theme": "population",
         }
         return re.sub(r"\{([a-z_]+)\}", lambda m: str(values[m.group(1)]), template)
 
@@ -153,6 +164,13 @@ def build_target(staff: Staff, spec: dict[str, Any], relation: str, caller: str)
     department = OTHER if relation == "other" else OWN
     if kind == "dataset":
         return Target(dataset=DATASET_OF[department])
+    if kind == "user":  # an admin's change lands on a fresh analyst, never on a caller
+        return Target(login_id=staff.world.person(Role.ANALYST, OWN).login_id)
+    if kind == "terminal":
+        world = staff.world
+        name = f"pc-{secrets.token_hex(4)}"
+        enroll(world.engine, world.ca, world.clock, name, world.home)
+        return Target(terminal=name)
     if kind == "grant":
         return Target(
             grant_id=make_grant(staff.world, holder, OTHER if relation in ("own", "other") else OWN)
@@ -291,6 +309,36 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
             "action": "save",
         },
         "withdraw-form": {"reason": "不要になった"},
+        "session/step-up": {},
+        "session/step-up/card": {
+            "assertion": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+        },
+        "session/step-up/totp": {"code": "000000"},
+        "/step-up": {"next": "/home"},
+        "/dashboards/pin": {"analysis_id": "999999", "theme": "population"},
+        "/exports": {"release_id": "999999", "format": "csv", "next": "/exports"},
+        "/releases/{release_id}/review": {"decision": "approve", "comment": "確認しました"},
+        "/step-up/card": {"assertion": "{}", "next": "/home"},
+        "/step-up/totp": {"code": "000000", "next": "/reviews"},
+        "/workspace/table": {"dataset": "juki", "dim1": "column:住所_ward", "action": "run"},
+        "/workspace/query": {"sql": "SELECT count(*) FROM juki", "action": "run"},
+        "/workspace/rerun": {"name": "保存していない分析", "period": ""},
+        "/admin/users": {
+            "login_id": f"new-{secrets.token_hex(4)}",
+            "display_name": "新任 職員",
+            "role": "analyst",
+            "department": OWN,
+        },
+        "/admin/departments": {"department_name": f"新設課 {secrets.token_hex(4)}"},
+        "/admin/users/{login_id}/change": {"role": "steward", "department": OWN},
+        "/admin/users/{login_id}/disable": {},
+        "/admin/users/{login_id}/enable": {},
+        "/admin/users/{login_id}/password": {},
+        "/admin/users/{login_id}/card-ticket": {},
+        "/admin/users/{login_id}/totp": {},
+        "/admin/users/{login_id}/cards/revoke": {},
+        "/admin/terminals": {"terminal_name": f"pc-{secrets.token_hex(4)}"},
+        "/admin/terminals/{terminal}/revoke": {},
         "revoke-form": {"reason": "目的外利用の疑い"},
     }
     method, path = route.split(" ", 1)

@@ -257,7 +257,9 @@ def test_the_catalog_shows_metadata_only(signed_in: tuple[httpx.Client, str]) ->
     client, _ = signed_in
     detail = client.get("/api/v1/datasets/juki").json()
     assert set(detail) == {"name", "title", "description", "owner", "snapshots", "columns"}
-    assert {tuple(sorted(s)) for s in detail["snapshots"]} == {("imported_at", "period", "version")}
+    assert {tuple(sorted(s)) for s in detail["snapshots"]} == {
+        ("imported_at", "link", "period", "risk", "version")
+    }
     treatments = {c["source"]: c["treatment"] for c in detail["columns"]}
     assert treatments["個人番号"] == "deleted" and treatments["宛名番号"].endswith("→ pid")
     for hidden in ("spec_hash", "content_sha256", "package_id", "rows", "bytes"):

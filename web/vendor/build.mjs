@@ -3,7 +3,10 @@
 //   cd web/vendor && npm ci --ignore-scripts && node build.mjs      (or: make vendor)
 //
 // FILES is the one table of what is vendored: which package file goes where. The outputs are committed, so the
-// portal and CI never run npm. VENDORED.json lists every output file with its package, version, licence and
+// portal and CI never run npm. MODULES are ES modules (CodeMirror 6 and what it imports), one directory per
+// package under static/vendor/codemirror/: the only change made to them is that each bare import specifier
+// ('@codemirror/state') becomes the absolute path of that package's copy, so the browser loads them without
+// a bundler or an import map (an import map is an inline script, which the CSP forbids). VENDORED.json lists every output file with its package, version, licence and
 // SHA-256; tests/unit/test_vendored.py holds the files to it.
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -19,6 +22,35 @@ const FILES = [
   { package: "htmx.org", from: "dist/htmx.min.js", to: `${STATIC}/htmx/htmx.min.js` },
   { package: "axe-core", from: "axe.min.js", to: `${TESTS}/axe-core/axe.min.js` },
 ];
+const CM = `${STATIC}/codemirror`;
+const MODULES = {
+  "@codemirror/autocomplete": "dist/index.js",
+  "@codemirror/commands": "dist/index.js",
+  "@codemirror/lang-sql": "dist/index.js",
+  "@codemirror/language": "dist/index.js",
+  "@codemirror/state": "dist/index.js",
+  "@codemirror/streamparser": "dist/index.js",
+  "@codemirror/view": "dist/index.js",
+  "@lezer/common": "dist/index.js",
+  "@lezer/highlight": "dist/index.js",
+  "@lezer/lr": "dist/index.js",
+  "@marijn/find-cluster-break": "src/index.js",
+  crelt: "index.js",
+  "style-mod": "src/style-mod.js",
+  "w3c-keyname": "index.js",
+};
+for (const [pkg, from] of Object.entries(MODULES)) {
+  FILES.push({ package: pkg, from, to: `${CM}/${pkg}/index.js`, module: true });
+}
+// import/export statements at the start of a line: `import { x } from 'pkg';`, `export { y } from "pkg";`
+const IMPORT = /^((?:import|export)\b[^;'"]*?\bfrom\s*|import\s*)(['"])([^'"]+)\2/gm;
+function rewriteImports(text, file) {
+  return text.replace(IMPORT, (whole, statement, quote, specifier) => {
+    if (specifier.startsWith(".") || specifier.startsWith("/")) return whole;
+    if (!(specifier in MODULES)) throw new Error(`${file}: imports ${specifier}, which is not vendored`);
+    return `${statement}${quote}/${CM.replace("src/renkei/web/", "")}/${specifier}/index.js${quote}`;
+  });
+}
 const LICENCE_FILES = ["LICENSE", "LICENSE-3RD-PARTY.txt"];
 
 function sha256(path) {
@@ -38,7 +70,11 @@ for (const file of FILES) {
   const meta = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8"));
   const target = join(root, file.to);
   mkdirSync(dirname(target), { recursive: true });
-  copyFileSync(join(packageDir, file.from), target);
+  if (file.module) {
+    writeFileSync(target, rewriteImports(readFileSync(join(packageDir, file.from), "utf8"), file.from));
+  } else {
+    copyFileSync(join(packageDir, file.from), target);
+  }
   record(file.package, meta, file.to);
   const dir = dirname(file.to);
   if (licenced.has(dir)) continue;

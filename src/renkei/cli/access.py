@@ -7,23 +7,16 @@ decided by ``authorize()`` (``admin.users`` / ``admin.terminals``) and audited. 
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from renkei.cli.common import HomeOption, handle_errors, hub_home, out
 from renkei.cli.hub import console_actor
 from renkei.cli.listing import listing
-from renkei.errors import RenkeiError
-from renkei.hub.access import cards, totp
-from renkei.hub.access.people import ROLE_LABELS_JA, Role, User
-from renkei.hub.access.terminals import Terminal
-from renkei.hub.catalog import Department
+from renkei.hub.access.people import ROLE_LABELS_JA, Role
 from renkei.hub.home import Hub
 from renkei.hub.services import admin
 
@@ -34,7 +27,6 @@ user_app = typer.Typer(
 )
 terminal_app = typer.Typer(help="専用端末: 登録・失効・一覧 (dedicated terminals)", no_args_is_help=True)
 
-LOGIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 LoginArgument = Annotated[str, typer.Argument(help="利用者ID (login id)")]
 PasswordStdinOption = Annotated[
     bool,
@@ -71,14 +63,9 @@ def dept_add(
 @handle_errors
 def dept_list(home: HomeOption = None) -> None:
     """部署の一覧 (list departments)."""
-    hub = Hub(hub_home(home))
-    view = listing("部署 (department)", "指名職員数 (users)")
-    with hub.session() as session:
-        counts = dict(
-            session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all()
-        )
-        for dept in session.scalars(select(Department).order_by(Department.name)):
-            view.add_row(dept.name, str(counts.get(dept.id, 0)))
+    view = listing("部署 (department)", "指名職員数 (users)", "データ所管者 (stewards)")
+    for dept in admin.list_departments(Hub(hub_home(home)), console_actor()):
+        view.add_row(dept.name, str(dept.users), str(dept.stewards))
     out.print(view)
 
 
@@ -97,10 +84,7 @@ def user_add(
 ) -> None:
     """職員を指名し、初期パスワードを設定する。初回ログイン後に本人が変更する (designate a user)."""
     home = hub_home(home)  # before asking for a password
-    login_id = _check_login_id(login_id)
-    display_name = name.strip()
-    if not display_name or len(display_name) > admin.MAX_NAME:
-        raise RenkeiError("氏名は 1〜100 文字にしてください", "a display name has 1 to 100 characters")
+    login_id, display_name = admin.check_login_id(login_id), admin.check_display_name(name)
     password = _read_password(password_stdin)
     user = admin.designate(
         Hub(home),
@@ -117,15 +101,6 @@ def user_add(
     out.print("次に職員証の登録チケット（user card-ticket）か TOTP（user totp-enroll）を発行してください")
 
 
-def _check_login_id(login_id: str) -> str:
-    if not LOGIN_ID.fullmatch(login_id):
-        raise RenkeiError(
-            f"利用者IDが不正です: {login_id!r}（英小文字・数字・. _ - で 2〜64 文字）",
-            f"invalid login id {login_id!r}: 2-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
-        )
-    return login_id
-
-
 @user_app.command("disable")
 @handle_errors
 def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
@@ -140,24 +115,38 @@ def user_disable(login_id: LoginArgument, home: HomeOption = None) -> None:
 @handle_errors
 def user_list(home: HomeOption = None) -> None:
     """指名職員の一覧: 役割・部署・第二要素・状態 (list designated users)."""
-    hub = Hub(hub_home(home))
     view = listing(
         "利用者ID", "氏名 (name)", "役割 (role)", "部署 (dept)", "第二要素 (factor)", "状態 (status)"
     )
-    with hub.session() as session:
-        for user in session.scalars(select(User).order_by(User.login_id)):
-            factor = _factor_label(session, user.id)
-            status = "無効 (disabled)" if user.disabled else "有効 (active)"
-            view.add_row(
-                user.login_id, user.display_name, str(user.role), user.department.name, factor, status
-            )
+    for user in admin.list_users(Hub(hub_home(home)), console_actor()):
+        factor = {"card": f"職員証 (card) ×{user.cards}", "totp": "TOTP", "none": "なし (none)"}[user.factor]
+        status = "無効 (disabled)" if user.disabled else "有効 (active)"
+        view.add_row(user.login_id, user.display_name, str(user.role), user.department, factor, status)
     out.print(view)
 
 
-def _factor_label(session: Session, user_id: int) -> str:
-    if count := len(cards.active_cards(session, user_id)):
-        return f"職員証 (card) ×{count}"
-    return "TOTP" if totp.has_totp(session, user_id) else "なし (none)"
+@user_app.command("enable")
+@handle_errors
+def user_enable(login_id: LoginArgument, home: HomeOption = None) -> None:
+    """無効にした利用者を再び有効にする (enable a disabled user again)."""
+    done = admin.enable_user(Hub(hub_home(home)), console_actor(), login_id)
+    out.print(f"有効にしました (enabled): {done.name}")
+
+
+@user_app.command("change")
+@handle_errors
+def user_change(
+    login_id: LoginArgument,
+    role: Annotated[Role, typer.Option("--role", help="役割 (role)")],
+    dept: Annotated[str, typer.Option("--dept", help="所属部署 (department)")],
+    home: HomeOption = None,
+) -> None:
+    """役割と所属部署を変更する。その利用者のセッションは終了する (change a user's role and department)."""
+    done = admin.change_user(Hub(hub_home(home)), console_actor(), login_id, role=role, department=dept)
+    out.print(
+        f"変更しました (changed): {done.name} — {ROLE_LABELS_JA[role]}, {dept}"
+        f"（終了したセッション (sessions ended): {done.sessions_ended}）"
+    )
 
 
 @user_app.command("set-password")
@@ -242,21 +231,19 @@ def terminal_revoke(
 @handle_errors
 def terminal_list(home: HomeOption = None) -> None:
     """登録端末の一覧 (list terminals)."""
-    hub = Hub(hub_home(home))
     view = listing(
         "端末 (terminal)", "serial", "SHA-256", "登録 (enrolled)", "期限 (not after)", "状態 (status)"
     )
-    with hub.session() as session:
-        for t in session.scalars(select(Terminal).order_by(Terminal.name, Terminal.id)):
-            status = "有効 (active)" if t.active else f"失効 (revoked {t.revoked_at:%Y-%m-%d})"
-            view.add_row(
-                t.name,
-                t.serial,
-                t.fingerprint_sha256[:16] + "…",
-                f"{t.enrolled_at:%Y-%m-%d}",
-                f"{t.not_after:%Y-%m-%d}",
-                status,
-            )
+    for t in admin.list_terminals(Hub(hub_home(home)), console_actor()):
+        status = "有効 (active)" if t.revoked_at is None else f"失効 (revoked {t.revoked_at:%Y-%m-%d})"
+        view.add_row(
+            t.name,
+            t.serial,
+            t.fingerprint_sha256[:16] + "…",
+            f"{t.enrolled_at:%Y-%m-%d}",
+            f"{t.not_after:%Y-%m-%d}",
+            status,
+        )
     out.print(view)
 
 

@@ -25,6 +25,7 @@ from renkei.cli.common import (
     styled,
 )
 from renkei.cli.listing import listing
+from renkei.clock import JST
 from renkei.errors import EXIT_AUDIT_UNSIGNED, EXIT_INTEGRITY, Location, RenkeiError
 from renkei.faults import as_renkei_error
 from renkei.hub.access.authz import Actor
@@ -38,7 +39,7 @@ from renkei.hub.audit import (
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub, init_hub, verify_vault
 from renkei.hub.rotation import rotate_kek
-from renkei.hub.services import catalog
+from renkei.hub.services import catalog, inspection
 from renkei.package import PACKAGE_SUFFIX
 
 hub_app = typer.Typer(help="庁内データ連携基盤の設定 (hub setup)", no_args_is_help=True)
@@ -348,6 +349,85 @@ def audit_tail(
         lines = [f"{at}  {actor}  {action}  {result}", f"{resource}  {reason}".rstrip(), details]
         view.add_row(seq, Text("\n".join(line for line in lines if line not in {"", "{}"})))
     out.print(view, markup=False)
+
+
+@audit_app.command("inspection")
+@handle_errors
+def audit_inspection(
+    month: Annotated[str, typer.Option("--month", help="点検する月 YYYY-MM (the city's month to inspect)")],
+    home: HomeOption = None,
+) -> None:
+    """月次点検: ログイン・端末・データ利用・出力・承認・拒否・異常 (the monthly inspection report)."""
+    first = inspection.parse_month(month)
+    report = inspection.monthly_inspection(Hub(hub_home(home)), console_actor(), first)
+    for line in inspection_lines(report):
+        out.print(line, highlight=False, soft_wrap=True)
+
+
+def inspection_lines(report: inspection.InspectionReport) -> list[str]:
+    """The report as plain lines of at most 80 columns (login ids and dataset names are short ASCII)."""
+    v = report.verification
+    state = "正常 (ok)" if v.ok else f"異常 (FAILED) seq {v.first_bad_seq}"
+    start, end = report.working_hours
+    lines = [
+        f"監査ログの月次点検 (monthly inspection) {report.label}",
+        f"作成 (generated): {report.generated_at.astimezone(JST):%Y-%m-%d %H:%M} JST, {report.generated_by}"[
+            :80
+        ],
+        f"検証 (verification): {state}",
+        f"  全 {v.size} 件・署名で保護 {v.covered} 件・当月の署名 {v.checkpoints_in_month} 回",
+        f"当月の記録 (entries): {report.entries}",
+        "",
+        "ログイン (logins)                          成功 (ok)   拒否 (refused)",
+    ]
+    lines += [f"  {r.actor[:36]:<36} {r.logins:>9} {r.refused:>16}" for r in report.logins] or [
+        "  なし (none)"
+    ]
+    lines += ["", "未登録・失効端末からのアクセス (unregistered or revoked terminals)"]
+    lines += [
+        f"  {r.at.astimezone(JST):%m-%d %H:%M} {r.client_addr[:20]:<20} {r.terminal[:16]:<16} {r.reason[:21]}"
+        for r in report.terminal_refusals
+    ] or ["  なし (none)"]
+    lines += ["", "データ利用 (data access)          データセット     集計 (reads)  個票 (rows)"]
+    lines += [
+        f"  {r.actor[:30]:<30} {r.dataset[:16]:<16} {r.reads:>12} {r.row_reads:>12}"
+        for r in report.data_access
+    ] or ["  なし (none)"]
+    lines += ["", "出力 (exports)"]
+    lines += [
+        f"  {r.at.astimezone(JST):%m-%d %H:%M} {r.actor[:16]:<16} {r.resource[:14]:<14} {r.bytes:>10} B\n"
+        f"    SHA-256 {r.sha256}"
+        for r in report.exports
+    ] or ["  なし (none)"]
+    if report.quota:
+        lines += ["  出力量 (quota used this month)"]
+        lines += [
+            f"  {q.actor[:30]:<30} {q.files:>4} 件 {q.bytes:>12} B / "
+            + (f"{q.bytes_per_month} B" if q.bytes_per_month is not None else "既定 (default)")
+            for q in report.quota
+        ]
+    lines += ["", "承認・却下・取消 (approvals, rejections, revocations)"]
+    lines += [_entry_line(r) for r in report.decisions] or ["  なし (none)"]
+    lines += ["", "管理操作 (administration)"]
+    lines += [_entry_line(r) for r in report.admin_changes] or ["  なし (none)"]
+    lines += ["", f"拒否 (denials): {report.denial_total}"]
+    lines += [f"  {d.actor[:30]:<30} {d.access[:30]:<30} {d.count:>8}" for d in report.denials]
+    lines += [
+        "",
+        f"注意 (unusual): 勤務時間外 (outside {start}:00-{end}:00)、"
+        f"1 日 {report.repeated_denials} 回以上の拒否",
+    ]
+    kinds = {"off_hours": "時間外 (off hours)", "repeated_denials": "拒否の繰り返し (denials)"}
+    lines += [
+        f"  {u.day:%m-%d} {u.actor[:24]:<24} {kinds[u.kind]} {u.count} 件 seq {u.first_seq}"
+        for u in report.unusual
+    ] or ["  なし (none)"]
+    return [part for line in lines for part in line.split("\n")]
+
+
+def _entry_line(row: inspection.Listed) -> str:
+    at = row.at.astimezone(JST)
+    return f"  {at:%m-%d %H:%M} {row.actor[:16]:<16} {row.action[:22]:<22} {row.resource[:26]}"
 
 
 @audit_app.command("public-key")

@@ -25,6 +25,7 @@ class AuditAction(enum.StrEnum):
     IMPORT_REJECTED = "import.rejected"
     IMPORT_DUPLICATE = "import.duplicate"
     IMPORT_RELEASED = "import.released"
+    IMPORT_ASSESS = "import.assess"
     # the vault and its keys
     VAULT_VERIFY = "vault.verify"
     VAULT_ROTATE_KEY_BEGIN = "vault.rotate_key_begin"  # a rotation's intent
@@ -36,6 +37,8 @@ class AuditAction(enum.StrEnum):
     ADMIN_DEPT_ADD = "admin.dept_add"
     ADMIN_USER_ADD = "admin.user_add"
     ADMIN_USER_DISABLE = "admin.user_disable"
+    ADMIN_USER_ENABLE = "admin.user_enable"
+    ADMIN_USER_CHANGE = "admin.user_change"  # a new role or department
     ADMIN_USER_SET_PASSWORD = "admin.user_set_password"  # noqa: S105 (an action name, not a password)
     ADMIN_CARD_TICKET = "admin.card_ticket"
     ADMIN_CARD_REVOKE = "admin.card_revoke"
@@ -52,6 +55,8 @@ class AuditAction(enum.StrEnum):
     PASSWORD_CHANGE = "password.change"  # noqa: S105
     LOGOUT = "logout"
     SESSION_REJECTED = "session.rejected"
+    SESSION_STEP_UP = "session.step_up"  # the second factor proved again (renkei.hub.access.step_up)
+    SESSION_STEP_UP_REQUIRED = "session.step_up_required"  # a protected action refused: no fresh step-up
     WEB_CSRF = "web.csrf"
     WEB_PROXY = "web.proxy"
     # data-use applications and grants
@@ -71,6 +76,7 @@ class AuditAction(enum.StrEnum):
     TABLE_RELEASE = "table.release"
     RELEASE_REVIEW = "release.review"
     ANALYSIS_SAVE = "analysis.save"
+    DASHBOARD_PIN = "dashboard.pin"  # a saved table pinned to (or taken off) a dashboard theme
     EXPORT_FILE = "export.file"
     OPENDATA_PUBLISH = "opendata.publish"
 

@@ -105,7 +105,8 @@ class Hub:
         return self.home / STAGING_DIR
 
     def importer(self, session: Session) -> Importer:
-        from renkei.hub.importer import Importer  # noqa: PLC0415 (lazy: see the imports)
+        from renkei.hub.disclosure.record_keys import load_record_key  # noqa: PLC0415 (lazy: see the imports)
+        from renkei.hub.importer import Importer  # noqa: PLC0415
 
         return Importer(
             session,
@@ -113,7 +114,9 @@ class Hub:
             self.audit,
             self.package_identity(),
             staging=self.staging,
+            record_key=load_record_key(self.home),
             max_payload_bytes=self.settings.imports.max_payload_bytes,
+            risk=self.settings.risk,
         )
 
     def package_identity(self) -> pyrage.x25519.Identity:
@@ -132,8 +135,10 @@ class Hub:
 
 
 def catalog_view(session: Session) -> dict[SnapshotRef, dict[str, CatalogRecord | None]]:
-    """Every snapshot the catalog records, with the files an import stores and the data file's hash and size."""
+    """Every snapshot the catalog records, with the files an import stores (data, manifest, record keys) and
+    the data file's hash and size; the other files' contents are checked against the snapshot's checksums."""
     from renkei.hub.catalog import Dataset, Snapshot  # noqa: PLC0415 (lazy: see the imports)
+    from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE  # noqa: PLC0415
     from renkei.hub.vault import CatalogRecord, SnapshotRef  # noqa: PLC0415
     from renkei.manifest import DATA_FILE, MANIFEST_FILE  # noqa: PLC0415
 
@@ -143,7 +148,11 @@ def catalog_view(session: Session) -> dict[SnapshotRef, dict[str, CatalogRecord 
         )
     )
     return {
-        SnapshotRef(name, period, version): {DATA_FILE: CatalogRecord(sha256, size), MANIFEST_FILE: None}
+        SnapshotRef(name, period, version): {
+            DATA_FILE: CatalogRecord(sha256, size),
+            MANIFEST_FILE: None,
+            RECORD_KEYS_FILE: None,
+        }
         for name, period, version, sha256, size in rows
     }
 

@@ -43,11 +43,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from renkei.errors import Location, NoSpaceError, RenkeiError
+from renkei.hub.assessment import assess_import
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
 from renkei.hub.db import is_disconnect
+from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE, write_record_keys
 from renkei.hub.parquet_check import unexpected_content
+from renkei.hub.settings import RiskSettings
 from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock, writing
 from renkei.hub.vault import Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
@@ -108,7 +111,9 @@ class Importer:
         identity: pyrage.x25519.Identity,
         *,
         staging: Path,
+        record_key: bytes,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        risk: RiskSettings | None = None,
     ) -> None:
         self.session = session
         self.vault = vault
@@ -119,7 +124,9 @@ class Importer:
             max_payload_bytes, MAX_PAYLOAD_BYTES
         )  # the setting imports.max_payload_bytes
         self.outer_limits = {**OUTER_LIMITS, PAYLOAD: self.max_payload_bytes}
+        self.record_key = record_key  # the snapshot's record keys are made once, here (disclosure control)
         self.storing = Storing(session, vault, audit, staging)
+        self.risk = risk or RiskSettings()  # the setting risk.*: thresholds of the risk report (docs/risk.md)
         self._recovered = False
 
     def import_package(self, path: Path) -> ImportOutcome:
@@ -340,8 +347,14 @@ class Importer:
         package = self._reserve(path, envelope, envelope_sha, manifest, dataset_id, name)
         if package.state is PackageState.IMPORTED:  # a racing import of the same package finished first
             return self._already_imported(path, package)
+        keys = write_record_keys(self.record_key, work / DATA_FILE, work / RECORD_KEYS_FILE)
         snapshot = self.storing.store(
-            package, name, {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE}
+            package,
+            name,
+            {DATA_FILE: work / DATA_FILE, MANIFEST_FILE: work / MANIFEST_FILE, RECORD_KEYS_FILE: keys},
+        )
+        assess_import(
+            self.session, self.vault, self.audit, snapshot, work / DATA_FILE, self.risk, self.staging
         )
         return ImportOutcome(
             path, "imported", f"{name}/{snapshot.period.isoformat()}/v{snapshot.version}", snapshot.rows

@@ -1,6 +1,6 @@
 """Imports every module that defines hub tables, so that Base.metadata is complete (for Alembic and tests)."""
 
-from renkei.hub import audit, catalog
+from renkei.hub import assessment, audit, catalog
 from renkei.hub.access import (
     applications,
     cards,
@@ -18,6 +18,7 @@ from renkei.hub.analysis import ledger, opendata
 
 __all__ = [
     "applications",
+    "assessment",
     "audit",
     "cards",
     "catalog",

@@ -153,6 +153,45 @@ class ImportSettings(_Section):
     )
 
 
+class RiskSettings(_Section):
+    """The re-identification risk report and the linkage coverage computed at import (docs/risk.md)."""
+
+    k: int = _setting(
+        5,
+        "この人数未満の同値類の記録を「リスクあり」とする（検察官リスク 1/k を超える）",
+        "a record in an equivalence class smaller than this is at risk (prosecutor risk above 1/k)",
+        ge=2,
+        le=100,
+    )
+    max_records_at_risk: float = _setting(
+        0.05,
+        "リスクありの記録の割合がこれを超えるスナップショットに印を付ける",
+        "flag a snapshot whose share of records at risk exceeds this",
+        ge=0,
+        le=1,
+    )
+    max_average_risk: float = _setting(
+        0.05,
+        "平均の個別リスク（同値類の数 ÷ 記録数）がこれを超えるスナップショットに印を付ける",
+        "flag a snapshot whose average individual risk (classes / records) exceeds this",
+        ge=0,
+        le=1,
+    )
+    max_combination_size: int = _setting(
+        3,
+        "準識別子の組合せを調べる最大の大きさ（全部の組は別に必ず調べる）",
+        "largest quasi-identifier combination examined (the full set is always examined too)",
+        ge=1,
+        le=6,
+    )
+    population_dataset: str = _setting(
+        "juki",
+        "リンク率の基準にする住民基本台帳のデータセット",
+        "the resident register dataset that link rates are measured against",
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+    )
+
+
 class OpenDataSettings(_Section):
     """Open-data publication (オープンデータ公開; renkei.hub.analysis.opendata, docs/opendata.md)."""
 
@@ -186,6 +225,26 @@ class AuditSettings(_Section):
     )
     checkpoint_every: int = _setting(
         1000, "この件数ごとにチェックポイントに署名する", "sign a checkpoint every this many appends", ge=1
+    )
+    working_hours_start: int = _setting(
+        8,
+        "点検で勤務時間とみなす開始時刻（市の時刻、時）",
+        "inspection: the working day starts at this hour (city time)",
+        ge=0,
+        le=23,
+    )
+    working_hours_end: int = _setting(
+        20,
+        "点検で勤務時間とみなす終了時刻（市の時刻、時）",
+        "inspection: the working day ends at this hour (city time)",
+        ge=1,
+        le=24,
+    )
+    repeated_denials: int = _setting(
+        5,
+        "点検で「拒否の繰り返し」とする 1 日あたりの件数",
+        "inspection: denials of one user in one day flagged as repeated",
+        ge=2,
     )
 
     @property
@@ -265,6 +324,31 @@ class WebSection(_Section):
         "max-age of Strict-Transport-Security, in seconds (at least one year)",
         ge=MIN_HSTS_SECONDS,
     )
+    max_workspaces: int = _setting(
+        4,  # each holds its snapshots' plaintext in memory (about 650 MB for a city of 1.5M)
+        "同時に保持する作業環境（ログインセッションごとに 1 つ）の上限。すべて使用中なら 503",
+        "workspaces kept at once (one per login session); when all are in use a new one gets 503",
+        ge=1,
+        le=256,
+    )
+    workspace_idle_seconds: int = _setting(
+        900,
+        "使われない作業環境を閉じるまでの秒数",
+        "seconds after which a workspace nobody uses is closed",
+        ge=1,
+        le=24 * 3600,
+    )
+    step_up_minutes: int = _setting(
+        5,
+        "承認・出力の前の本人確認（職員証または確認コード）が有効な時間（分）。ログイン時の確認も含む",
+        "minutes a step-up (the staff card or code proved again) lasts before an approval or an export; the login counts as one",
+        ge=1,
+        le=60,
+    )
+
+    @property
+    def step_up_window(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.step_up_minutes)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -320,6 +404,7 @@ class HubSettings(_Section):
     sessions: SessionSettings = SessionSettings()
     quotas: QuotaSettings = QuotaSettings()
     imports: ImportSettings = ImportSettings()
+    risk: RiskSettings = RiskSettings()
     audit: AuditSettings = AuditSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     web: WebSection = WebSection()

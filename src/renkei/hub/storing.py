@@ -13,10 +13,10 @@ what the vault holds there (issue 9, item 12):
 * **The reservation**: the package row in state ``storing``, whose (dataset, period, version) is a unique key,
   so that two importers can never reserve one version, even ones that do not share the lock.
 * **Recovery**: a ``storing`` row found while holding its period's lock was left by an import that died. If the
-  vault holds its snapshot, complete and with the reserved content, the snapshot row is written from the
-  reservation (an ``import`` entry marked ``recovered``); otherwise the reservation is released (an
-  ``import.released`` entry) and a re-run imports the package anew. Each import run first recovers the periods
-  no import is working on.
+  vault holds its snapshot, complete (:data:`SNAPSHOT_FILES`: data, manifest, record keys) and with the reserved
+  content, the snapshot row is written from the reservation (an ``import`` entry marked ``recovered``); otherwise
+  the reservation is released (an ``import.released`` entry) and a re-run imports the package anew. Each import
+  run first recovers the periods no import is working on.
 
 An existing vault directory is taken for a reservation only when it holds that package's content (decrypted and
 compared); otherwise the reservation moves to the next free version.
@@ -39,10 +39,14 @@ from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Snapshot
 from renkei.hub.db import begin_write
+from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
 from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, sha256_file
 
 IMPORTER = "importer"  # the audit actor of every import
+# What an import stores of a snapshot: the data, its manifest, and the record keys made from the data at import
+# (renkei.hub.disclosure.record_keys); a snapshot is complete only with all three.
+SNAPSHOT_FILES = (DATA_FILE, MANIFEST_FILE, RECORD_KEYS_FILE)
 LOCKS_DIR = "locks"
 
 
@@ -125,13 +129,12 @@ class Storing:
         return SnapshotRef(dataset, package.period, version)
 
     def holds(self, ref: SnapshotRef, package: Package, manifest: Path | None) -> bool:
-        """Whether the vault's ``ref`` is complete and holds exactly this package's data (and manifest)."""
+        """Whether the vault's ``ref`` is complete (every one of :data:`SNAPSHOT_FILES`, each matching the
+        snapshot's checksums) and holds exactly this package's data (and manifest)."""
         if package.bytes is None:
             return False
-        recorded: dict[str, CatalogRecord | None] = {
-            DATA_FILE: CatalogRecord(package.content_sha256, package.bytes),
-            MANIFEST_FILE: None,
-        }
+        recorded: dict[str, CatalogRecord | None] = dict.fromkeys(SNAPSHOT_FILES)
+        recorded[DATA_FILE] = CatalogRecord(package.content_sha256, package.bytes)
         if manifest is not None:
             recorded[MANIFEST_FILE] = CatalogRecord(sha256_file(manifest), manifest.stat().st_size)
         return self.vault.verify_snapshot(ref, recorded) == []

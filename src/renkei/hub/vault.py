@@ -37,8 +37,10 @@ import re
 import secrets
 import shutil
 import stat
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,19 +378,40 @@ class Vault:
             yield reader
 
     def decrypt_to_memfd(self, ref: SnapshotRef, name: str) -> int:
-        """Decrypt one stored file into a sealed memfd; returns a read-only fd the caller must close.
+        """Decrypt one stored file into a sealed memfd; returns a read-only fd the caller must close."""
+        return self.decrypt_to_memfds([(ref, name)])[0]
 
-        The seals (no write, shrink or grow, no further seals) hold against every writer, root included, so a
-        sandboxed DuckDB reading ``/proc/self/fd/N`` cannot alter it; the plaintext vanishes with the process.
+    def decrypt_to_memfds(
+        self, files: Sequence[tuple[SnapshotRef, str]], *, processes: int | None = None
+    ) -> list[int]:
+        """Decrypt stored files into sealed memfds, several at once; read-only fds, in order, for the caller to close.
+
+        Every DEK is unwrapped first, so a wrong KEK or a bad key file fails before any plaintext exists. The
+        files are then decrypted by child processes (:data:`_DECRYPTOR`; ``processes``, default one per core),
+        because pyrage holds the GIL: threads would neither decrypt side by side nor let the hub's other
+        threads run meanwhile. The seals (no write, shrink or grow, no further seals) hold against every writer,
+        root included, so a sandboxed DuckDB reading ``/proc/self/fd/N`` cannot alter a file; the plaintext
+        vanishes with the last fd.
         """
-        path, identity = self._open_parts(ref, name)
-        fd = os.memfd_create(f"renkei:{ref}/{name}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        parts = [(*self._open_parts(ref, name), f"renkei:{ref}/{name}") for ref, name in files]
+        memfds: list[int] = []
+        readonly: list[int] = []
         try:
-            _decrypt_file(path, identity, memfd_path(fd))
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
-            return os.open(memfd_path(fd), os.O_RDONLY | os.O_CLOEXEC)
+            for _, _, label in parts:
+                memfds.append(os.memfd_create(label, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING))
+            jobs = [(path, identity, fd) for (path, identity, _), fd in zip(parts, memfds, strict=True)]
+            _decrypt_in_children(jobs, processes or os.cpu_count() or 1)
+            for fd in memfds:
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, MEMFD_SEALS)
+                readonly.append(os.open(memfd_path(fd), os.O_RDONLY | os.O_CLOEXEC))
+        except BaseException:
+            for fd in readonly:
+                os.close(fd)
+            raise
         finally:
-            os.close(fd)
+            for fd in memfds:
+                os.close(fd)
+        return readonly
 
     def _open_parts(self, ref: SnapshotRef, name: str) -> tuple[Path, Any]:
         """The ciphertext path and its identity; raises before any plaintext is produced."""
@@ -715,22 +738,87 @@ def _decrypt(path: Path, identity: Any, out: Any) -> None:
     out.flush()
 
 
-def _decrypt_file(path: Path, identity: Any, target: str) -> None:
-    """pyrage's native file-to-file path, about 1.5× faster than ``decrypt_io`` (docs/vault.md).
+# A decrypting child: reads one JSON line of [ciphertext path, identity, memfd] jobs on stdin (the identities
+# never go into argv, which other users can read in /proc), decrypts each with pyrage's native file-to-file
+# path (about 1.5× faster than ``decrypt_io``, docs/vault.md) into the inherited memfd, and answers one JSON
+# line per job. pyrage's errors carry no errno, so only age's message tells an authentication failure from an
+# I/O failure. It imports only json and pyrage, from the directory given in argv.
+_DECRYPTOR = (
+    "import json, sys\n"
+    "sys.path[:0] = [sys.argv[1]]\n"
+    "import pyrage\n"
+    "for path, identity, fd in json.loads(sys.stdin.readline()):\n"
+    "    try:\n"
+    "        pyrage.decrypt_file(path, f'/proc/self/fd/{fd}', [pyrage.x25519.Identity.from_str(identity)])\n"
+    "        answer = {'ok': True}\n"
+    "    except pyrage.DecryptError as e:\n"
+    "        answer = {'ok': False, 'corrupted': True, 'message': str(e)}\n"
+    "    except OSError as e:\n"
+    f"        answer = {{'ok': False, 'corrupted': str(e) == {AGE_AUTH_FAILURE!r}, 'message': str(e)}}\n"
+    "    print(json.dumps(answer), flush=True)\n"
+)
+MAX_DECRYPTORS = 8
 
-    Its errors carry no errno, so only age's message tells an authentication failure from an I/O failure;
-    either way nothing is returned.
-    """
+
+def _decrypt_in_children(jobs: Sequence[tuple[Path, Any, int]], processes: int) -> None:
+    """Decrypt each (ciphertext, identity, memfd) job, the jobs shared among up to ``processes`` children by
+    size (largest first, to the least loaded), the children running side by side; raises on the first failure."""
+    count = max(1, min(len(jobs), processes, MAX_DECRYPTORS))
+    shares: list[list[tuple[Path, Any, int]]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for job in sorted(jobs, key=lambda j: j[0].stat().st_size, reverse=True):
+        least = loads.index(min(loads))
+        shares[least].append(job)
+        loads[least] += job[0].stat().st_size
+    children = [_start_decryptor(share) for share in shares if share]
+    failure: BaseException | None = None
+    for child, share in children:
+        try:
+            _finish_decryptor(child, share)
+        except BaseException as e:  # keep waiting for the others: no child may outlive the call
+            failure = failure or e
+    if failure is not None:
+        raise failure
+
+
+def _start_decryptor(share: list[tuple[Path, Any, int]]) -> tuple[subprocess.Popen[bytes], list[Path]]:
+    child = subprocess.Popen(  # noqa: S603 (our interpreter and program; no shell)
+        [sys.executable, "-I", "-S", "-c", _DECRYPTOR, str(Path(pyrage.__file__).resolve().parent.parent)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        pass_fds=[fd for _, _, fd in share], env={}, cwd="/",
+    )  # fmt: skip
+    assert child.stdin is not None
     try:
-        pyrage.decrypt_file(str(path), target, [identity])
-    except pyrage.DecryptError as e:
-        raise _corrupted(path) from e
-    except OSError as e:
-        if str(e) == AGE_AUTH_FAILURE:
-            raise _corrupted(path) from e
+        child.stdin.write(json.dumps([[str(p), str(i), fd] for p, i, fd in share]).encode() + b"\n")
+        child.stdin.close()
+    except OSError:
+        pass  # the child died at once; its exit status says why
+    return child, [path for path, _, _ in share]
+
+
+def _finish_decryptor(child: subprocess.Popen[bytes], paths: list[Path]) -> None:
+    assert child.stdout is not None and child.stderr is not None
+    answers = [json.loads(line) for line in child.stdout.read().splitlines()]
+    error = child.stderr.read()[-500:].decode(errors="replace").strip()
+    child.stdout.close()
+    child.stderr.close()
+    status = child.wait()
+    for path, answer in zip(paths, answers, strict=False):
+        if answer.get("ok"):
+            continue
+        if answer.get("corrupted"):
+            raise _corrupted(path)
         raise VaultError(
-            "保管ファイルを読めません", f"cannot read the stored file: {e}", Location(path)
-        ) from e
+            "保管ファイルを読めません",
+            f"cannot read the stored file: {answer.get('message')}",
+            Location(path),
+        )
+    if status != 0 or len(answers) != len(paths):
+        raise VaultError(
+            "保管ファイルを復号する子プロセスが異常終了しました",
+            f"the decrypting child process failed (exit {status}): {error or 'no message'}",
+            Location(paths[len(answers)] if len(answers) < len(paths) else paths[-1]),
+        )
 
 
 def _decrypt_stream(cipher: Any, identity: Any, out: Any, path: Path) -> None:

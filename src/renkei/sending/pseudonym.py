@@ -13,8 +13,9 @@ Rules (documented in docs/rules/pseudonyms.md):
 
 HMAC is RFC 2104 over SHA-256. Python's ``hmac`` module is the reference; for whole columns the same
 construction runs vectorized in DuckDB (its ``sha256``), roughly 3–6× faster than a per-row Python loop
-(docs/benchmarks.md). Every column computed this way is cross-checked against ``hmac`` on sample rows, and
-the run stops if they ever differ (fail closed).
+(docs/benchmarks.md), once per distinct key of a column (then mapped back to the rows). Every column computed
+this way is cross-checked against ``hmac`` on sample values, and the run stops if they ever differ (fail
+closed).
 """
 
 from __future__ import annotations
@@ -99,11 +100,16 @@ class Pseudonymizer:
         return digest[:ID_HEX_CHARS]
 
     def ids(self, values: pa.Array | pa.ChunkedArray, domain: str) -> PseudonymResult:
-        normalized = normalize(values)
-        blank = normalized.null_count
-        ids = self._hmac_column(normalized, self.subkey(domain))
-        self._cross_check(normalized, ids, domain)
-        return PseudonymResult(ids, blank)
+        """Each distinct key is normalized and keyed once (a household's people share a 世帯番号), then the
+        IDs are mapped back to the rows; the distinct keys are cross-checked against ``hmac``."""
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        codes = pc.dictionary_encode(values.cast(pa.string()))
+        distinct = normalize(codes.dictionary)
+        distinct_ids = self._hmac_column(distinct, self.subkey(domain))
+        self._cross_check(distinct, distinct_ids, domain)
+        ids = pc.take(distinct_ids, codes.indices)
+        return PseudonymResult(ids, ids.null_count)
 
     def _hmac_column(self, normalized: pa.Array, subkey: bytes) -> pa.Array:
         padded = subkey.ljust(_BLOCK, b"\0")

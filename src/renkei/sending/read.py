@@ -23,7 +23,9 @@ import pyarrow.csv as pacsv
 
 from renkei.errors import InputError, Location
 
-BLOCK_SIZE = 64 << 20
+# 32 MB: the extract holds about five blocks at once (read ahead, transformed, written), and 64 MB blocks
+# took the 1.5M-row juki past 1 GB of RSS for no gain in time (docs/benchmarks.md).
+BLOCK_SIZE = 32 << 20
 ENCODINGS = {"cp932": "cp932", "utf-8": "utf-8-sig"}
 _OTHER = {"cp932": "utf-8", "utf-8": "cp932"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from renkei.hub.access.login import LoginService
 from renkei.hub.access.repeats import RepeatedEvents
 from renkei.hub.access.terminals import load_ca_certificate
 from renkei.hub.home import Hub
+from renkei.hub.workspace.pool import SessionWorkspaces
 from renkei.web import api, pages
 from renkei.web.context import GUARDS, Portal
 from renkei.web.errors import install_error_handlers
@@ -46,12 +48,19 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
         openapi_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
+    workspaces = SessionWorkspaces(
+        hub,
+        settings.clock,
+        max_workspaces=settings.max_workspaces,
+        idle=dt.timedelta(seconds=settings.workspace_idle_seconds),
+    )
     app.state.portal = Portal(
         hub=hub,
         settings=settings,
         login=login,
         ca_certificate=ca_certificate,
         repeats=RepeatedEvents(settings.clock),
+        workspaces=workspaces,
     )
     app.state.csrf_recovery = pages.CSRF_RECOVERY
     install_error_handlers(app)

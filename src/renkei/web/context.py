@@ -4,7 +4,9 @@ Every route declares exactly one guard (``create_app`` refuses to start otherwis
 
 - :data:`Public` — no login needed (the login steps, card enrollment, the CSRF token, pages that lead there);
 - :data:`SignedIn` — a valid session, from the terminal it was opened on, whose password is not due for change;
-- :data:`SignedInAnyPassword` — the same, but allowed while a password change is due (to make the change).
+- :data:`SignedInAnyPassword` — the same, but allowed while a password change is due (to make the change);
+- :data:`SteppedUp` — signed in, and the second factor proved within ``web.step_up_minutes``: approvals and
+  exports (:mod:`renkei.hub.access.step_up` decides and records; a page is sent to ``/step-up?next=…``).
 
 Each guard identifies the terminal from the client certificate, validates the session cookie against it
 (:meth:`SessionStore.validate`: idle and absolute timeouts, disabled users, revoked terminals, another
@@ -15,10 +17,12 @@ to which :mod:`renkei.web.portal` hands the caller's hub, actor and clock.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, cast
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from fastapi import Depends, Request
@@ -30,9 +34,11 @@ from renkei.hub.access.authz import Actor
 from renkei.hub.access.login import UNKNOWN_ACTOR, LoginService
 from renkei.hub.access.repeats import RepeatedEvents
 from renkei.hub.access.sessions import LoginSession, SessionRejectedError
+from renkei.hub.access.step_up import StepUpService, require_step_up
 from renkei.hub.access.terminals import Terminal, registered_terminal
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
+from renkei.hub.workspace.pool import SessionWorkspaces
 from renkei.web.cookies import CSRF_COOKIE, SESSION_COOKIE
 from renkei.web.errors import PasswordChangeRequiredError, ProxyRefusedError, UnauthenticatedError
 from renkei.web.security import enforce_csrf
@@ -48,11 +54,20 @@ class Portal:
     settings: WebSettings
     login: LoginService
     ca_certificate: x509.Certificate
+    workspaces: SessionWorkspaces  # one per login session, kept between its requests
     repeats: RepeatedEvents = field(default_factory=RepeatedEvents)  # for events anyone can repeat at will
 
     @property
     def clock(self) -> Clock:
         return self.settings.clock
+
+    @property
+    def step_up(self) -> StepUpService:
+        return StepUpService(self.login)
+
+    @property
+    def step_up_window(self) -> dt.timedelta:
+        return self.settings.step_up_window
 
     def audit_repeated(
         self,
@@ -228,6 +243,39 @@ async def signed_in(request: Request) -> Caller:
     return caller
 
 
+async def stepped_up(request: Request) -> Caller:
+    """Signed in, with a fresh proof of the second factor (an approval, an export); else ``StepUpRequired``."""
+    caller = await signed_in(request)
+    route = getattr(request.scope.get("route"), "path", "")
+    next_path = ""
+    if not request.url.path.startswith("/api/"):  # a page: back to the page the form was on
+        form = await request.form()
+        posted = form.get("next")
+        next_path = local_path(posted if isinstance(posted, str) else "") or "/home"
+    login = caller.signed_in
+    await run_in_threadpool(
+        require_step_up,
+        caller.hub.audit,
+        login,
+        now=caller.clock.now(),
+        window=caller.portal.step_up_window,
+        resource=f"{request.method} {route}",
+        client_addr=caller.client_addr,
+        next_path=next_path,
+    )
+    return caller
+
+
+def local_path(candidate: str) -> str:
+    """``candidate`` if it is a path of this portal (``/…``, no scheme, host or backslash), else ""."""
+    if not candidate.startswith("/") or candidate.startswith("//") or len(candidate) > 512:
+        return ""
+    if any(c in candidate for c in "\\\r\n\t") or not candidate.isprintable():
+        return ""
+    parts = urlsplit(candidate)
+    return candidate if not parts.scheme and not parts.netloc else ""
+
+
 def _csrf_recorder(caller: Caller, request: Request) -> Callable[[str], None]:
     """A refused CSRF check is a bypass attempt: on the record (ASVS v5.0.0-16.3.3)."""
     route = getattr(request.scope.get("route"), "path", "")
@@ -249,4 +297,5 @@ def _csrf_recorder(caller: Caller, request: Request) -> Callable[[str], None]:
 Public = Annotated[Caller, Depends(public)]
 SignedIn = Annotated[Caller, Depends(signed_in)]
 SignedInAnyPassword = Annotated[Caller, Depends(signed_in_any_password)]
-GUARDS = (public, signed_in, signed_in_any_password)
+SteppedUp = Annotated[Caller, Depends(stepped_up)]
+GUARDS = (public, signed_in, signed_in_any_password, stepped_up)

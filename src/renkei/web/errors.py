@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,7 @@ from renkei.errors import RenkeiError, answer_for
 from renkei.faults import as_renkei_error
 from renkei.hub.access.authz import InvalidTransition
 from renkei.hub.access.login import LoginThrottledError
+from renkei.hub.access.step_up import StepUpRequired
 from renkei.web.cookies import SESSION_COOKIE, clear_login_cookies
 from renkei.web.templating import render
 
@@ -36,6 +38,7 @@ logger = logging.getLogger("renkei.web")
 
 SESSION_ENDED = (401,)  # statuses after which the browser's session cookie is cleared
 LOGIN_PATH = "/login"
+STEP_UP_PATH = "/step-up"
 
 
 class WebError(RenkeiError):
@@ -236,6 +239,14 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "result": ("結果", "result"),
     "since": ("開始日", "from"),
     "until": ("終了日", "until"),
+    # admin and auditor pages
+    "display_name": ("氏名", "display name"),
+    "role": ("役割", "role"),
+    "department": ("所属部署", "department"),
+    "department_name": ("部署名", "department name"),
+    "terminal_name": ("端末名", "terminal name"),
+    "terminal": ("端末名", "terminal name"),
+    "month": ("点検する月", "month"),
 }
 
 # pydantic's error types → (日本語, English) with {field} and the error's context (min_length, le …).
@@ -315,6 +326,10 @@ def error_response(scope: Scope, exc: BaseException) -> Response:
         )
     if problem.status in SESSION_ENDED and _is_page_view(scope):
         response: Response = RedirectResponse(_login_url(scope), status_code=303)
+    elif isinstance(exc, StepUpRequired) and not str(scope.get("path", "")).startswith("/api/"):
+        # A page's approval or export: prove the factor again, then back to the page (renkei.web.pages.step_up).
+        target = f"{STEP_UP_PATH}?{urlencode({'next': exc.next_path or '/home'})}"
+        response = RedirectResponse(target, status_code=303)
     else:
         response = _render(scope, problem, request_id)
     if problem.status in SESSION_ENDED:

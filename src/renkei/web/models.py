@@ -107,10 +107,42 @@ class EnrollmentDoneView(View):
 # --- catalog -----------------------------------------------------------------------------------------------
 
 
+class CombinationRiskView(View):
+    columns: list[str]
+    sample_unique_share: float
+    records_at_risk: float
+    minimal_unique_share: float
+
+
+class RiskView(View):
+    """A snapshot's re-identification risk report: shares and risks, never counts (docs/risk.md)."""
+
+    flagged: bool
+    quasi_identifiers: list[str]
+    k: int
+    records_at_risk: float
+    sample_unique_share: float
+    highest_risk: float
+    average_risk: float
+    class_sizes: dict[str, float]
+    top_combination: list[str]
+    combinations: list[CombinationRiskView]
+
+
+class LinkView(View):
+    """The share of the snapshot's rows whose pid is in the resident register of its period."""
+
+    rate: float
+    register_version: int
+    drift: float | None
+
+
 class SnapshotView(View):
     period: dt.date
     version: int
     imported_at: AwareDatetime
+    risk: RiskView | None
+    link: LinkView | None
 
 
 class ColumnView(View):
@@ -178,6 +210,8 @@ class PartView(View):
     comment: str
     snapshots: list[str]
     department_has_steward: bool
+    second_approval: bool
+    first_approved_by: str | None
 
 
 class ApplicationView(View):

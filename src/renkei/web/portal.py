@@ -18,8 +18,9 @@ from renkei.hub.access.applications import DatasetRequest
 from renkei.hub.access.cards import RegistrationStart
 from renkei.hub.access.login import LoginFailedError, PendingLogin
 from renkei.hub.access.sessions import LoginSession
+from renkei.hub.access.step_up import StepUpStart, fresh_until, is_fresh
 from renkei.hub.catalog import Department
-from renkei.hub.services import applications, audit, catalog, grants
+from renkei.hub.services import admin, applications, audit, catalog, grants, inspection
 from renkei.hub.services.applications import AvailableSteps, Step
 from renkei.web.context import Caller
 from renkei.web.errors import CurrentPasswordWrongError
@@ -80,6 +81,8 @@ def finish_login_with_totp(caller: Caller, pending_token: str, code: str) -> Log
 
 
 def logout(caller: Caller) -> None:
+    if caller.login is not None:  # its workspace goes with it (one that lost its session is swept later)
+        caller.portal.workspaces.close_session(str(caller.login.id), "logged out")
     if caller.session_token:
         caller.portal.login.logout(
             caller.session_token, terminal=caller.terminal, client_addr=caller.client_addr
@@ -106,6 +109,32 @@ def finish_enrollment(caller: Caller, handle: str, response: str | dict[str, Any
         handle, response, terminal=caller.certificate_terminal, client_addr=caller.client_addr
     )
     return card.registered_at
+
+
+# --- step-up (the second factor again, before an approval or an export) -----------------------------------
+
+
+def step_up_fresh(caller: Caller) -> bool:
+    """Whether the caller's session may approve or export now without proving the factor again."""
+    return is_fresh(caller.signed_in, caller.clock.now(), caller.portal.step_up_window)
+
+
+def step_up_until(caller: Caller) -> dt.datetime | None:
+    return fresh_until(caller.signed_in, caller.portal.step_up_window)
+
+
+def begin_step_up(caller: Caller) -> StepUpStart:
+    return caller.portal.step_up.begin(caller.signed_in)
+
+
+def step_up_with_card(caller: Caller, assertion: str | dict[str, Any]) -> dt.datetime:
+    proved = caller.portal.step_up.with_card(caller.signed_in, assertion, client_addr=caller.client_addr)
+    return proved + caller.portal.step_up_window
+
+
+def step_up_with_totp(caller: Caller, code: str) -> dt.datetime:
+    proved = caller.portal.step_up.with_totp(caller.signed_in, code, client_addr=caller.client_addr)
+    return proved + caller.portal.step_up_window
 
 
 # --- catalog ------------------------------------------------------------------------------------------------
@@ -242,3 +271,18 @@ def department_acls(caller: Caller) -> list[FolderAclView]:
 def search_audit(caller: Caller, search: audit.AuditSearch) -> list[AuditRowView]:
     found = audit.search_audit(caller.hub, caller.actor, search, clock=caller.clock)
     return [AuditRowView.model_validate(row) for row in found]
+
+
+# --- administration (admins) and the monthly inspection (auditors, admins) ----------------------------------
+# The admin pages show the hub's own read models (renkei.hub.services.admin): names, dates and counts, never a
+# secret; the secrets a change creates (a ticket, an initial password, a bundle password) are shown once.
+
+
+def admin_call(caller: Caller, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``renkei.hub.services.admin.<name>`` for the caller: the same function the CLI calls."""
+    function = getattr(admin, name)
+    return function(caller.hub, caller.actor, *args, clock=caller.clock, **kwargs)
+
+
+def monthly_inspection(caller: Caller, month: dt.date) -> inspection.InspectionReport:
+    return inspection.monthly_inspection(caller.hub, caller.actor, month, clock=caller.clock)

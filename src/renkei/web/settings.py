@@ -8,6 +8,7 @@ error at start-up, never silently replaced by a default (fail closed).
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import ipaddress
 import re
@@ -48,6 +49,9 @@ class WebSettings:
     client_cert_header: str = DEFAULTS.web.client_cert_header
     max_body_bytes: int = DEFAULTS.web.max_body_bytes
     hsts_max_age: int = DEFAULTS.web.hsts_max_age
+    max_workspaces: int = DEFAULTS.web.max_workspaces
+    workspace_idle_seconds: int = DEFAULTS.web.workspace_idle_seconds
+    step_up_minutes: int = DEFAULTS.web.step_up_minutes  # approvals and exports: renkei.hub.access.step_up
     card_settings: CardSettings | None = None
     passwords: Passwords | None = None  # None: the production argon2 parameters
     clock: Clock = SYSTEM_CLOCK
@@ -60,6 +64,9 @@ class WebSettings:
                 client_cert_header=self.client_cert_header,
                 max_body_bytes=self.max_body_bytes,
                 hsts_max_age=self.hsts_max_age,
+                max_workspaces=self.max_workspaces,
+                workspace_idle_seconds=self.workspace_idle_seconds,
+                step_up_minutes=self.step_up_minutes,
             )
         except ValidationError as exc:
             error = exc.errors()[0]
@@ -88,8 +95,15 @@ class WebSettings:
             client_cert_header=client_cert_header or web.client_cert_header,
             max_body_bytes=web.max_body_bytes,
             hsts_max_age=web.hsts_max_age,
+            max_workspaces=web.max_workspaces,
+            workspace_idle_seconds=web.workspace_idle_seconds,
+            step_up_minutes=web.step_up_minutes,
             card_settings=card_settings,
         )
+
+    @property
+    def step_up_window(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.step_up_minutes)
 
     def is_trusted_proxy(self, address: str) -> bool:
         """Whether the TCP peer ``address`` is one of the configured reverse proxies (its secret not yet checked)."""

@@ -17,6 +17,10 @@ The workflow is data (airlock style). Tests check that it is total and closed:
 their own application, whatever role they hold by then. A move is first decided by ``authz.authorize()``. It
 is then checked again under a lock on the application, applied, and audited in the same transaction.
 
+A part asking for row-level viewing (個票閲覧) of a snapshot whose re-identification risk report is flagged
+(:mod:`renkei.hub.assessment`, docs/risk.md) needs two approvals by two stewards of its department: the first
+leaves it pending (the application partially approved), and its giver cannot give the second.
+
 Grants are issued only when every part is approved, because the purpose was approved as a whole. For the same
 reason one department's rejection or revocation ends the application. Grants end when the application is
 withdrawn or revoked, and when the period of use ends.
@@ -52,6 +56,7 @@ from renkei.hub.access.authz import (
 )
 from renkei.hub.access.grants import Grant, end_grants
 from renkei.hub.access.people import Role, User
+from renkei.hub.assessment import flagged_snapshots
 from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Department, Snapshot
@@ -107,6 +112,9 @@ class Party(enum.StrEnum):
     OWNING_STEWARD = "owning_steward"  # a steward of the department whose part is at stake
     ADMIN = "admin"
     CLOCK = "clock"  # time itself: the period of use ended
+    FIRST_APPROVER = (
+        "first_approver"  # gave the first of a part's two approvals (docs/risk.md); takes no event
+    )
 
 
 PARTY_LABELS_JA = {
@@ -114,6 +122,7 @@ PARTY_LABELS_JA = {
     Party.OWNING_STEWARD: "所管課のデータ管理者",
     Party.ADMIN: "基盤管理者",
     Party.CLOCK: "期間満了",
+    Party.FIRST_APPROVER: "1人目の承認者",
 }
 
 
@@ -269,10 +278,13 @@ class ApplicationPart(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     comment: Mapped[str] = mapped_column(Text, default="")
+    # the first of two approvals, when the part needs a second (row-level over a flagged snapshot)
+    first_approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    first_approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
     application: Mapped[Application] = relationship(back_populates="parts")
     department: Mapped[Department] = relationship()
-    decided_by: Mapped[User | None] = relationship()
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
     items: Mapped[list[ApplicationItem]] = relationship(
         order_by="ApplicationItem.id", cascade="all, delete-orphan"
     )
@@ -359,6 +371,8 @@ def parties_of(
         parties.add(Party.OWNING_STEWARD)
     if principal.role is Role.ADMIN:
         parties.add(Party.ADMIN)
+    if part is not None and principal.user_id is not None and principal.user_id == part.first_approved_by_id:
+        parties.add(Party.FIRST_APPROVER)
     return frozenset(parties)
 
 
@@ -372,14 +386,21 @@ _TARGETS = {
 _PART_TARGETS = {Event.APPROVE: P.APPROVED, Event.REJECT: P.REJECTED, Event.REVOKE: P.REVOKED}
 
 
-def plan_move(event: Event, application: Application, part: ApplicationPart | None) -> Move:
-    """Where ``event`` takes the application (and the part); approval completes it when it is the last part."""
+def plan_move(
+    event: Event, application: Application, part: ApplicationPart | None, *, second_approval: bool = False
+) -> Move:
+    """Where ``event`` takes the application (and the part); approval completes it when it is the last part.
+
+    ``second_approval``: the part needs two approvals; the first leaves it pending (no part target).
+    """
     if event in DECISIONS and part is None:
         raise InvalidTransition(
             "承認・却下は所管課ごとの部分について行います", f"{event} decides one department's part"
         )
     if part is None:
         return Move(event, _TARGETS[event], None)
+    if event is Event.APPROVE and second_approval and part.first_approved_by_id is None:
+        return Move(event, S.PARTIALLY_APPROVED, None)
     if event is Event.APPROVE:
         rest_approved = all(p.state is P.APPROVED for p in application.parts if p.id != part.id)
         return Move(event, S.APPROVED if rest_approved else S.PARTIALLY_APPROVED, P.APPROVED)
@@ -387,18 +408,37 @@ def plan_move(event: Event, application: Application, part: ApplicationPart | No
 
 
 def check_move(
-    event: Event, application: Application, part: ApplicationPart | None, parties: frozenset[Party]
+    event: Event,
+    application: Application,
+    part: ApplicationPart | None,
+    parties: frozenset[Party],
+    *,
+    second_approval: bool = False,
 ) -> Move:
     """Plan ``event`` and check it against both state machines and the parties; raise if it is not allowed.
 
     Who asks is checked first, so that a stranger learns nothing about the application's state.
     """
     check_parties(event, parties)
-    move = plan_move(event, application, part)
+    if event is Event.APPROVE and second_approval and Party.FIRST_APPROVER in parties:
+        raise SeparationOfDuties(
+            "2人目の承認は、1人目とは別のデータ管理者が行います",
+            "the second approval of a part is another steward's than the first",
+        )
+    move = plan_move(event, application, part, second_approval=second_approval)
     if part is not None and move.part_target is not None:
         check_part_transition(part.state, move.part_target)
+    elif part is not None and event is Event.APPROVE:  # a first approval: only of a pending part
+        check_part_transition(part.state, P.APPROVED)
     check_transition(application.state, move.target, parties)  # its event is ``event``: see the tests
     return move
+
+
+def needs_second_approval(session: Session, application: Application, part: ApplicationPart | None) -> bool:
+    """Whether ``part`` asks for row-level viewing of a snapshot whose risk report is flagged (docs/risk.md)."""
+    if part is None or not application.row_level:
+        return False
+    return bool(flagged_snapshots(session, [item.snapshot_id for item in part.items]))
 
 
 def effective_state(application: Application, clock: Clock = SYSTEM_CLOCK) -> ApplicationState:
@@ -745,7 +785,14 @@ def _perform(
     try:
         if principal is None:
             raise Forbidden("利用者が無効になりました", "the user was disabled meanwhile")
-        move = check_move(event, application, part, parties_of(principal, application, part))
+        parties = parties_of(principal, application, part)
+        move = check_move(
+            event,
+            application,
+            part,
+            parties,
+            second_approval=needs_second_approval(session, application, part),
+        )
     except Forbidden as exc:
         # Someone else moved the application between the decision and the lock; say so in the log too.
         session.rollback()
@@ -800,6 +847,8 @@ def _apply_and_record(
         part.state = move.part_target
         if move.event in DECISIONS:
             part.decided_by_id, part.decided_at, part.comment = user_id, now, comment
+    elif part is not None and move.event is Event.APPROVE:  # the first of two approvals
+        part.first_approved_by_id, part.first_approved_at = user_id, now
     if move.event is Event.REVOKE and part is None:
         for each in application.parts:
             if each.state is P.APPROVED:
@@ -819,6 +868,10 @@ def _apply_and_record(
     }
     if part is not None:
         details |= {"part_id": part.id, "department": part.department.name, "part_to": str(move.part_target)}
+        if move.event is Event.APPROVE and (
+            move.part_target is None or part.first_approved_by_id is not None
+        ):
+            details["approval"] = "first of two" if move.part_target is None else "second of two"
     if grants or ended:
         details |= {"grants_issued": [g.id for g in grants], "grants_ended": ended}
     audit.append_in(
@@ -984,7 +1037,13 @@ def _may_move(
     parties = parties_of(principal, application, part)
     event = ACTION_EVENT[action]
     try:
-        check_move(event, application, part, parties)
+        check_move(
+            event,
+            application,
+            part,
+            parties,
+            second_approval=needs_second_approval(session, application, part),
+        )
     except InvalidTransition as exc:
         return deny("deny:state", exc.ja, exc.en, error=InvalidTransition, **context)
     except SeparationOfDuties as exc:

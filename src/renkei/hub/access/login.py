@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
@@ -224,6 +224,11 @@ class LoginService:
         self.clock = clock
         self.throttle = throttle or Throttle(clock)
         self.sessions = SessionStore(self._factory, clock, timeouts)
+
+    @property
+    def transactions(self) -> sessionmaker[Session]:
+        """The session factory of the login's tables (for the step-up of :mod:`renkei.hub.access.step_up`)."""
+        return self._factory
 
     @property
     def kek(self) -> KeyEncryptionKey:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String, delete, select, update
+from sqlalchemy import Boolean, ForeignKey, LargeBinary, String, delete, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -58,6 +58,10 @@ class SessionRecord(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the absolute limit
     password_change_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The last time the second factor was proved in this session: its login, then each step-up
+    # (renkei.hub.access.step_up), and the WebAuthn challenge of a step-up with the card in progress.
+    stepped_up_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
+    step_up_challenge: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class LoginSession:
     last_seen_at: dt.datetime
     expires_at: dt.datetime
     password_change_required: bool
+    stepped_up_at: dt.datetime | None = None  # the last proof of the second factor (login or step-up)
 
     def csrf_ok(self, candidate: str | None) -> bool:
         """Whether a submitted CSRF token is this session's (constant time)."""
@@ -166,6 +171,7 @@ class SessionStore:
             last_seen_at=now,
             expires_at=now + self.absolute_timeout,
             password_change_required=password_change_required,
+            stepped_up_at=now,  # a login proves the second factor: it counts as the first step-up
         )
         session.add(record)
         session.flush()
@@ -290,6 +296,7 @@ def _view(token: str, record: SessionRecord, user: User, terminal: Terminal) -> 
         last_seen_at=record.last_seen_at,
         expires_at=record.expires_at,
         password_change_required=record.password_change_required,
+        stepped_up_at=record.stepped_up_at,
     )
 
 

@@ -86,3 +86,21 @@ class SavedAnalysis(Base):
     theme: Mapped[str] = mapped_column(String(64), default="")  # a dashboard page: 人口, 子育て, 介護 …
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class DashboardTile(Base):
+    """A saved table's latest run on a dashboard: the release it made, for the snapshots it ran on.
+
+    ``snapshots_key`` is the SHA-256 of the definition and of the granted snapshots (ids and versions) the table
+    would read now; a new period imported (or a grant ending) changes it, and the table is run again through the
+    builder's disclosure control (:mod:`renkei.hub.analysis.dashboards`). Only the release's protected cells
+    are shown."""
+
+    __tablename__ = "dashboard_tiles"
+
+    analysis_id: Mapped[int] = mapped_column(
+        ForeignKey("saved_analyses.id", ondelete="CASCADE"), primary_key=True
+    )
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    snapshots_key: Mapped[str] = mapped_column(String(64))
+    refreshed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from renkei.hub.analysis.ledger import (
     ReleaseKind,
     ReleaseStatus,
 )
+from renkei.hub.assessment import link_rates_for
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.disclosure.differencing import Release as LedgerEntry
 from renkei.hub.disclosure.differencing import differencing_risks, population_contains
@@ -44,6 +46,8 @@ def release_table(
     built = build_table(workspace, request, protect)
     counts = _cell_counts(built)
     with hub.session() as session:
+        if (rates := link_rates_for(session, request, workspace.opened)) is not None:  # docs/risk.md
+            built = replace(built, record={**built.record, "linkage": rates})
         risks = differencing_risks(
             _ledger_entry("new", request.model_dump(mode="json"), counts),
             _earlier(session, actor, request),

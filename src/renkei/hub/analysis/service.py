@@ -12,8 +12,8 @@ query audit are the workspace's; this module adds the disclosure rules and the l
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,11 @@ from renkei.hub.tables.request import TableRequest
 from renkei.hub.tables.service import CellProtector, Cells
 from renkei.hub.workspace.workspace import Workspace
 
-# --- faces' entry points: log in, open a workspace, do one thing, close it -------------------------------
+# --- faces' entry points: log in, open a workspace (or lease the session's), do one thing, close it ------
+
+# Where a face gets its workspace: the CLI opens one per command (the default, :func:`open_workspace`); the
+# portal leases its login session's (``SessionWorkspaces.lease``), which stays open for the next request.
+WorkspaceSource = Callable[[Actor], AbstractContextManager[Workspace]]
 
 
 def console_login(hub: Hub, login_id: str, terminal_name: str, password: str, code: str) -> Actor:
@@ -89,6 +93,7 @@ __all__ = [
     "OutlinedView",
     "SqlResult",
     "TableOutcome",
+    "WorkspaceSource",
     "console_login",
     "count_protector",
     "decide_review",
@@ -156,9 +161,22 @@ IN_REVIEW_NOTE = (
 )
 
 
-def table_for(hub: Hub, actor: Actor, request: TableRequest, *, clock: Clock = SYSTEM_CLOCK) -> TableOutcome:
-    """Open the actor's workspace, build and release one table, close the workspace."""
-    with open_workspace(hub, actor, clock=clock) as workspace:
+def _workspace(
+    hub: Hub, actor: Actor, clock: Clock, workspaces: WorkspaceSource | None
+) -> AbstractContextManager[Workspace]:
+    return workspaces(actor) if workspaces is not None else open_workspace(hub, actor, clock=clock)
+
+
+def table_for(
+    hub: Hub,
+    actor: Actor,
+    request: TableRequest,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    workspaces: WorkspaceSource | None = None,
+) -> TableOutcome:
+    """Build and release one table in the actor's workspace (opened and closed for it, unless leased)."""
+    with _workspace(hub, actor, clock, workspaces) as workspace:
         built, release = release_table(
             hub,
             workspace,
@@ -175,9 +193,15 @@ def table_for(hub: Hub, actor: Actor, request: TableRequest, *, clock: Clock = S
 
 
 def sql_for(
-    hub: Hub, actor: Actor, sql: str, *, review_reason: str | None = None, clock: Clock = SYSTEM_CLOCK
+    hub: Hub,
+    actor: Actor,
+    sql: str,
+    *,
+    review_reason: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    workspaces: WorkspaceSource | None = None,
 ) -> SqlResult:
-    with open_workspace(hub, actor, clock=clock) as workspace:
+    with _workspace(hub, actor, clock, workspaces) as workspace:
         return run_sql(
             hub, workspace, actor, sql, count_protector(hub), review_reason=review_reason, clock=clock
         )

@@ -3,8 +3,12 @@
 A record key is the first 32 bits of AES-256 applied to the 16 bytes of the pseudonymous ID, under a key held
 only by the hub (``record_key.key``, 0600). AES on one block is a pseudorandom permutation, so keys are
 uniform and independent of anything a user can see; the same person gets the same key in every table and
-every period, which is what makes the noise of a cell consistent. Keys are computed by the trusted parent and
-reach the sandbox only as a control table no user query can read.
+every period, which is what makes the noise of a cell consistent.
+
+Keys are computed once per snapshot, at import (:func:`write_record_keys`), and stored in the vault beside
+the snapshot's data as ``record_keys.parquet`` (encrypted like it, in its checksums, expected by ``vault
+verify``). A workspace reads them through its gate under the decision that opened the snapshot and hands them
+to the sandbox only as a control table no user query can read.
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from renkei.errors import RenkeiError
 from renkei.files import read_private, write_private
 
 RECORD_KEY_FILE = "record_key.key"
+RECORD_KEYS_FILE = "record_keys.parquet"  # a snapshot's stored keys, beside its data.parquet in the vault
 KEY_BYTES = 32
 ID_HEX = 32  # the city's pseudonymous IDs are 128 bits as 32 hex characters
+ID_COLUMNS = ("pid", "household_id")  # pseudonymous IDs that get a record key (persons, households)
+KEYS_SCHEMA = pa.schema([("pid", pa.string()), ("rkey", pa.uint32())])
 
 
 class RecordKeyError(RenkeiError):
@@ -66,6 +74,21 @@ def record_keys(key: bytes, ids: pa.Array | pa.ChunkedArray) -> pa.Array:
         return keys
     positions = pc.cumulative_sum(pc.cast(pc.is_valid(ids), pa.int64())).to_numpy() - 1
     return pc.if_else(pc.is_valid(ids), pc.take(keys, pa.array(np.maximum(positions, 0))), None)
+
+
+def write_record_keys(key: bytes, data: Path, target: Path) -> Path:
+    """Write ``target``: (pid, rkey) once for every distinct person and household ID of the Parquet file
+    ``data`` (a snapshot being imported); returns ``target``. The file is new and private (0600)."""
+    columns = [c for c in ID_COLUMNS if c in pq.read_schema(data).names]
+    table = pq.read_table(data, columns=columns)
+    ids = [table.column(c).cast(pa.string()) for c in columns]
+    unique = pc.unique(pa.chunked_array([c for i in ids for c in i.chunks], pa.string())).drop_null()
+    keys = pa.table([unique, record_keys(key, unique)], schema=KEYS_SCHEMA)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        # Random IDs do not compress into a dictionary; zstd still halves their hex digits.
+        pq.write_table(keys, out, compression="zstd", use_dictionary=False)
+    return target
 
 
 def _unhex(ids: pa.Array) -> bytes:

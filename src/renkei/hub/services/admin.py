@@ -13,6 +13,9 @@ stored or logged.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,9 +33,16 @@ from renkei.hub.access.designation import designate_user
 from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.sessions import SessionStore, write_transaction
-from renkei.hub.access.terminals import TerminalCA, enroll_terminal, revoke_terminal
+from renkei.hub.access.terminals import (
+    Terminal,
+    TerminalCA,
+    enroll_terminal,
+    load_ca_certificate,
+    revoke_terminal,
+)
+from renkei.hub.audit import AuditCheckpointRow, AuditEntry
 from renkei.hub.audit_actions import AuditAction
-from renkei.hub.catalog import Department, Sender
+from renkei.hub.catalog import Dataset, Department, Sender, Snapshot
 from renkei.hub.db import session_factory
 from renkei.hub.home import Hub
 from renkei.hub.services.decisions import require
@@ -41,6 +51,24 @@ if TYPE_CHECKING:  # the importer loads pyarrow: only for an import
     from renkei.hub.importer import ImportOutcome, PackageRejectedError
 
 MAX_NAME = 100  # a department's or a user's display name
+LOGIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+
+
+def check_login_id(login_id: str) -> str:
+    """A login id: 2-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit."""
+    if not LOGIN_ID.fullmatch(login_id):
+        raise RenkeiError(
+            f"利用者IDが不正です: {login_id!r}（英小文字・数字・. _ - で 2〜64 文字）",
+            f"Invalid login id {login_id!r}: 2-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+        )
+    return login_id
+
+
+def check_display_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise RenkeiError("氏名は 1〜100 文字にしてください", "A display name has 1 to 100 characters")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +176,7 @@ def designate(
     clock: Clock = SYSTEM_CLOCK,
 ) -> Designated:
     """指名: a new user with an initial password they change at their first login."""
+    login_id, display_name = check_login_id(login_id), check_display_name(display_name)
     with _change(hub, actor, Action.ADMIN_USERS, f"user/{login_id}", clock) as session:
         user = designate_user(
             session,
@@ -319,3 +348,330 @@ def import_packages(
                 continue
             report(path, outcome)
     return rejected
+
+
+# --- changes of a user: role, department, enable ----------------------------------------------------------------
+
+
+def change_user(
+    hub: Hub, actor: Actor, login_id: str, *, role: Role, department: str, clock: Clock = SYSTEM_CLOCK
+) -> Ended:
+    """A new role and department for the user; their sessions end, so every page asks again as the new role."""
+    target = f"user/{login_id}"
+    with _change(hub, actor, Action.ADMIN_USERS, target, clock) as session:
+        user = _user(session, login_id)
+        dept = session.scalar(select(Department).where(Department.name == department.strip()))
+        if dept is None:
+            raise RenkeiError(f"部署 {department} は登録されていません", f"no department {department!r}")
+        before = {"role": str(user.role), "department": user.department.name}
+        user.role, user.department_id = role, dept.id
+        ended = SessionStore(session_factory(hub.engine)).end_all_for_user_in(session, user.id)
+        _record(
+            hub, session, actor, AuditAction.ADMIN_USER_CHANGE, f"user/{user.login_id}",
+            before=before, after={"role": str(role), "department": dept.name}, sessions_ended=ended,
+        )  # fmt: skip
+        return Ended(user.login_id, ended)
+
+
+def enable_user(hub: Hub, actor: Actor, login_id: str, *, clock: Clock = SYSTEM_CLOCK) -> Ended:
+    """A disabled user may log in again (with their password and factor as they were)."""
+    with _change(hub, actor, Action.ADMIN_USERS, f"user/{login_id}", clock) as session:
+        user = _user(session, login_id)
+        user.disabled = False
+        session.flush()
+        _record(hub, session, actor, AuditAction.ADMIN_USER_ENABLE, f"user/{user.login_id}")
+        return Ended(user.login_id, 0)
+
+
+# --- what exists: the lists the CLI and the admin pages show -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentRow:
+    name: str
+    users: int
+    stewards: int  # active stewards: without one, the department's parts of applications wait forever
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    login_id: str
+    display_name: str
+    role: Role
+    department: str
+    cards: int  # active staff cards
+    totp: bool
+    disabled: bool
+    created_at: dt.datetime
+    designated_by: str
+
+    @property
+    def factor(self) -> str:
+        """card | totp | none"""
+        return "card" if self.cards else "totp" if self.totp else "none"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRow:
+    name: str
+    serial: str
+    fingerprint_sha256: str
+    enrolled_at: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+    enrolled_by: str
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    card_id: int
+    login_id: str
+    aaguid: str
+    registered_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    revoked_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRow:
+    name: str
+    key_fingerprint: str  # SHA-256 of the Ed25519 public key, first 16 hex digits
+    registered_at: dt.datetime
+    snapshots: int
+    last_import: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    kek_id: str  # the vault's key-encryption key in force (its public name, never the key)
+    kek_source: str  # file | environment | kms
+    rotation_pending: bool  # a rotation is running, or was interrupted (run `renkei vault rotate-key` again)
+    last_rotation: dt.datetime | None
+    last_rotation_result: str
+    audit_key_id: str  # the audit log's checkpoint signing key
+    terminal_ca_not_after: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    dataset: str
+    period: dt.date
+    version: int
+    rows: int
+    sender: str
+    imported_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatus:
+    database: str  # dialect and host, never the URL (it may hold a password)
+    database_ok: bool
+    snapshots: int
+    vault_bytes: int
+    audit_ok: bool
+    audit_size: int
+    audit_covered: int
+    audit_message_ja: str
+    audit_message_en: str
+    last_checkpoint: dt.datetime | None
+    last_imports: list[ImportRow]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    name: str  # the setting's name, e.g. disclosure.threshold
+    value: str
+    help_ja: str
+    help_en: str
+    env: str  # the environment variable that overrides hub.toml
+
+
+def _read(hub: Hub, actor: Actor, access: Action, what: str, clock: Clock) -> None:
+    """Decide ``access`` on the list ``what`` (recorded, raising when denied)."""
+    with hub.session() as db:
+        require(db, hub, actor, access, Resource(ResourceType.SYSTEM.value, None, what), clock)
+
+
+def list_departments(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[DepartmentRow]:
+    _read(hub, actor, Action.ADMIN_USERS, "departments", clock)
+    with hub.session() as session:
+        users = dict(
+            session.execute(select(User.department_id, func.count()).group_by(User.department_id)).all()
+        )
+        stewards = dict(
+            session.execute(
+                select(User.department_id, func.count())
+                .where(User.role == Role.STEWARD, User.disabled.is_(False))
+                .group_by(User.department_id)
+            ).all()
+        )
+        return [
+            DepartmentRow(d.name, users.get(d.id, 0), stewards.get(d.id, 0))
+            for d in session.scalars(select(Department).order_by(Department.name))
+        ]
+
+
+def list_users(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[UserRow]:
+    _read(hub, actor, Action.ADMIN_USERS, "users", clock)
+    with hub.session() as session:
+        cards_of = dict(
+            session.execute(
+                select(cards.CardCredential.user_id, func.count())
+                .where(cards.CardCredential.revoked_at.is_(None))
+                .group_by(cards.CardCredential.user_id)
+            ).all()
+        )
+        return [
+            UserRow(
+                u.login_id,
+                u.display_name,
+                u.role,
+                u.department.name,
+                cards_of.get(u.id, 0),
+                totp.has_totp(session, u.id),
+                u.disabled,
+                u.created_at,
+                u.designated_by,
+            )
+            for u in session.scalars(select(User).order_by(User.login_id))
+        ]
+
+
+def list_terminals(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[TerminalRow]:
+    _read(hub, actor, Action.ADMIN_TERMINALS, "terminals", clock)
+    with hub.session() as session:
+        return [
+            TerminalRow(
+                t.name,
+                t.serial,
+                t.fingerprint_sha256,
+                t.enrolled_at,
+                t.not_after,
+                t.revoked_at,
+                t.enrolled_by,
+            )
+            for t in session.scalars(select(Terminal).order_by(Terminal.name, Terminal.id))
+        ]
+
+
+def list_cards(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[CardRow]:
+    _read(hub, actor, Action.ADMIN_TERMINALS, "cards", clock)
+    with hub.session() as session:
+        query = (
+            select(cards.CardCredential, User.login_id)
+            .join(User, User.id == cards.CardCredential.user_id)
+            .order_by(User.login_id, cards.CardCredential.id)
+        )
+        return [
+            CardRow(c.id, login_id, c.aaguid, c.registered_at, c.last_used_at, c.revoked_at, c.revoked_reason)
+            for c, login_id in session.execute(query).all()
+        ]
+
+
+def list_senders(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[SenderRow]:
+    _read(hub, actor, Action.ADMIN_CATALOG, "senders", clock)
+    with hub.session() as session:
+        stats = {
+            sender_id: (count, last)
+            for sender_id, count, last in session.execute(
+                select(Snapshot.sender_id, func.count(), func.max(Snapshot.imported_at)).group_by(
+                    Snapshot.sender_id
+                )
+            ).all()
+        }
+        rows = []
+        for s in session.scalars(select(Sender).order_by(Sender.name)):
+            count, last = stats.get(s.id, (0, None))
+            digest = hashlib.sha256(s.public_key.encode("ascii")).hexdigest()[:16]
+            rows.append(SenderRow(s.name, digest, s.registered_at, count, _utc(last)))
+        return rows
+
+
+def key_status(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> KeyStatus:
+    """The keys in force and the state of their rotation (names and dates only, never a key)."""
+    from renkei.hub.audit import key_id, load_audit_key  # noqa: PLC0415
+    from renkei.hub.rotation import rotation_pending  # noqa: PLC0415
+
+    _read(hub, actor, Action.ADMIN_CATALOG, "keys", clock)
+    kek = hub.kek
+    source = "kms" if hub.settings.keys.kms else "environment" if os.environ.get("RENKEI_KEK") else "file"
+    with hub.session() as session:
+        last = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == AuditAction.VAULT_ROTATE_KEY)
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        ).first()
+    try:
+        ca_not_after: dt.datetime | None = load_ca_certificate(hub.home).not_valid_after_utc
+    except RenkeiError:
+        ca_not_after = None
+    return KeyStatus(
+        kek_id=kek.key_id,
+        kek_source=source,
+        rotation_pending=rotation_pending(hub.home),
+        last_rotation=last.at if last is not None else None,
+        last_rotation_result=last.result if last is not None else "",
+        audit_key_id=key_id(load_audit_key(hub.home).public_key()),
+        terminal_ca_not_after=ca_not_after,
+    )
+
+
+def hub_status(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> HubStatus:
+    """The database, the vault, the audit log's verification and the last imports."""
+    _read(hub, actor, Action.ADMIN_CATALOG, "status", clock)
+    url = hub.engine.url
+    database = f"{url.get_backend_name()}" + (f" ({url.host})" if url.host else "")
+    with hub.session() as session:
+        session.execute(select(1))
+        snapshots, vault_bytes = session.execute(
+            select(func.count(), func.coalesce(func.sum(Snapshot.bytes), 0)).select_from(Snapshot)
+        ).one()
+        last_checkpoint = session.scalar(select(func.max(AuditCheckpointRow.at)))
+        imports = [
+            ImportRow(name, snap.period, snap.version, snap.rows, sender, snap.imported_at)
+            for snap, name, sender in session.execute(
+                select(Snapshot, Dataset.name, Sender.name)
+                .join(Dataset, Dataset.id == Snapshot.dataset_id)
+                .join(Sender, Sender.id == Snapshot.sender_id)
+                .order_by(Snapshot.imported_at.desc(), Snapshot.id.desc())
+                .limit(10)
+            ).all()
+        ]
+    report = hub.audit.verify()
+    return HubStatus(
+        database=database, database_ok=True, snapshots=int(snapshots), vault_bytes=int(vault_bytes),
+        audit_ok=report.ok, audit_size=report.size, audit_covered=report.covered,
+        audit_message_ja=report.message_ja, audit_message_en=report.message_en,
+        last_checkpoint=_utc(last_checkpoint), last_imports=imports,
+    )  # fmt: skip
+
+
+def policy_in_force(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[PolicyRow]:
+    """The hub-wide disclosure settings in force (``hub.settings.disclosure``), each with its help and the
+    variable that overrides it; they are changed in ``<home>/hub.toml`` ([disclosure]) and take effect at the
+    next start (per dataset: ``<home>/disclosure.toml``)."""
+    from renkei.hub.settings import SETTINGS  # noqa: PLC0415
+
+    _read(hub, actor, Action.ADMIN_CATALOG, "policy", clock)
+    rows = []
+    for setting in SETTINGS:
+        if not setting.name.startswith("disclosure."):
+            continue
+        value: object = hub.settings
+        for part in setting.name.split("."):
+            value = getattr(value, part)
+        rows.append(PolicyRow(setting.name, str(value), setting.help_ja, setting.help_en, setting.env))
+    return rows
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite's aggregates lose the time zone: the hub stores UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)

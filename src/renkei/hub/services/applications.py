@@ -28,11 +28,12 @@ from renkei.hub.access.applications import (
     PartState,
     check_move,
     effective_state,
+    needs_second_approval,
     parties_of,
 )
 from renkei.hub.access.authz import Action, Actor, Forbidden, Resource, ResourceType, resolve_principal
 from renkei.hub.access.grants import Grant
-from renkei.hub.access.people import Role
+from renkei.hub.access.people import Role, User
 from renkei.hub.catalog import Snapshot
 from renkei.hub.home import Hub
 from renkei.hub.services.catalog import departments_with_steward
@@ -56,6 +57,8 @@ class PartDetail:
     comment: str
     snapshots: tuple[str, ...]  # "juki 2026-03-31 v1"
     department_has_steward: bool  # False: nobody can decide this part
+    second_approval: bool = False  # row-level over a flagged snapshot: two stewards approve (docs/risk.md)
+    first_approved_by: str | None = None  # who gave the first of the two
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +320,8 @@ def part_resource(part_id: int) -> Resource:
 
 def application_detail(application: Application, clock: Clock) -> ApplicationDetail:
     state = effective_state(application, clock)
-    staffed = departments_with_steward(object_session_of(application))
+    db = object_session_of(application)
+    staffed = departments_with_steward(db)
     return ApplicationDetail(
         id=application.id,
         applicant=application.applicant.login_id,
@@ -334,7 +338,10 @@ def application_detail(application: Application, clock: Clock) -> ApplicationDet
         closed_at=application.closed_at,
         closed_by=application.closed_by,
         close_reason=application.close_reason,
-        parts=tuple(_part_detail(p, p.department_id in staffed) for p in application.parts),
+        parts=tuple(
+            _part_detail(p, p.department_id in staffed, needs_second_approval(db, application, p))
+            for p in application.parts
+        ),
     )
 
 
@@ -344,7 +351,8 @@ def object_session_of(application: Application) -> Session:
     return db
 
 
-def _part_detail(part: ApplicationPart, department_has_steward: bool) -> PartDetail:
+def _part_detail(part: ApplicationPart, department_has_steward: bool, second_approval: bool) -> PartDetail:
+    first = part.first_approved_by_id
     return PartDetail(
         id=part.id,
         department=part.department.name,
@@ -355,7 +363,16 @@ def _part_detail(part: ApplicationPart, department_has_steward: bool) -> PartDet
         comment=part.comment,
         snapshots=tuple(_snapshot_label(item.snapshot) for item in part.items),
         department_has_steward=department_has_steward,
+        second_approval=second_approval,
+        first_approved_by=_login_id(object_session_of(part.application), first)
+        if first is not None
+        else None,
     )
+
+
+def _login_id(db: Session, user_id: int) -> str | None:
+    user = db.get(User, user_id)
+    return user.login_id if user is not None else None
 
 
 def _snapshot_label(snapshot: Snapshot) -> str:
@@ -382,7 +399,10 @@ def _available_steps(db: Session, actor: Actor, application: Application) -> Ava
 
     def can(event: Event, part: ApplicationPart | None) -> bool:
         try:
-            check_move(event, application, part, parties_of(principal, application, part))
+            second = needs_second_approval(db, application, part)
+            check_move(
+                event, application, part, parties_of(principal, application, part), second_approval=second
+            )
         except Forbidden:
             return False
         return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -11,9 +11,48 @@ from sqlalchemy.orm import Session, selectinload
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Action, Actor, Resource, ResourceType
 from renkei.hub.access.people import Role, User
+from renkei.hub.assessment import SnapshotRisk, linkage_by_snapshot, risk_by_snapshot
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.home import Hub
 from renkei.hub.services.decisions import require
+
+
+@dataclass(frozen=True, slots=True)
+class CombinationRisk:
+    """One combination of quasi-identifiers: shares of the records, never counts (docs/risk.md)."""
+
+    columns: tuple[str, ...]
+    sample_unique_share: float
+    records_at_risk: float
+    minimal_unique_share: float  # records for which this combination is a minimal sample unique
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSummary:
+    """A snapshot's re-identification risk report as the catalog shows it: shares and risks, no counts."""
+
+    flagged: bool
+    quasi_identifiers: tuple[str, ...]
+    k: int
+    records_at_risk: float
+    sample_unique_share: float
+    highest_risk: float
+    average_risk: float
+    class_sizes: dict[str, float]  # share of the records in classes of size 1, 2, …, ≥ k
+    top_combination: tuple[str, ...]
+    combinations: tuple[CombinationRisk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSummary:
+    """The share of a snapshot's rows whose pid is in the resident register of its period, and its drift."""
+
+    rate: float
+    register_version: int
+    drift: float | None  # the rate less the previous period's (its newest version); None for the first
+
+
+# risk and linkage: the figures above are computed at import (renkei.hub.assessment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +63,8 @@ class SnapshotEntry:
     rows: int
     bytes: int
     sender: str
+    risk: RiskSummary | None = None  # None: not assessed (no quasi-identifiers, or imported before)
+    link: LinkSummary | None = None  # None: no register snapshot of the period yet, or no pid
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +117,20 @@ def dataset_detail(hub: Hub, actor: Actor, name: str, *, clock: Clock = SYSTEM_C
         dataset = dataset_named(db, name)
         require(db, hub, actor, Action.CATALOG_READ, dataset_resource(dataset, name), clock)
         assert dataset is not None  # a missing dataset was refused as not found
-        snapshots = db.scalars(
-            select(Snapshot)
-            .where(Snapshot.dataset_id == dataset.id)
-            .options(selectinload(Snapshot.sender))
-            .order_by(Snapshot.period, Snapshot.version)
+        snapshots = list(
+            db.scalars(
+                select(Snapshot)
+                .where(Snapshot.dataset_id == dataset.id)
+                .options(selectinload(Snapshot.sender))
+                .order_by(Snapshot.period, Snapshot.version)
+            )
         )
         return DatasetDetail(
             name=dataset.name,
             title=dataset.title,
             description=dataset.description,
             owner=dataset.owner.name,
-            snapshots=tuple(_snapshot_entry(s) for s in snapshots),
+            snapshots=_assessed_entries(db, snapshots),
             columns=tuple(ColumnEntry(c["source"], c["role"], c["treatment"]) for c in dataset.columns),
         )
 
@@ -132,4 +175,55 @@ def _snapshot_entry(snapshot: Snapshot) -> SnapshotEntry:
         rows=snapshot.rows,
         bytes=snapshot.bytes,
         sender=snapshot.sender.name,
+    )
+
+
+def _assessed_entries(db: Session, snapshots: list[Snapshot]) -> tuple[SnapshotEntry, ...]:
+    """Each snapshot with its risk report and its link rate; the drift is against the previous period's newest
+    version that has a link rate."""
+    ids = [s.id for s in snapshots]
+    risks, links = risk_by_snapshot(db, ids), linkage_by_snapshot(db, ids)
+    registers = [link.register_snapshot_id for link in links.values()]
+    found = db.execute(select(Snapshot.id, Snapshot.version).where(Snapshot.id.in_(registers)))
+    versions = {snapshot_id: version for snapshot_id, version in found}
+    newest = {s.period: links[s.id].rate for s in snapshots if s.id in links}  # by version: the last wins
+    entries = []
+    for snapshot in snapshots:
+        link, risk = links.get(snapshot.id), risks.get(snapshot.id)
+        summary = None
+        if link is not None:
+            earlier = [p for p in sorted(newest) if p < snapshot.period]
+            drift = link.rate - newest[earlier[-1]] if earlier else None
+            summary = LinkSummary(link.rate, versions.get(link.register_snapshot_id, 0), drift)
+        entry = _snapshot_entry(snapshot)
+        entries.append(replace(entry, risk=_risk_summary(risk) if risk is not None else None, link=summary))
+    return tuple(entries)
+
+
+def _risk_summary(risk: SnapshotRisk) -> RiskSummary:
+    report = risk.report
+    records = max(int(report["records"]), 1)
+    overall = report["overall"]
+    k = int(report["thresholds"]["k"])
+    shares = {size: int(size) * n / records for size, n in overall["sizes"].items() if size.isdigit()}
+    shares[f">={k}"] = max(0.0, 1.0 - sum(shares.values()))
+    return RiskSummary(
+        flagged=risk.flagged,
+        quasi_identifiers=tuple(report["quasi_identifiers"]),
+        k=k,
+        records_at_risk=overall["records_at_risk"],
+        sample_unique_share=overall["sample_unique_share"],
+        highest_risk=overall["highest_risk"],
+        average_risk=overall["average_risk"],
+        class_sizes=shares,
+        top_combination=tuple(report["top_combination"]),
+        combinations=tuple(
+            CombinationRisk(
+                tuple(c["columns"]),
+                c["sample_unique_share"],
+                c["records_at_risk"],
+                c["minimal_uniques"] / records,
+            )
+            for c in report["combinations"]
+        ),
     )

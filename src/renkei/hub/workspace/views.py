@@ -8,19 +8,16 @@ with a ``period DATE`` column across the granted periods.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from renkei.hub.disclosure.record_keys import record_keys
-from renkei.hub.vault import memfd_path
+from renkei.hub.access.authz import Decision
+from renkei.hub.vault import SnapshotRef, memfd_path
 
 PERIOD = "period"
-ID_COLUMNS = ("pid", "household_id")  # pseudonymous IDs that get a record key (persons, households)
 RECORD_KEYS = "_record_keys"
 
 
@@ -34,10 +31,15 @@ class Opened:
     version: int
     resource: str
     action: str  # snapshot.read or snapshot.read_rows, as authorized at open
-    fd: int
+    fd: int  # the worker's descriptor (the parent closes its copy once the worker has started)
+    decision: Decision  # the recorded decision that opened it: the record keys are read under it too
 
     def path(self, pid: int) -> str:
         return fd_path(pid, self.fd)
+
+    @property
+    def ref(self) -> SnapshotRef:
+        return SnapshotRef(self.dataset, self.period, self.version)
 
     @property
     def view(self) -> str:
@@ -69,10 +71,15 @@ def view_statements(opened: Sequence[Opened], pid: int) -> list[str]:
     return statements
 
 
-def record_key_table(key: bytes, opened: Iterable[Opened]) -> pa.Table:
-    """(pid, rkey) for every person and household ID in the opened snapshots, for the control database."""
-    unique = _unique_ids(list(opened))
-    return pa.table({"pid": unique, "rkey": record_keys(key, unique).cast(pa.uint64())})
+def record_key_table(con: duckdb.DuckDBPyConnection, fds: Sequence[int]) -> pa.Table:
+    """(pid, rkey) once per ID, from the stored record keys of the opened snapshots (sealed memfds of this
+    trusted process), on ``con``: a person is in every period's file, so DuckDB deduplicates them."""
+    if not fds:
+        return pa.table({"pid": pa.array([], pa.string()), "rkey": pa.array([], pa.uint64())})
+    paths = ", ".join(f"'{memfd_path(fd)}'" for fd in fds)
+    return con.sql(
+        f"SELECT DISTINCT pid, rkey::UBIGINT AS rkey FROM read_parquet([{paths}]) WHERE pid IS NOT NULL"
+    ).to_arrow_table()
 
 
 def arrow_bytes(table: pa.Table) -> bytes:
@@ -80,19 +87,3 @@ def arrow_bytes(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue())
-
-
-def _unique_ids(opened: list[Opened]) -> pa.Array:
-    """The distinct IDs of every opened snapshot, found by DuckDB in this (trusted) process: it reads only the
-    ID columns and deduplicates on every core, about ten times faster than pyarrow's unique here."""
-    parts = [
-        f"SELECT {quote(column)}::VARCHAR AS id FROM read_parquet('{memfd_path(o.fd)}')"
-        for o in opened
-        for column in ID_COLUMNS
-        if column in pq.read_schema(memfd_path(o.fd)).names
-    ]
-    if not parts:
-        return pa.array([], pa.string())
-    with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
-        found = con.sql(f"SELECT DISTINCT id FROM ({' UNION ALL '.join(parts)}) WHERE id IS NOT NULL")
-        return found.to_arrow_table().column("id").combine_chunks().cast(pa.string())

@@ -1,16 +1,19 @@
 """A workspace: one analyst's sandboxed DuckDB over exactly the snapshots their active grants cover.
 
 Opening authorizes every snapshot (``snapshot.read``, or ``snapshot.read_rows`` under a row-level grant),
-decrypts each through :mod:`.gate` into a sealed memfd, computes the record keys, and hands the descriptors to
-a fresh worker process (:mod:`.process`); the parent then closes its copies, so plaintext lives only in the
-worker and vanishes with it. Every query re-checks the grants and goes through ``authorize()`` for the
-snapshots it reads; a lapsed grant closes the workspace. The audit log gets the query text, the snapshots and
-the row count, never a value.
+decrypts them all through :mod:`.gate` into sealed memfds (side by side, one child process per core), and
+hands the descriptors to a fresh worker process (:mod:`.process`); the parent then closes its copies, so
+plaintext lives only in the worker and vanishes with it. The record keys, stored beside each snapshot at
+import, are read through the same gate under the same decisions once the first query has been answered (or
+when a control query needs them first), and reach only the worker's control database. Every query re-checks
+the grants and goes through ``authorize()`` for the snapshots it reads; a lapsed grant closes the workspace.
+The audit log gets the query text, the snapshots and the row count, never a value.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
@@ -30,9 +34,10 @@ from renkei.hub.access.grants import Grant, active_grants
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Snapshot
-from renkei.hub.disclosure.record_keys import load_record_key
+from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
 from renkei.hub.home import Hub
 from renkei.hub.settings import WorkspaceSettings
+from renkei.hub.vault import SnapshotNotFoundError
 from renkei.hub.workspace import lockdown
 from renkei.hub.workspace.errors import (
     QueryFailed,
@@ -41,7 +46,7 @@ from renkei.hub.workspace.errors import (
     WorkspaceClosed,
     WorkspaceError,
 )
-from renkei.hub.workspace.gate import open_granted_snapshot
+from renkei.hub.workspace.gate import Granted, open_granted_snapshots
 from renkei.hub.workspace.process import (
     WORKER_PROGRAM,
     Isolation,
@@ -57,6 +62,9 @@ from renkei.hub.workspace.views import (
     record_key_table,
     view_statements,
 )
+
+# What a user's grants open: (snapshot id, whether row-level) for the latest granted version of each period.
+GrantedSet = frozenset[tuple[int, bool]]
 
 SQL_PIECE = 500  # the audit log keeps detail strings up to 512 characters
 SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged by its start and hash
@@ -89,8 +97,9 @@ class Workspace:
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
         self._keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-keys-{self.id}")
-        self._keys: Future[None] | None = None
-        self._fd_lock = threading.Lock()
+        self._keys: Future[None] | None = None  # started after the first query, or by the first control query
+        self._keys_con: duckdb.DuckDBPyConnection | None = None  # the merge running now (close interrupts it)
+        self._keys_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------------------------------------
 
@@ -121,29 +130,52 @@ class Workspace:
 
     def _start(self, confinement: Isolation) -> None:
         fds = [o.fd for o in self.opened]
-        process = spawn(
-            confinement, WORKER_PROGRAM, pass_fds=fds,
-            address_space=self.limits.address_space, nproc=self.limits.max_processes,
-        )  # fmt: skip
+        try:
+            process = spawn(
+                confinement, WORKER_PROGRAM, pass_fds=fds,
+                address_space=self.limits.address_space, nproc=self.limits.max_processes,
+            )  # fmt: skip
+        finally:
+            self._close_parent_fds()  # the worker has its own copies; the parent keeps no plaintext
         self.worker = WorkerProcess(process, self.limits.grace)
         header, _ = self.worker.request(self._open_request(), self.limits.open_timeout, 0)
         if not header.get("ok"):
             raise _open_failed(header)
         self._views = self._describe()
-        # The record keys (seconds for a large city) are made while the user already queries; only the
-        # control database needs them, and control_query waits for them.
-        self._keys = self._keys_pool.submit(self._load_record_keys)
         self._audit(
             AuditAction.WORKSPACE_OPEN,
             snapshots=[o.resource for o in self.opened],
             worker_pid=self.worker.pid,
         )
 
+    def _start_record_keys(self) -> None:
+        """Load the record keys in the background, once: they are seconds of work for a large city that only
+        the control database needs, so they never delay the user's first query."""
+        with self._lock:
+            if self._keys is None and not self.closed:
+                self._keys = self._keys_pool.submit(self._load_record_keys)
+
     def _load_record_keys(self) -> None:
+        """The stored keys of every opened snapshot, through the gate under the decision that opened it, merged
+        into one (pid, rkey) table in this process and sent to the worker's control database."""
+        if self.closed:
+            return
+        granted = [Granted(o.decision, o.snapshot_id, o.ref) for o in self.opened]
         try:
-            table = record_key_table(load_record_key(self.hub.home), self.opened)
+            fds = open_granted_snapshots(self.hub.vault, granted, RECORD_KEYS_FILE)
+        except SnapshotNotFoundError as e:
+            raise WorkspaceError(
+                f"レコードキーが保管されていないスナップショットがあるため、秘匿処理した結果を出せません: {e.ja}",
+                f"a snapshot has no stored record keys (it was stored before imports kept them), so no "
+                f"disclosure-controlled result can be made: {e.en}",
+            ) from e
+        try:
+            table = self._merged_keys(fds)
         finally:
-            self._close_parent_fds()  # the worker has its own copies; the parent keeps no plaintext
+            for fd in fds:
+                os.close(fd)
+        if table is None:
+            return  # closed meanwhile
         assert self.worker is not None
         header, _ = self.worker.request(
             {"op": "keys"}, self.limits.open_timeout, 0, payload=arrow_bytes(table)
@@ -151,16 +183,32 @@ class Workspace:
         if not header.get("ok"):
             raise _open_failed(header)
 
+    def _merged_keys(self, fds: list[int]) -> pa.Table | None:
+        """The merged keys, or None if the workspace closed first: closing interrupts the merge (seconds of
+        every core for a large city), so a closed workspace leaves no work behind."""
+        with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
+            with self._keys_lock:
+                if self.closed:
+                    return None
+                self._keys_con = con
+            try:
+                return record_key_table(con, fds)
+            except duckdb.InterruptException:
+                return None
+            finally:
+                with self._keys_lock:
+                    self._keys_con = None
+
     def _close_parent_fds(self) -> None:
-        with self._fd_lock:
-            if self._fds_open:  # never close a number the parent may have reused since
-                for opened in self.opened:
-                    with contextlib.suppress(OSError):
-                        os.close(opened.fd)
-                self._fds_open = False
+        if self._fds_open:  # never close a number the parent may have reused since
+            for opened in self.opened:
+                with contextlib.suppress(OSError):
+                    os.close(opened.fd)
+            self._fds_open = False
 
     def _record_keys_ready(self) -> None:
-        assert self._keys is not None  # submitted at open
+        self._start_record_keys()
+        assert self._keys is not None
         try:
             self._keys.result(timeout=self.limits.open_timeout)
         except WorkspaceError:
@@ -214,6 +262,11 @@ class Workspace:
     def views(self) -> list[ViewInfo]:
         return list(self._views)
 
+    @property
+    def granted(self) -> GrantedSet:
+        """The snapshots this workspace opened, as :func:`granted_set` names them."""
+        return frozenset((o.snapshot_id, o.action == Action.SNAPSHOT_READ_ROWS) for o in self.opened)
+
     def query(self, sql: str, *, max_rows: int | None = None) -> pa.Table:
         """Run user SQL (one SELECT) in the sandbox's user database."""
         with self._lock:
@@ -223,7 +276,10 @@ class Workspace:
             except QueryRefused as e:
                 self._audit_query("user", sql, [], result="rejected", reason=e.en)
                 raise
-            return self._audited("user", sql, max_rows or self.limits.max_rows)
+            try:
+                return self._audited("user", sql, max_rows or self.limits.max_rows)
+            finally:
+                self._start_record_keys()  # the first query has its answer: now the keys may take the cores
 
     def control_query(self, sql: str) -> pa.Table:
         """Run hub-generated SQL on the control database (which alone holds ``_record_keys``)."""
@@ -308,6 +364,9 @@ class Workspace:
             if self.closed:
                 return
             self.closed_reason = reason
+            with self._keys_lock:
+                if self._keys_con is not None:
+                    self._keys_con.interrupt()
             if self.worker is not None:
                 self.worker.close()
             self._pool.shutdown(wait=False)
@@ -320,8 +379,7 @@ class Workspace:
             self.worker.kill()
         self._pool.shutdown(wait=False)
         self._keys_pool.shutdown(wait=False)
-        if self._keys is None:  # the keys job closes the fds when it runs
-            self._close_parent_fds()
+        self._close_parent_fds()
         self.closed_reason = "open failed"
 
     def _ensure_open(self) -> None:
@@ -365,26 +423,25 @@ class Workspace:
 
 
 def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
+    """Decide every granted snapshot (a denial stops the open before anything is decrypted), then decrypt
+    them all at once through the gate."""
     assert actor.user_id is not None
-    opened: list[Opened] = []
-    try:
-        with hub.session() as session:
-            granted = _granted(active_grants(session, actor.user_id, clock))
-            for (snapshot, _), decision in _decide_granted(session, hub.audit, actor, granted, clock):
-                if not decision.allowed:
-                    raise Forbidden(decision.verdict.reason_ja, decision.verdict.reason_en, decision)
-                fd = open_granted_snapshot(hub.vault, decision, snapshot)
-                opened.append(
-                    Opened(snapshot.id, snapshot.dataset.name, snapshot.period, snapshot.version,
-                           snapshot.resource, decision.action, fd)
-                )  # fmt: skip
-    except BaseException:
-        for o in opened:
-            os.close(o.fd)
-        raise
+    with hub.session() as session:
+        granted = _granted(active_grants(session, actor.user_id, clock))
+        decided: list[tuple[Snapshot, Decision]] = []
+        for (snapshot, _), decision in _decide_granted(session, hub.audit, actor, granted, clock):
+            if not decision.allowed:
+                raise Forbidden(decision.verdict.reason_ja, decision.verdict.reason_en, decision)
+            decided.append((snapshot, decision))
+        opened = [
+            Opened(snapshot.id, snapshot.dataset.name, snapshot.period, snapshot.version, snapshot.resource,
+                   decision.action, -1, decision)
+            for snapshot, decision in decided
+        ]  # fmt: skip
     if not opened:
         raise WorkspaceError("有効な利用承認がありません", "the user has no active grant")
-    return opened
+    fds = open_granted_snapshots(hub.vault, [Granted(o.decision, o.snapshot_id, o.ref) for o in opened])
+    return [dataclasses.replace(o, fd=fd) for o, fd in zip(opened, fds, strict=True)]
 
 
 def _decide_each(
@@ -414,6 +471,11 @@ def _decide_granted(
             group, authorize_each(session, audit, actor, action, resources, clock=clock), strict=True
         )
     return result
+
+
+def granted_set(session: Session, user_id: int, clock: Clock) -> GrantedSet:
+    """What a workspace opened now for ``user_id`` would hold (nothing is decided or decrypted)."""
+    return frozenset((s.id, rows) for s, rows in _granted(active_grants(session, user_id, clock)))
 
 
 def _granted(grants: list[Grant]) -> list[tuple[Snapshot, bool]]:

@@ -30,7 +30,7 @@ class ErrorBody(View):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)
 }
 
 router = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)

@@ -1,8 +1,9 @@
 """``/api/v1/workspace``, ``/tables``, ``/query``, ``/exports``, ``/releases``: the analysis path.
 
-Each route parses, calls one function of :mod:`renkei.hub.analysis.service` and renders; the workspace it
-opens authorizes every granted snapshot (so a caller without grants decides nothing and is refused), and only
-disclosure-controlled values come back.
+Each route parses, calls one function of :mod:`renkei.hub.analysis.service` and renders. The workspace is
+the login session's, kept between requests (:class:`renkei.hub.workspace.pool.SessionWorkspaces`): opening it
+authorizes every granted snapshot (so a caller without grants decides nothing and is refused), each query
+re-checks the grants, and only disclosure-controlled values come back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from renkei.hub.analysis import service
 from renkei.hub.analysis.ledger import ExportFormat, Release
 from renkei.hub.tables.files import Cell
 from renkei.hub.tables.request import TableRequest
-from renkei.web.context import SignedIn
+from renkei.web.context import SignedIn, SteppedUp
 from renkei.web.models import View
 from renkei.web.params import ReleaseId
 
@@ -73,7 +74,13 @@ class ReleaseView(View):
 @router.post("/tables", response_model=TableView)
 def build_table(body: TableRequest, caller: SignedIn) -> TableView:
     """Build a disclosure-controlled table in the caller's workspace (集計表の作成)."""
-    outcome = service.table_for(caller.portal.hub, caller.actor, body, clock=caller.portal.clock)
+    outcome = service.table_for(
+        caller.portal.hub,
+        caller.actor,
+        body,
+        clock=caller.portal.clock,
+        workspaces=caller.portal.workspaces.lease,
+    )
     shown = outcome.shown
     return TableView(
         release_id=outcome.release_id, header=shown.header, rows=shown.rows, notes=shown.notes,
@@ -85,8 +92,9 @@ def build_table(body: TableRequest, caller: SignedIn) -> TableView:
 def run_query(body: QueryIn, caller: SignedIn) -> QueryView:
     """Run one SELECT in the caller's sandbox; IDs are refused, aggregates protected, rows only for 個票閲覧."""
     result = service.sql_for(
-        caller.portal.hub, caller.actor, body.sql, review_reason=body.review_reason, clock=caller.portal.clock
-    )
+        caller.portal.hub, caller.actor, body.sql, review_reason=body.review_reason, clock=caller.portal.clock,
+        workspaces=caller.portal.workspaces.lease,
+    )  # fmt: skip
     return QueryView(
         kind=result.kind, header=result.header, rows=result.rows, notes=result.notes,
         release_id=result.release_id, truncated=result.truncated,
@@ -96,7 +104,7 @@ def run_query(body: QueryIn, caller: SignedIn) -> QueryView:
 @router.post(
     "/exports", response_class=Response, responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}}
 )
-def export(body: ExportIn, caller: SignedIn) -> Response:
+def export(body: ExportIn, caller: SteppedUp) -> Response:
     """A released table as a file, within the caller's download permission and quota."""
     exported = service.export_release(caller.portal.hub, caller.actor, body.release_id, body.format,
                                       clock=caller.portal.clock)  # fmt: skip
@@ -136,7 +144,7 @@ def _in_review(release: Release) -> ReleaseInReview:
 
 
 @router.post("/releases/{release_id}/review", response_model=ReleaseView)
-def review(release_id: ReleaseId, body: ReviewIn, caller: SignedIn) -> ReleaseView:
+def review(release_id: ReleaseId, body: ReviewIn, caller: SteppedUp) -> ReleaseView:
     """A steward of an owning department (not the requester) approves or rejects a table in review."""
     release = service.decide_review(caller.portal.hub, caller.actor, release_id, approve=body.approve,
                                     comment=body.comment, clock=caller.portal.clock)  # fmt: skip

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, status
 
 from renkei.hub.services.applications import Step
 from renkei.web import portal
-from renkei.web.context import SignedIn
+from renkei.web.context import SignedIn, SteppedUp
 from renkei.web.models import (
     ApplicationIn,
     ApplicationView,
@@ -72,7 +72,7 @@ def reviews(caller: SignedIn) -> list[ReviewItem]:
 
 
 @router.post("/parts/{part_id}/approve", response_model=ApplicationView)
-def approve(part_id: PartId, caller: SignedIn, body: OptionalComment = None) -> ApplicationView:
+def approve(part_id: PartId, caller: SteppedUp, body: OptionalComment = None) -> ApplicationView:
     return portal.take_step(caller, Step.APPROVE_PART, part_id, body.comment if body else "")
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response, status
+from pydantic import AwareDatetime
 
 from renkei.web import portal
-from renkei.web.context import Public, SignedInAnyPassword
+from renkei.web.context import Public, SignedIn, SignedInAnyPassword
 from renkei.web.cookies import (
     CEREMONY_SECONDS,
     CSRF_COOKIE,
@@ -16,7 +18,16 @@ from renkei.web.cookies import (
     set_cookie,
     start_session,
 )
-from renkei.web.models import CardStep, CsrfView, MeView, PasswordChange, PasswordStep, PendingView, TotpStep
+from renkei.web.models import (
+    CardStep,
+    CsrfView,
+    MeView,
+    PasswordChange,
+    PasswordStep,
+    PendingView,
+    TotpStep,
+    View,
+)
 from renkei.web.security import new_csrf_token
 
 router = APIRouter(prefix="/session", tags=["session"])
@@ -75,3 +86,42 @@ def change_password(body: PasswordChange, caller: SignedInAnyPassword) -> MeView
     """Replace one's password (required after an admin set it); the user's other sessions end."""
     login = portal.change_password(caller, body.current_password, body.new_password)
     return portal.me(caller, login)
+
+
+# --- step-up: the second factor again, before an approval or an export (403 step_up_required otherwise) ----
+
+
+class StepUpStartView(View):
+    factor: Literal["card", "totp"]
+    card_options: dict[str, Any] | None  # PublicKeyCredentialRequestOptions, for a card
+    fresh: bool  # the session may approve and export now
+    fresh_until: AwareDatetime | None
+
+
+class SteppedUpView(View):
+    fresh_until: AwareDatetime  # approvals and exports need no step-up until then
+
+
+@router.post("/step-up", response_model=StepUpStartView)
+def step_up(caller: SignedIn) -> StepUpStartView:
+    """Start a step-up: which factor to prove (a card gets a fresh challenge), and whether one is needed now."""
+    started = portal.begin_step_up(caller)
+    options = json.loads(started.card_options_json) if started.card_options_json else None
+    return StepUpStartView(
+        factor=started.factor.value,
+        card_options=options,
+        fresh=portal.step_up_fresh(caller),
+        fresh_until=portal.step_up_until(caller),
+    )
+
+
+@router.post("/step-up/card", response_model=SteppedUpView)
+def step_up_card(body: CardStep, caller: SignedIn) -> SteppedUpView:
+    """The staff card's assertion over the challenge of ``POST /session/step-up``."""
+    return SteppedUpView(fresh_until=portal.step_up_with_card(caller, body.assertion))
+
+
+@router.post("/step-up/totp", response_model=SteppedUpView)
+def step_up_totp(body: TotpStep, caller: SignedIn) -> SteppedUpView:
+    """The TOTP code (the next one: each code is accepted once, the login's included)."""
+    return SteppedUpView(fresh_until=portal.step_up_with_totp(caller, body.code))

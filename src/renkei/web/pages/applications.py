@@ -16,7 +16,7 @@ from renkei.clock import city_today
 from renkei.hub.access.applications import ApplicationError
 from renkei.hub.services.applications import Step
 from renkei.web import portal
-from renkei.web.context import Caller, SignedIn, identify_caller
+from renkei.web.context import Caller, SignedIn, SteppedUp, identify_caller
 from renkei.web.errors import FormExpiredError
 from renkei.web.models import MAX_COMMENT, ApplicationIn
 from renkei.web.pages.common import OPERATORS, RawForm, done, error_page, page
@@ -201,7 +201,7 @@ def reviews(request: Request, caller: SignedIn) -> HTMLResponse:
 
 
 @router.post("/parts/{part_id}/approve")
-def approve(part_id: PartId, caller: SignedIn, comment: OptionalText = "") -> RedirectResponse:
+def approve(part_id: PartId, caller: SteppedUp, comment: OptionalText = "") -> RedirectResponse:
     application = portal.take_step(caller, Step.APPROVE_PART, part_id, comment)
     return done("/reviews", "approved", application.id)
 

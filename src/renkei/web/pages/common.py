@@ -35,6 +35,7 @@ def page(
         "is_steward": login is not None and login.role is Role.STEWARD,
         "is_analyst": login is not None and login.role is Role.ANALYST,
         "is_operator": login is not None and login.role in OPERATORS,
+        "is_admin": login is not None and login.role is Role.ADMIN,
         "csrf_token": token,
         "notice": notice_of(request),
     }

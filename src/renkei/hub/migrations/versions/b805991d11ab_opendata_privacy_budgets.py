@@ -1,7 +1,7 @@
 """opendata privacy budgets
 
 Revision ID: b805991d11ab
-Revises: 2f7c4e9a1d35
+Revises: cd523dbfe244
 Create Date: 2026-12-03 19:12:37.975514
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b805991d11ab"
-down_revision = "2f7c4e9a1d35"
+down_revision = "cd523dbfe244"
 branch_labels = None
 depends_on = None
 
