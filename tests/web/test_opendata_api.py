@@ -1,5 +1,5 @@
-"""``POST /api/v1/opendata/preview`` and ``/publish`` over HTTP: the preview spends nothing, publishing spends
-the budget and returns the CSV with its record, overspending answers 409 in the canonical error shape."""
+"""``POST /api/v1/opendata/preview`` and ``/publish`` over HTTP: the preview spends nothing, publishing needs a
+step-up, spends the budget and returns the CSV with its record, overspending answers 409."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 from renkei.hub.access.people import Role
 from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.tables.request import Category, TableRequest
-from tests.web.support import WebWorld, login_with_totp
+from tests.web.support import STEP_UP_STALE, WebWorld, login_with_totp, step_up_with_totp
 
 PERIOD = dt.date(2025, 3, 31)  # 令和6年度
 
@@ -38,6 +38,12 @@ def test_preview_then_publish_then_refuse_overspending(world: WebWorld) -> None:
                 "dataset": "juki", "fiscal_year": 2024, "total": 1.0, "spent": 0.0, "left_after": 0.4,
             }  # fmt: skip
         shown = preview.json()
+        world.clock.advance(
+            seconds=STEP_UP_STALE.total_seconds()
+        )  # publishing, like an export, needs a step-up
+        stale = client.post("/api/v1/opendata/publish", json=body, headers=headers)
+        assert stale.status_code == 403 and stale.json()["error"]["code"] == "step_up_required"
+        step_up_with_totp(world, client, steward, token)
         assert shown["header"] == ["性別", "人数", "誤差（95%）"] and len(shown["rows"]) == 2
         assert shown["error"] == shown["record"]["differential_privacy"]["error"]
         published = client.post("/api/v1/opendata/publish", json=body, headers=headers)

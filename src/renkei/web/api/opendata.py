@@ -13,7 +13,7 @@ from pydantic import Field
 
 from renkei.hub.analysis.opendata import OpenDataTable, preview_opendata, publish_opendata
 from renkei.hub.tables.files import Cell
-from renkei.web.context import SignedIn
+from renkei.web.context import SignedIn, SteppedUp
 from renkei.web.models import View
 
 router = APIRouter(tags=["opendata"])
@@ -81,8 +81,9 @@ def preview(body: OpenDataIn, caller: SignedIn) -> OpenDataView:
 
 
 @router.post("/opendata/publish", response_model=PublishedView)
-def publish(body: OpenDataIn, caller: SignedIn) -> PublishedView:
-    """Publish as open data: spends ε on every dataset and 年度 the table reads, or is refused (409)."""
+def publish(body: OpenDataIn, caller: SteppedUp) -> PublishedView:
+    """Publish as open data: spends ε on every dataset and 年度 the table reads, or is refused (409). Like an
+    export or an approval, it needs a fresh proof of the second factor (step-up)."""
     published = publish_opendata(caller.portal.hub, caller.actor, body.release_id, body.epsilon,
                                  clock=caller.portal.clock)  # fmt: skip
     return PublishedView(
