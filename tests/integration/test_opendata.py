@@ -235,11 +235,15 @@ def test_a_linked_table_spends_on_every_dataset_it_reads(
     base, base_snapshots = dataset(world, [FY2024_END, FY2025_END])
     linked, linked_snapshots = dataset(world, [FY2025_END])
     release_id = release(world, analyst, [base, linked], base_snapshots + linked_snapshots, links=[linked])
+    with world.session() as session:  # the link rates a linked table's release record carries (docs/risk.md)
+        session.get_one(Release, release_id).record = {"linkage": [{"dataset": linked, "rate": 0.967}]}
+        session.commit()
     published = publish_opendata(hub, world.actor(steward), release_id, 0.25, clock=world.clock)
     assert (spent(world, base, 2024), spent(world, base, 2025), spent(world, linked, 2025)) == (0.25,) * 3
     budgets = {(b["dataset"], b["fiscal_year"]) for b in published.table.record["budget"]}
     assert budgets == {(base, 2024), (base, 2025), (linked, 2025)}
     assert published.table.record["differential_privacy"]["l1_sensitivity"] == 1  # one snapshot per 年度
+    assert json.loads(published.record_json)["linkage"] == [{"dataset": linked, "rate": 0.967}]
 
 
 def test_two_snapshots_in_one_year_double_the_sensitivity(

@@ -545,6 +545,8 @@ def _table(plan: _Plan, noisy: Sequence[int] | None) -> OpenDataTable:
         "budget": [_budget_json(b) for b in plan.budgets],
         "fiscal_year": "4月〜翌年3月 (April to March)",
     }
+    if "linkage" in plan.release_record:  # a linked table's link rates (docs/risk.md) travel with it
+        base["linkage"] = plan.release_record["linkage"]
     if plan.request is None or plan.mechanism is None or noisy is None:
         shown = plan.shown
         as_is = {**base, "differential_privacy": None, "disclosure_control": plan.release_record}
