@@ -129,6 +129,9 @@ ERRORS: dict[str, Answer] = {
     "renkei.hub.access.authz.InvalidTransition": Answer(EXIT_FORBIDDEN, 409, "invalid_transition"),
     "renkei.hub.access.applications.SeparationOfDuties": Answer(EXIT_FORBIDDEN, 403, "separation_of_duties"),
     "renkei.hub.access.quotas.QuotaExceeded": Answer(EXIT_FORBIDDEN, 403, "forbidden"),
+    "renkei.hub.analysis.opendata.PrivacyBudgetExceededError": Answer(
+        EXIT_FORBIDDEN, 409, "privacy_budget_exceeded"
+    ),
     "renkei.hub.access.applications.ApplicationError": Answer(EXIT_INPUT, 422, "application_invalid"),
     "renkei.hub.services.decisions.NotFoundError": Answer(EXIT_INPUT, 404),
     "renkei.hub.access.passwords.WeakPasswordError": Answer(EXIT_INPUT, 422, "weak_password"),

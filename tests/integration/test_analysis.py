@@ -340,3 +340,29 @@ def _send_sums_for_review(ww: WorkspaceWorld, analyst: Actor, workspace: Workspa
     _allow_downloads(ww, analyst, files_per_day=5)
     exported = service.export_release(ww.hub, analyst, sent.release_id, ExportFormat.CSV, clock=ww.clock)
     assert "total" in exported.content.decode("utf-8-sig")
+
+
+def test_a_released_builder_table_is_published_as_open_data(
+    ww: WorkspaceWorld, analyst: Actor, workspace: Workspace
+) -> None:
+    """The real path: a builder table's base cells (no 計) get OpenDP noise, the budget of juki's 年度 is spent."""
+    from renkei.hub.analysis.opendata import preview_opendata, publish_opendata  # noqa: PLC0415
+
+    request = TableRequest(
+        dataset="juki", periods=[ww.periods[-1]], dimensions=[Category(column="住所_ward")]
+    )
+    built, release = _release(ww, workspace, analyst, request)
+    wards = [c for c in built.cells.coordinates if TOTAL not in c]
+    preview = preview_opendata(ww.hub, analyst, release.id, 0.5, clock=ww.clock)
+    assert [r[0] for r in preview.rows] == sorted(str(c[0]) for c in wards)
+    assert preview.error is not None and 6 < preview.error < 7
+    with ww.hub.session() as session:
+        owner = session.scalars(select(Dataset).where(Dataset.name == "juki")).one().owner_id
+        steward = User(login_id="steward-od", display_name="公開", role=Role.STEWARD, department_id=owner)
+        session.add(steward)
+        session.commit()
+        actor = Actor.for_user(steward, terminal="term-01")
+    published = publish_opendata(ww.hub, actor, release.id, 0.5, clock=ww.clock)
+    assert published.content.startswith("\ufeff住所_ward,人数,誤差（95%）".encode())
+    [budget] = published.table.budgets
+    assert (budget.dataset, budget.spent, budget.after) == ("juki", 0.5, 0.5)

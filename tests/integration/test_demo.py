@@ -23,14 +23,18 @@ from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from renkei.cli.main import app
+from renkei.hub.access.authz import Actor
 from renkei.hub.access.passwords import Passwords, set_password
 from renkei.hub.access.people import User
 from renkei.hub.access.totp import current_code
+from renkei.hub.analysis import service
 from renkei.hub.analysis.ledger import Release
 from renkei.hub.home import Hub
+from renkei.hub.tables.request import Category, TableRequest
 from tests.support.tls import free_port
 
 ANALYST = "bunseki-analyst"
+STEWARD = "shimin-steward"  # 市民課, owns juki
 NEW_PASSWORD = "港町の坂道と朝霧の白い灯台"
 STEP = dt.timedelta(seconds=30)
 
@@ -150,6 +154,45 @@ def test_an_analyst_builds_a_table_writes_the_same_in_sql_and_exports_it(
     )
 
 
+def test_a_steward_previews_and_publishes_a_table_as_open_data(
+    demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console faces of docs/opendata.md: a preview that spends nothing, then the CSV and its record."""
+    directory, _ = demo
+    home = directory / "hub"
+    hub = Hub(home)
+    with hub.session() as session:
+        analyst = session.query(User).filter_by(login_id=ANALYST).one()
+        session.expunge(analyst)
+    request = TableRequest(dataset="juki", dimensions=[Category(column="住所_ward")], title="区別人口")
+    release = service.table_for(hub, Actor.for_user(analyst, terminal="demo-terminal"), request).release_id
+    _set_own_password(hub, STEWARD)
+    secret = _totp_secret(directory / "people.txt", STEWARD)
+    runner = CliRunner()
+    common = ["--user", STEWARD, "--terminal", "demo-terminal", "--home", str(home), "--epsilon", "0.5"]
+
+    def run(*arguments: str, code_at: dt.datetime) -> str:
+        monkeypatch.setenv("RENKEI_PASSWORD", NEW_PASSWORD)
+        monkeypatch.setenv("RENKEI_TOTP", current_code(secret, code_at))
+        result = runner.invoke(app, [*arguments, *common], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    now = dt.datetime.now(dt.UTC)
+    shown = run("opendata", "preview", str(release), code_at=now - STEP)
+    assert "誤差（95%）±6.43" in shown and "juki 2024年度: 0 / 1 → 0.5" in shown, shown
+    out = directory / "kubetsu.csv"
+    published = run("opendata", "publish", str(release), "--out", str(out), code_at=now)
+    assert "juki 2024年度: 0.5 / 1 → 0.5" in published, published
+    lines = [
+        line for line in shown.splitlines() + published.splitlines() if not line.startswith(str(directory))
+    ]
+    assert all(cell_len(line) <= 80 for line in lines)  # a path goes on a line of its own
+    assert out.read_text(encoding="utf-8-sig").startswith("住所_ward,人数,誤差（95%）")
+    record = json.loads((directory / "kubetsu.record.json").read_text(encoding="utf-8"))
+    assert record["differential_privacy"]["library"] == "opendp"
+
+
 def _people_entry(people: Path, login: str) -> str:
     text = people.read_text(encoding="utf-8")
     start = text.index(login)
@@ -162,14 +205,12 @@ def _totp_secret(people: Path, login: str) -> str:
     return found.group(1)
 
 
-def _set_own_password(hub: Hub) -> None:
+def _set_own_password(hub: Hub, login: str = ANALYST) -> None:
     """What the first login's forced change leaves (the portal's flow is tested in tests/web): a password of
-    the analyst's own. Set directly, so that the three console logins below can use three TOTP steps."""
+    the user's own. Set directly, so that the three console logins below can use three TOTP steps."""
     with hub.session() as session:
-        user = session.query(User).filter_by(login_id=ANALYST).one()
-        set_password(
-            session, user, NEW_PASSWORD, passwords=Passwords(), changed_by=ANALYST, must_change=False
-        )
+        user = session.query(User).filter_by(login_id=login).one()
+        set_password(session, user, NEW_PASSWORD, passwords=Passwords(), changed_by=login, must_change=False)
         session.commit()
 
 

@@ -279,6 +279,8 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         "api/v1/tables": {"dataset": "juki", "dimensions": [{"kind": "column", "column": "住所_ward"}]},
         "api/v1/query": {"sql": "SELECT count(*) FROM juki"},
         "api/v1/exports": {"release_id": 999_999, "format": "csv"},
+        "api/v1/opendata/preview": {"release_id": 999_999, "epsilon": 0.5},
+        "api/v1/opendata/publish": {"release_id": 999_999, "epsilon": 0.5},
         "review": {"approve": True, "comment": "確認しました"},
         "withdraw": {"comment": "不要になった"},
         "approve": {"comment": "承認します"},

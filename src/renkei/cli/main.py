@@ -84,6 +84,9 @@ COMMANDS: dict[str, Entry] = {
     "folder": Entry("renkei.cli.applications", "フォルダのアクセス制御 (folder access lists)"),
     "analysis": Entry("renkei.cli.analysis", "保存した分析 (saved analyses)"),
     "review": Entry("renkei.cli.analysis", "集計表の審査（所管課のデータ管理者） (review of tables)"),
+    "opendata": Entry(
+        "renkei.cli.opendata", "オープンデータ公開（差分プライバシー） (open data with differential privacy)"
+    ),
 }
 
 

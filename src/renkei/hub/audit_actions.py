@@ -78,6 +78,7 @@ class AuditAction(enum.StrEnum):
     ANALYSIS_SAVE = "analysis.save"
     DASHBOARD_PIN = "dashboard.pin"  # a saved table pinned to (or taken off) a dashboard theme
     EXPORT_FILE = "export.file"
+    OPENDATA_PUBLISH = "opendata.publish"
 
 
 AUDIT_ACTIONS = frozenset(a.value for a in AuditAction)

@@ -14,7 +14,7 @@ from renkei.hub.access import (
     throttle,
     totp,
 )
-from renkei.hub.analysis import ledger
+from renkei.hub.analysis import ledger, opendata
 
 __all__ = [
     "applications",
@@ -25,6 +25,7 @@ __all__ = [
     "grants",
     "ledger",
     "login",
+    "opendata",
     "passwords",
     "people",
     "quotas",

@@ -192,6 +192,30 @@ class RiskSettings(_Section):
     )
 
 
+class OpenDataSettings(_Section):
+    """Open-data publication (オープンデータ公開; renkei.hub.analysis.opendata, docs/opendata.md)."""
+
+    differential_privacy: bool = _setting(
+        True,
+        "オープンデータの公開に差分プライバシーを求めるか（false なら秘匿処理済みの表をそのまま公開）",
+        "whether open data must be published with differential privacy (false: the protected table as is)",
+    )
+    epsilon_per_year: float = _setting(
+        1.0,
+        "データセット・年度（4月〜3月）ごとのプライバシー予算 ε の総量",
+        "the privacy budget: total epsilon per dataset and fiscal year (April to March)",
+        gt=0,
+        le=100,
+    )
+    confidence: float = _setting(
+        0.95,
+        "公開前に示す誤差の信頼度（0.95: 95% の確率で誤差はこの値未満）",
+        "the confidence of the error shown before publishing (0.95: the error is below it with 95% probability)",
+        gt=0.5,
+        lt=1,
+    )
+
+
 class AuditSettings(_Section):
     max_unsigned_hours: float = _setting(
         24.0,
@@ -386,6 +410,7 @@ class HubSettings(_Section):
     web: WebSection = WebSection()
     webauthn: WebAuthnSettings = WebAuthnSettings()
     disclosure: DisclosurePolicy = DisclosurePolicy()
+    opendata: OpenDataSettings = OpenDataSettings()
 
 
 def proxy_network(text: str) -> IPNetwork:

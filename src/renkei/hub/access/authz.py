@@ -45,6 +45,7 @@ RULE_MODULES = (
     "renkei.hub.access.grants",
     "renkei.hub.access.quotas",
     "renkei.hub.analysis.review",
+    "renkei.hub.analysis.opendata",
 )
 _MAX_LOGGED_NAME = 64  # unknown action or type names come from outside; log only their start
 _MAX_LOGGED_RESOURCE = 256
@@ -63,6 +64,8 @@ class Action(enum.StrEnum):
     SNAPSHOT_READ_ROWS = "snapshot.read_rows"  # 個票閲覧: see individual rows
     EXPORT = "export"  # a file leaves the hub
     RELEASE_REVIEW = "release.review"  # approve or reject a table the automatic checks sent to review
+    OPENDATA_PREVIEW = "opendata.preview"  # see a table as it would be published as open data
+    OPENDATA_PUBLISH = "opendata.publish"  # publish it as open data, spending the privacy budget
     APPLICATION_CREATE = "application.create"
     APPLICATION_READ = "application.read"
     APPLICATION_EDIT = "application.edit"  # the applicant rewrites their draft

@@ -42,7 +42,9 @@ from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 
 # The actions that need a fresh proof of the second factor (issue 10: "before an approval or an export").
-PROTECTED = frozenset({Action.APPLICATION_APPROVE, Action.RELEASE_REVIEW, Action.EXPORT})
+PROTECTED = frozenset(
+    {Action.APPLICATION_APPROVE, Action.RELEASE_REVIEW, Action.EXPORT, Action.OPENDATA_PUBLISH}
+)  # publishing open data is an export to everyone
 
 
 class StepUpRequired(RenkeiError):  # noqa: N818

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from renkei.web.api import analysis, applications, cards, catalog, grants, session
+from renkei.web.api import analysis, applications, cards, catalog, grants, opendata, session
 from renkei.web.context import SignedIn
 from renkei.web.models import View
 
@@ -34,7 +34,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)
-for module in (session, cards, catalog, applications, grants, analysis):
+for module in (session, cards, catalog, applications, grants, analysis, opendata):
     router.include_router(module.router)
 
 
