@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -91,7 +89,12 @@ def designate_staff(home: Path, counts: dict[str, int], pending: int) -> list[Ac
 
     hub = Hub(home)
     today = dt.datetime.now(dt.UTC).date()
-    departments = {"analyst": ANALYST_DEPT, "steward": STEWARD_DEPT, "admin": ANALYST_DEPT, "auditor": "監査課"}
+    departments = {
+        "analyst": ANALYST_DEPT,
+        "steward": STEWARD_DEPT,
+        "admin": ANALYST_DEPT,
+        "auditor": "監査課",
+    }
     hashing = Passwords()
     accounts: list[Account] = []
     with hub.session() as session:
@@ -105,7 +108,9 @@ def designate_staff(home: Path, counts: dict[str, int], pending: int) -> list[Ac
                 user = designate_user(session, hub.audit, login_id=login_id, display_name=f"負荷 {role} {n}",
                                       role=Role(role), department=departments[role], password=PASSWORD,
                                       actor="bench", passwords=hashing)  # fmt: skip
-                set_password(session, user, PASSWORD, passwords=hashing, changed_by=login_id, must_change=False)
+                set_password(
+                    session, user, PASSWORD, passwords=hashing, changed_by=login_id, must_change=False
+                )
                 uri = totp.enroll_totp(session, user, kek=hub.kek, enrolled_by="bench")
                 session.commit()
                 accounts.append(Account(login_id, role, uri.split("secret=")[1].split("&")[0]))
@@ -167,7 +172,7 @@ def start_server(demo: Path, port: int, env: dict[str, str]) -> Server:
     renkei = Path(sys.executable).parent / "renkei"
     command = [str(renkei), "serve", "--home", str(demo / "hub"), "--tls-cert", str(demo / "tls/server.crt"),
                "--tls-key", str(demo / "tls/server.key"), "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = Server(process, f"https://localhost:{port}")
     deadline = time.monotonic() + 60
     while True:
@@ -289,12 +294,16 @@ class Staff:
             waiting = _waiting_parts(inbox.json()) if inbox is not None else []
             if waiting:
                 part = random.choice(waiting)  # noqa: S311
-                approve = await self.client.post(f"/api/v1/parts/{part}/approve", headers={"X-CSRF-Token": self.csrf})
+                approve = await self.client.post(
+                    f"/api/v1/parts/{part}/approve", headers={"X-CSRF-Token": self.csrf}
+                )
                 if approve.status_code == 409:  # another steward approved it first: not an error of the hub
                     return
                 self.stats.times["POST /api/v1/parts/{id}/approve"].append(approve.elapsed.total_seconds())
                 if approve.status_code >= 400:
-                    self._error("POST /api/v1/parts/{id}/approve", f"{approve.status_code} {approve.text[:200]}")
+                    self._error(
+                        "POST /api/v1/parts/{id}/approve", f"{approve.status_code} {approve.text[:200]}"
+                    )
                 else:
                     self.stats.done[me, "approve"] += 1
 
@@ -332,7 +341,7 @@ def table(stats: Stats, floor: str | None = None) -> list[str]:
         row = (f"| {action} | {len(values)} | {pct(values, .5):.0f} | {pct(values, .95):.0f} | "
                f"{pct(values, .99):.0f} | {stats.errors[action]} |")  # fmt: skip
         if base:
-            row += f" {pct(values, .95) / base:.1f} |"
+            row += f" {pct(values, 0.95) / base:.1f} |"
         lines.append(row)
     return lines
 
@@ -378,7 +387,9 @@ def rss_summary(server: Server) -> list[str]:
         return []
     every = max(1, len(server.rss) // 10)
     points = ", ".join(f"{t:.0f} s: {b / 2**20:.0f}" for t, b in server.rss[::every])
-    return [f"server RSS (MiB, with workspace workers): {points}; peak {max(b for _, b in server.rss) / 2**20:.0f}"]
+    return [
+        f"server RSS (MiB, with workspace workers): {points}; peak {max(b for _, b in server.rss) / 2**20:.0f}"
+    ]
 
 
 def main() -> None:
@@ -413,18 +424,25 @@ def main() -> None:
     try:
         chosen = _spread(accounts, users)
         stats = asyncio.run(run_users(chosen, server.base_url, args.demo, seconds, args.think, pages))
-        report += [f"## {users} users, {seconds:.0f} s ({args.mode})", *table(stats, FLOOR if pages else None)]
+        report += [
+            f"## {users} users, {seconds:.0f} s ({args.mode})",
+            *table(stats, FLOOR if pages else None),
+        ]
         report += [f"errors: {sum(stats.errors.values())}", *stats.error_samples[:10]]
         if not pages:
             report += audit_reconciliation(args.demo / "hub", stats)
         for n in ramp:
             time.sleep(31)  # the main run's last TOTP codes are not reused
-            step = asyncio.run(run_users(_spread(accounts, n), server.base_url, args.demo, 60, args.think, pages))
+            step = asyncio.run(
+                run_users(_spread(accounts, n), server.base_url, args.demo, 60, args.think, pages)
+            )
             every = [v for values in step.times.values() for v in values]
             report.append(
-                f"ramp {n} users: {len(every) / 60:.1f} req/s, p95 {pct(every, .95):.0f} ms, "
+                f"ramp {n} users: {len(every) / 60:.1f} req/s, p95 {pct(every, 0.95):.0f} ms, "
                 f"errors {sum(step.errors.values())}; "
-                + "; ".join(f"{a} p95 {pct(v, .95):.0f}" for a, v in sorted(step.times.items()) if "POST" in a)
+                + "; ".join(
+                    f"{a} p95 {pct(v, 0.95):.0f}" for a, v in sorted(step.times.items()) if "POST" in a
+                )
             )
             print(report[-1], flush=True)
         report += rss_summary(server)
@@ -452,10 +470,8 @@ def _spread(accounts: list[Account], n: int) -> list[Account]:
 
 
 def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()  # noqa: S607
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 if __name__ == "__main__":
-    json  # noqa: B018 (kept for ad-hoc dumps)
-    statistics  # noqa: B018
     main()
