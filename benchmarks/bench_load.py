@@ -61,6 +61,7 @@ PAGES = {
     "auditor": ["/home", "/audit", "/audit/inspection"],
 }  # fmt: skip
 FLOOR = "/favicon.ico"
+RUN = f"{int(time.time()) % 100_000:05d}"  # each run designates its own accounts
 
 
 # --- set-up --------------------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def designate_staff(home: Path, counts: dict[str, int], pending: int) -> list[Ac
         admin = Actor.for_user(users["seisaku-admin"], terminal="demo-terminal")
         for role, count in counts.items():
             for n in range(count):
-                login_id = f"load-{role}-{n:03d}"
+                login_id = f"load{RUN}-{role}-{n:03d}"
                 get_or_create_department(session, departments[role])
                 user = designate_user(session, hub.audit, login_id=login_id, display_name=f"負荷 {role} {n}",
                                       role=Role(role), department=departments[role], password=PASSWORD,
@@ -235,7 +236,9 @@ class Staff:
         while int(time.time() // 30) == self.last_step:  # one code per step and user
             await asyncio.sleep(1)
         self.client.cookies.clear()
-        first = await self.client.get("/api/v1/session/csrf")
+        first = await self.timed("GET /api/v1/session/csrf", "GET", "/api/v1/session/csrf")
+        if first is None:
+            return False
         self.csrf = first.json()["csrf_token"]
         start = time.perf_counter()
         step = await self.timed("login", "POST", "/api/v1/session/login",
@@ -361,7 +364,7 @@ def audit_reconciliation(home: Path, stats: Stats) -> list[str]:
     with hub.session() as session:
         rows = session.execute(
             select(AuditEntry.actor, AuditEntry.action, func.count())
-            .where(AuditEntry.actor.like("load-%"), AuditEntry.result == "ok")
+            .where(AuditEntry.actor.like(f"load{RUN}-%"), AuditEntry.result == "ok")
             .group_by(AuditEntry.actor, AuditEntry.action)
         ).all()
     logged: Counter[tuple[str, str]] = Counter({(a, b): n for a, b, n in rows})
@@ -450,7 +453,11 @@ def main() -> None:
     finally:
         server.stop.set()
         server.process.terminate()
-        server.process.wait(30)
+        try:
+            server.process.wait(30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
     print("\n".join(report))
 
 
