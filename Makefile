@@ -11,7 +11,7 @@ DEMO   ?= demo
 WORKERS ?= auto
 PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: demo test test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace constraints clean
+.PHONY: demo test test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace bench-pages load constraints clean
 
 # constraints.txt pins every package to the version the tests passed with (`make constraints` refreshes it).
 $(STAMP): pyproject.toml constraints.txt
@@ -81,6 +81,25 @@ bench: $(STAMP)
 
 bench-workspace: $(STAMP)
 	$(BIN)/python benchmarks/bench_workspace.py
+
+# Page speed: every page at p95 with 20 concurrent users on the demo city, /favicon.ico as the floor.
+PAGES_DIR ?= bench-pages-run
+bench-pages: $(STAMP)
+	$(BIN)/renkei demo --dir $(PAGES_DIR) > /dev/null
+	$(BIN)/python benchmarks/bench_load.py pages --demo $(PAGES_DIR)
+
+# Load (outside `make test`): 50 simulated staff for 5 minutes, then a ramp, against a hub whose catalog is a
+# fresh PostgreSQL database on 127.0.0.1 (dropped and created here); loopback only.
+LOAD_DIR       ?= load-run
+LOAD_DB        ?= renkei_load
+LOAD_URL       ?= postgresql+psycopg://postgres@127.0.0.1:5432/$(LOAD_DB)
+LOAD_RESIDENTS ?= 100000
+LOAD_YEARS     ?= 10
+load: $(STAMP)
+	psql -h 127.0.0.1 -U postgres -q -c 'DROP DATABASE IF EXISTS $(LOAD_DB)' -c 'CREATE DATABASE $(LOAD_DB)'
+	RENKEI_DATABASE_URL=$(LOAD_URL) $(BIN)/renkei demo --dir $(LOAD_DIR) --residents $(LOAD_RESIDENTS) \
+	  --years $(LOAD_YEARS) > /dev/null
+	$(BIN)/python benchmarks/bench_load.py load --demo $(LOAD_DIR) --database-url $(LOAD_URL) --ramp 10,25,100
 
 # After changing dependencies in pyproject.toml: resolve them afresh into .venv, then record what it holds.
 constraints: $(STAMP)
