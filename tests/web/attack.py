@@ -72,7 +72,7 @@ def api_operations() -> list[str]:
     return [key for key in ROUTES if key.split(" ", 1)[1].startswith("/api/") and "openapi.json" not in key]
 
 
-class Finding(AssertionError):
+class AttackFindingError(AssertionError):
     """What the attack suite found wrong with one response."""
 
 
@@ -82,15 +82,17 @@ def one_error_shape(response: httpx.Response) -> None:
     try:
         body = response.json()
     except ValueError as error:
-        raise Finding(f"{response.status_code} without a JSON error body: {response.text[:200]!r}") from error
+        raise AttackFindingError(
+            f"{response.status_code} without a JSON error body: {response.text[:200]!r}"
+        ) from error
     if not (isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], dict)):
-        raise Finding(f"{response.status_code} not in the one error shape: {body!r}")
+        raise AttackFindingError(f"{response.status_code} not in the one error shape: {body!r}")
     if set(body["error"]) != ERROR_FIELDS or not all(
         isinstance(v, str) and v for v in body["error"].values()
     ):
-        raise Finding(f"{response.status_code} error fields: {body!r}")
+        raise AttackFindingError(f"{response.status_code} error fields: {body!r}")
     if body["error"]["request_id"] != response.headers.get("x-request-id"):
-        raise Finding("the error's request_id is not the X-Request-ID header")
+        raise AttackFindingError("the error's request_id is not the X-Request-ID header")
 
 
 def zoned_date_times(response: httpx.Response) -> None:
@@ -107,7 +109,7 @@ def zoned_date_times(response: httpx.Response) -> None:
         elif isinstance(value, str):
             found = DATE_TIME.match(value)
             if found and not found["zone"]:
-                raise Finding(f"a date-time without a zone at {where}: {value!r}")
+                raise AttackFindingError(f"a date-time without a zone at {where}: {value!r}")
 
     walk(response.json(), "$")
 
@@ -184,7 +186,7 @@ def attack(schema: Any, attacker: Attacker, route: str, mode: GenerationMode, co
                 405,
                 413,
             ):  # routing and size limits answer before the guard
-                raise Finding(f"{route} without a session answered {anonymous.status_code} {code}")
+                raise AttackFindingError(f"{route} without a session answered {anonymous.status_code} {code}")
 
     run()
 

@@ -13,7 +13,7 @@ from schemathesis.generation import GenerationMode
 
 from renkei.hub.access.people import Role
 from renkei.web.cookies import SESSION_COOKIE
-from tests.web.attack import ROLES, Attacker, api_operations, attack, has_input, examples, load_schema
+from tests.web.attack import ROLES, Attacker, api_operations, attack, examples, has_input, load_schema
 from tests.web.support import OWN, WebWorld, world_on
 
 
