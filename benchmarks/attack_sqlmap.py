@@ -44,7 +44,8 @@ def targets(base: str, login_id: str) -> list[tuple[str, str, list[str]]]:
         ("query", "analyst", ["-u", f"{base}/api/v1/query", "--data", '{"sql": "SELECT count(*) FROM juki*"}']),
         ("tables", "analyst", ["-u", f"{base}/api/v1/tables",
                                "--data", '{"dataset": "juki*", "dimensions": [{"kind": "column", "column": "住所_ward*"}]}']),
-        ("export", "analyst", ["-u", f"{base}/api/v1/exports", "--data", '{"release_id": 1*, "format": "csv*"}']),
+        ("export", "analyst", ["-u", f"{base}/api/v1/exports", "--data", '{"release_id": 1*, "format": "csv*"}',
+                               "--ignore-code=404"]),  # no such release: sqlmap would stop at the first 404
     ]  # fmt: skip
 
 
@@ -58,6 +59,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--level", default="2")
     parser.add_argument("--risk", default="1")
+    parser.add_argument("--only", help="one target by name (login, audit search, query, tables, export)")
     args = parser.parse_args()
     failed = False
     with tempfile.TemporaryDirectory() as scratch:
@@ -73,6 +75,8 @@ def main() -> int:
                 time.sleep(0.05)
             base = f"http://127.0.0.1:{sock.getsockname()[1]}"
             for name, role, arguments in targets(base, people["analyst"].login_id):
+                if args.only and name != args.only:
+                    continue
                 headers = []
                 if role:
                     token, csrf_token = world.open_session(people[role])
