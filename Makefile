@@ -11,7 +11,7 @@ DEMO   ?= demo
 WORKERS ?= auto
 PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: demo test test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace bench-pages load constraints clean
+.PHONY: demo test test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace bench-pages load proof constraints clean
 
 # constraints.txt pins every package to the version the tests passed with (`make constraints` refreshes it).
 $(STAMP): pyproject.toml constraints.txt
@@ -75,6 +75,13 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The long attack run (outside `make test`, which runs the short one): schemathesis with many cases per
+# operation, role and mode, then sqlmap against a running portal (benchmarks/attack_sqlmap.py; docs/reliability.md).
+proof: $(STAMP)
+	RENKEI_ATTACK_EXAMPLES=$${RENKEI_ATTACK_EXAMPLES:-50} $(BIN)/pytest -q -p no:randomly tests/web/test_schemathesis.py
+	@if command -v sqlmap >/dev/null && [ -f benchmarks/attack_sqlmap.py ]; then $(BIN)/python benchmarks/attack_sqlmap.py; \
+	  else echo "sqlmap or benchmarks/attack_sqlmap.py missing: apt-get install -y sqlmap" >&2; exit 1; fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py --residents 1500000

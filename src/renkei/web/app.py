@@ -18,7 +18,7 @@ from renkei.hub.access.terminals import load_ca_certificate
 from renkei.hub.home import Hub
 from renkei.hub.workspace.pool import SessionWorkspaces
 from renkei.web import api, pages
-from renkei.web.context import GUARDS, Portal
+from renkei.web.context import GUARDS, Portal, guard_before_validation
 from renkei.web.errors import install_error_handlers
 from renkei.web.methods import AllowedMethods
 from renkei.web.security import SecurityMiddleware
@@ -64,6 +64,7 @@ def create_app(hub_home: Path, settings: WebSettings) -> FastAPI:
     )
     app.state.csrf_recovery = pages.CSRF_RECOVERY
     install_error_handlers(app)
+    app.state.guard_first = guard_before_validation  # the guard answers before the body's validation
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -374,6 +374,15 @@ FormRecovery = Callable[[Request], Awaitable[Response | None]]
 
 
 async def _handle(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RequestValidationError) or (
+        isinstance(exc, StarletteHTTPException) and exc.status_code == 400  # a body FastAPI could not parse
+    ):
+        guard: Callable[[Request], Awaitable[None]] | None = getattr(request.app.state, "guard_first", None)
+        if guard is not None:
+            try:
+                await guard(request)
+            except (StarletteHTTPException, RenkeiError) as refused:
+                exc = refused
     if isinstance(exc, CsrfRejectedError) and request.headers.get("sec-fetch-site") != "cross-site":
         route = getattr(request.scope.get("route"), "path", "")
         recoveries: dict[tuple[str, str], FormRecovery] = getattr(request.app.state, "csrf_recovery", {})
