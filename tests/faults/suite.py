@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import datetime as dt
+import io
 import json
 import os
 import random
@@ -52,8 +52,8 @@ from renkei.hub.analysis import service
 from renkei.hub.analysis.ledger import Export, ExportFormat, Release
 from renkei.hub.audit import AuditEntry
 from renkei.hub.audit_actions import AuditAction
-from renkei.hub.backup import inspect_backup
 from renkei.hub.backup import backup as run_backup
+from renkei.hub.backup import inspect_backup
 from renkei.hub.catalog import Package, PackageState, Snapshot
 from renkei.hub.home import Hub, verify_vault
 from renkei.hub.keys import load_kek
@@ -70,13 +70,13 @@ REQUEST = TableRequest(
 APPENDS = 400  # audit entries one killed run tries to append
 
 
-class CheckFailed(AssertionError):
+class CheckFailedError(AssertionError):
     pass
 
 
 def expect(condition: bool, what: str) -> None:
     if not condition:
-        raise CheckFailed(what)
+        raise CheckFailedError(what)
 
 
 # --- databases ------------------------------------------------------------------------------------------------
@@ -180,7 +180,9 @@ def known_plaintext(hub: Hub) -> list[bytes]:
         with hub.vault.open_plain(ref, "data.parquet") as plain:
             table = pq.read_table(io.BytesIO(plain.read()))
         column = next(c for c in table.column_names if table.schema.field(c).type == "string")
-        found += [v.encode() for v in table.column(column).to_pylist()[:3] if isinstance(v, str) and len(v) >= 8]
+        found += [
+            v.encode() for v in table.column(column).to_pylist()[:3] if isinstance(v, str) and len(v) >= 8
+        ]
     return found
 
 
@@ -199,7 +201,9 @@ class Run:
 class Operation:
     name: str
     act: Callable[[Template, Run, int], None]  # in the child; may write progress lines to the fd it gets
-    check: Callable[[Template, Run, Hub, list[str], dict[str, int]], str]  # after the kill: returns the outcome
+    check: Callable[
+        [Template, Run, Hub, list[str], dict[str, int]], str
+    ]  # after the kill: returns the outcome
     rerun: Callable[[Template, Run, Hub], None]
     before: Callable[[Hub], dict[str, int]]
 
@@ -218,7 +222,9 @@ def counts(hub: Hub) -> dict[str, int]:
             "reservations": n(Reservation),
             "audit": n(AuditEntry),
             "export_entries": session.scalar(
-                select(func.count()).select_from(AuditEntry).where(AuditEntry.action == AuditAction.EXPORT_FILE)
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == AuditAction.EXPORT_FILE)
             )
             or 0,
         }
@@ -243,9 +249,14 @@ def common_checks(template: Template, run: Run, hub: Hub, *, after_rerun: bool) 
     expect(verified.ok, f"audit verify {phase}: {verified}")
     plaintext = plaintext_left(template, [run.home, run.tmpdir, run.out.parent])
     private = [p for p in plaintext if not after_rerun and in_private_staging(run.home, Path(p))]
-    expect(sorted(plaintext) == sorted(private), f"plaintext left {phase}: {sorted(set(plaintext) - set(private))}")
+    expect(
+        sorted(plaintext) == sorted(private),
+        f"plaintext left {phase}: {sorted(set(plaintext) - set(private))}",
+    )
     named = sorted({p.kind for p in problems})
-    return [f"verify names {'+'.join(named)}"] * bool(named) + ["plaintext in private staging"] * bool(private)
+    return [f"verify names {'+'.join(named)}"] * bool(named) + ["plaintext in private staging"] * bool(
+        private
+    )
 
 
 def in_private_staging(home: Path, path: Path) -> bool:
@@ -292,6 +303,7 @@ def import_check(template: Template, run: Run, hub: Hub, _said: list[str], befor
         imports = session.scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == AuditAction.IMPORT)
         )
+    expect(imports == after["snapshots"], f"{imports} import entries for {after['snapshots']} snapshots")
     base = before["packages"]
     if new == 1:
         expect(states[base:] == [PackageState.IMPORTED], f"package states {states[base:]}")
@@ -412,7 +424,9 @@ def rotate_check(template: Template, run: Run, hub: Hub, _said: list[str], befor
         entries = list(
             session.scalars(
                 select(AuditEntry)
-                .where(AuditEntry.action.in_((AuditAction.VAULT_ROTATE_KEY_BEGIN, AuditAction.VAULT_ROTATE_KEY)))
+                .where(
+                    AuditEntry.action.in_((AuditAction.VAULT_ROTATE_KEY_BEGIN, AuditAction.VAULT_ROTATE_KEY))
+                )
                 .order_by(AuditEntry.seq)
             )
         )
@@ -531,7 +545,9 @@ def fresh_run(template: Template, db: Database, scratch: Path, n: int) -> Iterat
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def fork_and_kill(operation: Operation, template: Template, run: Run, delay: float | None) -> tuple[int, list[str]]:
+def fork_and_kill(
+    operation: Operation, template: Template, run: Run, delay: float | None
+) -> tuple[int, list[str]]:
     """Run the operation in a child; SIGKILL it after ``delay`` (None: let it finish). Returns its exit status
     (negative: the signal) and the lines it wrote to its progress pipe."""
     read_end, write_end = os.pipe()
@@ -543,7 +559,7 @@ def fork_and_kill(operation: Operation, template: Template, run: Run, delay: flo
         code = 0
         try:
             operation.act(template, run, write_end)
-        except BaseException:  # noqa: BLE001 (reported to the parent as a failed run)
+        except BaseException:
             traceback.print_exc()
             code = 70
         os._exit(code)
@@ -570,7 +586,7 @@ def measure(operation: Operation, template: Template, db: Database, scratch: Pat
         code, _ = fork_and_kill(operation, template, run, None)
         took = time.perf_counter() - start
         if code != 0:
-            raise CheckFailed(f"{operation.name}: an uninterrupted run exited with {code}")
+            raise CheckFailedError(f"{operation.name}: an uninterrupted run exited with {code}")
     return took
 
 
@@ -606,7 +622,7 @@ def kill_loop(
                 if code == -signal.SIGKILL:
                     figures.outcomes[outcome] += 1
                     figures.named.update(named)
-            except Exception as exc:  # noqa: BLE001 (a finding: recorded, the loop goes on)
+            except Exception as exc:
                 figures.failed.append(f"run {figures.attempts} ({delay:.3f} s): {type(exc).__name__}: {exc}")
             finally:
                 hub.engine.dispose()
