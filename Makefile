@@ -11,7 +11,7 @@ DEMO   ?= demo
 WORKERS ?= auto
 PYTEST  := $(BIN)/pytest -q -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: demo test test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace bench-pages load proof constraints clean
+.PHONY: demo test faults test-unit test-integration test-web test-browser test-crash test-fuzz fuzz browser-deps vendor lint typecheck check bench bench-workspace bench-pages load proof constraints clean
 
 # constraints.txt pins every package to the version the tests passed with (`make constraints` refreshes it).
 $(STAMP): pyproject.toml constraints.txt
@@ -117,3 +117,13 @@ constraints: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info .coverage .coverage.*
+
+# The fault suite (outside `make test`, which runs its smoke version tests/faults/test_fault_smoke.py): kill -9
+# loops, 100 landed kills per operation on SQLite and PostgreSQL (tests/faults/suite.py), then the fault and
+# crash tests (terminated connections, full disk and TMPDIR, damaged vaults, concurrent importers).
+# Figures: docs/reliability.md ("Fault suite").
+FAULT_KILLS ?= 100
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults.suite --kills $(FAULT_KILLS) --databases sqlite,postgres --json faults.json
+	$(BIN)/pytest -q -p no:cacheprovider tests/crash tests/integration/test_faults.py \
+	  tests/integration/test_vault_verify.py tests/faults
