@@ -677,7 +677,11 @@ def restore(
     key_files = _check_keys(manifest, keys)
     engine = make_engine(url) if not url.startswith("sqlite") else None
     if engine is not None:
-        _check_database_empty(engine, url)
+        try:
+            _check_database_empty(engine, url)
+        except BackupError:
+            engine.dispose()  # no connection outlives a refusal
+            raise
     created_home = not home.exists()
     hub: Hub | None = None
     try:
@@ -703,6 +707,15 @@ def restore(
     finally:
         if engine is not None:
             engine.dispose()
+    try:
+        return _record_restore(hub, actor, source, manifest, rows, home, clock)
+    finally:
+        hub.engine.dispose()  # the restored hub's connections are this function's, not the caller's
+
+
+def _record_restore(
+    hub: Hub, actor: Actor, source: Path, manifest: Mapping[str, Any], rows: int, home: Path, clock: Clock
+) -> RestoreResult:
     from renkei.hub.services.decisions import require  # noqa: PLC0415
 
     with hub.session() as db:
