@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from opendp.accuracy import discrete_laplacian_scale_to_accuracy
@@ -147,6 +147,25 @@ def people(world: World) -> tuple[User, User]:
     return world.user(Role.ANALYST), world.user(Role.STEWARD)
 
 
+class Case(NamedTuple):
+    """What most tests start from: an analyst's released table over a fresh dataset's one snapshot (令和7年度)."""
+
+    analyst: User
+    steward: User
+    hub: SmallHub
+    name: str
+    snapshots: list[int]
+    release_id: int
+
+
+@pytest.fixture
+def case(world: World, tmp_path: Path, people: tuple[User, User]) -> Case:
+    analyst, steward = people
+    name, snapshots = dataset(world, [FY2025_END])
+    hub = hub_for(world, tmp_path)
+    return Case(analyst, steward, hub, name, snapshots, release(world, analyst, [name], snapshots))
+
+
 def spent(world: World, name: str, year: int) -> float:
     with world.session() as session:
         value = session.scalar(
@@ -163,13 +182,8 @@ def test_fiscal_year_runs_april_to_march() -> None:
     assert fiscal_year(dt.date(2025, 3, 31)) == 2024
 
 
-def test_a_preview_shows_values_error_and_budget_and_spends_nothing(
-    world: World, tmp_path: Path, people: tuple[User, User]
-) -> None:
-    analyst, steward = people
-    hub = hub_for(world, tmp_path)
-    name, snapshots = dataset(world, [FY2025_END])
-    release_id = release(world, analyst, [name], snapshots)
+def test_a_preview_shows_values_error_and_budget_and_spends_nothing(world: World, case: Case) -> None:
+    analyst, steward, hub, name, release_id = case.analyst, case.steward, case.hub, case.name, case.release_id
     size = world.audit.size()
     for _ in range(3):
         table = preview_opendata(hub, world.actor(analyst), release_id, 0.5, clock=world.clock)
@@ -206,12 +220,9 @@ def test_a_preview_shows_values_error_and_budget_and_spends_nothing(
 
 
 def test_the_budget_is_spent_on_publishing_and_overspending_is_refused_and_audited(
-    world: World, tmp_path: Path, people: tuple[User, User]
+    world: World, case: Case
 ) -> None:
-    analyst, steward = people
-    hub = hub_for(world, tmp_path)
-    name, snapshots = dataset(world, [FY2025_END])
-    release_id = release(world, analyst, [name], snapshots)
+    steward, hub, name, release_id = case.steward, case.hub, case.name, case.release_id
     actor = world.actor(steward)
     publish_opendata(hub, actor, release_id, 0.6, clock=world.clock)
     assert spent(world, name, 2025) == 0.6
@@ -259,11 +270,8 @@ def test_two_snapshots_in_one_year_double_the_sensitivity(
     assert table.record["differential_privacy"]["scale"] == 4.0
 
 
-def test_racing_publishers_never_overspend(world: World, tmp_path: Path, people: tuple[User, User]) -> None:
-    analyst, steward = people
-    hub = hub_for(world, tmp_path)
-    name, snapshots = dataset(world, [FY2025_END])
-    release_id = release(world, analyst, [name], snapshots)
+def test_racing_publishers_never_overspend(world: World, case: Case) -> None:
+    steward, hub, name, release_id = case.steward, case.hub, case.name, case.release_id
     actor = world.actor(steward)
 
     def publish() -> None:
@@ -300,13 +308,8 @@ def race(attempts: list[Callable[[], None]]) -> tuple[int, list[BaseException]]:
     return len(done), failures
 
 
-def test_the_published_file_carries_its_release_record(
-    world: World, tmp_path: Path, people: tuple[User, User]
-) -> None:
-    analyst, steward = people
-    hub = hub_for(world, tmp_path)
-    name, snapshots = dataset(world, [FY2025_END])
-    release_id = release(world, analyst, [name], snapshots)
+def test_the_published_file_carries_its_release_record(world: World, case: Case) -> None:
+    steward, hub, snapshots, release_id = case.steward, case.hub, case.snapshots, case.release_id
     size = world.audit.size()
     published = publish_opendata(hub, world.actor(steward), release_id, 0.5, clock=world.clock)
     text = published.content.decode("utf-8")
@@ -334,13 +337,15 @@ def test_the_published_file_carries_its_release_record(
     assert entry.details["outcome"] == "published"
 
 
-def test_who_may_publish_and_every_denial_is_recorded(
-    world: World, tmp_path: Path, people: tuple[User, User]
-) -> None:
-    analyst, steward = people
-    hub = hub_for(world, tmp_path)
-    name, snapshots = dataset(world, [FY2025_END])
-    release_id = release(world, analyst, [name], snapshots)
+def test_who_may_publish_and_every_denial_is_recorded(world: World, case: Case) -> None:
+    analyst, steward, hub, name, snapshots, release_id = (
+        case.analyst,
+        case.steward,
+        case.hub,
+        case.name,
+        case.snapshots,
+        case.release_id,
+    )
     for user in (analyst, world.user(Role.ADMIN), world.user(Role.STEWARD, "保険年金課")):
         size = world.audit.size()
         with pytest.raises(Forbidden):
