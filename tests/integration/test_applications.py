@@ -21,6 +21,7 @@ from renkei.clock import FakeClock
 from renkei.hub.access.applications import (
     Application,
     ApplicationError,
+    ApplicationForm,
     ApplicationState,
     DatasetRequest,
     PartState,
@@ -111,16 +112,18 @@ def apply(
             session,
             world.audit,
             world.actor(user),
-            purpose=PURPOSE,
-            outputs=OUTPUTS,
-            use_start=world.today + dt.timedelta(days=start),
-            use_end=world.today + dt.timedelta(days=end),
-            row_level=row_level,
-            requests=requests
-            or [
-                DatasetRequest("juki", periods=(MARCH_2025, MARCH_2026)),
-                DatasetRequest("kokuho", all_periods=True),
-            ],
+            ApplicationForm(
+                purpose=PURPOSE,
+                outputs=OUTPUTS,
+                use_start=world.today + dt.timedelta(days=start),
+                use_end=world.today + dt.timedelta(days=end),
+                row_level=row_level,
+                requests=requests
+                or [
+                    DatasetRequest("juki", periods=(MARCH_2025, MARCH_2026)),
+                    DatasetRequest("kokuho", all_periods=True),
+                ],
+            ),
             clock=world.clock,
         )
 
@@ -404,12 +407,14 @@ def test_purpose_and_outputs_are_required(world: World, staff: Staff) -> None:
             session,
             world.audit,
             world.actor(staff.analyst),
-            purpose=" ",
-            outputs="表",
-            use_start=world.today,
-            use_end=world.today,
-            row_level=False,
-            requests=[DatasetRequest("juki", all_periods=True)],
+            ApplicationForm(
+                purpose=" ",
+                outputs="表",
+                use_start=world.today,
+                use_end=world.today,
+                row_level=False,
+                requests=[DatasetRequest("juki", all_periods=True)],
+            ),
             clock=world.clock,
         )
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from renkei.hub.access.applications import (
     Application,
+    ApplicationForm,
     ApplicationState,
     DatasetRequest,
     PartState,
@@ -44,12 +45,14 @@ def submitted(world: World, analyst: User, period: dt.date, *, row_level: bool) 
             session,
             world.audit,
             world.actor(analyst),
-            purpose="転出傾向の分析",
-            outputs="集計表",
-            use_start=world.today,
-            use_end=world.today + dt.timedelta(days=30),
-            row_level=row_level,
-            requests=[DatasetRequest("juki", periods=(period,))],
+            ApplicationForm(
+                purpose="転出傾向の分析",
+                outputs="集計表",
+                use_start=world.today,
+                use_end=world.today + dt.timedelta(days=30),
+                row_level=row_level,
+                requests=[DatasetRequest("juki", periods=(period,))],
+            ),
             clock=world.clock,
         )
         submit(session, world.audit, world.actor(analyst), application.id, clock=world.clock)

@@ -12,7 +12,13 @@ from sqlalchemy import select
 
 from renkei.cli.common import out
 from renkei.cli.listing import print_wide
-from renkei.hub.access.applications import DatasetRequest, approve_part, create_application, submit
+from renkei.hub.access.applications import (
+    ApplicationForm,
+    DatasetRequest,
+    approve_part,
+    create_application,
+    submit,
+)
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.people import User
 from renkei.hub.analysis.service import TableOutcome, table_for
@@ -38,12 +44,17 @@ def approve_demo_application(hub: Hub, today: dt.date) -> int:
             session,
             hub.audit,
             analyst,
-            purpose="高齢者の介護需要を区・年齢別に把握し、地域包括ケアの資源配分を検討する",
-            outputs="区・5歳階級別の要介護認定者数の集計表",
-            use_start=today,
-            use_end=today + dt.timedelta(days=180),
-            row_level=False,
-            requests=[DatasetRequest("juki", all_periods=True), DatasetRequest("kaigo", all_periods=True)],
+            ApplicationForm(
+                purpose="高齢者の介護需要を区・年齢別に把握し、地域包括ケアの資源配分を検討する",
+                outputs="区・5歳階級別の要介護認定者数の集計表",
+                use_start=today,
+                use_end=today + dt.timedelta(days=180),
+                row_level=False,
+                requests=[
+                    DatasetRequest("juki", all_periods=True),
+                    DatasetRequest("kaigo", all_periods=True),
+                ],
+            ),
         )
         submit(session, hub.audit, analyst, application.id)
         for part in list(application.parts):

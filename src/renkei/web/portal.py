@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from renkei.hub.access.applications import DatasetRequest
+from renkei.hub.access.applications import ApplicationForm, DatasetRequest
 from renkei.hub.access.cards import RegistrationStart
 from renkei.hub.access.login import LoginFailedError, PendingLogin
 from renkei.hub.access.sessions import LoginSession
@@ -158,12 +158,7 @@ def create_application(caller: Caller, body: ApplicationIn) -> ApplicationView:
     created = applications.create_application(
         caller.hub,
         caller.actor,
-        purpose=body.purpose,
-        outputs=body.outputs,
-        use_start=body.use_start,
-        use_end=body.use_end,
-        row_level=body.row_level,
-        requests=_requests(body),
+        _form(body),
         clock=caller.clock,
     )
     return ApplicationView.model_validate(created)
@@ -182,19 +177,21 @@ def edit_draft(caller: Caller, application_id: int, body: ApplicationIn) -> Appl
         caller.hub,
         caller.actor,
         application_id,
-        purpose=body.purpose,
-        outputs=body.outputs,
-        use_start=body.use_start,
-        use_end=body.use_end,
-        row_level=body.row_level,
-        requests=_requests(body),
+        _form(body),
         clock=caller.clock,
     )
     return ApplicationView.model_validate(edited)
 
 
-def _requests(body: ApplicationIn) -> list[DatasetRequest]:
-    return [DatasetRequest(r.dataset, tuple(r.periods), r.all_periods) for r in body.datasets]
+def _form(body: ApplicationIn) -> ApplicationForm:
+    return ApplicationForm(
+        purpose=body.purpose,
+        outputs=body.outputs,
+        use_start=body.use_start,
+        use_end=body.use_end,
+        row_level=body.row_level,
+        requests=[DatasetRequest(r.dataset, tuple(r.periods), r.all_periods) for r in body.datasets],
+    )
 
 
 def show_application(caller: Caller, application_id: int) -> ApplicationView:

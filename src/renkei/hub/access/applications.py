@@ -469,22 +469,29 @@ class DatasetRequest:
     all_periods: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ApplicationForm:
+    """What an applicant fills in, for a new application or a rewritten draft (checked by the workflow)."""
+
+    purpose: str
+    outputs: str
+    use_start: dt.date
+    use_end: dt.date
+    row_level: bool
+    requests: Sequence[DatasetRequest]
+
+
 def create_application(
     session: Session,
     audit: AuditLog,
     actor: Actor,
+    form: ApplicationForm,
     *,
-    purpose: str,
-    outputs: str,
-    use_start: dt.date,
-    use_end: dt.date,
-    row_level: bool,
-    requests: Sequence[DatasetRequest],
     clock: Clock = SYSTEM_CLOCK,
 ) -> Application:
     """Record a draft application, one part per owning department; commits. Submit it with :func:`submit`."""
     today = city_today(clock)
-    purpose, outputs, scope = _checked(session, purpose, outputs, use_start, use_end, requests, today)
+    purpose, outputs, scope = _checked(session, form, today)
     check(
         session, audit, actor, Action.APPLICATION_CREATE, Resource.of(ResourceType.APPLICATION), clock=clock
     )
@@ -495,9 +502,9 @@ def create_application(
         applicant_id=actor.user_id,
         purpose=purpose,
         outputs=outputs,
-        use_start=use_start,
-        use_end=use_end,
-        row_level=row_level,
+        use_start=form.use_start,
+        use_end=form.use_end,
+        row_level=form.row_level,
         state=S.DRAFT,
         applied_on=today,
         created_at=now,
@@ -516,13 +523,8 @@ def edit_draft(
     audit: AuditLog,
     actor: Actor,
     application_id: int,
+    form: ApplicationForm,
     *,
-    purpose: str,
-    outputs: str,
-    use_start: dt.date,
-    use_end: dt.date,
-    row_level: bool,
-    requests: Sequence[DatasetRequest],
     clock: Clock = SYSTEM_CLOCK,
 ) -> Application:
     """The applicant rewrites a draft: every field, and the datasets and periods (parts made afresh); commits.
@@ -530,7 +532,7 @@ def edit_draft(
     Checked like a new application; refused (409) once the draft was submitted or withdrawn.
     """
     today = city_today(clock)
-    purpose, outputs, scope = _checked(session, purpose, outputs, use_start, use_end, requests, today)
+    purpose, outputs, scope = _checked(session, form, today)
     resource = _application(application_id)
     check(session, audit, actor, Action.APPLICATION_EDIT, resource, clock=clock)
     application, _ = _lock(session, resource, clock)
@@ -543,7 +545,8 @@ def edit_draft(
     session.flush()  # the old parts go first: (application, department) is unique
     application.parts.extend(_new_parts(scope))
     application.purpose, application.outputs = purpose, outputs
-    application.use_start, application.use_end, application.row_level = use_start, use_end, row_level
+    application.use_start, application.use_end = form.use_start, form.use_end
+    application.row_level = form.row_level
     application.applied_on, application.updated_at = today, clock.now()
     session.flush()
     _record_draft(session, audit, actor, AuditAction.APPLICATION_EDIT, application)
@@ -552,19 +555,13 @@ def edit_draft(
 
 
 def _checked(
-    session: Session,
-    purpose: str,
-    outputs: str,
-    use_start: dt.date,
-    use_end: dt.date,
-    requests: Sequence[DatasetRequest],
-    today: dt.date,
+    session: Session, form: ApplicationForm, today: dt.date
 ) -> tuple[str, str, dict[int, list[Snapshot]]]:
     """A draft's texts (stripped) and its snapshots by owning department, or the ApplicationError saying why not."""
-    purpose = _required_text(purpose, "目的", "purpose", MAX_TEXT)
-    outputs = _required_text(outputs, "想定する成果物", "intended outputs", MAX_TEXT)
-    _check_period_of_use(use_start, use_end, today)
-    return purpose, outputs, _resolve_requests(session, requests, today)
+    purpose = _required_text(form.purpose, "目的", "purpose", MAX_TEXT)
+    outputs = _required_text(form.outputs, "想定する成果物", "intended outputs", MAX_TEXT)
+    _check_period_of_use(form.use_start, form.use_end, today)
+    return purpose, outputs, _resolve_requests(session, form.requests, today)
 
 
 def _new_parts(scope: dict[int, list[Snapshot]]) -> list[ApplicationPart]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select
@@ -20,10 +20,10 @@ from renkei.hub.access.applications import (
     PART_LABELS_JA,
     STATE_LABELS_JA,
     Application,
+    ApplicationForm,
     ApplicationItem,
     ApplicationPart,
     ApplicationState,
-    DatasetRequest,
     Event,
     PartState,
     check_move,
@@ -220,13 +220,8 @@ def review_queue(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list
 def create_application(
     hub: Hub,
     actor: Actor,
+    form: ApplicationForm,
     *,
-    purpose: str,
-    outputs: str,
-    use_start: dt.date,
-    use_end: dt.date,
-    row_level: bool,
-    requests: Sequence[DatasetRequest],
     clock: Clock = SYSTEM_CLOCK,
 ) -> ApplicationDetail:
     """A draft application (analysts); submit it with :data:`Step.SUBMIT`."""
@@ -235,12 +230,7 @@ def create_application(
             db,
             hub.audit,
             actor,
-            purpose=purpose,
-            outputs=outputs,
-            use_start=use_start,
-            use_end=use_end,
-            row_level=row_level,
-            requests=requests,
+            form,
             clock=clock,
         )
         return application_detail(application, clock)
@@ -265,13 +255,8 @@ def edit_draft(
     hub: Hub,
     actor: Actor,
     application_id: int,
+    form: ApplicationForm,
     *,
-    purpose: str,
-    outputs: str,
-    use_start: dt.date,
-    use_end: dt.date,
-    row_level: bool,
-    requests: Sequence[DatasetRequest],
     clock: Clock = SYSTEM_CLOCK,
 ) -> ApplicationDetail:
     """The applicant rewrites their draft (checked as a new application; only while it is a draft)."""
@@ -281,12 +266,7 @@ def edit_draft(
             hub.audit,
             actor,
             application_id,
-            purpose=purpose,
-            outputs=outputs,
-            use_start=use_start,
-            use_end=use_end,
-            row_level=row_level,
-            requests=requests,
+            form,
             clock=clock,
         )
         return application_detail(application, clock)
