@@ -46,7 +46,12 @@ def test_a_chart_from_shown_rows_alone_by_the_tables_shape() -> None:
     assert by_ward["series"] == [{"name": "人数", "values": [120.0, None]}]  # X is a gap, never 0
     two = chart_from_rows(
         ["基準日", "性別", "人数"],
-        [["2025-01-01", "男", 3], ["2025-01-01", "女", 4], ["2026-01-01", "男", SUPPRESSED], [TOTAL, "男", 9]],
+        [
+            ["2025-01-01", "男", 3],
+            ["2025-01-01", "女", 4],
+            ["2026-01-01", "男", SUPPRESSED],
+            [TOTAL, "男", 9],
+        ],
     )
     assert two["kind"] == "line" and two["categories"] == ["2025-01-01", "2026-01-01"]
     assert two["series"] == [{"name": "男", "values": [3.0, None]}, {"name": "女", "values": [4.0, None]}]
