@@ -1,5 +1,5 @@
 """Exports and table review in Chromium (issue 10): an analyst exports within quota after stepping up with TOTP,
-a steward reviews a table after stepping up; the dashboards page shows a pinned table. Releases and the quota
+a steward reviews a table after stepping up; the dashboards page shows a pinned table and its chart. Releases and the quota
 are made with the hub's own functions (the workspace pages that make them are tested on their own)."""
 
 from __future__ import annotations
@@ -113,6 +113,11 @@ def test_the_dashboards_page_shows_a_pinned_table(page: Page, portal: Portal) ->
     page.get_by_role("link", name=re.compile("^人口")).click()
     expect(page.get_by_role("heading", name="区別の人口（住民基本台帳）")).to_be_visible()
     expect(page.locator(".tiles table")).to_contain_text("中央区")
+    # its chart, drawn on the server from the same protected cells: 中央区 a bar, 北区 (suppressed) an X
+    chart = page.get_by_role("img", name="区別の人口（住民基本台帳）")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect title")).to_have_text(["人数 中央区: 120"])
+    expect(chart.locator("text.gap")).to_have_text(["X"])
     check_page(page, "dashboard-population")
 
 

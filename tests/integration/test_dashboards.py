@@ -46,6 +46,11 @@ def test_a_pinned_table_is_protected_kept_and_run_again_for_a_new_period(ww: Wor
         assert release.record  # the rules it passed: it went through disclosure control
         true_counts = {int(c["n"]) for c in release.cells}
     assert tile.rows and all(len(row) == len(tile.header) for row in tile.rows)
+    # The chart is the release's own spec (the kind saved with the table, bar), of its shown cells only.
+    assert tile.chart == release.shown["chart"] and tile.chart["kind"] == "bar"
+    shown_values = {row[0]: row[-1] for row in tile.rows if row[0] != "計"}
+    drawn = dict(zip(tile.chart["categories"], tile.chart["series"][0]["values"], strict=True))
+    assert {k: ("X" if v is None else v) for k, v in drawn.items()} == shown_values
     assert dashboards.dashboard(ww.hub, actor, "childcare", clock=ww.clock).tiles == []
 
     before = releases(ww)

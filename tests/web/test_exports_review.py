@@ -500,6 +500,12 @@ def test_dashboards_pin_a_saved_table_and_show_its_protected_cells(world: WebWor
         shown = client.get("/dashboards/population").text
         assert "中央区" in shown and "X: 秘匿" in shown and f"集計表 {release_id}" in shown
         assert "基準日: 2026-03-31" in shown
+        # Its chart, from the same protected cells (stored without a chart spec: bars, by its shape): 中央区 a
+        # bar, 北区 (suppressed) a gap marked X, never a zero bar; its title and desc name this tile.
+        assert shown.count("<svg") == 1 and f'aria-labelledby="tile-{saved.id}-chart-title' in shown
+        assert f'<title id="tile-{saved.id}-chart-title">区別の人口</title>' in shown
+        assert "<title>人数 中央区: 120</title>" in shown and shown.count('class="gap"') == 1
+        assert "北区: " not in shown and "0 としては描きません" in shown
         assert client.get("/dashboards/weather").status_code == 404
 
         off = client.post(

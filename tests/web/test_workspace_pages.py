@@ -121,6 +121,9 @@ def test_a_suppressed_cell_is_a_gap_in_the_chart_never_a_zero() -> None:
     assert drawn is not None
     assert drawn.svg.count("<polyline") == 1 and drawn.svg.count("<circle") == 3  # broken at the gap
     assert drawn.svg.count('class="gap"') == 1
+    two = chart_of(spec, "a", "b", ident="tile-7-chart")  # several on one page: each names its own title
+    assert two is not None and 'aria-labelledby="tile-7-chart-title tile-7-chart-desc"' in two.svg
+    assert '<title id="tile-7-chart-title">a</title>' in two.svg and 'id="chart-title"' not in two.svg
     escaped = chart_of({**spec, "categories": ["<script>", "北区"]}, "<b>", "&")
     assert escaped is not None and "<script>" not in escaped.svg and "&lt;b&gt;" in escaped.svg
 

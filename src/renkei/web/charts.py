@@ -29,8 +29,12 @@ class Chart:
     series: list[tuple[str, list[float | None]]]
 
 
-def chart_of(spec: dict[str, Any], title: str, desc: str) -> Chart | None:
-    """The chart a spec asks for (``None`` when it asks for none or has nothing to draw)."""
+def chart_of(spec: dict[str, Any], title: str, desc: str, *, ident: str = "chart") -> Chart | None:
+    """The chart a spec asks for (``None`` when it asks for none or has nothing to draw).
+
+    ``ident`` prefixes the ids of its ``<title>`` and ``<desc>``, so several charts on one page (a dashboard)
+    each name their own.
+    """
     kind = str(spec.get("kind", "none"))
     categories = [str(c) for c in spec.get("categories", [])]
     series = [(str(s.get("name", "")), list(s.get("values", []))) for s in spec.get("series", [])]
@@ -45,9 +49,11 @@ def chart_of(spec: dict[str, Any], title: str, desc: str) -> Chart | None:
         body = _bar(categories, series)
     # Every text drawn (categories, series names, title) went through escape(); numbers are formatted here.
     svg = Markup(  # noqa: S704
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc"'
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img"'
+        f' aria-labelledby="{escape(ident)}-title {escape(ident)}-desc"'
         ' xmlns="http://www.w3.org/2000/svg" font-size="11">'
-        f'<title id="chart-title">{escape(title)}</title><desc id="chart-desc">{escape(desc)}</desc>'
+        f'<title id="{escape(ident)}-title">{escape(title)}</title>'
+        f'<desc id="{escape(ident)}-desc">{escape(desc)}</desc>'
         f"{body}{_legend(series)}</svg>"
     )
     return Chart(kind, svg, categories, series)

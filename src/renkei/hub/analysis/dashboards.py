@@ -33,6 +33,7 @@ from renkei.hub.analysis.service import open_workspace, table_protector, thresho
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.home import Hub
 from renkei.hub.services.decisions import NotFoundError
+from renkei.hub.tables.display import chart_from_rows
 from renkei.hub.tables.request import TableRequest
 
 # The dashboard pages, in menu order: key → (Japanese, English).
@@ -62,6 +63,7 @@ class Tile:
     rerun: bool = False  # run again for this view (new snapshots), not shown from the stored tile
     problem_ja: str = ""
     problem_en: str = ""
+    chart: dict[str, Any] = field(default_factory=dict)  # the release's chart spec of its protected cells
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +187,24 @@ def _from_release(session: Session, plan: _Plan, stored: DashboardTile, *, rerun
     shown = release.shown
     header = list(shown.get("header", []))
     visible = release.status in SHOWN  # in review or rejected: nothing of it is shown
+    rows = list(shown.get("rows", [])) if visible else []
+    chart: dict[str, Any] = {}
+    if visible:  # the kind saved with the table; a table saved with none, or an older release: by its shape
+        chart = dict(shown.get("chart") or {})
+        if not chart.get("categories"):
+            chart = chart_from_rows(header, rows)
     return Tile(
         plan.analysis_id,
         plan.name,
         release.id,
         release.status,
         header=header,
-        rows=list(shown.get("rows", [])) if visible else [],
+        rows=rows,
         notes=[str(n) for n in shown.get("notes", [])] if visible else [],
         periods=plan.periods,
         refreshed_at=stored.refreshed_at,
         rerun=rerun,
+        chart=chart,
     )
 
 

@@ -112,6 +112,48 @@ def chart_spec(
     }
 
 
+def chart_from_rows(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> dict[str, Any]:
+    """A chart spec from a shown table's rows alone, for a release stored without one (its table was saved
+    with no chart, or recorded before charts were kept): the shape chooses it.
+
+    x = the first column, one series per value of the last dimension (or one series named after the measure);
+    a line when every x is a date (a table over periods), else bars. Rows with 計 are margins, not drawn; ``X``
+    (suppressed) is a gap. Only the published values in ``rows`` are read. A table of more than two dimensions
+    gets none (its points would overlap).
+    """
+    if not 2 <= len(header) <= 3 or not rows:
+        return {}
+    dims = len(header) - 1
+    inner = [r for r in rows if len(r) == len(header) and TOTAL not in r[:dims]]
+    if not inner:
+        return {}
+    x_values = _distinct(r[0] for r in inner)
+    series_values = _distinct(r[dims - 1] for r in inner) if dims > 1 else [header[-1]]
+    lookup = {(r[0], r[dims - 1] if dims > 1 else header[-1]): r[-1] for r in inner}
+
+    def value(cell: Cell | None) -> float | None:
+        return float(cell) if isinstance(cell, int | float) and not isinstance(cell, bool) else None
+
+    over_periods = all(isinstance(x, str) and _is_date(x) for x in x_values)
+    return {
+        "kind": "line" if over_periods and len(x_values) > 1 else "bar",
+        "x": header[0],
+        "categories": [str(x) for x in x_values],
+        "series": [
+            {"name": str(s), "values": [value(lookup.get((x, s))) for x in x_values]} for s in series_values
+        ],
+        "series_dimension": header[dims - 1] if dims > 1 else None,
+    }
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _distinct(values: Any) -> list[Cell]:
     seen: list[Cell] = []
     for v in values:

@@ -2,7 +2,8 @@
 
 Each theme's page shows its tables through :func:`renkei.hub.analysis.dashboards.dashboard`: the stored
 release while the granted snapshots are the same, else the table run again through the builder's disclosure
-control (a new period appears by itself). ``POST /dashboards/pin`` pins a saved table to a theme or takes it off.
+control (a new period appears by itself), with its chart drawn by :mod:`renkei.web.charts` from the same
+protected cells. ``POST /dashboards/pin`` pins a saved table to a theme or takes it off.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from renkei.hub.access.people import Role
 from renkei.hub.analysis import dashboards
 from renkei.hub.services.decisions import NotFoundError
+from renkei.web.charts import Chart, chart_of
 from renkei.web.context import Caller, SignedIn
 from renkei.web.pages.common import done, page
 
@@ -36,7 +38,7 @@ def _context(caller: Caller, theme: str) -> dict[str, Any]:
 @router.get("/dashboards", response_class=HTMLResponse)
 def overview(request: Request, caller: SignedIn) -> HTMLResponse:
     """The themes, and which of my saved tables sit on each."""
-    return page(request, caller, "dashboards.html", board=None, **_context(caller, ""))
+    return page(request, caller, "dashboards.html", board=None, charts={}, **_context(caller, ""))
 
 
 @router.get("/dashboards/{theme}", response_class=HTMLResponse)
@@ -49,7 +51,19 @@ def board(request: Request, theme: Annotated[str, Path(max_length=32)], caller: 
         if _analyst(caller)
         else None
     )
-    return page(request, caller, "dashboards.html", board=shown, **_context(caller, theme))
+    charts = _charts(shown) if shown is not None else {}
+    return page(request, caller, "dashboards.html", board=shown, charts=charts, **_context(caller, theme))
+
+
+def _charts(shown: dashboards.Dashboard) -> dict[int, Chart]:
+    """Each tile's chart (the kind saved with its table, else chosen by its shape), by analysis id."""
+    charts = {}
+    for tile in shown.tiles:
+        desc = " × ".join(tile.header[:-1]) + (f" — {tile.header[-1]}" if tile.header else "")
+        chart = chart_of(tile.chart, tile.name, desc, ident=f"tile-{tile.analysis_id}-chart")
+        if chart is not None:
+            charts[tile.analysis_id] = chart
+    return charts
 
 
 def _analyst(caller: Caller) -> bool:
