@@ -231,6 +231,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "release_id": ("公表物の番号", "release number"),
     "name": ("データセット名", "dataset name"),
     "sql": ("SQL", "SQL"),
+    "chart": ("グラフ", "chart"),
     "format": ("形式", "format"),
     "body": ("送信内容", "request body"),
     "actor": ("利用者", "user"),
@@ -296,6 +297,13 @@ _ERROR_TEXTS: dict[str, tuple[str, str]] = {
     "enum": ("「{field}」は {expected} のどれかにしてください", "{field} must be one of {expected}"),
     "extra_forbidden": ("項目「{field}」は受け付けていません", "{field} is not an accepted field"),
     "value_error": ("「{field}」の値が正しくありません", "{field} is not valid"),
+    # renkei's own (hub/tables/request.py): the ward map is for a table by ward alone
+    "chart_needs_wards": (
+        "「{field}」の区の模式図は、区（住所_ward など）ひとつだけを軸にした集計表にしか使えません。"
+        "軸を区だけにするか、ほかのグラフを選んでください",
+        "{field}: the ward map is only for a table by ward alone (one dimension, a ward column such as 住所_ward);"
+        " make the ward the only dimension, or choose another chart",
+    ),
 }
 
 

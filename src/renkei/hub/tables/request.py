@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_DIMENSIONS = 4
 MAX_FILTER_VALUES = 200
@@ -101,7 +102,19 @@ class Link(_Frozen):
     filters: list[Filter] = Field(default_factory=list)
 
 
-ChartKind = Literal["bar", "line", "pyramid", "none"]
+# 区の模式図 (wardmap): the nine wards as tiles in a grid, in their rough relative positions (a tile-grid
+# cartogram, not their boundaries: no package this project reaches holds them). Only for a table by ward alone.
+ChartKind = Literal["bar", "line", "pyramid", "wardmap", "none"]
+WARD_SUFFIX = "_ward"  # the ward column an address column becomes on import (住所 → 住所_ward)
+
+
+def is_by_ward(dimensions: list[Dimension]) -> bool:
+    """A table with one dimension, a ward column (``住所_ward``): the one shape the ward map draws."""
+    return (
+        len(dimensions) == 1
+        and isinstance(dimensions[0], Category)
+        and dimensions[0].column.endswith(WARD_SUFFIX)
+    )
 
 
 class TableRequest(_Frozen):
@@ -115,6 +128,16 @@ class TableRequest(_Frozen):
     measure: Measure = Measure()
     chart: ChartKind = "bar"
     title: str = Field(default="", max_length=200)
+
+    @field_validator("chart")
+    @classmethod
+    def _wardmap_by_ward(cls, chart: ChartKind, info: ValidationInfo) -> ChartKind:
+        dimensions = info.data.get("dimensions")  # absent when they were wrong themselves
+        if chart == "wardmap" and dimensions is not None and not is_by_ward(dimensions):
+            raise PydanticCustomError(
+                "chart_needs_wards", "the ward map needs a table by one ward column alone (such as 住所_ward)"
+            )
+        return chart
 
     @model_validator(mode="after")
     def _distinct_dimensions(self) -> TableRequest:
