@@ -272,18 +272,23 @@ def _legend(series: Sequence[tuple[str, list[float | None]]]) -> str:
 
 
 def class_breaks(values: Sequence[float], classes: int = CLASSES) -> list[float]:
-    """``classes + 1`` edges of equal classes on a round step (1, 2, 2.5 or 5 times a power of ten), from at
-    or below the smallest value to at or above the largest."""
+    """``classes + 1`` edges of equal classes on a round step (1, 2, 2.5, 3, 4, 5, 6 or 8 times a power of
+    ten), from at or below the smallest value to at or above the largest."""
     if not values:
         return [float(i) for i in range(classes + 1)]
     low, high = min(values), max(values)
     span = high - low
-    step = nice_max(span / classes if span > 0 else max(abs(high), 1.0) / classes)
+    step = _round_step(span / classes if span > 0 else max(abs(high), 1.0) / classes)
     start = math.floor(low / step) * step
     while start + step * classes < high:  # flooring the start can leave the largest value above the top
-        step = nice_max(step * 1.0001)
+        step = _round_step(step * 1.0001)
         start = math.floor(low / step) * step
-    return [start + step * i for i in range(classes + 1)]
+    return [round(start + step * i, 9) for i in range(classes + 1)]
+
+
+def _round_step(value: float) -> float:
+    power = 10 ** math.floor(math.log10(value))
+    return float(next(s * power for s in (1, 2, 2.5, 3, 4, 5, 6, 8, 10) if value <= s * power))
 
 
 def value_class(value: float, breaks: Sequence[float]) -> int:

@@ -18,6 +18,7 @@ from renkei.hub.analysis import dashboards
 from renkei.hub.services.decisions import NotFoundError
 from renkei.web.charts import Chart, chart_of
 from renkei.web.context import Caller, SignedIn
+from renkei.web.i18n import language_of
 from renkei.web.pages.common import done, page
 
 router = APIRouter(include_in_schema=False)
@@ -51,16 +52,17 @@ def board(request: Request, theme: Annotated[str, Path(max_length=32)], caller: 
         if _analyst(caller)
         else None
     )
-    charts = _charts(shown) if shown is not None else {}
+    charts = _charts(shown, language_of(request)) if shown is not None else {}
     return page(request, caller, "dashboards.html", board=shown, charts=charts, **_context(caller, theme))
 
 
-def _charts(shown: dashboards.Dashboard) -> dict[int, Chart]:
+def _charts(shown: dashboards.Dashboard, language: str) -> dict[int, Chart]:
     """Each tile's chart (the kind saved with its table, else chosen by its shape), by analysis id."""
     charts = {}
     for tile in shown.tiles:
         desc = " × ".join(tile.header[:-1]) + (f" — {tile.header[-1]}" if tile.header else "")
-        chart = chart_of(tile.chart, tile.name, desc, ident=f"tile-{tile.analysis_id}-chart")
+        ident = f"tile-{tile.analysis_id}-chart"
+        chart = chart_of(tile.chart, tile.name, desc, ident=ident, language=language)
         if chart is not None:
             charts[tile.analysis_id] = chart
     return charts

@@ -26,6 +26,7 @@ from renkei.hub.tables.display import SUPPRESSED, TOTAL
 from renkei.hub.tables.request import TableRequest
 from renkei.web.charts import chart_of
 from renkei.web.context import Caller, SignedIn
+from renkei.web.i18n import language_of
 from renkei.web.pages.common import RawForm, done, error_page, page
 
 router = APIRouter(include_in_schema=False)
@@ -211,14 +212,17 @@ def values_of_request(request: TableRequest) -> dict[str, Any]:
     return values
 
 
-def _table_result(outcome: service.TableOutcome, chart_title: str, chart_desc: str) -> Result:
+def _table_result(
+    outcome: service.TableOutcome, chart_title: str, chart_desc: str, language: str = "ja"
+) -> Result:
     shown = outcome.shown
     statuses = [c.status for c in shown.cells] if shown.cells else ["ok"] * len(shown.rows)
     if outcome.status == "review":
         return Result("review", shown.header, [], [], shown.notes, outcome.release_id, outcome.sql)
     return Result(
         "table", shown.header, shown.rows, statuses, shown.notes, outcome.release_id, outcome.sql,
-        outcome.record, chart=chart_of(shown.chart, chart_title or shown.header[-1], chart_desc),
+        outcome.record,
+        chart=chart_of(shown.chart, chart_title or shown.header[-1], chart_desc, language=language),
     )  # fmt: skip
 
 
@@ -245,9 +249,8 @@ def build_table(request: Request, caller: SignedIn, form: RawForm) -> Response:
         outcome = service.table_for(caller.portal.hub, caller.actor, table, clock=caller.portal.clock)
     except (RequestValidationError, RenkeiError) as exc:
         return _page(request, caller, values=values, exc=exc)
-    return _page(
-        request, caller, values=values, result=_table_result(outcome, table.title, _chart_desc(table))
-    )
+    result = _table_result(outcome, table.title, _chart_desc(table), language_of(request))
+    return _page(request, caller, values=values, result=result)
 
 
 # --- the SQL editor ----------------------------------------------------------------------------------------
@@ -316,7 +319,8 @@ def rerun(request: Request, caller: SignedIn, form: RawForm) -> Response:
     if isinstance(outcome, SqlResult):
         return _page(request, caller, values=values, result=_sql_result(outcome))
     title = str(values.get("title", "")) or name
-    return _page(request, caller, values=values, result=_table_result(outcome, title, name))
+    result = _table_result(outcome, title, name, language_of(request))
+    return _page(request, caller, values=values, result=result)
 
 
 __all__ = ["TOTAL", "router", "table_request", "values_of_request"]

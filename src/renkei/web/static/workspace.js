@@ -95,3 +95,21 @@ function paginate(table) {
 }
 
 for (const table of document.querySelectorAll("table[data-page-size]")) paginate(table);
+
+// The ward map (区の模式図) is offered only for a table by ward alone: one dimension, a ward column (住所_ward).
+// Without JavaScript it is always listed, and the server refuses it, naming the field, for any other table.
+const builder = document.querySelector("form.builder");
+if (builder) {
+  const dims = [...builder.querySelectorAll("select[name^=dim]")];
+  const wardmap = builder.querySelector("select[name=chart] option[value=wardmap]");
+  const offer = () => {
+    const chosen = dims.map((d) => d.value).filter((v) => v !== "");
+    const byWard = chosen.length === 1 && chosen[0].startsWith("column:") && chosen[0].endsWith("_ward");
+    wardmap.disabled = !byWard;
+    if (!byWard && wardmap.selected) builder.querySelector("select[name=chart]").value = "bar";
+  };
+  if (wardmap) {
+    for (const d of dims) d.addEventListener("change", offer);
+    offer();
+  }
+}
