@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -94,9 +95,12 @@ def release(
     *,
     title: str = "区別の人数",
     reason: str = "",
+    chart: dict[str, Any] | None = None,
 ) -> int:
-    """A protected table in the ledger, as the builder records one."""
-    shown = ShownTable(["住所_ward", "人数"], [["中央区", 120], ["北区", "X"]], [], ["X: 秘匿 (suppressed)"])
+    """A protected table in the ledger, as the builder records one (with its chart spec, if given)."""
+    shown = ShownTable(
+        ["住所_ward", "人数"], [["中央区", 120], ["北区", "X"]], [], ["X: 秘匿 (suppressed)"], chart or {}
+    )
     with world.session() as session:
         recorded = record_release(
             session, Actor.for_user(requester.user), kind=ReleaseKind.TABLE, title=title, definition={},
@@ -521,6 +525,42 @@ def test_dashboards_pin_a_saved_table_and_show_its_protected_cells(world: WebWor
     with world.client() as client:
         page_login(world, client, steward)
         assert "分析担当が保存した" in client.get("/dashboards/care").text
+
+
+def test_a_dashboard_draws_a_table_saved_with_the_ward_map(world: WebWorld) -> None:
+    """The kind saved with the table (区の模式図) is drawn on its tile: nine wards, the suppressed one marked,
+    the missing ones empty, the schematic caption, in the page's language."""
+    analyst = world.person(Role.ANALYST)
+    snapshot_id = grant(world, analyst)
+    hub = world.app.state.portal.hub
+    request = TableRequest(dataset="juki", dimensions=[Category(column="住所_ward")], chart="wardmap")
+    saved = save_analysis(hub, Actor.for_user(analyst.user), "区の模式図", request, clock=world.clock)
+    spec = {"kind": "wardmap", "x": "住所_ward", "categories": ["中央区", "北区"],
+            "series": [{"name": "区の模式図", "values": [120.0, None]}], "series_dimension": None}  # fmt: skip
+    release_id = release(world, analyst, snapshot_id, title="区の模式図", chart=spec)
+    with world.session() as session:
+        key, _ = snapshots_key(session, analyst.user.id, saved.definition, world.clock)
+        session.add(DashboardTile(analysis_id=saved.id, release_id=release_id, snapshots_key=key,
+                                  refreshed_at=world.clock.now()))  # fmt: skip
+        session.commit()
+    with world.client() as client:
+        page_login(world, client, analyst)
+        token = form_token(client.get("/dashboards"))
+        client.post(
+            "/dashboards/pin", data={"analysis_id": str(saved.id), "theme": "population", "csrf_token": token}
+        )
+        shown = client.get("/dashboards/population").text
+        english = client.get("/dashboards/population?lang=en").text
+    ident = f"tile-{saved.id}-chart"
+    assert shown.count('<g class="ward') == 9 and shown.count("ward-missing") == 7
+    assert shown.count("ward-suppressed") == 1 and f'fill="url(#{ident}-hatch)"' in shown
+    assert "<title>中央区: 120" in shown and f'<title id="{ident}-title">区の模式図</title>' in shown
+    assert (
+        "区の模式図（区ごとの表のみ） — 模式図：区の位置関係を表したもので、実際の境界ではありません。"
+        in shown
+    )
+    assert "Schematic ward map (tables by ward only)" in english and "not their actual boundaries" in english
+    assert "no result" in english
 
 
 def test_every_approval_and_export_route_is_behind_the_step_up() -> None:

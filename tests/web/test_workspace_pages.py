@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,50 @@ def test_a_pyramid_from_the_builder(aw: AnalysisWorld, analyst: Person) -> None:
         page = post(client, "/workspace/table", token, form)
     assert page.status_code == 200, page.text[:800]
     assert "人口ピラミッド" in page.text and "<svg" in page.text
+
+
+def test_a_ward_map_from_the_builder_and_refused_for_a_table_not_by_ward(
+    aw: AnalysisWorld, analyst: Person
+) -> None:
+    client, token = signed_in(aw, analyst)
+    form = {"dataset": "juki", "dim1": "column:住所_ward", "chart": "wardmap", "action": "run",
+            "title": "区別の人口"}  # fmt: skip
+    with client:
+        page = post(client, "/workspace/table", token, form)
+        refused = post(client, "/workspace/table", token, {**form, "dim2": "age_band"})
+        by_sex = post(client, "/workspace/table", token, {**form, "dim1": "column:性別"})
+        english = client.post(
+            "/workspace/table?lang=en", data={**form, "csrf_token": token}, headers={"Accept": "text/html"}
+        )
+    assert page.status_code == 200, page.text[:800]
+    text = page.text
+    assert text.count('<g class="ward') == 9  # every ward a tile, in the result or not
+    assert '<title id="chart-title">区別の人口</title>' in text and 'class="legend"' in text
+    assert "模式図：区の位置関係を表したもので、実際の境界ではありません" in text
+    assert '<option value="wardmap" selected>区の模式図（区ごとの表のみ）</option>' in text
+    assert "グラフの数値" in text  # the same numbers as a table
+    assert english.status_code == 200 and "not their actual boundaries" in english.text
+    for wrong in (refused, by_sex):
+        assert wrong.status_code == 422 and 'role="alert"' in wrong.text
+        assert (
+            "「グラフ」の区の模式図は、区（住所_ward など）ひとつだけを軸にした集計表にしか使えません"
+            in wrong.text
+        )
+        assert "<svg" not in wrong.text
+
+
+def test_the_api_refuses_a_ward_map_of_a_table_not_by_ward(aw: AnalysisWorld, analyst: Person) -> None:
+    client, token = signed_in(aw, analyst)
+    body = {"dataset": "juki", "dimensions": [{"kind": "column", "column": "性別"}], "chart": "wardmap"}
+    with client:
+        refused = client.post("/api/v1/tables", json=body, headers={"X-CSRF-Token": token})
+    assert refused.status_code == 422
+    problem = refused.json()
+    text = json.dumps(problem, ensure_ascii=False)
+    assert (
+        "「グラフ」の区の模式図は" in text and "Chart: the ward map is only for a table by ward alone" in text
+    )
+    assert "body.chart" in text
 
 
 def test_a_wrong_builder_form_names_the_field(aw: AnalysisWorld, analyst: Person) -> None:
