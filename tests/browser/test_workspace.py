@@ -123,6 +123,26 @@ def test_an_analyst_builds_a_linked_table_and_runs_it_as_sql(page: Page, portal:
     expect(page.locator("table.result tbody tr").first).to_be_visible()
     check_page(page, "workspace-sql")
 
+    # the ward map (区の模式図): offered only for a table by ward alone, then nine ward tiles and its legend
+    builder = page.locator("form.builder")
+    chart_choice = builder.get_by_label("グラフ")
+    builder.get_by_label("軸 1").select_option("column:住所_ward")
+    builder.get_by_label("軸 2").select_option("age_band")
+    expect(chart_choice.locator("option[value=wardmap]")).to_be_disabled()
+    builder.get_by_label("軸 2").select_option("")
+    builder.get_by_label("連携するデータセット（仮名IDで突合）").select_option("")
+    expect(chart_choice.locator("option[value=wardmap]")).to_be_enabled()
+    chart_choice.select_option("wardmap")
+    builder.get_by_label("表題").fill("区別の人口（模式図）")
+    builder.get_by_role("button", name="集計する").click()
+    expect(page.get_by_role("heading", name=re.compile("集計結果"))).to_be_visible(timeout=COMPUTE_MS)
+    wardmap = page.locator("svg.chart")
+    expect(wardmap.locator("g.ward")).to_have_count(9)
+    expect(wardmap.locator("g.legend rect")).to_have_count(7)  # five classes, X and no result
+    expect(wardmap.locator("title#chart-title")).to_have_text("区別の人口（模式図）")
+    expect(page.locator("figure.chart figcaption")).to_contain_text("実際の境界ではありません")
+    check_page(page, "workspace-wardmap")
+
 
 def test_the_sql_form_works_without_javascript(browser: Browser, portal: Portal) -> None:
     portal.world.clock.advance(seconds=30)
