@@ -4,6 +4,7 @@ wards marked in text, its legend and caption; and the chart kind only for a tabl
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import pytest
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,7 @@ POPULATION = {
 }  # fmt: skip
 
 
-def spec(values: dict[str, float | None]) -> dict[str, object]:
+def spec(values: Mapping[str, float | None]) -> dict[str, object]:
     return {
         "kind": "wardmap", "x": "住所_ward", "categories": list(values),
         "series": [{"name": "人数", "values": list(values.values())}], "series_dimension": None,
