@@ -112,8 +112,9 @@ def module_command(module: str, name: str) -> Command:
     one = typer.Typer()
     one.registered_commands = [info for info in app.registered_commands if info.name == name]
     one.registered_groups = [info for info in app.registered_groups if info.name == name]
-    found = typer.main.get_group(one).commands.get(name) if one.registered_commands or one.registered_groups else None
-    return found or module_commands(module)[name]  # registered without a name: its name comes from elsewhere
+    if not one.registered_commands and not one.registered_groups:  # registered without a name: build them all
+        return module_commands(module)[name]
+    return typer.main.get_group(one).commands[name]
 
 
 class Listed(TyperCommand):
