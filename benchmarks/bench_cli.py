@@ -3,7 +3,12 @@
     .venv/bin/python benchmarks/bench_cli.py [--reps 15]
 
 Each run is a fresh process started the way the ``renkei`` console script starts (``from renkei.cli.main
-import app; app()``), on the source tree this script sits in. The floors, measured in the same run and
+import app; app()``), on the source tree this script sits in, with its bytecode cached as an installed or an
+editable package has it after its first run: the runs write and read their ``.pyc`` files in a private
+``PYTHONPYCACHEPREFIX`` (filled by the warm-up runs), whatever ``PYTHONDONTWRITEBYTECODE`` says here.
+``--no-bytecode-cache`` runs them with ``PYTHONDONTWRITEBYTECODE=1`` instead: renkei's own modules are then
+compiled from source in every run (the installed libraries keep their ``.pyc`` files), as measured before stop
+18. The floors, measured in the same run and
 alternating with the commands: ``python -c pass`` (the interpreter), ``import typer.rich_utils`` (what any
 Typer help screen loads) and ``import sqlalchemy.orm`` (what any command that reads the catalog must load). ``catalog list`` reads a fresh hub (``renkei hub init``: the six
 bundled datasets, no snapshots), so its time is start-up, one recorded decision and one query. Reported: best
@@ -48,9 +53,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="PYTHONDONTWRITEBYTECODE=1: compile renkei's modules in every run",
+    )
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "100"}
     with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "100"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if args.no_bytecode_cache:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         home = Path(tmp) / "hub"
         subprocess.run(
             [sys.executable, "-c", RENKEI, "hub", "init", "--home", str(home)],
@@ -67,8 +82,10 @@ def main() -> None:
                 times[name].append(timed(arguments, env))
     floor = min(times["python -c pass"])
     load = os.getloadavg()[0]
+    cache = "no bytecode cache for renkei" if args.no_bytecode_cache else "bytecode cached"
     print(
-        f"{args.reps} runs each, alternating; load average {load:.1f} at the end; Python {sys.version.split()[0]}"
+        f"{args.reps} runs each, alternating, {cache}; load average {load:.1f} at the end;"
+        f" Python {sys.version.split()[0]}"
     )
     print()
     print("| run | best | median | best / `python -c pass` | target |")

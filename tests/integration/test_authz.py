@@ -41,6 +41,7 @@ from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.audit import AuditEntry
 from renkei.hub.catalog import Dataset, Snapshot
 from tests.integration.access_world import DATABASES, OTHER, OWN, World, worlds
+from tests.unit.test_cli import NOT_FOR_CATALOG_LIST
 
 MARCH_2025 = dt.date(2025, 3, 31)
 MARCH_2026 = dt.date(2026, 3, 31)
@@ -80,7 +81,8 @@ def test_every_action_has_exactly_one_rule() -> None:
 
 
 def test_a_catalog_decision_loads_no_rule_module(tmp_path: Path) -> None:
-    """``renkei catalog list`` starts fast: the roles' rules decide it, so the rule modules stay unloaded."""
+    """``renkei catalog list`` starts fast: the roles' rules decide it, so the rule modules stay unloaded, and
+    the run loads none of the heavy modules it does not need (the vault, DuckDB, pyarrow, …: issue 7)."""
     home = tmp_path / "hub"
     subprocess.run([sys.executable, "-m", "renkei.cli.main", "hub", "init", "--home", str(home)], check=True,
                    capture_output=True)  # fmt: skip
@@ -90,9 +92,10 @@ def test_a_catalog_decision_loads_no_rule_module(tmp_path: Path) -> None:
         f"sys.argv = ['renkei', 'catalog', 'list', '--home', {str(home)!r}]\n"
         "try:\n    app()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
         f"print(sorted(set({RULE_MODULES!r}) & set(sys.modules)))\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({NOT_FOR_CATALOG_LIST!r})))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
-    assert loaded.stdout.strip().splitlines()[-1] == "[]"
+    assert loaded.stdout.strip().splitlines()[-2:] == ["[]", "[]"]
     assert set(rules()) == set(Action)  # and in a full process every rule is still there
 
 

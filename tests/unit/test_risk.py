@@ -147,7 +147,7 @@ def test_the_link_rate_counts_rows_whose_pid_is_in_the_register(tmp_path: Path) 
 
 
 def test_the_catalog_reads_the_figures_without_loading_duckdb_or_pyarrow() -> None:
-    """The pages and `catalog list` import renkei.hub.assessment; only an import computes, lazily."""
+    """The pages (and a dataset's detail) import renkei.hub.assessment; only an import computes, lazily."""
     code = (
         "import sys, renkei.hub.services.catalog, renkei.hub.access.applications\n"
         "print(sorted({'duckdb', 'pyarrow'} & set(sys.modules)))"

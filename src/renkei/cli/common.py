@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import (
@@ -22,9 +22,7 @@ from rich.console import (
     OverflowMethod,
     RenderableType,
 )
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.segment import Segment
-from rich.status import Status
 from rich.style import Style
 from rich.text import Text
 from typer.exceptions import TyperException
@@ -33,6 +31,9 @@ from renkei.config import HUB, SENDER, check_home, resolve_home
 from renkei.display import terminal_text
 from renkei.errors import RenkeiError
 from renkei.faults import as_renkei_error
+
+if TYPE_CHECKING:  # a live status and a progress bar load Rich's live display: only when one is shown
+    from rich.status import Status
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -193,6 +194,14 @@ def byte_progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, i
     if not enabled or not err.is_terminal:
         yield lambda done, total: None
         return
+    from rich.progress import (  # noqa: PLC0415 (see the imports)
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     description = TextColumn("{task.description}", markup=False)
     columns = (description, BarColumn(), DownloadColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:

@@ -91,12 +91,30 @@ COMMANDS: dict[str, Entry] = {
 
 
 @cache
-def module_commands(module: str) -> dict[str, Command]:
-    """The commands a module registers, built once per process."""
+def registered(module: str) -> typer.Typer:
+    """The Typer app a module's ``register(app)`` fills, its commands not built yet; imported once per process."""
     app = typer.Typer()
     importlib.import_module(module).register(app)
-    group = typer.main.get_group(app)
-    return dict(group.commands)
+    return app
+
+
+def module_commands(module: str) -> dict[str, Command]:
+    """Every command a module registers (built anew: each is a new object)."""
+    return dict(typer.main.get_group(registered(module)).commands)
+
+
+@cache
+def module_command(module: str, name: str) -> Command:
+    """One command of a module, built once per process: building reads each parameter of each function of its
+    subcommands, so a run builds only the command it runs, not the module's others (``catalog list`` does not
+    build ``hub``, ``vault``, ``audit`` and ``import``)."""
+    app = registered(module)
+    one = typer.Typer()
+    one.registered_commands = [info for info in app.registered_commands if info.name == name]
+    one.registered_groups = [info for info in app.registered_groups if info.name == name]
+    if not one.registered_commands and not one.registered_groups:  # registered without a name: build them all
+        return module_commands(module)[name]
+    return typer.main.get_group(one).commands[name]
 
 
 class Listed(TyperCommand):
@@ -115,7 +133,7 @@ class LazyGroup(TyperGroup):
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         command = self.commands.get(cmd_name)
         if isinstance(command, Listed) and not self._listing:
-            command = self.commands[cmd_name] = module_commands(COMMANDS[cmd_name].module)[cmd_name]
+            command = self.commands[cmd_name] = module_command(COMMANDS[cmd_name].module, cmd_name)
         return command
 
     def invoke(self, ctx: Context) -> Any:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from renkei.files import exclusive_flock, fsync_dir
-from renkei.hub.access.totp import rewrap_totp_secrets
 from renkei.hub.audit import AuditEntry
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.keys import finish_kek_rotation, prepare_kek_rotation
@@ -52,6 +51,8 @@ def rotate_kek(hub: Hub, *, actor: str) -> Rewrapped:
     The TOTP secrets are rewrapped in one transaction after the vault's key files, both before the new key
     replaces ``kek.key``; run again after a crash, each skips what is already under the new key.
     """
+    from renkei.hub.access.totp import rewrap_totp_secrets  # noqa: PLC0415 (every Hub() imports this module)
+
     with _rotation_lock(hub.home, blocking=True):
         new = prepare_kek_rotation(hub.home)
         old = hub.kek

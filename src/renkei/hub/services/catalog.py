@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -11,10 +12,12 @@ from sqlalchemy.orm import Session, selectinload
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.hub.access.authz import Action, Actor, Resource, ResourceType
 from renkei.hub.access.people import Role, User
-from renkei.hub.assessment import SnapshotRisk, linkage_by_snapshot, risk_by_snapshot
 from renkei.hub.catalog import Dataset, Snapshot
 from renkei.hub.home import Hub
 from renkei.hub.services.decisions import require
+
+if TYPE_CHECKING:  # the risk and link tables (and the vault module they import): only for a dataset's detail
+    from renkei.hub.assessment import SnapshotRisk
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,8 @@ def _snapshot_entry(snapshot: Snapshot) -> SnapshotEntry:
 def _assessed_entries(db: Session, snapshots: list[Snapshot]) -> tuple[SnapshotEntry, ...]:
     """Each snapshot with its risk report and its link rate; the drift is against the previous period's newest
     version that has a link rate."""
+    from renkei.hub.assessment import linkage_by_snapshot, risk_by_snapshot  # noqa: PLC0415 (see the imports)
+
     ids = [s.id for s in snapshots]
     risks, links = risk_by_snapshot(db, ids), linkage_by_snapshot(db, ids)
     registers = [link.register_snapshot_id for link in links.values()]
