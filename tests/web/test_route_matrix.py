@@ -363,9 +363,9 @@ def send(staff: Staff, route: str, caller: str, target: Target) -> tuple[httpx.R
     if caller != "anonymous":
         session_token, _ = world.open_session(staff.people[caller])
         client.cookies.set(SESSION_COOKIE, session_token)
+    before = world.audit_size()  # (a disabled caller's session is refused, and logged, at the token's fetch)
     token = csrf(client)
     body = request_body(route, caller, staff)
-    before = world.audit_size()
     if template.startswith("/api/"):
         response = client.request(
             method, target.path(template), json=body or None, headers={"X-CSRF-Token": token}
@@ -387,7 +387,11 @@ def test_cell(staff: Staff, route: str, relation: str, caller: str) -> None:
     response, before = send(staff, route, caller, target)
     assert response.status_code == spec["cases"][relation][caller], response.text[:500]
 
-    decisions = [e for e in world.entries(before) if e.action == "authz.decision"]
+    logged = world.entries(before)
+    decisions = [e for e in logged if e.action == "authz.decision"]
+    if response.status_code in (403, 409) or (response.status_code == 401 and caller != "anonymous"):
+        # every refusal is on the record (a caller without any session is not: docs/permissions.md)
+        assert [e for e in logged if e.result == "denied"], "a refusal without a denied audit entry"
     declared = set(spec.get("actions", []))
     assert {e.details["access"] for e in decisions} <= declared, "a decision about an undeclared action"
     if caller in ("anonymous", "disabled"):

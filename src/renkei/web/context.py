@@ -79,8 +79,9 @@ class Portal:
         client_addr: str,
         resource: str = "",
     ) -> None:
-        """A refusal anyone can provoke at will: logged at its 1st, 2nd, 4th … occurrence per source and window."""
-        seen = self.repeats.occurrence((action, reason, client_addr, terminal))
+        """A refusal anyone can provoke at will: logged at its 1st, 2nd, 4th … occurrence per source and window
+        (the source: action, reason, address, terminal and resource — a route, for the CSRF check)."""
+        seen = self.repeats.occurrence((action, reason, client_addr, terminal, resource))
         if seen is None:
             return
         self.hub.audit.append(
@@ -254,7 +255,20 @@ async def guard_before_validation(request: Request) -> None:
 
 async def signed_in(request: Request) -> Caller:
     caller = await signed_in_any_password(request)
-    if caller.signed_in.password_change_required:
+    login = caller.signed_in
+    if login.password_change_required:
+        route = getattr(request.scope.get("route"), "path", "")
+        await run_in_threadpool(
+            caller.hub.audit.append,
+            actor=login.login_id,
+            action=AuditAction.SESSION_PASSWORD_CHANGE_REQUIRED,
+            resource=f"{request.method} {route}",
+            result="denied",
+            reason="password_change_required",
+            terminal=login.terminal_name,
+            client_addr=caller.client_addr,
+            details={"session_id": login.id},
+        )
         raise PasswordChangeRequiredError()
     return caller
 
@@ -293,18 +307,33 @@ def local_path(candidate: str) -> str:
 
 
 def _csrf_recorder(caller: Caller, request: Request) -> Callable[[str], None]:
-    """A refused CSRF check is a bypass attempt: on the record (ASVS v5.0.0-16.3.3)."""
+    """A refused CSRF check is a bypass attempt: on the record (ASVS v5.0.0-16.3.3). With a session, every
+    refusal, under the session's user; without one (a login form, anyone's script), as a repeatable refusal
+    (1st, 2nd, 4th … per source and window), so that nobody can grow the log at will."""
     route = getattr(request.scope.get("route"), "path", "")
+    resource = f"{request.method} {route}"
 
     def record(reason: str) -> None:
+        login = caller.login
+        if login is None:
+            caller.portal.audit_repeated(
+                AuditAction.WEB_CSRF,
+                reason,
+                actor=caller.actor_name,
+                terminal=caller.terminal_name,
+                client_addr=caller.client_addr,
+                resource=resource,
+            )
+            return
         caller.portal.hub.audit.append(
-            actor=caller.actor_name,
+            actor=login.login_id,
             action=AuditAction.WEB_CSRF,
-            resource=f"{request.method} {route}",
+            resource=resource,
             result="denied",
             reason=reason,
             terminal=caller.terminal_name,
             client_addr=caller.client_addr,
+            details={"session_id": login.id},
         )
 
     return record
