@@ -8,6 +8,8 @@ guard                                     entry
 ========================================  =====================================================================
 role not allowed, not the owner,          ``authz.decision`` denied (``details.access``, ``details.policy``),
 another department's object               under the user, ``resource`` = the object (authorize(), every rule)
+another user's release (export)           ``authz.decision`` denied, ``export``, policy ``deny:not-owner`` (404)
+another user's saved table (pin)          ``dashboard.pin`` denied (404)
 no active grant (none, expired, revoked)  ``authz.decision`` denied, ``snapshot.read``, policy ``deny:no-grant``,
                                           ``resource`` ``workspace`` (the workspace refuses to open)
 quota exceeded                            ``authz.decision`` denied, policy ``deny:quota…``
@@ -42,6 +44,7 @@ from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.access.sessions import SessionRecord
 from renkei.hub.analysis.errors import AnalysisError
+from renkei.hub.analysis.ledger import ReleaseStatus
 from renkei.hub.analysis.service import console_login
 from renkei.hub.audit import AuditEntry
 from renkei.hub.workspace.workspace import NO_GRANT_POLICY
@@ -56,7 +59,7 @@ from tests.web.support import (
     enroll,
     login_with_totp,
 )
-from tests.web.test_route_matrix import make_application, make_grant
+from tests.web.test_route_matrix import make_application, make_grant, make_release, make_saved_analysis
 
 
 def signed_in(world: WebWorld, client: httpx.Client, person: Person) -> str:
@@ -118,6 +121,47 @@ def test_another_departments_object_is_denied_to_a_steward_on_the_record(world: 
         steward.login_id,
         f"grant/{grant_id}",
         "grant.revoke",
+    )
+
+
+def test_another_users_release_is_not_found_and_the_refusal_is_on_the_record(world: WebWorld) -> None:
+    analyst, colleague = world.person(Role.ANALYST), world.person(Role.ANALYST)
+    release_id = make_release(world, colleague, OWN, ReleaseStatus.RELEASED)
+    with world.client() as client:
+        token = signed_in(world, client, analyst)
+        before = world.audit_size()
+        refused = client.post(
+            "/api/v1/exports",
+            json={"release_id": release_id, "format": "csv"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert refused.status_code == 404  # another's is not told from none …
+    [entry] = denied(world, before, "authz.decision")  # … but the log tells them apart
+    assert (entry.actor, entry.resource, entry.details["access"], entry.details["policy"]) == (
+        analyst.login_id,
+        f"release/{release_id}",
+        "export",
+        "deny:not-owner",
+    )
+
+
+def test_another_users_saved_analysis_is_not_pinned_and_the_refusal_is_on_the_record(world: WebWorld) -> None:
+    analyst, colleague = world.person(Role.ANALYST), world.person(Role.ANALYST)
+    analysis_id = make_saved_analysis(world, colleague)
+    with world.client() as client:
+        token = signed_in(world, client, analyst)
+        before = world.audit_size()
+        refused = client.post(
+            "/dashboards/pin",
+            data={"analysis_id": str(analysis_id), "theme": "population", "csrf_token": token},
+            headers={"Accept": "text/html"},
+        )
+        assert refused.status_code == 404
+    [entry] = denied(world, before, "dashboard.pin")
+    assert (entry.actor, entry.resource, entry.reason) == (
+        analyst.login_id,
+        f"analysis/{analysis_id}",
+        "another user's saved analysis",
     )
 
 
