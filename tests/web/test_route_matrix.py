@@ -3,7 +3,9 @@
 - Every route the app serves is in the matrix, and every route in the matrix is served, with the same guard.
 - Every cell (route × relation × caller) is sent through HTTP against a fresh object: the status must match,
   and every authorization decision the request made must be for one of the route's declared actions — so a
-  route cannot quietly skip authorize() or ask it about something else (the datasette-style hook monitor).
+  route cannot quietly skip authorize() or ask it about something else (the datasette-style hook monitor);
+  and every refusal (403, 409, 401 of a caller who sent a session, 404 of another user's object) must have left
+  a ``denied`` entry in the audit log (docs/permissions.md, "Where a request is refused").
 """
 
 from __future__ import annotations
