@@ -3,7 +3,9 @@
 - Every route the app serves is in the matrix, and every route in the matrix is served, with the same guard.
 - Every cell (route × relation × caller) is sent through HTTP against a fresh object: the status must match,
   and every authorization decision the request made must be for one of the route's declared actions — so a
-  route cannot quietly skip authorize() or ask it about something else (the datasette-style hook monitor).
+  route cannot quietly skip authorize() or ask it about something else (the datasette-style hook monitor);
+  and every refusal (403, 409, 401 of a caller who sent a session, 404 of another user's object) must have left
+  a ``denied`` entry in the audit log (docs/permissions.md, "Where a request is refused").
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from renkei.hub.access.authz import Action
 from renkei.hub.access.grants import Grant
 from renkei.hub.access.people import Role
 from renkei.hub.access.throttle import ThrottleRecord
-from renkei.hub.analysis.ledger import Release, ReleaseStatus
+from renkei.hub.analysis.ledger import Release, ReleaseKind, ReleaseStatus, SavedAnalysis
 from renkei.hub.catalog import Department, Snapshot
 from renkei.web.app import check_guards, route_table
 from renkei.web.context import Public, SignedIn, public, signed_in, signed_in_any_password, stepped_up
@@ -136,6 +138,7 @@ class Target:
     part_id: int = 0
     grant_id: int = 0
     release_id: int = 999_999  # by default no such release
+    analysis_id: int = 999_999  # nor saved analysis
     dataset: str = "juki"
     login_id: str = "nobody-at-all"
     terminal: str = "no-such-terminal"
@@ -177,6 +180,8 @@ def build_target(staff: Staff, spec: dict[str, Any], relation: str, caller: str)
         )
     if kind == "release":
         return Target(release_id=make_release(staff.world, holder, department, ReleaseStatus(state)))
+    if kind == "analysis":
+        return Target(analysis_id=make_saved_analysis(staff.world, holder))
     if kind in ("application", "part"):
         app_state, part_state = {
             "draft": (ApplicationState.DRAFT, PartState.PENDING),
@@ -223,13 +228,27 @@ def make_release(world: WebWorld, requester: Person, department: str, status: Re
     """A table in the release ledger over the department's dataset, requested by ``requester``."""
     with world.session() as session:
         release = Release(
-            user_id=requester.user.id, kind="table", definition={}, sql="SELECT 1", snapshot_ids=[],
-            datasets=[DATASET_OF[department]], cells=[], shown={"header": [], "rows": []}, record={},
+            user_id=requester.user.id, kind="table", sql="SELECT 1", snapshot_ids=[],
+            definition={"dataset": DATASET_OF[department], "dimensions": [{"kind": "column", "column": "性別"}]},
+            datasets=[DATASET_OF[department]], cells=[], shown={"header": [], "rows": [], "notes": []}, record={},
             record_sha256="0" * 64, status=status, created_at=world.clock.now(),
         )  # fmt: skip
         session.add(release)
         session.commit()
         return release.id
+
+
+def make_saved_analysis(world: WebWorld, owner: Person) -> int:
+    """A table definition ``owner`` saved from the table builder."""
+    with world.session() as session:
+        saved = SavedAnalysis(
+            user_id=owner.user.id, name=f"保存した表 {secrets.token_hex(3)}", kind=ReleaseKind.TABLE,
+            definition={"dataset": "juki", "dimensions": [{"kind": "column", "column": "住所_ward"}]},
+            created_at=world.clock.now(), updated_at=world.clock.now(),
+        )  # fmt: skip
+        session.add(saved)
+        session.commit()
+        return saved.id
 
 
 def make_grant(world: WebWorld, holder: Person, department: str) -> int:
@@ -255,7 +274,7 @@ def make_grant(world: WebWorld, holder: Person, department: str) -> int:
         return grant.id
 
 
-def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
+def request_body(route: str, caller: str, staff: Staff, target: Target) -> dict[str, Any]:
     """A valid body for the route; for the login steps, the caller's own credentials and a wrong second factor."""
     login_id = staff.people[caller].login_id if caller in staff.people else "nobody-at-all"
     today = city_today(staff.world.clock)
@@ -278,9 +297,9 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         },
         "api/v1/tables": {"dataset": "juki", "dimensions": [{"kind": "column", "column": "住所_ward"}]},
         "api/v1/query": {"sql": "SELECT count(*) FROM juki"},
-        "api/v1/exports": {"release_id": 999_999, "format": "csv"},
-        "api/v1/opendata/preview": {"release_id": 999_999, "epsilon": 0.5},
-        "api/v1/opendata/publish": {"release_id": 999_999, "epsilon": 0.5},
+        "api/v1/exports": {"release_id": target.release_id, "format": "csv"},
+        "api/v1/opendata/preview": {"release_id": target.release_id, "epsilon": 0.5},
+        "api/v1/opendata/publish": {"release_id": target.release_id, "epsilon": 0.5},
         "review": {"approve": True, "comment": "確認しました"},
         "withdraw": {"comment": "不要になった"},
         "approve": {"comment": "承認します"},
@@ -315,8 +334,8 @@ def request_body(route: str, caller: str, staff: Staff) -> dict[str, Any]:
         },
         "session/step-up/totp": {"code": "000000"},
         "/step-up": {"next": "/home"},
-        "/dashboards/pin": {"analysis_id": "999999", "theme": "population"},
-        "/exports": {"release_id": "999999", "format": "csv", "next": "/exports"},
+        "/dashboards/pin": {"analysis_id": str(target.analysis_id), "theme": "population"},
+        "/exports": {"release_id": str(target.release_id), "format": "csv", "next": "/exports"},
         "/releases/{release_id}/review": {"decision": "approve", "comment": "確認しました"},
         "/step-up/card": {"assertion": "{}", "next": "/home"},
         "/step-up/totp": {"code": "000000", "next": "/reviews"},
@@ -363,9 +382,9 @@ def send(staff: Staff, route: str, caller: str, target: Target) -> tuple[httpx.R
     if caller != "anonymous":
         session_token, _ = world.open_session(staff.people[caller])
         client.cookies.set(SESSION_COOKIE, session_token)
+    before = world.audit_size()  # (a disabled caller's session is refused, and logged, at the token's fetch)
     token = csrf(client)
-    body = request_body(route, caller, staff)
-    before = world.audit_size()
+    body = request_body(route, caller, staff, target)
     if template.startswith("/api/"):
         response = client.request(
             method, target.path(template), json=body or None, headers={"X-CSRF-Token": token}
@@ -387,7 +406,13 @@ def test_cell(staff: Staff, route: str, relation: str, caller: str) -> None:
     response, before = send(staff, route, caller, target)
     assert response.status_code == spec["cases"][relation][caller], response.text[:500]
 
-    decisions = [e for e in world.entries(before) if e.action == "authz.decision"]
+    logged = world.entries(before)
+    decisions = [e for e in logged if e.action == "authz.decision"]
+    refused = response.status_code in (403, 409) or (response.status_code == 404 and "object" in spec)
+    if refused or (response.status_code == 401 and caller != "anonymous"):
+        # every refusal is on the record, another's object "not found" too (a caller without any session is
+        # not: docs/permissions.md)
+        assert [e for e in logged if e.result == "denied"], "a refusal without a denied audit entry"
     declared = set(spec.get("actions", []))
     assert {e.details["access"] for e in decisions} <= declared, "a decision about an undeclared action"
     if caller in ("anonymous", "disabled"):

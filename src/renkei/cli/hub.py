@@ -342,12 +342,15 @@ def audit_tail(
     n: Annotated[int, typer.Option("-n", min=1, help="件数 (entries)")] = 20, home: HomeOption = None
 ) -> None:
     """監査ログの末尾を表示 (show the last entries; control characters are shown escaped)."""
+    from renkei.hub.services.audit import tail_audit  # noqa: PLC0415 (as the inspection: only this command)
+
+    entries = tail_audit(Hub(hub_home(home)), console_actor(), n)
     view = listing(
         TAIL_HEADERS[0],
         "日時・主体・操作・結果 / 対象・理由 / 詳細 (time UTC, actor, action, result / resource, reason / details)",
     )
     for seq, at, actor, action, resource, result, reason, details in tail_rows(
-        Hub(hub_home(home)).audit.tail(n)
+        entries
     ):  # one entry on up to three lines, so the details are never cut at 80 columns
         lines = [f"{at}  {actor}  {action}  {result}", f"{resource}  {reason}".rstrip(), details]
         view.add_row(seq, Text("\n".join(line for line in lines if line not in {"", "{}"})))

@@ -57,6 +57,7 @@ class AuditAction(enum.StrEnum):
     SESSION_REJECTED = "session.rejected"
     SESSION_STEP_UP = "session.step_up"  # the second factor proved again (renkei.hub.access.step_up)
     SESSION_STEP_UP_REQUIRED = "session.step_up_required"  # a protected action refused: no fresh step-up
+    SESSION_PASSWORD_CHANGE_REQUIRED = "session.password_change_required"  # noqa: S105 (refused until changed)
     WEB_CSRF = "web.csrf"
     WEB_PROXY = "web.proxy"
     # data-use applications and grants

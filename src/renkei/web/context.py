@@ -45,6 +45,8 @@ from renkei.web.security import enforce_csrf
 from renkei.web.settings import WebSettings
 from renkei.web.terminal import ClientOrigin, client_origin
 
+MAX_ROUTE_LABEL = 256  # of the audit entry's 512 characters of resource
+
 
 @dataclass
 class Portal:
@@ -79,8 +81,9 @@ class Portal:
         client_addr: str,
         resource: str = "",
     ) -> None:
-        """A refusal anyone can provoke at will: logged at its 1st, 2nd, 4th … occurrence per source and window."""
-        seen = self.repeats.occurrence((action, reason, client_addr, terminal))
+        """A refusal anyone can provoke at will: logged at its 1st, 2nd, 4th … occurrence per source and window
+        (the source: action, reason, address, terminal and resource — a route, for the CSRF check)."""
+        seen = self.repeats.occurrence((action, reason, client_addr, terminal, resource))
         if seen is None:
             return
         self.hub.audit.append(
@@ -254,7 +257,19 @@ async def guard_before_validation(request: Request) -> None:
 
 async def signed_in(request: Request) -> Caller:
     caller = await signed_in_any_password(request)
-    if caller.signed_in.password_change_required:
+    login = caller.signed_in
+    if login.password_change_required:
+        await run_in_threadpool(
+            caller.hub.audit.append,
+            actor=login.login_id,
+            action=AuditAction.SESSION_PASSWORD_CHANGE_REQUIRED,
+            resource=route_label(request),
+            result="denied",
+            reason="password_change_required",
+            terminal=login.terminal_name,
+            client_addr=caller.client_addr,
+            details={"session_id": login.id},
+        )
         raise PasswordChangeRequiredError()
     return caller
 
@@ -262,7 +277,6 @@ async def signed_in(request: Request) -> Caller:
 async def stepped_up(request: Request) -> Caller:
     """Signed in, with a fresh proof of the second factor (an approval, an export); else ``StepUpRequired``."""
     caller = await signed_in(request)
-    route = getattr(request.scope.get("route"), "path", "")
     next_path = ""
     if not request.url.path.startswith("/api/"):  # a page: back to the page the form was on
         form = await request.form()
@@ -275,11 +289,19 @@ async def stepped_up(request: Request) -> Caller:
         login,
         now=caller.clock.now(),
         window=caller.portal.step_up_window,
-        resource=f"{request.method} {route}",
+        resource=route_label(request),
         client_addr=caller.client_addr,
         next_path=next_path,
     )
     return caller
+
+
+def route_label(request: Request) -> str:
+    """The route a refusal names in the audit log: the method and the path as asked, each path parameter put back
+    as its name (``POST /api/v1/parts/{part_id}/approve``), so the entry names the route as authz_matrix.yaml does."""
+    names = {str(value): f"{{{name}}}" for name, value in request.path_params.items()}
+    path = "/".join(names.get(segment, segment) for segment in request.url.path.split("/"))
+    return f"{request.method} {path}"[:MAX_ROUTE_LABEL]
 
 
 def local_path(candidate: str) -> str:
@@ -293,18 +315,32 @@ def local_path(candidate: str) -> str:
 
 
 def _csrf_recorder(caller: Caller, request: Request) -> Callable[[str], None]:
-    """A refused CSRF check is a bypass attempt: on the record (ASVS v5.0.0-16.3.3)."""
-    route = getattr(request.scope.get("route"), "path", "")
+    """A refused CSRF check is a bypass attempt: on the record (ASVS v5.0.0-16.3.3). With a session, every
+    refusal, under the session's user; without one (a login form, anyone's script), as a repeatable refusal
+    (1st, 2nd, 4th … per source and window), so that nobody can grow the log at will."""
+    resource = route_label(request)
 
     def record(reason: str) -> None:
+        login = caller.login
+        if login is None:
+            caller.portal.audit_repeated(
+                AuditAction.WEB_CSRF,
+                reason,
+                actor=caller.actor_name,
+                terminal=caller.terminal_name,
+                client_addr=caller.client_addr,
+                resource=resource,
+            )
+            return
         caller.portal.hub.audit.append(
-            actor=caller.actor_name,
+            actor=login.login_id,
             action=AuditAction.WEB_CSRF,
-            resource=f"{request.method} {route}",
+            resource=resource,
             result="denied",
             reason=reason,
             terminal=caller.terminal_name,
             client_addr=caller.client_addr,
+            details={"session_id": login.id},
         )
 
     return record

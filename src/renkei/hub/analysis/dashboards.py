@@ -100,7 +100,17 @@ def pin(
         raise AnalysisError(f"テーマ {theme} はありません", f"no theme {theme!r}", None)
     with hub.session() as session:
         saved = session.get(SavedAnalysis, analysis_id)
-        if saved is None or saved.user_id != user_id:
+        if saved is None or saved.user_id != user_id:  # another's is not told from none, but on the record
+            hub.audit.append(
+                actor=actor.name,
+                action=AuditAction.DASHBOARD_PIN,
+                resource=f"analysis/{analysis_id}",
+                result="denied",
+                reason="no such saved analysis" if saved is None else "another user's saved analysis",
+                terminal=actor.terminal,
+                client_addr=actor.client_addr,
+                details={"theme": theme},
+            )
             raise NotFoundError("保存した分析がありません", "no such saved analysis of yours")
         if saved.kind != ReleaseKind.TABLE:
             raise AnalysisError(

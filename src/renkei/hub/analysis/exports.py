@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Actor
+from renkei.hub.access.authz import Action, Actor, Resource, ResourceType, deny, record_decision
 from renkei.hub.access.quotas import reserve_export
 from renkei.hub.analysis.errors import AnalysisError, ReleaseNotFound
 from renkei.hub.analysis.ledger import (
@@ -37,7 +37,7 @@ def export_release(
     """Write a released table as CSV or XLSX: only the requester's own released (or approved) tables, within
     the download permission and quota (one atomic reservation); the file's SHA-256 goes to the audit log."""
     with hub.session() as session:
-        release = _own_release(session, actor, release_id)
+        release = _own_release(session, hub, actor, release_id)
         if release.status not in {ReleaseStatus.RELEASED, ReleaseStatus.APPROVED}:
             raise AnalysisError(
                 f"集計表 {release_id} は審査中または却下のため出力できません（状態: {release.status}）",
@@ -87,12 +87,16 @@ def _file(fmt: ExportFormat, shown: dict[str, Any], record: dict[str, Any]) -> b
     return to_xlsx(header, rows, record, notes)
 
 
-def _own_release(session: Session, actor: Actor, release_id: int) -> Release:
+def _own_release(session: Session, hub: Hub, actor: Actor, release_id: int) -> Release:
+    """The caller's own release; else "not found" (another's is not told from none), on the record as a denied
+    export decision whose policy does tell them apart (deny:not-found, deny:not-owner)."""
     release = session.get(Release, release_id)
     if release is None or release.user_id != actor.user_id:
-        raise ReleaseNotFound(
-            f"集計表 {release_id} はありません（ご自身が作成したものだけを出力できます）",
-            f"no release {release_id} of yours",
-            None,
-        )
+        ja = f"集計表 {release_id} はありません（ご自身が作成したものだけを出力できます）"
+        en = f"no release {release_id} of yours"
+        policy = "deny:not-found" if release is None else "deny:not-owner"
+        session.rollback()  # the decision commits on its own connection: this session holds nothing open
+        resource = Resource(ResourceType.EXPORT.value, None, f"release/{release_id}")
+        record_decision(hub.audit, actor, Action.EXPORT.value, resource, deny(policy, ja, en))
+        raise ReleaseNotFound(ja, en, None)
     return release

@@ -35,6 +35,7 @@ from renkei.hub.analysis.releases import release_table
 from renkei.hub.analysis.review import decide_review, in_review_for
 from renkei.hub.analysis.saved import save_analysis, saved_analyses
 from renkei.hub.analysis.sqlpath import MAX_SHOWN_ROWS, CountProtector, SqlResult, run_sql
+from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset
 from renkei.hub.disclosure.policy import load_policy
 from renkei.hub.disclosure.protect import DisclosureControl, datasets_of, protect_cells
@@ -76,6 +77,16 @@ def console_login(hub: Hub, login_id: str, terminal_name: str, password: str, co
     login = service.finish_login_with_totp(pending, code, terminal=terminal)
     if login.password_change_required:
         service.logout(login.token, terminal=terminal)
+        hub.audit.append(  # refused as the portal refuses such a session's requests, and on the record as there
+            actor=login.login_id,
+            action=AuditAction.SESSION_PASSWORD_CHANGE_REQUIRED,
+            resource="console",
+            result="denied",
+            reason="password_change_required",
+            terminal=login.terminal_name,
+            client_addr="console",
+            details={"session_id": login.id},
+        )
         raise AnalysisError(
             "初回のパスワード変更をポータルで済ませてください",
             "change your one-time password in the portal first",

@@ -1,6 +1,6 @@
 """The audit log as the faces search it: entries by user, action, resource, result and the city's dates.
 
-Reading the log is ``audit.read`` (auditors and admins), one decision per search, itself on the record.
+Reading the log is ``audit.read`` (auditors and admins), one decision per search or tail, itself on the record.
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ def search_audit(
         if search.until is not None:
             query = query.where(AuditEntry.at < _city_midnight(search.until + dt.timedelta(days=1)))
         return [_row(e) for e in db.scalars(query)]
+
+
+def tail_audit(hub: Hub, actor: Actor, n: int, *, clock: Clock = SYSTEM_CLOCK) -> list[AuditEntry]:
+    """The last ``n`` entries, oldest first (``renkei audit tail``); the last is this read's own decision."""
+    with hub.session() as db:
+        require(db, hub, actor, Action.AUDIT_READ, Resource.of(ResourceType.AUDIT_LOG), clock)
+    return hub.audit.tail(n)
 
 
 def _city_midnight(day: dt.date) -> dt.datetime:

@@ -29,7 +29,17 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from renkei.clock import SYSTEM_CLOCK, Clock
-from renkei.hub.access.authz import Action, Actor, Decision, Forbidden, Resource, authorize_each
+from renkei.hub.access.authz import (
+    Action,
+    Actor,
+    Decision,
+    Forbidden,
+    Resource,
+    ResourceType,
+    authorize_each,
+    deny,
+    record_decision,
+)
 from renkei.hub.access.grants import Grant, active_grants
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
@@ -68,6 +78,7 @@ GrantedSet = frozenset[tuple[int, bool]]
 
 SQL_PIECE = 500  # the audit log keeps detail strings up to 512 characters
 SQL_BUDGET = 4000  # bytes of query text per audit entry; longer text is logged by its start and hash
+NO_GRANT_POLICY = "deny:no-grant"  # the decision that refuses a workspace to a user without grants
 
 
 # The sandbox's limits are the hub's settings workspace.* (one model; a hub's own are hub.settings.workspace).
@@ -438,8 +449,11 @@ def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
                    decision.action, -1, decision)
             for snapshot, decision in decided
         ]  # fmt: skip
-    if not opened:
-        raise WorkspaceError("有効な利用承認がありません", "the user has no active grant")
+    if not opened:  # refused without a snapshot to decide on: the refusal is a decision all the same
+        ja, en = "有効な利用承認がありません", "the user has no active grant"
+        resource = Resource(ResourceType.SNAPSHOT.value, None, "workspace")
+        record_decision(hub.audit, actor, Action.SNAPSHOT_READ.value, resource, deny(NO_GRANT_POLICY, ja, en))
+        raise WorkspaceError(ja, en)
     fds = open_granted_snapshots(hub.vault, [Granted(o.decision, o.snapshot_id, o.ref) for o in opened])
     return [dataclasses.replace(o, fd=fd) for o, fd in zip(opened, fds, strict=True)]
 
