@@ -64,7 +64,7 @@ from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
 from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
-from renkei.hub.db import Base, is_disconnect
+from renkei.hub.db import Base, is_disconnect, write_turn
 from renkei.hub.settings import DEFAULTS
 
 T = TypeVar("T")
@@ -919,7 +919,7 @@ _SOURCES = {
 @contextmanager
 def _write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the write lock from its first statement (SQLite: BEGIN IMMEDIATE)."""
-    with engine.connect() as conn:
+    with write_turn(engine), engine.connect() as conn:
         if engine.dialect.name != "sqlite":
             with conn.begin():
                 yield conn

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from renkei.hub.settings import HubSettings, load_settings
 DATABASE_URL_ENV = "RENKEI_DATABASE_URL"  # the variable of the setting database.url
 CATALOG_FILE = "catalog.db"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for SQLite's write lock before "database is locked"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -49,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     0600)."""
     note_database(url)  # a lost connection or a full disk is reported naming this database
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **kwargs)
         make_sqlite_files_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -99,6 +103,35 @@ def begin_write(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_WRITE_TURNS: dict[str, threading.RLock] = {}
+_WRITE_TURNS_GUARD = threading.Lock()
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[None]:
+    """Hold this process's turn to write to ``engine``'s SQLite file for the block (PostgreSQL: no-op).
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which polls with sleeps that grow
+    to 100 ms, so under many concurrent writers (every page view appends an audit entry) a waiter often sleeps
+    through the moments the lock is free and the latency tail grows to seconds. Writers of one process queue on
+    this lock instead and are woken as soon as the previous one commits. Other processes (the CLI, a second
+    server) still meet SQLite's own lock. Re-entrant (a nested write in the same thread waits on SQLite, as it
+    did before); after the busy timeout the block runs anyway and SQLite decides.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with _WRITE_TURNS_GUARD:
+        turn = _WRITE_TURNS.setdefault(database, threading.RLock())
+    acquired = turn.acquire(timeout=SQLITE_BUSY_TIMEOUT)
+    try:
+        yield
+    finally:
+        if acquired:
+            turn.release()
 
 
 def is_disconnect(exc: BaseException) -> bool:
