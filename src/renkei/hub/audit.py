@@ -27,6 +27,7 @@ import os
 import random
 import re
 import sqlite3
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -420,6 +421,22 @@ class _Draft:
         }
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """An entry handed to :meth:`AuditLog.append`, until its group's transaction has committed or failed."""
+
+    draft: _Draft
+    done: bool = False
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> AuditEntry:
+        if self.error is not None:
+            raise self.error
+        assert self.entry is not None
+        return self.entry
+
+
 # --- the signing key ----------------------------------------------------------------------------------------
 
 
@@ -704,6 +721,9 @@ class AuditLog:
                 "audit log supports SQLite and PostgreSQL only",
             )
         self._engine = engine
+        self._group = threading.Condition()  # group commit of append(): the queue and who is committing
+        self._queue: list[_Waiting] = []
+        self._committing = False
         self._key = signing_key
         self._every = checkpoint_every
         self._copy = checkpoint_copy
@@ -724,22 +744,52 @@ class AuditLog:
         client_addr: str = "",
         details: Mapping[str, object] | None = None,
     ) -> AuditEntry:
-        """Append one entry in its own transaction; it is committed (durable) when this returns."""
-        draft = _Draft.build(actor, action, resource, result, reason, terminal, client_addr, details)
+        """Append one entry in its own transaction; it is committed (durable) when this returns.
 
+        Group commit: the entries that threads of this process append while another thread's transaction is
+        committing wait for it, then the first of them commits all of them in one transaction (one fsync, one
+        turn of the database's write lock), in the order they came; each call returns when its own entry is
+        committed, or raises what that transaction raised.
+        """
+        waiting = _Waiting(_Draft.build(actor, action, resource, result, reason, terminal, client_addr, details))
+        with self._group:
+            self._queue.append(waiting)
+            while not waiting.done and self._committing:
+                self._group.wait()
+            if waiting.done:
+                return waiting.outcome()
+            self._committing = True
+            batch, self._queue = self._queue, []
+        try:
+            self._commit_batch(batch)
+        finally:
+            with self._group:
+                self._committing = False
+                self._group.notify_all()
+        return waiting.outcome()
+
+    def _commit_batch(self, batch: list[_Waiting]) -> None:
         committing = False
 
-        def attempt() -> AuditEntry:
+        def attempt() -> list[AuditEntry]:
             nonlocal committing
             committing = False
             with _write_transaction(self._engine) as conn:
-                entry = self._append_locked(conn, draft)
+                entries = [self._append_locked(conn, w.draft) for w in batch]
                 committing = True
-            return entry
+            return entries
 
-        # A connection lost before the commit rolled the entry back: safe to append again. One lost during the
-        # commit may have committed it: appending again could log it twice, so that is reported instead.
-        return _retrying(attempt, may_reconnect=lambda: not committing)
+        try:
+            # A connection lost before the commit rolled the entries back: safe to append again. One lost
+            # during the commit may have committed them: appending again could log them twice, so that is
+            # reported instead.
+            entries = _retrying(attempt, may_reconnect=lambda: not committing)
+        except BaseException as exc:
+            for w in batch:
+                w.error, w.done = exc, True
+            raise
+        for w, entry in zip(batch, entries, strict=True):
+            w.entry, w.done = entry, True
 
     def append_in(
         self,
