@@ -169,13 +169,16 @@ def _rss_tree(pid: int) -> int:
     return total
 
 
-def start_server(demo: Path, port: int, env: dict[str, str], profile: Path | None = None) -> Server:
+def start_server(
+    demo: Path, port: int, env: dict[str, str], profile: Path | None = None, log: Path | None = None
+) -> Server:
     renkei = [str(Path(sys.executable).parent / "renkei")]
     if profile is not None:  # the same server under the sampling profiler (benchmarks/sample_serve.py)
         renkei = [sys.executable, str(Path(__file__).with_name("sample_serve.py")), str(profile)]
     command = [*renkei, "serve", "--home", str(demo / "hub"), "--tls-cert", str(demo / "tls/server.crt"),
                "--tls-key", str(demo / "tls/server.key"), "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = log.open("wb") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
     server = Server(process, f"https://localhost:{port}")
     deadline = time.monotonic() + 60
     while True:
@@ -408,6 +411,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     parser.add_argument("--port", type=int, default=18443)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--profile", type=Path, default=None, help="sample the server's stacks into this file")
+    parser.add_argument("--server-log", type=Path, default=None, help="the server's stderr, into this file")
     args = parser.parse_args()
     pages = args.mode == "pages"
     users = args.users or (20 if pages else 50)
@@ -425,7 +429,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     started = time.monotonic()
     accounts = designate_staff(args.demo / "hub", counts, pending=0 if pages else 4 * most)
     print(f"set-up: {len(accounts)} accounts in {time.monotonic() - started:.0f} s", flush=True)
-    server = start_server(args.demo, args.port, env, args.profile)
+    server = start_server(args.demo, args.port, env, args.profile, args.server_log)
     report: list[str] = [f"uptime at start: {_uptime()}"]
     try:
         chosen = _spread(accounts, users)
