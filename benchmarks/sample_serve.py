@@ -52,7 +52,7 @@ class Sampler:
         main = threading.main_thread().ident
         while not self.stop.wait(INTERVAL):
             self.samples += 1
-            for ident, frame in sys._current_frames().items():  # noqa: SLF001 (the point of this tool)
+            for ident, frame in sys._current_frames().items():
                 if ident == me:
                     continue
                 kind = "loop" if ident == main else "workers"
@@ -94,7 +94,7 @@ def main() -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    from renkei.cli.main import app as renkei  # noqa: PLC0415 (after the sampler starts)
+    from renkei.cli.main import app as renkei
 
     try:
         renkei()

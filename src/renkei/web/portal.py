@@ -284,5 +284,8 @@ def admin_call(caller: Caller, name: str, *args: Any, **kwargs: Any) -> Any:
     return function(caller.hub, caller.actor, *args, clock=caller.clock, **kwargs)
 
 
-def monthly_inspection(caller: Caller, month: dt.date) -> inspection.InspectionReport:
-    return inspection.monthly_inspection(caller.hub, caller.actor, month, clock=caller.clock)
+def monthly_inspection(caller: Caller, month: dt.date, *, full: bool = True) -> inspection.InspectionReport:
+    """``full=False`` for the page: the log verified since the last full verification (the PDF: in full)."""
+    return inspection.monthly_inspection(
+        caller.hub, caller.actor, month, clock=caller.clock, full_verification=full
+    )
