@@ -71,7 +71,9 @@ class Sampler:
                     walk = walk.f_back
 
     def report(self, out: Path) -> None:
-        lines = [f"samples: {self.samples} every {INTERVAL * 1000:.0f} ms; busy thread-samples: {dict(self.busy)}"]
+        lines = [
+            f"samples: {self.samples} every {INTERVAL * 1000:.0f} ms; busy thread-samples: {dict(self.busy)}"
+        ]
         for kind in ("loop", "workers"):
             busy = self.busy[kind] or 1
             lines.append(f"\n== {kind}: exclusive (top of stack), % of its busy samples")

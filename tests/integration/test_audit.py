@@ -545,7 +545,9 @@ def test_verify_recent_checks_only_new_entries_and_says_so(log: AuditLog, engine
     assert later.root_hex == log.verify().root_hex  # the extended tree is the one a full verification builds
 
 
-def test_verify_recent_finds_tampering_with_entries_it_has_not_verified(log: AuditLog, engine: Engine) -> None:
+def test_verify_recent_finds_tampering_with_entries_it_has_not_verified(
+    log: AuditLog, engine: Engine
+) -> None:
     fill(log, engine)
     assert log.verify_recent().ok
     fill(log, engine, 5)
@@ -555,7 +557,9 @@ def test_verify_recent_finds_tampering_with_entries_it_has_not_verified(log: Aud
     assert (report.problem, report.first_bad_seq) == (Problem.MODIFIED, SIZE + 2)
 
 
-def test_tampering_with_a_verified_entry_is_found_by_the_full_verification(log: AuditLog, engine: Engine) -> None:
+def test_tampering_with_a_verified_entry_is_found_by_the_full_verification(
+    log: AuditLog, engine: Engine
+) -> None:
     """The documented limit: an old entry changed after its verification passes verify_recent (which says
     since when it has verified only new entries) until the next full verification; `renkei audit verify`
     (a full :meth:`AuditLog.verify`) finds it at once."""
