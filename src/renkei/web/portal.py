@@ -207,9 +207,11 @@ def application_page(caller: Caller, application_id: int) -> tuple[ApplicationVi
     return ApplicationView.model_validate(shown), steps
 
 
-def all_applications(caller: Caller) -> list[ApplicationView]:
-    """Every application, newest first (admins and auditors; one decision on the resource type)."""
-    found = applications.list_applications(caller.hub, caller.actor, clock=caller.clock)
+def all_applications(caller: Caller, *, open_for_review: bool = False) -> list[ApplicationView]:
+    """Every application (or those open for review), newest first (admins and auditors; one decision)."""
+    found = applications.list_applications(
+        caller.hub, caller.actor, clock=caller.clock, open_for_review=open_for_review
+    )
     return [ApplicationView.model_validate(a) for a in reversed(found)]
 
 

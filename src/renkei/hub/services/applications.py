@@ -162,11 +162,19 @@ def application_with_grants(
         return application_detail(application, clock), [grant_detail(g, clock) for g in grants]
 
 
-def list_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[ApplicationDetail]:
-    """Every application, oldest first: one decision on the resource type (admins and auditors)."""
+def list_applications(
+    hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK, open_for_review: bool = False
+) -> list[ApplicationDetail]:
+    """Every application, oldest first: one decision on the resource type (admins and auditors).
+
+    ``open_for_review``: only those submitted or partially approved (the home page's list; stored and
+    effective state agree on these, only an approved one can be shown as expired)."""
     with hub.session() as db:
         require(db, hub, actor, Action.APPLICATION_READ, Resource.of(ResourceType.APPLICATION), clock)
-        applications = db.scalars(_shown(select(Application).order_by(Application.id)))
+        query = select(Application).order_by(Application.id)
+        if open_for_review:
+            query = query.where(Application.state.in_(OPEN_FOR_REVIEW))
+        applications = db.scalars(_shown(query))
         staffed = departments_with_steward(db)
         return [application_detail(a, clock, staffed) for a in applications]
 
