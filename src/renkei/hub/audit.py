@@ -767,14 +767,20 @@ class AuditLog:
     ) -> AuditEntry:
         """Append one entry in its own transaction; it is committed (durable) when this returns.
 
-        Group commit: the entries that threads of this process append while another thread's transaction is
-        committing wait for it, then the first of them commits all of them in one transaction (one fsync, one
+        Group commit (SQLite): the entries that threads of this process append while another thread's
+        transaction is committing wait for it, then the first of them commits all of them in one transaction (one fsync, one
         turn of the database's write lock), in the order they came; each call returns when its own entry is
         committed, or raises what that transaction raised.
         """
         waiting = _Waiting(
             _Draft.build(actor, action, resource, result, reason, terminal, client_addr, details)
         )
+        if self._engine.dialect.name != "sqlite":
+            # PostgreSQL: each append in its own transaction, as before. The group's committer takes a
+            # connection while the waiters hold theirs; with PostgreSQL's bounded pool (5 + 10) that could
+            # wait for a free one until the pool's timeout. SQLite's pool is sized for it (renkei.hub.db).
+            self._commit_batch([waiting])
+            return waiting.outcome()
         with self._group:
             self._queue.append(waiting)
             while not waiting.done and self._committing:

@@ -28,6 +28,7 @@ DATABASE_URL_ENV = "RENKEI_DATABASE_URL"  # the variable of the setting database
 CATALOG_FILE = "catalog.db"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 SQLITE_POOL_SIZE = 20  # connections kept open per engine (SQLite: a file handle and a page cache each)
+SQLITE_MAX_OVERFLOW = 100  # more than the portal's threads can hold (40 threads, 2 connections each at most)
 SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for SQLite's write lock before "database is locked"
 
 NAMING = {
@@ -55,9 +56,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     note_database(url)  # a lost connection or a full disk is reported naming this database
     if url.startswith("sqlite"):
         if "poolclass" not in kwargs and ":memory:" not in url:
-            # The portal's worker threads each hold a connection: with the default pool (5 + 10 overflow)
-            # 20 concurrent requests opened and closed a connection (and ran the pragmas) on most requests.
-            kwargs = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 2 * SQLITE_POOL_SIZE, **kwargs}
+            # The portal's worker threads (AnyIO: 40) each hold a connection or two: with the default pool
+            # (5 + 10 overflow) 20 concurrent requests opened and closed a connection (and ran the pragmas) on
+            # most requests, and the audit log's group commit, whose committer takes a connection while the
+            # waiting threads hold theirs, could wait for a free one until the pool's 30 s timeout.
+            kwargs = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_MAX_OVERFLOW, **kwargs}
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **kwargs)
         make_sqlite_files_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
