@@ -6,6 +6,9 @@
     .venv/bin/python benchmarks/bench_load.py pages --demo D [--users 20 --seconds 60]
     .venv/bin/python benchmarks/bench_load.py load  --demo D [--users 50 --seconds 300 --ramp 10,25,50,75,100]
 
+``--profile FILE`` runs the server under benchmarks/sample_serve.py (every thread's stack every 5 ms, written
+to FILE when the server stops); ``--server-log FILE`` keeps the server's stderr (tracebacks of 500s).
+
 ``--demo D`` is a directory ``renkei demo --dir D`` made (without ``--serve``): its hub home, terminal
 certificate and server certificate are used; with ``--database-url`` the hub's catalog is that database (the
 demo must have been built with the same ``RENKEI_DATABASE_URL``). Set-up (not timed): the script designates its
