@@ -190,6 +190,8 @@ def start_server(
             break
         except httpx.TransportError:
             if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()  # not left running (e.g. on a port it could not bind)
+                process.wait()
                 raise SystemExit("the server did not start") from None
             time.sleep(0.5)
     threading.Thread(target=server.sample, daemon=True).start()
