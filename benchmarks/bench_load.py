@@ -415,7 +415,9 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between rounds, seconds")
     parser.add_argument("--port", type=int, default=18443)
     parser.add_argument("--database-url", default="")
-    parser.add_argument("--profile", type=Path, default=None, help="sample the server's stacks into this file")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="sample the server's stacks into this file"
+    )
     parser.add_argument("--server-log", type=Path, default=None, help="the server's stderr, into this file")
     args = parser.parse_args()
     pages = args.mode == "pages"
