@@ -6,6 +6,9 @@
     .venv/bin/python benchmarks/bench_load.py pages --demo D [--users 20 --seconds 60]
     .venv/bin/python benchmarks/bench_load.py load  --demo D [--users 50 --seconds 300 --ramp 10,25,50,75,100]
 
+``--profile FILE`` runs the server under benchmarks/sample_serve.py (every thread's stack every 5 ms, written
+to FILE when the server stops); ``--server-log FILE`` keeps the server's stderr (tracebacks of 500s).
+
 ``--demo D`` is a directory ``renkei demo --dir D`` made (without ``--serve``): its hub home, terminal
 certificate and server certificate are used; with ``--database-url`` the hub's catalog is that database (the
 demo must have been built with the same ``RENKEI_DATABASE_URL``). Set-up (not timed): the script designates its
@@ -169,11 +172,16 @@ def _rss_tree(pid: int) -> int:
     return total
 
 
-def start_server(demo: Path, port: int, env: dict[str, str]) -> Server:
-    renkei = Path(sys.executable).parent / "renkei"
-    command = [str(renkei), "serve", "--home", str(demo / "hub"), "--tls-cert", str(demo / "tls/server.crt"),
+def start_server(
+    demo: Path, port: int, env: dict[str, str], profile: Path | None = None, log: Path | None = None
+) -> Server:
+    renkei = [str(Path(sys.executable).parent / "renkei")]
+    if profile is not None:  # the same server under the sampling profiler (benchmarks/sample_serve.py)
+        renkei = [sys.executable, str(Path(__file__).with_name("sample_serve.py")), str(profile)]
+    command = [*renkei, "serve", "--home", str(demo / "hub"), "--tls-cert", str(demo / "tls/server.crt"),
                "--tls-key", str(demo / "tls/server.key"), "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = log.open("wb") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
     server = Server(process, f"https://localhost:{port}")
     deadline = time.monotonic() + 60
     while True:
@@ -182,6 +190,8 @@ def start_server(demo: Path, port: int, env: dict[str, str]) -> Server:
             break
         except httpx.TransportError:
             if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()  # not left running (e.g. on a port it could not bind)
+                process.wait()
                 raise SystemExit("the server did not start") from None
             time.sleep(0.5)
     threading.Thread(target=server.sample, daemon=True).start()
@@ -405,6 +415,10 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between rounds, seconds")
     parser.add_argument("--port", type=int, default=18443)
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="sample the server's stacks into this file"
+    )
+    parser.add_argument("--server-log", type=Path, default=None, help="the server's stderr, into this file")
     args = parser.parse_args()
     pages = args.mode == "pages"
     users = args.users or (20 if pages else 50)
@@ -422,7 +436,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     started = time.monotonic()
     accounts = designate_staff(args.demo / "hub", counts, pending=0 if pages else 4 * most)
     print(f"set-up: {len(accounts)} accounts in {time.monotonic() - started:.0f} s", flush=True)
-    server = start_server(args.demo, args.port, env)
+    server = start_server(args.demo, args.port, env, args.profile, args.server_log)
     report: list[str] = [f"uptime at start: {_uptime()}"]
     try:
         chosen = _spread(accounts, users)

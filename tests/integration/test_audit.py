@@ -530,6 +530,69 @@ def test_only_an_external_checkpoint_catches_a_full_cover_up(log: AuditLog, engi
     assert regrown.problem is Problem.MODIFIED and regrown.first_bad_seq == 0
 
 
+# --- verify_recent: the pages' verification, from the last full one on --------------------------------------
+
+
+def test_verify_recent_checks_only_new_entries_and_says_so(log: AuditLog, engine: Engine) -> None:
+    fill(log, engine)
+    first = log.verify_recent()
+    assert first.ok and not first.incremental and first.size == SIZE  # no base yet: a full verification
+    fill(log, engine, 7)
+    log.checkpoint()
+    later = log.verify_recent()
+    assert later.ok and later.incremental
+    assert (later.full_size, later.size, later.covered) == (SIZE, SIZE + 7, SIZE + 7)
+    assert later.root_hex == log.verify().root_hex  # the extended tree is the one a full verification builds
+
+
+def test_verify_recent_finds_tampering_with_entries_it_has_not_verified(
+    log: AuditLog, engine: Engine
+) -> None:
+    fill(log, engine)
+    assert log.verify_recent().ok
+    fill(log, engine, 5)
+    sql(engine, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = :s", s=SIZE + 2)
+    report = log.verify_recent()  # the new entry does not verify: a full verification names it
+    assert not report.ok and not report.incremental
+    assert (report.problem, report.first_bad_seq) == (Problem.MODIFIED, SIZE + 2)
+
+
+def test_tampering_with_a_verified_entry_is_found_by_the_full_verification(
+    log: AuditLog, engine: Engine
+) -> None:
+    """The documented limit: an old entry changed after its verification passes verify_recent (which says
+    since when it has verified only new entries) until the next full verification; `renkei audit verify`
+    (a full :meth:`AuditLog.verify`) finds it at once."""
+    fill(log, engine)
+    assert log.verify_recent().ok
+    sql(engine, "UPDATE audit_entries SET reason = 'edited' WHERE seq = 3")
+    fill(log, engine, 2)
+    recent = log.verify_recent()
+    assert recent.ok and recent.incremental and recent.full_size == SIZE  # says: seq < 25 verified earlier
+    full = log.verify()
+    assert (full.problem, full.first_bad_seq) == (Problem.MODIFIED, 3)
+    expired = log.verify_recent(max_age=dt.timedelta(0))  # the base is too old: a full verification
+    assert not expired.ok and not expired.incremental and expired.first_bad_seq == 3
+    assert not log.verify_recent().ok  # a log that does not verify is never a base
+
+
+def test_the_cli_verify_finds_tampering_the_page_verified_before(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    init_hub(home)
+    from renkei.hub.home import Hub  # noqa: PLC0415
+
+    hub = Hub(home)
+    for i in range(5):
+        hub.audit.append(actor="alice", action=AuditAction.WORKSPACE_QUERY, details={"i": i})
+    assert hub.audit.verify_recent().ok
+    sql(hub.engine, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1")
+    assert hub.audit.verify_recent().ok  # within the base's age: only new entries are checked
+    result = CliRunner().invoke(main_app, ["audit", "verify", "--home", str(home)])
+    assert result.exit_code != 0, result.output
+    assert "seq 1" in result.output
+    hub.engine.dispose()
+
+
 def test_appending_refuses_a_log_whose_head_disagrees_with_its_rows(log: AuditLog, engine: Engine) -> None:
     fill(log, engine, 3)
     forged(engine, 3)

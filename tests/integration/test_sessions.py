@@ -15,6 +15,7 @@ from renkei.hub.access.people import User
 from renkei.hub.access.sessions import (
     ABSOLUTE_TIMEOUT,
     IDLE_TIMEOUT,
+    TOUCH_INTERVAL,
     LoginSession,
     SessionRecord,
     SessionRejectedError,
@@ -86,6 +87,41 @@ def test_idle_timeout_restarts_with_each_request(db_world: AccessWorld) -> None:
     world.clock.advance(seconds=IDLE_TIMEOUT.total_seconds() + 1)
     assert rejected(world, session.token) == "idle_timeout"
     assert rejected(world, session.token) == "unknown"  # a rejected session is gone for good
+
+
+def last_seen(world: AccessWorld, session: LoginSession) -> object:
+    with world.session() as db:
+        record = db.get(SessionRecord, session.id)
+        assert record is not None
+        return record.last_seen_at
+
+
+def test_requests_within_the_touch_interval_only_read(db_world: AccessWorld) -> None:
+    """The idle clock restarts at most every TOUCH_INTERVAL (a write); a session never lives longer for it."""
+    world = db_world
+    session = open_session(world)
+    opened = last_seen(world, session)
+    world.clock.advance(seconds=TOUCH_INTERVAL.total_seconds() - 1)
+    world.login.sessions.validate(session.token, terminal=world.terminal)
+    assert last_seen(world, session) == opened  # read only
+    world.clock.advance(seconds=2)
+    world.login.sessions.validate(session.token, terminal=world.terminal)
+    touched = last_seen(world, session)
+    assert touched != opened  # restarted
+    world.clock.advance(seconds=IDLE_TIMEOUT.total_seconds() - 1)
+    world.login.sessions.validate(session.token, terminal=world.terminal)  # restarts again (older than 30 s)
+    world.clock.advance(seconds=IDLE_TIMEOUT.total_seconds() + 1)
+    assert rejected(world, session.token) == "idle_timeout"
+
+
+def test_a_refused_session_is_refused_on_the_read_path_too(world: AccessWorld) -> None:
+    session = open_session(world)
+    with world.session() as db:
+        user = db.scalar(select(User).where(User.login_id == "yamada"))
+        assert user is not None
+        user.disabled = True
+        db.commit()
+    assert rejected(world, session.token) == "user_disabled"  # within the touch interval: still refused
 
 
 def test_the_hubs_settings_set_the_timeouts(world: AccessWorld) -> None:

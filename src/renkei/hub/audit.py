@@ -27,6 +27,7 @@ import os
 import random
 import re
 import sqlite3
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -64,7 +65,7 @@ from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
 from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
-from renkei.hub.db import Base, is_disconnect
+from renkei.hub.db import Base, is_disconnect, write_turn
 from renkei.hub.settings import DEFAULTS
 
 T = TypeVar("T")
@@ -121,6 +122,7 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text cannot h
 _RETRY_ATTEMPTS = 8
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _RECONNECTS = 1  # a lost connection is tried once more, on a new one (the pool checks it first)
+FULL_VERIFY_EVERY = dt.timedelta(minutes=10)  # verify_recent: the longest an incremental base is trusted
 _SCAN_BATCH = 2000
 _MISMATCH_MEMORY = 10_000  # rows kept to tell a swap or a renumbering from a plain modification
 _CLASSIFY_WINDOW = 64
@@ -420,6 +422,32 @@ class _Draft:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A full verification's base for :meth:`AuditLog.verify_recent`, and how far it has been extended."""
+
+    full_size: int  # entries 0..full_size-1 verified in full
+    full_at: dt.datetime
+    frontier: merkle.Frontier  # the tree rebuilt from the entries' fields, up to report.size
+    report: VerifyReport
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """An entry handed to :meth:`AuditLog.append`, until its group's transaction has committed or failed."""
+
+    draft: _Draft
+    done: bool = False
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+
+    def outcome(self) -> AuditEntry:
+        if self.error is not None:
+            raise self.error
+        assert self.entry is not None
+        return self.entry
+
+
 # --- the signing key ----------------------------------------------------------------------------------------
 
 
@@ -645,6 +673,14 @@ class VerifyReport:
     warnings: tuple[str, ...] = ()
     covered: int = 0  # entries 0..covered-1 are covered by a signed checkpoint whose root matched
     uncovered_since: dt.datetime | None = None  # time of the first entry not covered, if any
+    # Set by AuditLog.verify_recent when only the entries from seq full_size on were verified now: entries
+    # 0..full_size-1 were verified in full at full_at (a change to them since shows at the next full one).
+    full_size: int | None = None
+    full_at: dt.datetime | None = None
+
+    @property
+    def incremental(self) -> bool:
+        return self.full_size is not None
 
     @property
     def ok(self) -> bool:
@@ -704,6 +740,11 @@ class AuditLog:
                 "audit log supports SQLite and PostgreSQL only",
             )
         self._engine = engine
+        self._group = threading.Condition()  # group commit of append(): the queue and who is committing
+        self._queue: list[_Waiting] = []
+        self._committing = False
+        self._verify_lock = threading.Lock()  # one verification at a time; the others then use its result
+        self._verified: _Verified | None = None  # what the last full verification (and its extensions) found
         self._key = signing_key
         self._every = checkpoint_every
         self._copy = checkpoint_copy
@@ -724,22 +765,60 @@ class AuditLog:
         client_addr: str = "",
         details: Mapping[str, object] | None = None,
     ) -> AuditEntry:
-        """Append one entry in its own transaction; it is committed (durable) when this returns."""
-        draft = _Draft.build(actor, action, resource, result, reason, terminal, client_addr, details)
+        """Append one entry in its own transaction; it is committed (durable) when this returns.
 
+        Group commit (SQLite): the entries that threads of this process append while another thread's
+        transaction is committing wait for it, then the first of them commits all of them in one transaction (one fsync, one
+        turn of the database's write lock), in the order they came; each call returns when its own entry is
+        committed, or raises what that transaction raised.
+        """
+        waiting = _Waiting(
+            _Draft.build(actor, action, resource, result, reason, terminal, client_addr, details)
+        )
+        if self._engine.dialect.name != "sqlite":
+            # PostgreSQL: each append in its own transaction, as before. The group's committer takes a
+            # connection while the waiters hold theirs; with PostgreSQL's bounded pool (5 + 10) that could
+            # wait for a free one until the pool's timeout. SQLite's pool is sized for it (renkei.hub.db).
+            self._commit_batch([waiting])
+            return waiting.outcome()
+        with self._group:
+            self._queue.append(waiting)
+            while not waiting.done and self._committing:
+                self._group.wait()
+            if waiting.done:
+                return waiting.outcome()
+            self._committing = True
+            batch, self._queue = self._queue, []
+        try:
+            self._commit_batch(batch)
+        finally:
+            with self._group:
+                self._committing = False
+                self._group.notify_all()
+        return waiting.outcome()
+
+    def _commit_batch(self, batch: list[_Waiting]) -> None:
         committing = False
 
-        def attempt() -> AuditEntry:
+        def attempt() -> list[AuditEntry]:
             nonlocal committing
             committing = False
             with _write_transaction(self._engine) as conn:
-                entry = self._append_locked(conn, draft)
+                entries = [self._append_locked(conn, w.draft) for w in batch]
                 committing = True
-            return entry
+            return entries
 
-        # A connection lost before the commit rolled the entry back: safe to append again. One lost during the
-        # commit may have committed it: appending again could log it twice, so that is reported instead.
-        return _retrying(attempt, may_reconnect=lambda: not committing)
+        try:
+            # A connection lost before the commit rolled the entries back: safe to append again. One lost
+            # during the commit may have committed them: appending again could log them twice, so that is
+            # reported instead.
+            entries = _retrying(attempt, may_reconnect=lambda: not committing)
+        except BaseException as exc:
+            for w in batch:
+                w.error, w.done = exc, True
+            raise
+        for w, entry in zip(batch, entries, strict=True):
+            w.entry, w.done = entry, True
 
     def append_in(
         self,
@@ -842,6 +921,93 @@ class AuditLog:
 
         O(n) time, O(log n) memory plus the rows kept to classify a problem.
         """
+        return self._verify(checkpoint)[0]
+
+    def verify_recent(self, max_age: dt.timedelta = FULL_VERIFY_EVERY) -> VerifyReport:
+        """Verify the entries appended since the last full verification, if that is at most ``max_age`` old.
+
+        For pages that show the log's state on every view (``/admin``, ``/audit/inspection``): a full
+        :meth:`verify` is O(n) per view. This one remembers the tree the last full verification rebuilt and
+        extends it by the new entries: each is recomputed from its fields, the stored head must equal the
+        extended tree, and the new signed checkpoints must match it. Anything that does not fit, an expired or
+        missing base, or a log that did not verify: a full verification, whose findings are reported. A
+        change to an entry verified before (an edit in place, a deletion) is found only by the next full
+        verification (at most ``max_age`` later, or ``renkei audit verify`` at once); the report says so
+        (``full_size``, ``full_at``). The checkpoint copy file is checked only by the full verification.
+        """
+        with self._verify_lock:
+            now = _now()
+            base = self._verified
+            if base is None or not dt.timedelta(0) <= now - base.full_at <= max_age:
+                return self._verify_and_remember(now)
+            extended = self._extend(base)
+            if extended is None:
+                return self._verify_and_remember(now)
+            self._verified = extended
+            return extended.report
+
+    def _verify_and_remember(self, now: dt.datetime) -> VerifyReport:
+        report, frontier = self._verify()
+        self._verified = _Verified(report.size, now, frontier, report) if report.ok else None
+        return report
+
+    def _extend(self, base: _Verified) -> _Verified | None:
+        """``base`` extended by the entries appended since; None when they do not verify (or cannot tell)."""
+
+        def read() -> tuple[_Head, list[Checkpoint], _Scan]:
+            with _read_transaction(self._engine) as conn:
+                head = _read_head(conn)
+                rows = conn.execute(
+                    select(_checkpoints)
+                    .where(_checkpoints.c.size > base.frontier.size)
+                    .order_by(_checkpoints.c.size)
+                ).mappings()
+                new = [
+                    Checkpoint(r["size"], r["root_hex"], r["at"], r["key_id"], r["signature"]) for r in rows
+                ]
+                wanted = {cp.size for cp in new}
+                return (
+                    head,
+                    new,
+                    _scan(conn, head.size if head.frontier is not None else None, wanted, base.frontier),
+                )
+
+        head, new, scan = _retrying(read, may_reconnect=lambda: True)
+        if head.frontier is None or scan.mismatched or scan.gap is not None or scan.size != head.size:
+            return None
+        if scan.head_frontier is None or scan.head_frontier.hashes != head.frontier.hashes:
+            return None
+        if new and not self._trusted:
+            return None
+        good = [base.report.covered]
+        for cp in new:
+            public = self._trusted.get(cp.key_id)
+            if public is None or not cp.verify_signature(public) or cp.size not in scan.roots:
+                return None
+            if scan.roots[cp.size].hex() != cp.root_hex:
+                return None
+            good.append(cp.size)
+        covered = max(good)
+        since = base.report.uncovered_since if covered == base.report.covered else scan.time_at(covered)
+        warnings = [w for w in base.report.warnings if "not yet covered by a signed checkpoint" not in w]
+        if scan.size > covered:
+            warnings.append(
+                f"seq {covered}〜{scan.size - 1} は署名済みチェックポイントで保護されていません"
+                f" (entries {covered}..{scan.size - 1} are not yet covered by a signed checkpoint)"
+            )
+        report = VerifyReport(
+            size=scan.size,
+            root_hex=scan.frontier.root().hex(),
+            checkpoints_checked=base.report.checkpoints_checked + len(new),
+            warnings=tuple(warnings),
+            covered=covered,
+            uncovered_since=since if scan.size > covered else None,
+            full_size=base.full_size,
+            full_at=base.full_at,
+        )
+        return _Verified(base.full_size, base.full_at, scan.frontier, report)
+
+    def _verify(self, checkpoint: Checkpoint | None = None) -> tuple[VerifyReport, merkle.Frontier]:
         copies = read_checkpoint_copies(self._copy) if self._copy is not None else None
         sizes = {
             cp.size for cp in [*(copies.checkpoints if copies else ()), *([checkpoint] if checkpoint else [])]
@@ -869,7 +1035,7 @@ class AuditLog:
                 f"seq {covered}〜{scan.size - 1} は署名済みチェックポイントで保護されていません"
                 f" (entries {covered}..{scan.size - 1} are not yet covered by a signed checkpoint)"
             )
-        return VerifyReport(
+        report = VerifyReport(
             size=scan.size,
             root_hex=scan.frontier.root().hex(),
             findings=tuple(checks.findings),
@@ -878,6 +1044,7 @@ class AuditLog:
             covered=covered,
             uncovered_since=scan.time_at(covered) if scan.size > covered else None,
         )
+        return report, scan.frontier
 
     def _check_all(
         self, checks: _Checks, cps: Sequence[Checkpoint], source: str, warnings: list[str]
@@ -919,7 +1086,7 @@ _SOURCES = {
 @contextmanager
 def _write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the write lock from its first statement (SQLite: BEGIN IMMEDIATE)."""
-    with engine.connect() as conn:
+    with write_turn(engine), engine.connect() as conn:
         if engine.dialect.name != "sqlite":
             with conn.begin():
                 yield conn
@@ -1062,10 +1229,14 @@ class _Scan:
         return self.frontier.size
 
 
-def _scan(conn: Connection, head_size: int | None, wanted: set[int]) -> _Scan:
-    scan = _Scan()
+def _scan(
+    conn: Connection, head_size: int | None, wanted: set[int], start: merkle.Frontier | None = None
+) -> _Scan:
+    """One pass over the entries (from ``start``'s size on, extending a copy of it, if given)."""
+    scan = _Scan(merkle.Frontier(start.size, start.hashes)) if start is not None else _Scan()
     _remember(scan, head_size, wanted)
-    result = conn.execution_options(yield_per=_SCAN_BATCH).execute(_SCAN_ENTRIES)
+    query = _SCAN_ENTRIES.where(_entries.c.seq >= start.size) if start is not None else _SCAN_ENTRIES
+    result = conn.execution_options(yield_per=_SCAN_BATCH).execute(query)
     with result:  # closes the server-side cursor (PostgreSQL) even when a gap ends the scan early
         for row in result.mappings():
             position = scan.size

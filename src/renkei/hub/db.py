@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,9 @@ from renkei.hub.settings import HubSettings, load_settings
 DATABASE_URL_ENV = "RENKEI_DATABASE_URL"  # the variable of the setting database.url
 CATALOG_FILE = "catalog.db"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_POOL_SIZE = 20  # connections kept open per engine (SQLite: a file handle and a page cache each)
+SQLITE_MAX_OVERFLOW = 100  # more than the portal's threads can hold (40 threads, 2 connections each at most)
+SQLITE_BUSY_TIMEOUT = 30  # seconds a writer waits for SQLite's write lock before "database is locked"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -49,7 +55,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     0600)."""
     note_database(url)  # a lost connection or a full disk is reported naming this database
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        if "poolclass" not in kwargs and ":memory:" not in url:
+            # The portal's worker threads (AnyIO: 40) each hold a connection or two: with the default pool
+            # (5 + 10 overflow) 20 concurrent requests opened and closed a connection (and ran the pragmas) on
+            # most requests, and the audit log's group commit, whose committer takes a connection while the
+            # waiting threads hold theirs, could wait for a free one until the pool's 30 s timeout.
+            kwargs = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_MAX_OVERFLOW, **kwargs}
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **kwargs)
         make_sqlite_files_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -99,6 +111,35 @@ def begin_write(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_WRITE_TURNS: dict[str, threading.RLock] = {}
+_WRITE_TURNS_GUARD = threading.Lock()
+
+
+@contextmanager
+def write_turn(engine: Engine) -> Iterator[None]:
+    """Hold this process's turn to write to ``engine``'s SQLite file for the block (PostgreSQL: no-op).
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which polls with sleeps that grow
+    to 100 ms, so under many concurrent writers (every page view appends an audit entry) a waiter often sleeps
+    through the moments the lock is free and the latency tail grows to seconds. Writers of one process queue on
+    this lock instead and are woken as soon as the previous one commits. Other processes (the CLI, a second
+    server) still meet SQLite's own lock. Re-entrant (a nested write in the same thread waits on SQLite, as it
+    did before); after the busy timeout the block runs anyway and SQLite decides.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with _WRITE_TURNS_GUARD:
+        turn = _WRITE_TURNS.setdefault(database, threading.RLock())
+    acquired = turn.acquire(timeout=SQLITE_BUSY_TIMEOUT)
+    try:
+        yield
+    finally:
+        if acquired:
+            turn.release()
 
 
 def is_disconnect(exc: BaseException) -> bool:

@@ -204,9 +204,11 @@ def application_page(caller: Caller, application_id: int) -> tuple[ApplicationVi
     return ApplicationView.model_validate(shown), steps
 
 
-def all_applications(caller: Caller) -> list[ApplicationView]:
-    """Every application, newest first (admins and auditors; one decision on the resource type)."""
-    found = applications.list_applications(caller.hub, caller.actor, clock=caller.clock)
+def all_applications(caller: Caller, *, open_for_review: bool = False) -> list[ApplicationView]:
+    """Every application (or those open for review), newest first (admins and auditors; one decision)."""
+    found = applications.list_applications(
+        caller.hub, caller.actor, clock=caller.clock, open_for_review=open_for_review
+    )
     return [ApplicationView.model_validate(a) for a in reversed(found)]
 
 
@@ -281,5 +283,8 @@ def admin_call(caller: Caller, name: str, *args: Any, **kwargs: Any) -> Any:
     return function(caller.hub, caller.actor, *args, clock=caller.clock, **kwargs)
 
 
-def monthly_inspection(caller: Caller, month: dt.date) -> inspection.InspectionReport:
-    return inspection.monthly_inspection(caller.hub, caller.actor, month, clock=caller.clock)
+def monthly_inspection(caller: Caller, month: dt.date, *, full: bool = True) -> inspection.InspectionReport:
+    """``full=False`` for the page: the log verified since the last full verification (the PDF: in full)."""
+    return inspection.monthly_inspection(
+        caller.hub, caller.actor, month, clock=caller.clock, full_verification=full
+    )

@@ -21,6 +21,7 @@ _environment = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # compiled once per process: the templates are package files (no stat per page view)
 )
 
 

@@ -34,10 +34,14 @@ from renkei.errors import RenkeiError
 from renkei.hub.access.people import Role, User
 from renkei.hub.access.terminals import Terminal
 from renkei.hub.audit import UTCDateTime
-from renkei.hub.db import Base, begin_write
+from renkei.hub.db import Base, begin_write, write_turn
 from renkei.hub.settings import DEFAULTS, SessionSettings
 
 IDLE_TIMEOUT = DEFAULTS.sessions.idle
+# A request restarts the session's idle clock (a write) only when the last restart is older than this; the
+# requests in between only read. So a session may end up to this much before ``idle_timeout`` after its last
+# request, never later. Every page view (and its favicon) wrote before, and SQLite has one writer at a time.
+TOUCH_INTERVAL = dt.timedelta(seconds=30)
 ABSOLUTE_TIMEOUT = DEFAULTS.sessions.absolute
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128  # anything longer is not one of ours; refused without a database lookup
@@ -115,6 +119,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
+_SESSION_ROW = (
+    select(SessionRecord, User, Terminal)
+    .join(User, User.id == SessionRecord.user_id)
+    .join(Terminal, Terminal.id == SessionRecord.terminal_id)
+)
+
+
 @contextmanager
 def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its start (SQLite: BEGIN IMMEDIATE).
@@ -123,7 +134,7 @@ def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     locked" when another process wrote in between. Taking the lock first makes them wait their turn instead.
     Commits when the block ends normally, rolls back on an exception.
     """
-    with factory() as session:
+    with write_turn(factory.kw["bind"]), factory() as session:
         begin_write(session)
         try:
             yield session
@@ -186,6 +197,13 @@ class SessionStore:
             raise SessionRejectedError("unknown")
         digest = token_digest(token)
         now = self.clock.now()
+        with self._factory() as session:  # a read: most requests need no write (see TOUCH_INTERVAL)
+            found = session.execute(_SESSION_ROW.where(SessionRecord.token_sha256 == digest)).one_or_none()
+        if found is not None:
+            record, user, bound = found
+            recent = record.last_seen_at > now - min(TOUCH_INTERVAL, self.idle_timeout)
+            if recent and not _rejection(record, user, bound, terminal, touched=True, now=now):
+                return _view(token, record, user, bound)
         with write_transaction(self._factory) as session:
             # The write comes first: it restarts the idle clock only of a session that has not timed out.
             touched = session.execute(
@@ -198,12 +216,7 @@ class SessionStore:
                 .values(last_seen_at=now)
                 .execution_options(synchronize_session=False)
             )
-            found = session.execute(
-                select(SessionRecord, User, Terminal)
-                .join(User, User.id == SessionRecord.user_id)
-                .join(Terminal, Terminal.id == SessionRecord.terminal_id)
-                .where(SessionRecord.token_sha256 == digest)
-            ).one_or_none()
+            found = session.execute(_SESSION_ROW.where(SessionRecord.token_sha256 == digest)).one_or_none()
             if found is None:
                 raise SessionRejectedError("unknown")
             record, user, bound = found

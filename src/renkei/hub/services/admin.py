@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from renkei.clock import SYSTEM_CLOCK, Clock
 from renkei.errors import RenkeiError
@@ -480,6 +480,9 @@ class HubStatus:
     audit_message_en: str
     last_checkpoint: dt.datetime | None
     last_imports: list[ImportRow]
+    # Not None: entries from seq audit_full_size on were verified now, the earlier ones in full at audit_full_at
+    audit_full_size: int | None = None
+    audit_full_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +529,8 @@ def list_users(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[U
                 .group_by(cards.CardCredential.user_id)
             ).all()
         )
+        with_totp = set(session.scalars(select(totp.TotpSecret.user_id)))  # one query, not one per user
+        users = session.scalars(select(User).options(joinedload(User.department)).order_by(User.login_id))
         return [
             UserRow(
                 u.login_id,
@@ -533,12 +538,12 @@ def list_users(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[U
                 u.role,
                 u.department.name,
                 cards_of.get(u.id, 0),
-                totp.has_totp(session, u.id),
+                u.id in with_totp,
                 u.disabled,
                 u.created_at,
                 u.designated_by,
             )
-            for u in session.scalars(select(User).order_by(User.login_id))
+            for u in users
         ]
 
 
@@ -643,12 +648,13 @@ def hub_status(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> HubSta
                 .limit(10)
             ).all()
         ]
-    report = hub.audit.verify()
+    report = hub.audit.verify_recent()  # the entries since the last full verification (at most 10 min old)
     return HubStatus(
         database=database, database_ok=True, snapshots=int(snapshots), vault_bytes=int(vault_bytes),
         audit_ok=report.ok, audit_size=report.size, audit_covered=report.covered,
         audit_message_ja=report.message_ja, audit_message_en=report.message_en,
         last_checkpoint=_utc(last_checkpoint), last_imports=imports,
+        audit_full_size=report.full_size, audit_full_at=report.full_at,
     )  # fmt: skip
 
 

@@ -162,12 +162,21 @@ def application_with_grants(
         return application_detail(application, clock), [grant_detail(g, clock) for g in grants]
 
 
-def list_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[ApplicationDetail]:
-    """Every application, oldest first: one decision on the resource type (admins and auditors)."""
+def list_applications(
+    hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK, open_for_review: bool = False
+) -> list[ApplicationDetail]:
+    """Every application, oldest first: one decision on the resource type (admins and auditors).
+
+    ``open_for_review``: only those submitted or partially approved (the home page's list; stored and
+    effective state agree on these, only an approved one can be shown as expired)."""
     with hub.session() as db:
         require(db, hub, actor, Action.APPLICATION_READ, Resource.of(ResourceType.APPLICATION), clock)
-        applications = db.scalars(_shown(select(Application).order_by(Application.id)))
-        return [application_detail(a, clock) for a in applications]
+        query = select(Application).order_by(Application.id)
+        if open_for_review:
+            query = query.where(Application.state.in_(OPEN_FOR_REVIEW))
+        applications = db.scalars(_shown(query))
+        staffed = departments_with_steward(db)
+        return [application_detail(a, clock, staffed) for a in applications]
 
 
 def my_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[ApplicationDetail]:
@@ -183,7 +192,8 @@ def my_applications(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> l
         applications = db.scalars(
             _shown(select(Application).where(Application.id.in_(visible)).order_by(Application.id.desc()))
         )
-        return [application_detail(a, clock) for a in applications]
+        staffed = departments_with_steward(db)
+        return [application_detail(a, clock, staffed) for a in applications]
 
 
 def review_queue(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list[ReviewEntry]:
@@ -206,10 +216,13 @@ def review_queue(hub: Hub, actor: Actor, *, clock: Clock = SYSTEM_CLOCK) -> list
         ).all()
         mine = permitted(db, hub, actor, Action.APPLICATION_APPROVE, part_ids, part_resource, clock)
         entries = []
+        staffed = departments_with_steward(db)
         for part_id in mine:
             part = db.get_one(ApplicationPart, part_id)
             entries.append(
-                ReviewEntry(part.id, part.department.name, application_detail(part.application, clock))
+                ReviewEntry(
+                    part.id, part.department.name, application_detail(part.application, clock, staffed)
+                )
             )
         return entries
 
@@ -298,10 +311,13 @@ def part_resource(part_id: int) -> Resource:
     return Resource.of(ResourceType.APPLICATION_PART, part_id)
 
 
-def application_detail(application: Application, clock: Clock) -> ApplicationDetail:
+def application_detail(
+    application: Application, clock: Clock, staffed: set[int] | None = None
+) -> ApplicationDetail:
+    """The read model; ``staffed`` (departments_with_steward) once for a list, not one query per application."""
     state = effective_state(application, clock)
     db = object_session_of(application)
-    staffed = departments_with_steward(db)
+    staffed = departments_with_steward(db) if staffed is None else staffed
     return ApplicationDetail(
         id=application.id,
         applicant=application.applicant.login_id,

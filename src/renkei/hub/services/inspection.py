@@ -73,6 +73,9 @@ class Verification:
     first_bad_seq: int | None
     message_ja: str
     message_en: str
+    # Not None: entries from seq full_size on were verified now, the earlier ones in full at full_at
+    full_size: int | None = None
+    full_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +190,13 @@ def _dataset_of(resource: str) -> str:
 
 
 def monthly_inspection(
-    hub: Hub, actor: Actor, month: dt.date, *, clock: Clock = SYSTEM_CLOCK
+    hub: Hub, actor: Actor, month: dt.date, *, clock: Clock = SYSTEM_CLOCK, full_verification: bool = True
 ) -> InspectionReport:
-    """The inspection report for the city's month starting at ``month`` (its first day)."""
+    """The inspection report for the city's month starting at ``month`` (its first day).
+
+    ``full_verification=False`` (the web page, shown on every view): the log is verified from the last full
+    verification on (:meth:`AuditLog.verify_recent`), and the report says since when; the PDF and the CLI
+    verify it in full."""
     month = month.replace(day=1)
     start, end = _city_midnight(month), _city_midnight(next_month(month))
     settings = hub.settings.audit
@@ -216,7 +223,8 @@ def monthly_inspection(
                 )
             ).all()
         )
-    report = hub.audit.verify()  # the whole log: a checkpoint covers every entry before it
+    # The whole log: a checkpoint covers every entry before it (or the part since the last full verification).
+    report = hub.audit.verify() if full_verification else hub.audit.verify_recent()
     verification = Verification(
         ok=report.ok,
         size=report.size,
@@ -226,6 +234,8 @@ def monthly_inspection(
         first_bad_seq=report.first_bad_seq,
         message_ja=report.message_ja,
         message_en=report.message_en,
+        full_size=report.full_size,
+        full_at=report.full_at,
     )
     return tally.report(
         month=month, start=start, end=end, generated_at=clock.now(), generated_by=actor.name,

@@ -62,7 +62,7 @@ def inspection(request: Request, caller: SignedIn, month: Month = "") -> HTMLRes
         first = parse_month(chosen)
     except RenkeiError as exc:
         return error_page(request, caller, "inspection.html", exc, report=None, month=chosen)
-    report = portal.monthly_inspection(caller, first)
+    report = portal.monthly_inspection(caller, first, full=False)
     return page(request, caller, "inspection.html", report=report, month=report.label, problem=None)
 
 

@@ -30,7 +30,11 @@ def home(request: Request, caller: SignedIn) -> HTMLResponse:
     role = caller.signed_in.role
     context: dict[str, Any] = {
         "reviews": portal.review_queue(caller) if role is Role.STEWARD else None,
-        "all_applications": _under_review(portal.all_applications(caller)) if role in OPERATORS else None,
+        "all_applications": (
+            _under_review(portal.all_applications(caller, open_for_review=True))
+            if role in OPERATORS
+            else None
+        ),
         "unstaffed": _unstaffed(caller) if role is Role.ADMIN else [],
         "grants": portal.my_grants(caller) if role is Role.ANALYST else [],
         "mine": portal.my_applications(caller) if role is Role.ANALYST else [],
