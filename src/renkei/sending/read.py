@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from renkei.errors import InputError, Location
+from renkei.sending.cp932 import utf8_stream
 
 # 32 MB: the extract holds about five blocks at once (read ahead, transformed, written), and 64 MB blocks
 # took the 1.5M-row juki past 1 GB of RSS for no gain in time (docs/benchmarks.md).
@@ -107,12 +108,16 @@ def iter_batches(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    read = pacsv.ReadOptions(encoding=ENCODINGS[encoding], block_size=block_size, use_threads=True)
     parse = pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=False)
     total = path.stat().st_size
     try:
         with path.open("rb") as raw:
-            reader = pacsv.open_csv(raw, read_options=read, parse_options=parse, convert_options=convert)
+            # CP932 through the C library's iconv when it decodes exactly as Python does (renkei.sending.cp932)
+            utf8 = utf8_stream(raw) if encoding == "cp932" else None
+            codec = "utf8" if utf8 is not None else ENCODINGS[encoding]
+            read = pacsv.ReadOptions(encoding=codec, block_size=block_size, use_threads=True)
+            source = raw if utf8 is None else utf8
+            reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
             for batch in reader:
                 if on_progress is not None:
                     on_progress(raw.tell(), total)
