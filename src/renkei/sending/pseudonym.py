@@ -41,6 +41,9 @@ KEY_FILE = PSEUDONYM_KEY_FILE
 KEY_BYTES = 32
 ID_HEX_CHARS = 32
 _BLOCK = 64  # SHA-256 block size, for the RFC 2104 pads
+_UNIQUE_SHARE = (
+    0.9  # a batch with more distinct keys than this share of its rows is keyed row by row next time
+)
 _HMAC_SQL = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), 32) AS id FROM values_in"
 
 
@@ -84,6 +87,7 @@ class Pseudonymizer:
     def __init__(self, key: bytes) -> None:
         self._master = key
         self._subkeys: dict[str, bytes] = {}
+        self._unique: dict[str, bool] = {}  # per domain: were the last batch's keys nearly all distinct?
         self._con = duckdb.connect(config={"threads": 2})
 
     def subkey(self, domain: str) -> bytes:
@@ -104,7 +108,15 @@ class Pseudonymizer:
         IDs are mapped back to the rows; the distinct keys are cross-checked against ``hmac``."""
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        codes = pc.dictionary_encode(values.cast(pa.string()))
+        values = values.cast(pa.string())
+        if self._unique.get(domain, False):
+            # the last batch of this domain had (almost) no repeated key (宛名番号): encoding would not pay
+            distinct = normalize(values)
+            ids = self._hmac_column(distinct, self.subkey(domain))
+            self._cross_check(distinct, ids, domain)
+            return PseudonymResult(ids, ids.null_count)
+        codes = pc.dictionary_encode(values)
+        self._unique[domain] = len(codes.dictionary) > _UNIQUE_SHARE * len(values)
         distinct = normalize(codes.dictionary)
         distinct_ids = self._hmac_column(distinct, self.subkey(domain))
         self._cross_check(distinct, distinct_ids, domain)
@@ -140,7 +152,9 @@ def normalize(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """NFKC, trimmed; blank → null. Vectorized twin of :func:`normalize_one`."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    trimmed = pc.utf8_trim_whitespace(pc.utf8_normalize(values, "NFKC"))
+    # ASCII text is its own NFKC form (every ASCII character is NFKC-stable), and keys are mostly ASCII digits
+    ascii_only = pc.all(pc.string_is_ascii(values)).as_py() is not False
+    trimmed = pc.utf8_trim_whitespace(values if ascii_only else pc.utf8_normalize(values, "NFKC"))
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 

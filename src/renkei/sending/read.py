@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,10 +92,13 @@ def iter_batches(
     header: CsvHeader,
     block_size: int = BLOCK_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
+    columns: Collection[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the data rows as record batches of strings; errors name the line (and column when known).
 
-    ``on_progress(bytes_read, bytes_total)`` is called after each batch.
+    ``on_progress(bytes_read, bytes_total)`` is called after each batch. With ``columns``, only those columns
+    are converted into the batches; every field of every row is still decoded and parsed, so an undecodable
+    byte or a malformed row anywhere is an error as before.
     """
     bad_rows: list[int | None] = []
 
@@ -107,6 +110,7 @@ def iter_batches(
         column_types=dict.fromkeys(header.columns, pa.string()),
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
+        include_columns=[c for c in header.columns if columns is None or c in columns],
     )
     parse = pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=False)
     total = path.stat().st_size
