@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -22,11 +22,12 @@ from renkei.identifiers import LEFTOVER_LABELS_JA, LeftoverHit, scan_leftovers
 from renkei.sending.address import truncate_addresses
 from renkei.sending.birthdate import ages
 from renkei.sending.dates import coarsen_dates, parse_dates
-from renkei.sending.pseudonym import Pseudonymizer
+from renkei.sending.pseudonym import Pseudonymizer, PseudonymResult
 from renkei.spec import ColumnSpec, DatasetSpec, Role
 
 _INTEGER = r"^[+-]?[0-9]+$"
 _Counts = list[tuple[str, int]]
+_Keyed = dict[str, Future[PseudonymResult]]
 
 
 def _date_counts(invalid: int, blank: int, total: int) -> _Counts:
@@ -65,13 +66,31 @@ class Transformer:
         self._keyer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="renkei-keyed-ids")
 
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return self._finish(batch, self._submit_keyed(batch))
+
+    def transform_all(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """:meth:`transform` of each batch, in order; the keyed IDs of the next batch are computed (on the
+        worker thread) while this thread runs the other rules of the current one."""
+        pending: tuple[pa.RecordBatch, _Keyed] | None = None
+        for batch in batches:
+            keyed = self._submit_keyed(batch)
+            if pending is not None:
+                yield self._finish(*pending)
+            pending = (batch, keyed)
+        if pending is not None:
+            yield self._finish(*pending)
+        self.raise_on_leftovers()
+
+    def _submit_keyed(self, batch: pa.RecordBatch) -> _Keyed:
         # The keyed IDs run in DuckDB, which releases the GIL, so they are computed on a worker thread while
         # this one runs the other rules (mostly Python); results and counts are then taken in spec order.
-        keyed = {
+        return {
             name: self._keyer.submit(self.pseudonymizer.ids, batch.column(name), col.key_domain)
             for name, col in self.spec.columns.items()
             if col.role in (Role.PERSON_KEY, Role.LINK_KEY)
         }
+
+    def _finish(self, batch: pa.RecordBatch, keyed: _Keyed) -> pa.RecordBatch:
         others = {
             name: self._apply(name, col, batch)
             for name, col in self.spec.columns.items()
@@ -94,11 +113,6 @@ class Transformer:
         self.counts.rows_out += out.num_rows
         self._scan(out)
         return out
-
-    def transform_all(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            yield self.transform(batch)
-        self.raise_on_leftovers()
 
     def _apply(self, name: str, col: ColumnSpec, batch: pa.RecordBatch) -> tuple[list[pa.Array], _Counts]:
         """The output columns of one source column, and its (outcome, rows) counts in order."""
