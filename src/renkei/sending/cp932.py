@@ -22,7 +22,7 @@ import ctypes
 import ctypes.util
 import functools
 import threading
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _CHUNK = 4 << 20  # raw bytes converted per iconv call
 _FAILED = ctypes.c_size_t(-1).value
@@ -75,10 +75,10 @@ class _Iconv:
         in_ptr, in_left = ctypes.c_char_p(), ctypes.c_size_t()
         out_ptr, out_left = ctypes.c_char_p(), ctypes.c_size_t()
         refs = ctypes.byref(in_ptr), ctypes.byref(in_left), ctypes.byref(out_ptr), ctypes.byref(out_left)
-        out_at = ctypes.addressof(out)
+        out_at = ctypes.c_char_p(ctypes.addressof(out))
         for seq in sequences:
             in_ptr.value, in_left.value = seq, len(seq)
-            out_ptr.value, out_left.value = out_at, 64
+            ctypes.pointer(out_ptr)[0], out_left.value = out_at, 64
             if iconv(cd, *refs) != _FAILED and not in_left.value:
                 return False
             iconv(cd, None, None, None, None)
@@ -95,7 +95,7 @@ def _libc() -> ctypes.CDLL | None:
         libc.iconv_open.restype = ctypes.c_void_p
         libc.iconv_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
         libc.iconv.restype = ctypes.c_size_t
-        pointers = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
+        pointers: list[Any] = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
         libc.iconv.argtypes = [ctypes.c_void_p, *pointers, *pointers]
         libc.iconv_close.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):

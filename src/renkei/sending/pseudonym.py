@@ -41,9 +41,9 @@ KEY_FILE = PSEUDONYM_KEY_FILE
 KEY_BYTES = 32
 ID_HEX_CHARS = 32
 _BLOCK = 64  # SHA-256 block size, for the RFC 2104 pads
-_UNIQUE_SHARE = (
-    0.9  # a batch with more distinct keys than this share of its rows is keyed row by row next time
-)
+# A batch with more distinct keys than this share of its rows (宛名番号) makes the next batches of the domain
+# be keyed row by row, without the dictionary (same IDs; the dictionary would not pay).
+_UNIQUE_SHARE = 0.9
 _HMAC_SQL = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), 32) AS id FROM values_in"
 
 
