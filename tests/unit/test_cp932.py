@@ -56,3 +56,9 @@ def test_bytes_only_python_accepts_are_decoded_by_python() -> None:
 def test_undecodable_bytes_raise_as_pythons_codec_does(bad: bytes) -> None:
     with pytest.raises(UnicodeDecodeError):
         _read_all(b"header\n" + bad, 1 << 20)
+
+
+def test_lines_ended_by_carriage_returns_alone_are_cut_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cp932, "_CHUNK", 5)
+    data = "宛名番号\r髙橋①\rｱｲｳｴｵ漢字\r".encode("cp932") * 50
+    assert _read_all(data, 64) == data.decode("cp932").encode("utf-8")

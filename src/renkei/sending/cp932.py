@@ -8,8 +8,8 @@ it runs without the GIL. It is used only when it gives exactly Python's bytes:
   wherever it accepts a sequence (it may refuse more: glibc refuses the single bytes 0x80, 0xA0 and
   0xFD–0xFF, which Python's ``cp932`` maps to U+0080 and U+F8F0–U+F8F3). CP932 is stateless and its lead
   bytes are the same in both, so agreement on every character is agreement on every text.
-- the file is converted in chunks cut after a line feed (0x0A is never the second byte of a CP932
-  character); a chunk ``iconv`` refuses is decoded by Python's codec instead, so a file with those bytes
+- the file is converted in chunks cut after a line feed, carriage return or comma (bytes below 0x40 are
+  never the second byte of a CP932 character); a chunk ``iconv`` refuses is decoded by Python's codec instead, so a file with those bytes
   reads as before and an undecodable file raises the same ``UnicodeDecodeError`` as before.
 
 Without a usable ``iconv`` (another C library, a different table), :func:`utf8_stream` returns ``None`` and
@@ -156,7 +156,7 @@ class Utf8Stream:
     def __init__(self, raw: BinaryIO, conv: _Iconv) -> None:
         self._raw = raw
         self._conv = conv
-        self._carry = b""  # raw bytes after the last line feed of the previous chunk
+        self._carry = b""  # raw bytes after the last cut of the previous chunk
         self._pending: list[bytes] = []  # converted chunks not yet read
         self._pending_size = 0
         self._eof = False
@@ -196,8 +196,10 @@ class Utf8Stream:
                 self._carry = b""
             return
         data = self._carry + chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # no line feed yet: keep reading
+        # cut after a byte below 0x40 (line feed, carriage return, comma): never the second byte of a CP932
+        # character, so always the end of one
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r"), data.rfind(b",")) + 1
+        if cut == 0:  # none yet: keep reading
             self._carry = data
             return
         self._carry = data[cut:]
