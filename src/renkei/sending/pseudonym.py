@@ -13,7 +13,8 @@ Rules (documented in docs/rules/pseudonyms.md):
 
 HMAC is RFC 2104 over SHA-256. Python's ``hmac`` module is the reference; for whole columns the same
 construction runs vectorized in DuckDB (its ``sha256``), roughly 3–6× faster than a per-row Python loop
-(docs/benchmarks.md), once per distinct key of a column (then mapped back to the rows). Every column computed
+(docs/benchmarks.md), once per distinct key of a column (then mapped back to the rows; row by row for a
+domain whose keys proved nearly all distinct, such as 宛名番号). Every column computed
 this way is cross-checked against ``hmac`` on sample values, and the run stops if they ever differ (fail
 closed).
 """
