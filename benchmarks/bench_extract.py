@@ -95,9 +95,17 @@ def make12_run(juki: Path, rows: int, out: Path) -> None:
     csv_path.write_bytes(buffer.getvalue().decode("utf-8").encode("cp932"))
     lines = bundled_specs()["juki"].read_text(encoding="utf-8").splitlines()
     keep = [ln for ln in lines if not ln.startswith("  ") or ln.split(":")[0].strip() in COLUMNS12]
+    # quasi-identifiers of columns the file lacks (国籍) are left out, or the spec would not load
+    keep = [_quasi12(ln) if ln.startswith("quasi_identifiers:") else ln for ln in keep]
     text = "\n".join(keep).replace("dataset: juki", "dataset: juki12") + "\n"
     (out / "juki12.yaml").write_text(text, encoding="utf-8")
     print(json.dumps({"source": str(csv_path), "spec": str(out / "juki12.yaml"), "rows": table.num_rows}))
+
+
+def _quasi12(line: str) -> str:
+    names = [n.strip() for n in line.split("[", 1)[1].rstrip("]").split(",")]
+    kept = [n for n in names if n in COLUMNS12 or n in ("age", "household_size") or n.startswith("住所_")]
+    return f"quasi_identifiers: [{', '.join(kept)}]"
 
 
 def synth_run(residents: int, out: Path) -> None:

@@ -5,6 +5,8 @@ import itertools
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from renkei.sending import dates
 from renkei.sending.dates import ERAS, coarsen_dates, parse_date, parse_dates
@@ -186,16 +188,88 @@ def test_parse_dates_of_empty_and_all_null_columns() -> None:
 
 
 def test_each_distinct_value_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each distinct value is read once: the plain 西暦 forms in one vectorized pass over the distinct values
+    (``2012-04-01`` never reaches parse_date), every other distinct value by parse_date, once."""
     seen: list[str] = []
+    vectorized: list[int] = []
 
     def counting(text: str) -> dt.date | None:
         seen.append(text)
         return parse_date(text)
 
+    plain_western = dates._plain_western_dates
+
+    def counting_plain(dictionary: pa.Array, plain: pa.Array) -> pa.Array:
+        vectorized.append(len(dictionary))
+        return plain_western(dictionary, plain)
+
     monkeypatch.setattr(dates, "parse_date", counting)
+    monkeypatch.setattr(dates, "_plain_western_dates", counting_plain)
     parsed = parse_dates(pa.array(["2012-04-01", "H24.4.1", "x"] * 10_000))
-    assert sorted(seen) == sorted(["2012-04-01", "H24.4.1", "x"])
+    assert sorted(seen) == sorted(["H24.4.1", "x"])
+    assert vectorized == [3]  # one pass over the 3 distinct values, not the 30,000 rows
     assert (parsed.invalid, parsed.blank) == (10_000, 0)
+    assert parsed.dates.to_pylist()[:3] == [D(2012, 4, 1), D(2012, 4, 1), None]
+
+
+_PLAIN_EDGES = [
+    "2012-04-01",
+    "2012/4/1",
+    "2012.4.1",
+    "20120401",
+    "2012-12-31",
+    "2012-1-12",
+    "2020-02-29",
+    "2019-02-29",
+    "1900-02-29",
+    "2000-02-29",
+    "0000-01-01",
+    "0001-01-01",
+    "9999-12-31",
+    "2012-13-01",
+    "2012-00-10",
+    "2012-01-00",
+    "2012-04-31",
+    "20121301",
+    "20120230",
+    "2012-4/1",
+    "2012/4-1",
+    " 2012-04-01",
+    "2012-04-01 ",
+    "２０１２-04-01",
+    "2012-004-01",
+    "201204011",
+    "2012",
+    "",
+    "  ",
+    "H24.4.1",
+    "4240401",
+    "2012年4月1日",
+]
+
+
+def test_the_vectorized_western_forms_read_as_parse_date_does() -> None:
+    parsed = parse_dates(pa.array([*_PLAIN_EDGES, None]))
+    assert parsed.dates.to_pylist() == [*(parse_date(t) for t in _PLAIN_EDGES), None]
+
+
+@given(
+    st.tuples(
+        st.integers(0, 9999),
+        st.integers(0, 99),
+        st.integers(0, 99),
+        st.sampled_from(["-", "/", ".", ""]),
+        st.booleans(),
+    )
+)
+def test_vectorized_and_scalar_western_dates_agree(parts: tuple[int, int, int, str, bool]) -> None:
+    year, month, day, sep, padded = parts
+    text = (
+        f"{year:04d}{sep}{month:02d}{sep}{day:02d}"
+        if padded or not sep
+        else f"{year:04d}{sep}{month}{sep}{day}"
+    )
+    assert parse_dates(pa.array([text])).dates.to_pylist() == [parse_date(text)]
 
 
 def test_coarsen_to_month_and_year() -> None:

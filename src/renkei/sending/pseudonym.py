@@ -13,7 +13,8 @@ Rules (documented in docs/rules/pseudonyms.md):
 
 HMAC is RFC 2104 over SHA-256. Python's ``hmac`` module is the reference; for whole columns the same
 construction runs vectorized in DuckDB (its ``sha256``), roughly 3–6× faster than a per-row Python loop
-(docs/benchmarks.md), once per distinct key of a column (then mapped back to the rows). Every column computed
+(docs/benchmarks.md), once per distinct key of a column (then mapped back to the rows; row by row for a
+domain whose keys proved nearly all distinct, such as 宛名番号). Every column computed
 this way is cross-checked against ``hmac`` on sample values, and the run stops if they ever differ (fail
 closed).
 """
@@ -41,6 +42,9 @@ KEY_FILE = PSEUDONYM_KEY_FILE
 KEY_BYTES = 32
 ID_HEX_CHARS = 32
 _BLOCK = 64  # SHA-256 block size, for the RFC 2104 pads
+# A batch with more distinct keys than this share of its rows (宛名番号) makes the next batches of the domain
+# be keyed row by row, without the dictionary (same IDs; the dictionary would not pay).
+_UNIQUE_SHARE = 0.9
 _HMAC_SQL = "SELECT left(sha256($opad || unhex(sha256($ipad || encode(v)))), 32) AS id FROM values_in"
 
 
@@ -84,6 +88,7 @@ class Pseudonymizer:
     def __init__(self, key: bytes) -> None:
         self._master = key
         self._subkeys: dict[str, bytes] = {}
+        self._unique: dict[str, bool] = {}  # per domain: were the last batch's keys nearly all distinct?
         self._con = duckdb.connect(config={"threads": 2})
 
     def subkey(self, domain: str) -> bytes:
@@ -104,7 +109,15 @@ class Pseudonymizer:
         IDs are mapped back to the rows; the distinct keys are cross-checked against ``hmac``."""
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        codes = pc.dictionary_encode(values.cast(pa.string()))
+        values = values.cast(pa.string())
+        if self._unique.get(domain, False):
+            # the last batch of this domain had (almost) no repeated key (宛名番号): encoding would not pay
+            distinct = normalize(values)
+            ids = self._hmac_column(distinct, self.subkey(domain))
+            self._cross_check(distinct, ids, domain)
+            return PseudonymResult(ids, ids.null_count)
+        codes = pc.dictionary_encode(values)
+        self._unique[domain] = len(codes.dictionary) > _UNIQUE_SHARE * len(values)
         distinct = normalize(codes.dictionary)
         distinct_ids = self._hmac_column(distinct, self.subkey(domain))
         self._cross_check(distinct, distinct_ids, domain)
@@ -140,7 +153,9 @@ def normalize(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """NFKC, trimmed; blank → null. Vectorized twin of :func:`normalize_one`."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    trimmed = pc.utf8_trim_whitespace(pc.utf8_normalize(values, "NFKC"))
+    # ASCII text is its own NFKC form (every ASCII character is NFKC-stable), and keys are mostly ASCII digits
+    ascii_only = pc.all(pc.string_is_ascii(values)).as_py() is not False
+    trimmed = pc.utf8_trim_whitespace(values if ascii_only else pc.utf8_normalize(values, "NFKC"))
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from renkei.errors import InputError, Location
+from renkei.sending.cp932 import utf8_stream
 
 # 32 MB: the extract holds about five blocks at once (read ahead, transformed, written), and 64 MB blocks
 # took the 1.5M-row juki past 1 GB of RSS for no gain in time (docs/benchmarks.md).
@@ -91,10 +92,13 @@ def iter_batches(
     header: CsvHeader,
     block_size: int = BLOCK_SIZE,
     on_progress: Callable[[int, int], None] | None = None,
+    columns: Collection[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the data rows as record batches of strings; errors name the line (and column when known).
 
-    ``on_progress(bytes_read, bytes_total)`` is called after each batch.
+    ``on_progress(bytes_read, bytes_total)`` is called after each batch. With ``columns``, only those columns
+    are converted into the batches; every field of every row is still decoded and parsed, so an undecodable
+    byte or a malformed row anywhere is an error as before.
     """
     bad_rows: list[int | None] = []
 
@@ -106,13 +110,18 @@ def iter_batches(
         column_types=dict.fromkeys(header.columns, pa.string()),
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
+        include_columns=[c for c in header.columns if columns is None or c in columns],
     )
-    read = pacsv.ReadOptions(encoding=ENCODINGS[encoding], block_size=block_size, use_threads=True)
     parse = pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=False)
     total = path.stat().st_size
     try:
         with path.open("rb") as raw:
-            reader = pacsv.open_csv(raw, read_options=read, parse_options=parse, convert_options=convert)
+            # CP932 through the C library's iconv when it decodes exactly as Python does (renkei.sending.cp932)
+            utf8 = utf8_stream(raw) if encoding == "cp932" else None
+            codec = "utf8" if utf8 is not None else ENCODINGS[encoding]
+            read = pacsv.ReadOptions(encoding=codec, block_size=block_size, use_threads=True)
+            source = raw if utf8 is None else utf8
+            reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
             for batch in reader:
                 if on_progress is not None:
                     on_progress(raw.tell(), total)
