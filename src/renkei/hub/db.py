@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,23 @@ def begin_write(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def writing(session: Session) -> Iterator[None]:
+    """One write transaction, holding the database's write lock from its start, committed when the block ends.
+
+    It starts by ending whatever the session read before (each write phase of an import commits), so that what
+    other importers committed meanwhile is seen.
+    """
+    session.rollback()
+    begin_write(session)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def is_disconnect(exc: BaseException) -> bool:
