@@ -43,12 +43,12 @@ from renkei.hub.assessment import assess_import
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
-from renkei.hub.db import is_disconnect
+from renkei.hub.db import is_disconnect, writing
 from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE, write_record_keys
 from renkei.hub.parquet_check import unexpected_content
 from renkei.hub.settings import RiskSettings
 from renkei.hub.staging import import_workspace
-from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock, writing
+from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock
 from renkei.hub.vault import Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.package import (
