@@ -24,6 +24,7 @@ Markdown table and, with ``--write``, put into ``docs/reliability.md`` under "Fa
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -32,6 +33,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -584,18 +586,24 @@ def kill_loop(
     started = time.perf_counter()
     figures.duration = measure(operation, template, db, scratch)
     rng = random.Random(seed)
+    # The kills are spread over 1.1 x the run's duration: the timing run's at first, then the median of the
+    # last runs that finished before their kill (on a machine whose load changes, one timing run taken in a
+    # busy moment would otherwise put most kills after the end, and the loop would stop at its attempts cap).
+    finished: collections.deque[float] = collections.deque([figures.duration], maxlen=9)
     while figures.landed < kills and figures.attempts < kills * 3:
         figures.attempts += 1
-        delay = rng.uniform(0.0, figures.duration * 1.1)
+        delay = rng.uniform(0.0, statistics.median(finished) * 1.1)
         with fresh_run(template, db, scratch, figures.attempts) as run:
             hub = Hub(run.home)
             before = operation.before(hub)
             hub.engine.dispose()
+            start = time.perf_counter()
             code, said = fork_and_kill(operation, template, run, delay)
             if code == -signal.SIGKILL:
                 figures.landed += 1
             elif code == 0:
                 figures.finished_first += 1
+                finished.append(time.perf_counter() - start)
             else:
                 figures.failed.append(f"run {figures.attempts}: exit {code}")
             try:
