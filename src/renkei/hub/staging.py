@@ -75,6 +75,9 @@ def sweep_dead_imports(staging: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0  # an import is running: its work directory is live
-        return sweep_import_staging(staging)
+        try:
+            return sweep_import_staging(staging)
+        except OSError:
+            return 0  # not this start's to stop: the next import sweeps again, and fails if it cannot
     finally:
         os.close(fd)
