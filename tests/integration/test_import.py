@@ -29,6 +29,7 @@ from renkei.hub.catalog import Dataset, Package, Snapshot, register_dataset
 from renkei.hub.home import Hub
 from renkei.hub.importer import NoSpaceError, PackageRejectedError, ensure_free_space
 from renkei.hub.settings import SETTINGS_FILE
+from renkei.hub.staging import import_workspace
 from renkei.hub.vault import SnapshotRef
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.package import (
@@ -499,6 +500,25 @@ def test_an_import_sweeps_leftovers_and_never_uses_the_system_temp(
     assert not leftover.exists()
     assert sorted(p.name for p in staging.iterdir()) == [".lock", "locks"]  # the locks: renkei.hub.storing
     assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+
+
+def test_a_hub_start_sweeps_a_killed_imports_files_but_never_a_running_ones(world: World) -> None:
+    staging = world.hub.staging
+    staging.mkdir(mode=0o700, exist_ok=True)
+    killed = staging / "import-killed"  # what a killed import leaves: decrypted data, its lock released
+    killed.mkdir(mode=0o700)
+    (killed / DATA_FILE).write_bytes(b"plaintext of a killed import")
+    Hub(world.hub.home)  # a start (any command, the portal)
+    assert not killed.exists()
+    assert Hub(world.hub.home).staging == staging  # nothing to sweep: a start with nothing left works too
+    with import_workspace(staging) as live:  # a running import holds the staging lock shared
+        (live / DATA_FILE).write_bytes(b"plaintext of a running import")
+        killed.mkdir(mode=0o700)  # and a dead one's beside it: left for a start when no import runs
+        Hub(world.hub.home)
+        assert (live / DATA_FILE).exists() and killed.exists()
+    Hub(world.hub.home)
+    assert not killed.exists() and not live.exists()
+    assert {p.name for p in staging.iterdir()} <= {".lock", "locks"}
 
 
 # A file name an attacker who can drop files in the inbox might choose: Rich markup, a screen clear, a window

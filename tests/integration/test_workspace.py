@@ -4,10 +4,12 @@ each other. The hostile probes are in test_workspace_escape.py."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -316,3 +318,75 @@ def test_the_worker_runs_as_nobody_with_nothing_inherited(workspace: Workspace, 
     assert "Max file size             0" in limits and "Max core file size        0" in limits
     memfds = {int(fd.name) for fd in (proc / "fd").iterdir() if str(fd.readlink()).startswith("/memfd:")}
     assert memfds == {o.fd for o in workspace.opened}  # the record keys come as Arrow bytes, not as a memfd
+
+
+@contextlib.contextmanager
+def nobody_tasks(count: int) -> Iterator[None]:
+    """``count`` more tasks of the workers' user (sleeping processes), as other workspaces' workers would be."""
+    sleepers = [
+        subprocess.Popen(["sleep", "120"], user=process.NOBODY, group=process.NOBODY, extra_groups=[])
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+
+
+TINY_NPROC = LIMITS.model_copy(update={"max_processes": 8})  # the lowest the setting allows
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the workers run as nobody only under a root hub")
+def test_a_workspace_refused_at_the_process_limit_says_so_and_names_the_setting(
+    world: WorkspaceWorld,
+) -> None:
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods)
+    with nobody_tasks(8), pytest.raises(process.WorkerGone) as refused:  # nobody at its limit already
+        Workspace.open(world.hub, actor, clock=world.clock, limits=TINY_NPROC)
+    assert "process limit workspace.max_processes = 8" in refused.value.en
+    assert (
+        "RENKEI_WORKSPACE_MAX_PROCESSES" in refused.value.en and "workspace.max_processes" in refused.value.ja
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the workers run as nobody only under a root hub")
+def test_a_worker_dying_at_open_under_the_process_limit_says_the_limit_was_reached(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker starts (below the limit), then cannot create its libraries' threads (about 20) and dies
+    without a word; the parent finds its user at the limit and says so instead of "stopped answering"."""
+    from renkei.hub.workspace import workspace as module  # noqa: PLC0415
+
+    checks: list[bool] = []
+
+    def after_death_only(
+        candidate: process.Isolation, nproc: int, *, died: bool
+    ) -> process.WorkerGone | None:
+        checks.append(died)
+        return process.process_limit_check(candidate, nproc, died=died) if died else None
+
+    monkeypatch.setattr(module, "process_limit_check", after_death_only)
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods)
+    with nobody_tasks(2), pytest.raises(process.WorkerGone) as gone:
+        Workspace.open(world.hub, actor, clock=world.clock, limits=TINY_NPROC)
+    assert checks == [False, True]  # the worker was started, and died at open
+    assert "reached its process limit workspace.max_processes = 8" in gone.value.en
+    assert "stopped answering" not in gone.value.en
+    with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:  # the default limit: opens
+        assert ws.worker is not None
+
+
+def test_a_worker_dying_at_open_far_below_the_limit_is_not_blamed_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(process, "user_tasks", lambda uid: 0)  # nobody has no other tasks
+    candidate = process.Isolation("python", (), process.NOBODY, process.NOBODY)
+    assert process.process_limit_check(candidate, 128, died=True) is None
+    assert process.process_limit_check(candidate, 128, died=False) is None
+    assert process.process_limit_check(candidate, 20, died=True) is not None
+    same_user = process.Isolation("python", (), None, None)
+    assert process.process_limit_check(same_user, 8, died=True) is None  # same-user workers set no limit

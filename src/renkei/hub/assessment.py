@@ -106,8 +106,9 @@ def assess_import(
 def _assess(
     session: Session, vault: Vault, audit: AuditLog, snapshot: Snapshot, data: Path, settings: RiskSettings
 ) -> None:
+    from renkei.hub.db import writing  # noqa: PLC0415
     from renkei.hub.risk import PID, link_counts, risk_report  # noqa: PLC0415 (lazy: see the imports)
-    from renkei.hub.storing import IMPORTER, writing  # noqa: PLC0415
+    from renkei.hub.storing import IMPORTER  # noqa: PLC0415
 
     session.rollback()  # read what other imports committed before the lock was ours
 

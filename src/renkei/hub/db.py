@@ -142,6 +142,23 @@ def write_turn(engine: Engine) -> Iterator[None]:
             turn.release()
 
 
+@contextmanager
+def writing(session: Session) -> Iterator[None]:
+    """One write transaction, holding the database's write lock from its start, committed when the block ends.
+
+    It starts by ending whatever the session read before (each write phase of an import commits), so that what
+    other importers committed meanwhile is seen.
+    """
+    session.rollback()
+    begin_write(session)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """The database connection was lost (server restarted, backend terminated, network): the statement did not
     run, or its transaction was rolled back, and a new connection may succeed."""

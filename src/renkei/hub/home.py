@@ -12,7 +12,8 @@ Layout (all created by ``renkei hub init``, mode 0700 / 0600):
                                   secrets in it wrapped by the KEK)
     <home>/vault/                 encrypted snapshots, one folder per dataset
     <home>/inbox/                 where sealed packages are dropped
-    <home>/staging/               private work directories of running imports (decrypted; swept after a crash)
+    <home>/staging/               private work directories of running imports (decrypted; a killed one's are swept
+                                  by the next hub start or import, renkei.hub.staging)
 
 The hub never holds the sending side's pseudonymization key (a hub refuses to start in a home that holds
 one: ``renkei.config.check_home``) and has no code path that writes to the sending
@@ -42,6 +43,7 @@ from renkei.hub.db import database_url, make_engine, session_factory
 from renkei.hub.keys import KeyEncryptionKey, bind_kek, create_kek_file, load_kek, pending_kek_id
 from renkei.hub.rotation import reconcile_rotation, rotation_pending
 from renkei.hub.settings import HubSettings, load_settings
+from renkei.hub.staging import sweep_dead_imports
 
 if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow: only for what needs them
     from renkei.hub.importer import Importer
@@ -62,6 +64,7 @@ class Hub:
         self.settings  # noqa: B018 (loaded now: an invalid setting stops the start, not a later request)
         if rotation_pending(self.home):
             reconcile_rotation(self)  # a rotation killed before its outcome was audited
+        sweep_dead_imports(self.staging)  # decrypted work files of killed imports, if no import is running
 
     @cached_property
     def settings(self) -> HubSettings:

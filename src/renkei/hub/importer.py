@@ -8,7 +8,7 @@ columns absent, row count, content hash); nothing in the Parquet file beyond wha
 
 Plaintext stays in the hub's home: the payload is decrypted into a private directory (0700, files 0600) under
 ``<home>/staging``, never the system temp, removed when the import ends; what a killed import left there is
-swept at the start of the next import that runs alone.
+swept by the next hub start or import that finds no import running (``renkei.hub.staging``).
 
 Crash safety and concurrency (``renkei.hub.storing``): under a lock per (dataset, period), the package's version
 is first reserved (the package recorded as ``storing``, committed; the version a unique key), then the files are
@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
 import hashlib
 import os
-import secrets
 import shutil
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -47,11 +43,12 @@ from renkei.hub.assessment import assess_import
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Sender, Snapshot
-from renkei.hub.db import is_disconnect
+from renkei.hub.db import is_disconnect, writing
 from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE, write_record_keys
 from renkei.hub.parquet_check import unexpected_content
 from renkei.hub.settings import RiskSettings
-from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock, writing
+from renkei.hub.staging import import_workspace
+from renkei.hub.storing import IMPORTER, Storing, conflict, period_lock
 from renkei.hub.vault import Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, Manifest, schema_fields, sha256_file
 from renkei.package import (
@@ -81,8 +78,6 @@ OUTER_LIMITS = {ENVELOPE: MAX_ENVELOPE_BYTES, SIGNATURE: MAX_SIGNATURE_BYTES, PA
 # Peak working space per payload byte: the payload, the decrypted inner tar, the data file taken out of it.
 WORK_FACTOR = 3
 FREE_SPACE_RESERVE = 64 << 20
-WORK_PREFIX = "import-"
-STAGING_LOCK = ".lock"
 
 
 class PackageRejectedError(RenkeiError):
@@ -435,42 +430,6 @@ class Importer:
             details={"package_id": package.package_id},
         )
         return ImportOutcome(path, "already imported", snapshot.resource, snapshot.rows)
-
-
-@contextmanager
-def import_workspace(staging: Path) -> Iterator[Path]:
-    """A private work directory under ``staging`` for one import, removed afterwards.
-
-    Every import holds the staging lock shared while it works. One that finds no other import running
-    (the lock free for exclusive use) first removes whatever killed imports left behind: decrypted data.
-    """
-    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
-    staging.chmod(0o700)
-    fd = os.open(staging / STAGING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        with suppress(BlockingIOError):  # others are importing: their directories are live
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            sweep_import_staging(staging)
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        work = staging / f"{WORK_PREFIX}{secrets.token_hex(8)}"
-        work.mkdir(mode=0o700)
-        try:
-            yield work
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def sweep_import_staging(staging: Path) -> int:
-    """Remove the work directories of earlier imports; call only while holding the staging lock exclusively."""
-    leftovers = sorted(staging.glob(f"{WORK_PREFIX}*"))
-    for leftover in leftovers:
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink()
-    return len(leftovers)
 
 
 def _why(exc: Exception) -> str:

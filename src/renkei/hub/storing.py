@@ -38,7 +38,7 @@ from renkei.files import exclusive_flock
 from renkei.hub.audit import AuditLog
 from renkei.hub.audit_actions import AuditAction
 from renkei.hub.catalog import Dataset, Package, PackageState, Snapshot
-from renkei.hub.db import begin_write
+from renkei.hub.db import writing
 from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
 from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault
 from renkei.manifest import DATA_FILE, MANIFEST_FILE, sha256_file
@@ -72,23 +72,6 @@ def period_lock(staging: Path, dataset: str, period: dt.date, *, blocking: bool 
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     with exclusive_flock(fd, blocking=blocking) as held:
         yield held
-
-
-@contextmanager
-def writing(session: Session) -> Iterator[None]:
-    """One write transaction, holding the database's write lock from its start, committed when the block ends.
-
-    It starts by ending whatever the session read before (each write phase of an import commits), so that what
-    other importers committed meanwhile is seen.
-    """
-    session.rollback()
-    begin_write(session)
-    try:
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 class Storing:

@@ -19,6 +19,7 @@ from renkei.hub.analysis.ledger import (
     ReleaseStatus,
 )
 from renkei.hub.audit_actions import AuditAction
+from renkei.hub.db import writing
 from renkei.hub.home import Hub
 from renkei.hub.tables.files import to_csv, to_xlsx
 
@@ -50,33 +51,38 @@ def export_release(
     digest = hashlib.sha256(content).hexdigest()
     file_name = f"renkei-release-{release_id}.{fmt.value}"
     with hub.session() as session:
-        reservation = reserve_export(
+        # The place in the quota commits first, on its own: a failure after it cannot be used to go past a
+        # limit (the place stays used). The export row and its `export.file` entry then commit together, so a
+        # kill leaves either both or neither (docs/reliability.md).
+        reservation_id = reserve_export(
             session, hub.audit, actor, snapshot_ids, len(shown["rows"]), len(content), clock=clock
-        )
-        export = Export(
-            release_id=release_id,
-            user_id=actor.user_id,
-            format=fmt.value,
-            file_name=file_name,
-            rows=len(shown["rows"]),
-            bytes=len(content),
-            sha256=digest,
-            created_at=clock.now(),
-        )
-        session.add(export)
-        session.commit()
-        export_id, reservation_id = export.id, reservation.id
-    hub.audit.append(
-        actor=actor.name,
-        action=AuditAction.EXPORT_FILE,
-        resource=f"export/{export_id}",
-        details={
-            "release": release_id,
-            "sha256": digest,
-            "bytes": len(content),
-            "reservation": reservation_id,
-        },
-    )
+        ).id
+        with writing(session):
+            export = Export(
+                release_id=release_id,
+                user_id=actor.user_id,
+                format=fmt.value,
+                file_name=file_name,
+                rows=len(shown["rows"]),
+                bytes=len(content),
+                sha256=digest,
+                created_at=clock.now(),
+            )
+            session.add(export)
+            session.flush()
+            export_id = export.id
+            hub.audit.append_in(
+                session,
+                actor=actor.name,
+                action=AuditAction.EXPORT_FILE,
+                resource=f"export/{export_id}",
+                details={
+                    "release": release_id,
+                    "sha256": digest,
+                    "bytes": len(content),
+                    "reservation": reservation_id,
+                },
+            )
     return ExportFile(export_id, file_name, content, digest)
 
 

@@ -50,6 +50,9 @@ BOOTSTRAP = (
     "exec(sys.argv[3])\n"
 )
 WORKER_PROGRAM = "from renkei.hub.workspace.worker import main; main()"
+# Tasks (threads) one worker may have made when it dies at open: 20 measured with threads = 1 on 2 cores (the
+# interpreter, DuckDB's and OpenBLAS's pools, jemalloc's background thread, the interrupt thread).
+WORKER_TASKS = 24
 PROBE_PROGRAM = "from renkei.hub.workspace.worker import probe; probe()"
 
 
@@ -237,6 +240,44 @@ class WorkerProcess:
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None and not pipe.closed:
                 pipe.close()
+
+
+def user_tasks(uid: int) -> int:
+    """Tasks (threads) whose real uid is ``uid``, machine-wide: what RLIMIT_NPROC counts for that user."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                total += int(fields["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue  # gone meanwhile, or not readable
+    return total
+
+
+def process_limit_check(candidate: Isolation, nproc: int, *, died: bool) -> WorkerGone | None:
+    """The error to raise when the workers' user is at its task limit (``workspace.max_processes``), or None.
+
+    Before a start (``died`` False): the user already has ``nproc`` tasks, so the worker's first thread would
+    fail. After a worker died while it opened (``died`` True): the user's tasks now, plus the few dozen the
+    worker may have made before a thread could not be created (:data:`WORKER_TASKS`), reach the limit. The
+    limit counts every worker of every hub on the machine together; a worker that dies at open under it ends
+    in native code (OpenBLAS, jemalloc, DuckDB) that reports nothing the parent can read.
+    """
+    if candidate.uid is None:
+        return None  # same-user isolation sets no RLIMIT_NPROC
+    tasks = user_tasks(candidate.uid)
+    if tasks + (WORKER_TASKS if died else 0) < nproc:
+        return None
+    return WorkerGone(
+        f"作業プロセスの利用者 (uid {candidate.uid}) のプロセス数が上限 workspace.max_processes = {nproc} に"
+        f"達したため、作業環境のワーカーを起動できませんでした（現在 {tasks}）。ほかの作業環境を閉じるか、"
+        "設定 workspace.max_processes (RENKEI_WORKSPACE_MAX_PROCESSES) を大きくしてください",
+        f"the workspace worker could not start: the workers' user (uid {candidate.uid}) reached its process"
+        f" limit workspace.max_processes = {nproc} (RLIMIT_NPROC, all workers on this machine together;"
+        f" {tasks} tasks now); close other workspaces or raise the setting workspace.max_processes"
+        " (RENKEI_WORKSPACE_MAX_PROCESSES)",
+    )
 
 
 def _gone(en: str, *, timeout: bool = False) -> WorkerGone:

@@ -63,6 +63,7 @@ from renkei.hub.workspace.process import (
     WorkerGone,
     WorkerProcess,
     isolation,
+    process_limit_check,
     spawn,
 )
 from renkei.hub.workspace.statements import check_select, views_read
@@ -141,15 +142,24 @@ class Workspace:
 
     def _start(self, confinement: Isolation) -> None:
         fds = [o.fd for o in self.opened]
+        nproc = self.limits.max_processes
         try:
+            if (full := process_limit_check(confinement, nproc, died=False)) is not None:
+                raise full
             process = spawn(
                 confinement, WORKER_PROGRAM, pass_fds=fds,
-                address_space=self.limits.address_space, nproc=self.limits.max_processes,
+                address_space=self.limits.address_space, nproc=nproc,
             )  # fmt: skip
         finally:
             self._close_parent_fds()  # the worker has its own copies; the parent keeps no plaintext
         self.worker = WorkerProcess(process, self.limits.grace)
-        header, _ = self.worker.request(self._open_request(), self.limits.open_timeout, 0)
+        try:
+            header, _ = self.worker.request(self._open_request(), self.limits.open_timeout, 0)
+        except WorkerGone as e:  # a worker dying at open: most often a thread it could not create
+            full = None if e.timeout else process_limit_check(confinement, nproc, died=True)
+            if full is not None:
+                raise full from e
+            raise
         if not header.get("ok"):
             raise _open_failed(header)
         self._views = self._describe()
