@@ -40,8 +40,11 @@ PROBE_TIMEOUT = 30.0
 PAYLOAD_SECONDS = 60.0  # the result frame follows its header at once; this only bounds a wedged pipe
 # Runs first in the child: block the interrupt signal before any library can start a thread, ignore SIGXFSZ
 # (a write past RLIMIT_FSIZE then fails instead of killing), take the import path from argv, confine, run.
+# One thread each for OpenBLAS (numpy, loaded by pyarrow) and Arrow's pools: they default to one per core, and
+# every worker's threads count against workspace.max_processes (set here, so /proc/<pid>/environ stays empty).
 BOOTSTRAP = (
-    "import json, signal, sys\n"
+    "import json, os, signal, sys\n"
+    "os.environ.update(OPENBLAS_NUM_THREADS='1', OMP_NUM_THREADS='1', ARROW_IO_THREADS='1')\n"
     "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
     "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
     "sys.path[:0] = json.loads(sys.argv[1])\n"
