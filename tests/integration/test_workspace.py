@@ -27,7 +27,9 @@ from renkei.hub.workspace.errors import (
     WorkspaceClosed,
     WorkspaceError,
 )
+from renkei.hub.workspace.gate import SnapshotCache
 from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
+from renkei.manifest import DATA_FILE
 from tests.integration.hub_world import store_without_record_keys
 from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
 
@@ -316,3 +318,49 @@ def test_the_worker_runs_as_nobody_with_nothing_inherited(workspace: Workspace, 
     assert "Max file size             0" in limits and "Max core file size        0" in limits
     memfds = {int(fd.name) for fd in (proc / "fd").iterdir() if str(fd.readlink()).startswith("/memfd:")}
     assert memfds == {o.fd for o in workspace.opened}  # the record keys come as Arrow bytes, not as a memfd
+
+
+def worker_memfds(workspace: Workspace) -> dict[int, int]:
+    """The worker's memfd descriptors → their inodes (one inode is one plaintext copy)."""
+    assert workspace.worker is not None
+    proc = Path(f"/proc/{workspace.worker.pid}/fd")
+    return {
+        int(fd.name): fd.stat().st_ino for fd in proc.iterdir() if str(fd.readlink()).startswith("/memfd:")
+    }
+
+
+def test_workspaces_over_the_same_snapshots_share_one_decryption(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SnapshotCache(world.hub.vault, idle=0)
+    monkeypatch.setattr(world.hub, "snapshot_cache", cache)
+    first_period = world.periods[:1]
+    user_a, actor_a = world.analyst()
+    world.grant(user_a, "juki", world.periods)
+    user_b, actor_b = world.analyst()
+    world.grant(user_b, "juki", world.periods)
+    world.grant(user_b, "kaigo", first_period)
+    user_c, actor_c = world.analyst()
+    world.grant(user_c, "kaigo", first_period)
+    juki = {(SnapshotRef("juki", p, 1), DATA_FILE) for p in world.periods}
+    with Workspace.open(world.hub, actor_a, clock=world.clock, limits=LIMITS) as a:
+        assert cache.decryptions == 2
+        with (
+            Workspace.open(world.hub, actor_b, clock=world.clock, limits=LIMITS) as b,
+            Workspace.open(world.hub, actor_c, clock=world.clock, limits=LIMITS) as c,
+        ):
+            assert cache.decryptions == 3  # juki was decrypted for a; kaigo once for b and c
+            in_a, in_b, in_c = worker_memfds(a), worker_memfds(b), worker_memfds(c)
+            assert len(in_a) == 2 and len(in_b) == 3 and len(in_c) == 1  # each worker: its own grants only
+            assert set(in_a.values()) < set(in_b.values())  # the same juki copies, not new ones
+            assert set(in_c.values()) < set(in_b.values()) and not set(in_c.values()) & set(in_a.values())
+            count = "SELECT count(*) AS n FROM juki"
+            assert a.query(count).to_pylist() == b.query(count).to_pylist()
+            with pytest.raises(QueryFailed, match="CatalogException"):
+                c.query(count)  # c holds no juki descriptor at all
+        data = {key for key in cache.cached() if key[1] == DATA_FILE}  # (the record keys load meanwhile)
+        assert data == juki  # b and c closed: kaigo is closed, a still uses juki
+    deadline = time.monotonic() + 30  # a record-key merge that was running returns its lease as it stops
+    while cache.cached() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cache.cached() == {}  # the last workspace closed: no plaintext left in the hub

@@ -269,6 +269,13 @@ class WorkspaceSettings(_Section):
     open_timeout: float = _setting(
         120.0, "作業環境を開く制限時間（秒）", "seconds allowed to open a workspace", gt=0
     )
+    shared_idle_seconds: float = _setting(
+        60.0,
+        "復号したスナップショットを最後の作業環境が閉じた後も共有用に保持する秒数（0 で直ちに破棄）",
+        "seconds a decrypted snapshot stays shared after the last workspace using it closed (0: closed at once)",
+        ge=0,
+        le=600,
+    )
     max_rows: int = _setting(100_000, "結果の行数の上限", "rows a result may hold", ge=1)
     max_result_bytes: int = _setting(
         256 << 20, "結果の大きさの上限（バイト）", "bytes a result may take", ge=1
