@@ -364,3 +364,22 @@ def test_workspaces_over_the_same_snapshots_share_one_decryption(
     while cache.cached() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert cache.cached() == {}  # the last workspace closed: no plaintext left in the hub
+
+
+def test_the_merged_record_keys_are_shared_by_workspaces_over_the_same_snapshots(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SnapshotCache(world.hub.vault, idle=60)
+    monkeypatch.setattr(world.hub, "snapshot_cache", cache)
+    keys = "SELECT count(*) AS n FROM _record_keys"
+    counts = []
+    for _ in range(2):
+        user, actor = world.analyst()
+        world.grant(user, "juki", world.periods)
+        with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
+            counts.append(ws.control_query(keys).to_pylist())
+    assert counts[0] == counts[1] and counts[0][0]["n"] > 0
+    assert cache.decryptions == 4  # two periods' data and their record keys, once for both workspaces
+    assert len(cache.derived_kept()) == 1
+    cache.clear()
+    assert cache.cached() == {} and cache.derived_kept() == []

@@ -181,3 +181,37 @@ def test_a_key_rotation_is_a_miss_and_the_old_plaintext_goes_with_its_last_lease
     old.close()  # the stale copy was detached: closed with its last lease, not kept for the idle time
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(stale)
+
+
+def test_a_derived_value_is_built_once_for_the_same_snapshots_and_only_under_their_decisions(
+    vault: Vault,
+) -> None:
+    cache = SnapshotCache(vault, idle=60)
+    builds: list[list[bytes]] = []
+
+    def build(opened: list[int]) -> bytes:
+        builds.append(sorted(os.pread(fd, 100, 0) for fd in opened))
+        return b"merged"
+
+    both = [Granted(decision(1, A), 1, A), Granted(decision(2, B), 2, B)]
+    assert cache.derived("merged", both, RECORD_KEYS_FILE, build) == b"merged"
+    assert cache.derived("merged", both[::-1], RECORD_KEYS_FILE, build) == b"merged"  # the order is no matter
+    assert len(builds) == 1 and cache.decryptions == 2
+    assert cache.cached() == {(A, RECORD_KEYS_FILE): 0, (B, RECORD_KEYS_FILE): 0}  # the files: idle, expiring
+    cache.derived("merged", both[:1], RECORD_KEYS_FILE, build)  # another set of snapshots: built for it
+    assert len(builds) == 2
+    with pytest.raises(WorkspaceError, match="refusing to decrypt"):
+        cache.derived(
+            "merged", [both[0], Granted(decision(2, B, allowed=False), 2, B)], RECORD_KEYS_FILE, build
+        )
+    assert len(builds) == 2
+    cache.clear()
+    assert cache.derived_kept() == [] and cache.cached() == {}
+
+
+def test_with_no_idle_time_nothing_derived_is_kept(vault: Vault) -> None:
+    cache = SnapshotCache(vault, idle=0)
+    one = [Granted(decision(1, A), 1, A)]
+    for _ in range(2):
+        assert cache.derived("merged", one, RECORD_KEYS_FILE, lambda fds: b"x") == b"x"
+    assert cache.decryptions == 2 and cache.derived_kept() == [] and cache.cached() == {}

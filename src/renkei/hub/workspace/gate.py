@@ -13,6 +13,11 @@ exactly that snapshot, checked every time — and only while the stored file is 
 :meth:`~renkei.hub.vault.Vault.stamp`: a key rotation or a missing file is a miss, which decrypts afresh or
 fails as before). The last lease to go closes the memfd after ``idle`` seconds (0: at once; the setting
 ``workspace.shared_idle_seconds``); the workers keep their own descriptors until they exit.
+
+What is derived from a set of snapshots' record keys (the merged (pid, rkey) table a workspace's control
+database needs: seconds of every core for a large city) is shared the same way by :meth:`SnapshotCache.derived`:
+keyed by exactly that set of snapshots, handed out only under a decision for each of them, and dropped
+``idle`` seconds after its last use (at once with 0).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any, TypeVar
 
 from renkei.hub.access.authz import Action, Decision, ResourceType
 from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
@@ -86,6 +92,16 @@ def _check(item: Granted) -> None:
 # -- sharing ----------------------------------------------------------------------------------------------
 
 CacheKey = tuple[SnapshotRef, str]  # a snapshot and the name of its file
+DerivedKey = tuple[str, tuple[SnapshotRef, ...]]  # what is derived, from which snapshots (sorted)
+T = TypeVar("T")
+MAX_DERIVED = 8  # derived values kept at most (each about the size of one period's record keys)
+
+
+@dataclass(eq=False)
+class _Derived:
+    stamps: tuple[tuple[int, ...], ...]
+    value: Any
+    used: int = 0  # how many times it was handed out (names the timer that may drop it)
 
 
 @dataclass(eq=False)
@@ -134,6 +150,8 @@ class SnapshotCache:
         self.vault, self.idle = vault, idle
         self.decryptions = 0  # files decrypted by this cache (for tests and the benchmarks)
         self._entries: dict[CacheKey, _Entry] = {}
+        self._derived: dict[DerivedKey, _Derived] = {}
+        self._deriving: dict[DerivedKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def open(self, granted: Sequence[Granted], name: str = DATA_FILE) -> SnapshotLease:
@@ -233,14 +251,63 @@ class SnapshotCache:
                 os.close(entry.fd)
             entry.fd = -1
 
+    def derived(
+        self, what: str, granted: Sequence[Granted], name: str, build: Callable[[list[int]], T | None]
+    ) -> T | None:
+        """``build`` (over a lease of file ``name`` of every granted snapshot) once for all callers with the
+        same snapshots, while the files are the ones it was built from; every caller's decisions are checked
+        first. ``build`` may return None (interrupted): nothing is kept and the next caller builds."""
+        _check_name(name)
+        for item in granted:
+            _check(item)
+        pairs = sorted((item.ref, self.vault.stamp(item.ref, name)) for item in granted)
+        key: DerivedKey = (f"{what}:{name}", tuple(ref for ref, _ in pairs))
+        stamps = tuple(stamp for _, stamp in pairs)
+        with self._lock:
+            deriving = self._deriving.setdefault(key, threading.Lock())
+        with deriving:  # one build at a time per key: the others wait for it and take its value
+            with self._lock:
+                kept = self._derived.get(key)
+                if kept is not None and kept.stamps == stamps:
+                    self._keep(key, kept)
+                    return kept.value  # type: ignore[no-any-return]
+                self._derived.pop(key, None)
+            with self.open(granted, name) as lease:
+                value = build(lease.fds)
+            if value is not None and self.idle > 0:
+                with self._lock:
+                    kept = self._derived[key] = _Derived(stamps, value)
+                    while len(self._derived) > MAX_DERIVED:
+                        del self._derived[next(iter(self._derived))]  # the oldest
+                    self._keep(key, kept)
+            return value
+
+    def _keep(self, key: DerivedKey, kept: _Derived) -> None:
+        """Drop ``kept`` ``idle`` seconds from now unless it is used again (called with the lock held)."""
+        kept.used += 1
+        self._derived[key] = self._derived.pop(key)  # most recently used last
+        timer = threading.Timer(self.idle, self._forget, (key, kept, kept.used))
+        timer.daemon = True
+        timer.start()
+
+    def _forget(self, key: DerivedKey, kept: _Derived, used: int) -> None:
+        with self._lock:
+            if self._derived.get(key) is kept and kept.used == used:
+                del self._derived[key]
+
     def clear(self) -> None:
-        """Close every memfd nobody uses now (the rest close with their last lease): at shutdown, or after
-        revoking access wholesale."""
+        """Close every memfd nobody uses now (the rest close with their last lease) and drop what was derived:
+        at shutdown, or after revoking access wholesale."""
         with self._lock:
             for entry in list(self._entries.values()):
                 self._detach(entry)
+            self._derived.clear()
 
     def cached(self) -> dict[CacheKey, int]:
         """Cached file → how many leases use it (0: idle, waiting to expire)."""
         with self._lock:
             return {key: entry.users for key, entry in self._entries.items()}
+
+    def derived_kept(self) -> list[DerivedKey]:
+        with self._lock:
+            return list(self._derived)

@@ -162,39 +162,36 @@ class Workspace:
 
     def _load_record_keys(self) -> None:
         """The stored keys of every opened snapshot, through the gate under the decision that opened it, merged
-        into one (pid, rkey) table in this process and sent to the worker's control database."""
+        into one (pid, rkey) table in this process — or taken from the shared cache, which keeps the merge of
+        exactly these snapshots for the next workspace — and sent to the worker's control database."""
         if self.closed:
             return
         granted = [Granted(o.decision, o.snapshot_id, o.ref) for o in self.opened]
         try:
-            keys = self.hub.snapshot_cache.open(granted, RECORD_KEYS_FILE)
+            keys = self.hub.snapshot_cache.derived("merged", granted, RECORD_KEYS_FILE, self._merged_keys)
         except SnapshotNotFoundError as e:
             raise WorkspaceError(
                 f"レコードキーが保管されていないスナップショットがあるため、秘匿処理した結果を出せません: {e.ja}",
                 f"a snapshot has no stored record keys (it was stored before imports kept them), so no "
                 f"disclosure-controlled result can be made: {e.en}",
             ) from e
-        with keys:
-            table = self._merged_keys(keys.fds)
-        if table is None:
+        if keys is None:
             return  # closed meanwhile
         assert self.worker is not None
-        header, _ = self.worker.request(
-            {"op": "keys"}, self.limits.open_timeout, 0, payload=arrow_bytes(table)
-        )
+        header, _ = self.worker.request({"op": "keys"}, self.limits.open_timeout, 0, payload=keys)
         if not header.get("ok"):
             raise _open_failed(header)
 
-    def _merged_keys(self, fds: list[int]) -> pa.Table | None:
-        """The merged keys, or None if the workspace closed first: closing interrupts the merge (seconds of
-        every core for a large city), so a closed workspace leaves no work behind."""
+    def _merged_keys(self, fds: list[int]) -> bytes | None:
+        """The merged keys as an Arrow stream, or None if the workspace closed first: closing interrupts the
+        merge (seconds of every core for a large city), so a closed workspace leaves no work behind."""
         with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
             with self._keys_lock:
                 if self.closed:
                     return None
                 self._keys_con = con
             try:
-                return record_key_table(con, fds)
+                return arrow_bytes(record_key_table(con, fds))
             except duckdb.InterruptException:
                 return None
             finally:
