@@ -173,6 +173,7 @@ def test_a_key_rotation_is_a_miss_and_the_old_plaintext_goes_with_its_last_lease
     rotated = Vault(vault.root, new_kek)  # the hub once it has loaded the new KEK
     with pytest.raises(WrongKekError):
         cache.open([Granted(decision(1, A), 1, A)])  # the old KEK no longer opens it: refused, not served
+    assert cache.cached() == {}  # and the copy decrypted before the rotation is handed out no more
     cache.vault = rotated
     with cache.open([Granted(decision(1, A), 1, A)]) as fresh:
         assert cache.decryptions == 2  # decrypted afresh under the new key, not the cached copy

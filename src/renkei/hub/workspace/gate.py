@@ -161,7 +161,7 @@ class SnapshotCache:
         _check_name(name)
         for item in granted:
             _check(item)
-        stamps = [self.vault.stamp(item.ref, name) for item in granted]  # raises as decrypting would
+        stamps = [self._stamp(item.ref, name) for item in granted]  # raises as decrypting would
         entries: list[_Entry] = []
         mine: list[tuple[Granted, _Entry]] = []
         with self._lock:
@@ -189,6 +189,18 @@ class SnapshotCache:
             self._release(entries)
             raise
         return SnapshotLease(self, entries)
+
+    def _stamp(self, ref: SnapshotRef, name: str) -> tuple[int, ...]:
+        """The stored file's stamp; if it cannot be had (gone, or a key file of another KEK after a rotation),
+        what was cached of it is handed out no more, and the error is the caller's."""
+        try:
+            return self.vault.stamp(ref, name)
+        except BaseException:
+            with self._lock:
+                entry = self._entries.get((ref, name))
+                if entry is not None and entry.ready.is_set():
+                    self._detach(entry)
+            raise
 
     def _fill(self, mine: list[tuple[Granted, _Entry]], name: str) -> None:
         """Decrypt the entries this caller created (the others wait for it); a failure fails them all."""
@@ -260,7 +272,7 @@ class SnapshotCache:
         _check_name(name)
         for item in granted:
             _check(item)
-        pairs = sorted((item.ref, self.vault.stamp(item.ref, name)) for item in granted)
+        pairs = sorted((item.ref, self._stamp(item.ref, name)) for item in granted)
         key: DerivedKey = (f"{what}:{name}", tuple(ref for ref, _ in pairs))
         stamps = tuple(stamp for _, stamp in pairs)
         with self._lock:
