@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_workspace import Q1, build, reopen  # noqa: E402
+from bench_workspace import Q1, build, reopen
 
 
 def main() -> None:
