@@ -332,7 +332,7 @@ class WebSection(_Section):
         ge=MIN_HSTS_SECONDS,
     )
     max_workspaces: int = _setting(
-        4,  # each holds its snapshots' plaintext in memory (about 650 MB for a city of 1.5M)
+        4,  # each is a DuckDB worker (up to workspace.memory_mib + control_memory_mib); plaintext is shared
         "同時に保持する作業環境（ログインセッションごとに 1 つ）の上限。すべて使用中なら 503",
         "workspaces kept at once (one per login session); when all are in use a new one gets 503",
         ge=1,
