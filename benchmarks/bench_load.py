@@ -178,7 +178,8 @@ def _rss_tree(pid: int) -> tuple[int, int, int]:
                     if str(fd.readlink()).startswith("/memfd:"):
                         info = fd.stat()
                         memfds[info.st_ino] = info.st_size
-            found = [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+            found = [int(c) for task in Path(f"/proc/{p}/task").iterdir()  # children of every thread
+                     for c in (task / "children").read_text().split()]  # fmt: skip
             children += len(found)
             todo += found
         except (FileNotFoundError, ProcessLookupError, PermissionError):
