@@ -436,6 +436,11 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     if args.database_url:
         env["RENKEI_DATABASE_URL"] = os.environ["RENKEI_DATABASE_URL"] = args.database_url
     env["RENKEI_WEB_MAX_WORKSPACES"] = os.environ["RENKEI_WEB_MAX_WORKSPACES"] = str(max([users, *ramp]) + 8)
+    # RLIMIT_NPROC counts the tasks of all workers together (workspace.max_processes, 128 by default: enough
+    # for the default 4 workspaces); a worker runs 7-20 threads, and a thread it cannot start ends it (EOFError).
+    tasks = str(24 * (max([users, *ramp]) + 8))
+    env.setdefault("RENKEI_WORKSPACE_MAX_PROCESSES", tasks)
+    os.environ.setdefault("RENKEI_WORKSPACE_MAX_PROCESSES", tasks)
     most = max([users, *ramp])
     if pages:
         counts = {role: -(-most // 4) for role in PAGES}
