@@ -315,9 +315,13 @@ class Staff:
             waiting = _waiting_parts(inbox.json()) if inbox is not None else []
             if waiting:
                 part = random.choice(waiting)  # noqa: S311
-                approve = await self.client.post(
-                    f"/api/v1/parts/{part}/approve", headers={"X-CSRF-Token": self.csrf}
-                )
+                try:
+                    approve = await self.client.post(
+                        f"/api/v1/parts/{part}/approve", headers={"X-CSRF-Token": self.csrf}
+                    )
+                except httpx.HTTPError as error:  # a lost connection is an error, not the end of the run
+                    self._error("POST /api/v1/parts/{id}/approve", f"{type(error).__name__}: {error}")
+                    return
                 if approve.status_code == 409:  # another steward approved it first: not an error of the hub
                     return
                 self.stats.times["POST /api/v1/parts/{id}/approve"].append(approve.elapsed.total_seconds())
