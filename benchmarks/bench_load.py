@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
@@ -149,27 +150,44 @@ class Server:
     process: subprocess.Popen[bytes]
     base_url: str
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
+    plaintext: list[int] = field(default_factory=list)  # bytes of the decrypted snapshots' memfds, per sample
+    workers: list[int] = field(default_factory=list)  # workspace workers, per sample
+    load: list[float] = field(default_factory=list)  # 1-minute load average, per sample
     stop: threading.Event = field(default_factory=threading.Event)
 
     def sample(self) -> None:
         start = time.monotonic()
         while not self.stop.wait(1.0):
-            self.rss.append((time.monotonic() - start, _rss_tree(self.process.pid)))
+            rss, plaintext, workers = _rss_tree(self.process.pid)
+            self.rss.append((time.monotonic() - start, rss))
+            self.plaintext.append(plaintext)
+            self.workers.append(workers)
+            self.load.append(os.getloadavg()[0])
 
 
-def _rss_tree(pid: int) -> int:
-    """RSS of the server and its children (the workspace workers), in bytes."""
-    total, todo = 0, [pid]
+def _rss_tree(pid: int) -> tuple[int, int, int]:
+    """RSS of the server and its children (the workspace workers), in bytes; the bytes of the distinct memfds
+    they hold (the decrypted snapshots: shared memory, not in the RSS); how many children."""
+    total, todo, children = 0, [pid], 0
+    memfds: dict[int, int] = {}
     while todo:
         p = todo.pop()
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
-            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
+            for fd in Path(f"/proc/{p}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if str(fd.readlink()).startswith("/memfd:"):
+                        info = fd.stat()
+                        memfds[info.st_ino] = info.st_size
+            found = [int(c) for task in Path(f"/proc/{p}/task").iterdir()  # children of every thread
+                     for c in (task / "children").read_text().split()]  # fmt: skip
+            children += len(found)
+            todo += found
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-    return total
+    return total, sum(memfds.values()), children
 
 
 def start_server(
@@ -307,9 +325,13 @@ class Staff:
             waiting = _waiting_parts(inbox.json()) if inbox is not None else []
             if waiting:
                 part = random.choice(waiting)  # noqa: S311
-                approve = await self.client.post(
-                    f"/api/v1/parts/{part}/approve", headers={"X-CSRF-Token": self.csrf}
-                )
+                try:
+                    approve = await self.client.post(
+                        f"/api/v1/parts/{part}/approve", headers={"X-CSRF-Token": self.csrf}
+                    )
+                except httpx.HTTPError as error:  # a lost connection is an error, not the end of the run
+                    self._error("POST /api/v1/parts/{id}/approve", f"{type(error).__name__}: {error}")
+                    return
                 if approve.status_code == 409:  # another steward approved it first: not an error of the hub
                     return
                 self.stats.times["POST /api/v1/parts/{id}/approve"].append(approve.elapsed.total_seconds())
@@ -398,11 +420,15 @@ def audit_reconciliation(home: Path, stats: Stats) -> list[str]:
 def rss_summary(server: Server) -> list[str]:
     if not server.rss:
         return []
-    every = max(1, len(server.rss) // 10)
-    points = ", ".join(f"{t:.0f} s: {b / 2**20:.0f}" for t, b in server.rss[::every])
-    return [
-        f"server RSS (MiB, with workspace workers): {points}; peak {max(b for _, b in server.rss) / 2**20:.0f}"
-    ]
+    every = max(1, len(server.rss) // 20)
+    lines = ["| s | RSS MiB (server + workers) | plaintext memfds MiB | processes under the server | load 1 min |",
+             "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for i in range(0, len(server.rss), every):
+        t, rss = server.rss[i]
+        lines.append(f"| {t:.0f} | {rss / 2**20:.0f} | {server.plaintext[i] / 2**20:.0f} | {server.workers[i]} "
+                     f"| {server.load[i]:.1f} |")  # fmt: skip
+    peak = max(b for _, b in server.rss) / 2**20
+    return [*lines, f"peak RSS {peak:.0f} MiB; peak plaintext {max(server.plaintext) / 2**20:.0f} MiB"]
 
 
 def main() -> None:  # noqa: PLR0915 (one linear script)
@@ -428,6 +454,11 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     if args.database_url:
         env["RENKEI_DATABASE_URL"] = os.environ["RENKEI_DATABASE_URL"] = args.database_url
     env["RENKEI_WEB_MAX_WORKSPACES"] = os.environ["RENKEI_WEB_MAX_WORKSPACES"] = str(max([users, *ramp]) + 8)
+    # RLIMIT_NPROC counts the tasks of all workers together (workspace.max_processes, 128 by default: enough
+    # for the default 4 workspaces); a worker runs 7-20 threads, and a thread it cannot start ends it (EOFError).
+    tasks = str(24 * (max([users, *ramp]) + 8))
+    env.setdefault("RENKEI_WORKSPACE_MAX_PROCESSES", tasks)
+    os.environ.setdefault("RENKEI_WORKSPACE_MAX_PROCESSES", tasks)
     most = max([users, *ramp])
     if pages:
         counts = {role: -(-most // 4) for role in PAGES}
@@ -461,7 +492,9 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
                     f"{a} p95 {pct(v, 0.95):.0f}" for a, v in sorted(step.times.items()) if "POST" in a
                 )
             )
+            report[-1] += f"; load average {os.getloadavg()[0]:.1f}"
             print(report[-1], flush=True)
+            report += step.error_samples
         report += rss_summary(server)
         report.append(f"uptime at end: {_uptime()}")
     finally:

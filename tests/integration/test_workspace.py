@@ -29,7 +29,9 @@ from renkei.hub.workspace.errors import (
     WorkspaceClosed,
     WorkspaceError,
 )
+from renkei.hub.workspace.gate import SnapshotCache
 from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
+from renkei.manifest import DATA_FILE
 from tests.integration.hub_world import store_without_record_keys
 from tests.integration.workspace_world import WorkspaceWorld, make_workspace_world
 
@@ -356,26 +358,34 @@ def test_a_workspace_refused_at_the_process_limit_says_so_and_names_the_setting(
 def test_a_worker_dying_at_open_under_the_process_limit_says_the_limit_was_reached(
     world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker starts (below the limit), then cannot create its libraries' threads (about 20) and dies
-    without a word; the parent finds its user at the limit and says so instead of "stopped answering"."""
+    """The worker starts (below the limit), then dies without a word at open, as one does when it cannot create
+    its libraries' threads; the parent finds its user at the limit and says so instead of "stopped answering".
+
+    The death and the count are staged (the worker is killed as it starts; nobody's tasks are reported near the
+    limit): whether the kernel stops a thread at RLIMIT_NPROC depends on what else runs as nobody on the machine."""
     from renkei.hub.workspace import workspace as module  # noqa: PLC0415
 
-    checks: list[bool] = []
+    def dying(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        started = process.spawn(*args, **kwargs)  # type: ignore[arg-type]
+        started.kill()
+        return started
 
-    def after_death_only(
-        candidate: process.Isolation, nproc: int, *, died: bool
-    ) -> process.WorkerGone | None:
-        checks.append(died)
-        return process.process_limit_check(candidate, nproc, died=died) if died else None
+    counted: list[int] = []
 
-    monkeypatch.setattr(module, "process_limit_check", after_death_only)
+    def near_the_limit(uid: int) -> int:
+        counted.append(uid)
+        return 0 if len(counted) == 1 else TINY_NPROC.max_processes - process.WORKER_TASKS
+
+    monkeypatch.setattr(module, "spawn", dying)
+    monkeypatch.setattr(process, "user_tasks", near_the_limit)
     user, actor = world.analyst()
     world.grant(user, "juki", world.periods)
-    with nobody_tasks(2), pytest.raises(process.WorkerGone) as gone:
+    with pytest.raises(process.WorkerGone) as gone:
         Workspace.open(world.hub, actor, clock=world.clock, limits=TINY_NPROC)
-    assert checks == [False, True]  # the worker was started, and died at open
+    assert counted == [process.NOBODY, process.NOBODY]  # before the start, and after the death
     assert "reached its process limit workspace.max_processes = 8" in gone.value.en
     assert "stopped answering" not in gone.value.en
+    monkeypatch.undo()
     with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:  # the default limit: opens
         assert ws.worker is not None
 
@@ -390,3 +400,68 @@ def test_a_worker_dying_at_open_far_below_the_limit_is_not_blamed_on_it(
     assert process.process_limit_check(candidate, 20, died=True) is not None
     same_user = process.Isolation("python", (), None, None)
     assert process.process_limit_check(same_user, 8, died=True) is None  # same-user workers set no limit
+
+
+def worker_memfds(workspace: Workspace) -> dict[int, int]:
+    """The worker's memfd descriptors → their inodes (one inode is one plaintext copy)."""
+    assert workspace.worker is not None
+    proc = Path(f"/proc/{workspace.worker.pid}/fd")
+    return {
+        int(fd.name): fd.stat().st_ino for fd in proc.iterdir() if str(fd.readlink()).startswith("/memfd:")
+    }
+
+
+def test_workspaces_over_the_same_snapshots_share_one_decryption(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SnapshotCache(world.hub.vault, idle=0)
+    monkeypatch.setattr(world.hub, "snapshot_cache", cache)
+    first_period = world.periods[:1]
+    user_a, actor_a = world.analyst()
+    world.grant(user_a, "juki", world.periods)
+    user_b, actor_b = world.analyst()
+    world.grant(user_b, "juki", world.periods)
+    world.grant(user_b, "kaigo", first_period)
+    user_c, actor_c = world.analyst()
+    world.grant(user_c, "kaigo", first_period)
+    juki = {(SnapshotRef("juki", p, 1), DATA_FILE) for p in world.periods}
+    with Workspace.open(world.hub, actor_a, clock=world.clock, limits=LIMITS) as a:
+        assert cache.decryptions == 2
+        with (
+            Workspace.open(world.hub, actor_b, clock=world.clock, limits=LIMITS) as b,
+            Workspace.open(world.hub, actor_c, clock=world.clock, limits=LIMITS) as c,
+        ):
+            assert cache.decryptions == 3  # juki was decrypted for a; kaigo once for b and c
+            in_a, in_b, in_c = worker_memfds(a), worker_memfds(b), worker_memfds(c)
+            assert len(in_a) == 2 and len(in_b) == 3 and len(in_c) == 1  # each worker: its own grants only
+            assert set(in_a.values()) < set(in_b.values())  # the same juki copies, not new ones
+            assert set(in_c.values()) < set(in_b.values()) and not set(in_c.values()) & set(in_a.values())
+            count = "SELECT count(*) AS n FROM juki"
+            assert a.query(count).to_pylist() == b.query(count).to_pylist()
+            with pytest.raises(QueryFailed, match="CatalogException"):
+                c.query(count)  # c holds no juki descriptor at all
+        data = {key for key in cache.cached() if key[1] == DATA_FILE}  # (the record keys load meanwhile)
+        assert data == juki  # b and c closed: kaigo is closed, a still uses juki
+    deadline = time.monotonic() + 30  # a record-key merge that was running returns its lease as it stops
+    while cache.cached() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cache.cached() == {}  # the last workspace closed: no plaintext left in the hub
+
+
+def test_the_merged_record_keys_are_shared_by_workspaces_over_the_same_snapshots(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = SnapshotCache(world.hub.vault, idle=60)
+    monkeypatch.setattr(world.hub, "snapshot_cache", cache)
+    keys = "SELECT count(*) AS n FROM _record_keys"
+    counts = []
+    for _ in range(2):
+        user, actor = world.analyst()
+        world.grant(user, "juki", world.periods)
+        with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
+            counts.append(ws.control_query(keys).to_pylist())
+    assert counts[0] == counts[1] and counts[0][0]["n"] > 0
+    assert cache.decryptions == 4  # two periods' data and their record keys, once for both workspaces
+    assert len(cache.derived_kept()) == 1
+    cache.clear()
+    assert cache.cached() == {} and cache.derived_kept() == []

@@ -50,6 +50,15 @@ def database_url(home: Path, settings: HubSettings | None = None) -> str:
     return url or f"sqlite:///{home / CATALOG_FILE}"
 
 
+# Connections to a server database (PostgreSQL): SQLAlchemy's default (5 + 10 overflow) ran out under the load
+# test — the portal serves up to 40 requests at once on its thread pool (anyio's default), and the workspaces'
+# threads (record keys, grant checks, the sweeper) open sessions of their own — so requests waited 30 s for a
+# connection and failed (TimeoutError, docs/reliability.md "Load"). Beyond the 10 kept, connections are closed
+# when returned.
+POOL_SIZE = 10
+POOL_OVERFLOW = 60
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings every hub process needs (SQLite: foreign keys, WAL, a busy timeout; files
     0600)."""
@@ -65,7 +74,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         make_sqlite_files_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    options = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, **kwargs}
+    return create_engine(url, pool_pre_ping=True, **options)
 
 
 def make_sqlite_files_private(database: str | None) -> None:

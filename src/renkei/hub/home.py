@@ -48,6 +48,7 @@ from renkei.hub.staging import sweep_dead_imports
 if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow: only for what needs them
     from renkei.hub.importer import Importer
     from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault, VerifyProblem
+    from renkei.hub.workspace.gate import SnapshotCache
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
 STAGING_DIR = "staging"
@@ -97,6 +98,13 @@ class Hub:
         from renkei.hub.vault import Vault  # noqa: PLC0415 (lazy: see the imports)
 
         return Vault(self.home / "vault", self.kek)
+
+    @cached_property
+    def snapshot_cache(self) -> SnapshotCache:
+        """The decrypted snapshots this process's workspaces share (renkei.hub.workspace.gate)."""
+        from renkei.hub.workspace.gate import SnapshotCache  # noqa: PLC0415 (lazy: see the imports)
+
+        return SnapshotCache(self.vault, self.settings.workspace.shared_idle_seconds)
 
     @property
     def inbox(self) -> Path:

@@ -269,6 +269,13 @@ class WorkspaceSettings(_Section):
     open_timeout: float = _setting(
         120.0, "作業環境を開く制限時間（秒）", "seconds allowed to open a workspace", gt=0
     )
+    shared_idle_seconds: float = _setting(
+        60.0,
+        "復号したスナップショットを最後の作業環境が閉じた後も共有用に保持する秒数（0 で直ちに破棄）",
+        "seconds a decrypted snapshot stays shared after the last workspace using it closed (0: closed at once)",
+        ge=0,
+        le=600,
+    )
     max_rows: int = _setting(100_000, "結果の行数の上限", "rows a result may hold", ge=1)
     max_result_bytes: int = _setting(
         256 << 20, "結果の大きさの上限（バイト）", "bytes a result may take", ge=1
@@ -325,7 +332,7 @@ class WebSection(_Section):
         ge=MIN_HSTS_SECONDS,
     )
     max_workspaces: int = _setting(
-        4,  # each holds its snapshots' plaintext in memory (about 650 MB for a city of 1.5M)
+        4,  # each is a DuckDB worker (up to workspace.memory_mib + control_memory_mib); plaintext is shared
         "同時に保持する作業環境（ログインセッションごとに 1 つ）の上限。すべて使用中なら 503",
         "workspaces kept at once (one per login session); when all are in use a new one gets 503",
         ge=1,

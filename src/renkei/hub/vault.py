@@ -413,8 +413,27 @@ class Vault:
                 os.close(fd)
         return readonly
 
+    def stamp(self, ref: SnapshotRef, name: str) -> tuple[int, ...]:
+        """What identifies one stored file now — device, inode, size and change time of its ciphertext and of
+        its key file — without decrypting or unwrapping anything. Raises as decrypting would for an unknown
+        snapshot or file and for a key file wrapped by another KEK. A rotation replaces the key files, so the
+        stamp changes: a cache of plaintext (renkei.hub.workspace.gate.SnapshotCache) compares stamps so that
+        it never hands out what it decrypted before a rotation."""
+        path = self._cipher_path(ref, name)
+        key_path = path.with_name(path.name + KEY_SUFFIX)
+        check_kek_id(self._kek, _read_key_file(key_path, _file_id(ref, name)))
+        stamps: list[int] = []
+        for file in (path, key_path):
+            info = file.stat()
+            stamps += [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        return tuple(stamps)
+
     def _open_parts(self, ref: SnapshotRef, name: str) -> tuple[Path, Any]:
         """The ciphertext path and its identity; raises before any plaintext is produced."""
+        path = self._cipher_path(ref, name)
+        return path, self._identity(path, ref, name)
+
+    def _cipher_path(self, ref: SnapshotRef, name: str) -> Path:
         directory = self._existing_dir(ref)
         path = directory / (name + CIPHER_SUFFIX)
         if name == CHECKSUMS or not _FILE_NAME.match(name) or not path.is_file():
@@ -423,7 +442,7 @@ class Vault:
                 f"snapshot {ref} has no file {name!r} (it has: {', '.join(self.files(ref))})",
                 Location(path),
             )
-        return path, self._identity(path, ref, name)
+        return path
 
     def _identity(self, cipher_path: Path, ref: SnapshotRef, name: str) -> Any:
         key_path = cipher_path.with_name(cipher_path.name + KEY_SUFFIX)

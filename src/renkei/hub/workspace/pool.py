@@ -196,6 +196,7 @@ class SessionWorkspaces:
             kept = dict(self._kept)
         for session_id, entry in kept.items():
             self._close(session_id, entry, reason)
+        self.hub.snapshot_cache.clear()  # what the closed workspaces shared, idle now
 
     def _close(self, session_id: str, kept: _Kept, reason: str) -> None:
         with self._lock:

@@ -31,7 +31,7 @@ class Opened:
     version: int
     resource: str
     action: str  # snapshot.read or snapshot.read_rows, as authorized at open
-    fd: int  # the worker's descriptor (the parent closes its copy once the worker has started)
+    fd: int  # the worker's descriptor (the shared cache's number, kept open by the workspace's lease)
     decision: Decision  # the recorded decision that opened it: the record keys are read under it too
 
     def path(self, pid: int) -> str:

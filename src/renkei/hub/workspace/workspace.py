@@ -1,9 +1,12 @@
 """A workspace: one analyst's sandboxed DuckDB over exactly the snapshots their active grants cover.
 
 Opening authorizes every snapshot (``snapshot.read``, or ``snapshot.read_rows`` under a row-level grant),
-decrypts them all through :mod:`.gate` into sealed memfds (side by side, one child process per core), and
-hands the descriptors to a fresh worker process (:mod:`.process`); the parent then closes its copies, so
-plaintext lives only in the worker and vanishes with it. The record keys, stored beside each snapshot at
+leases them from the process's :class:`~.gate.SnapshotCache` — which decrypts through :mod:`.gate` into sealed
+memfds (side by side, one child process per core) only what no other workspace of the process holds, so N
+workspaces over the same snapshots share one plaintext copy — and hands exactly those descriptors to a fresh
+worker process (:mod:`.process`). Closing the workspace kills the worker and returns the lease; the cache closes
+a memfd once no workspace uses it (after ``workspace.shared_idle_seconds``), so plaintext vanishes with the
+last worker and lease. The record keys, stored beside each snapshot at
 import, are read through the same gate under the same decisions once the first query has been answered (or
 when a control query needs them first), and reach only the worker's control database. Every query re-checks
 the grants and goes through ``authorize()`` for the snapshots it reads; a lapsed grant closes the workspace.
@@ -56,7 +59,7 @@ from renkei.hub.workspace.errors import (
     WorkspaceClosed,
     WorkspaceError,
 )
-from renkei.hub.workspace.gate import Granted, open_granted_snapshots
+from renkei.hub.workspace.gate import Granted, SnapshotLease
 from renkei.hub.workspace.process import (
     WORKER_PROGRAM,
     Isolation,
@@ -97,14 +100,20 @@ class ViewInfo:
 
 class Workspace:
     def __init__(
-        self, hub: Hub, actor: Actor, clock: Clock, limits: WorkspaceLimits, opened: list[Opened]
+        self,
+        hub: Hub,
+        actor: Actor,
+        clock: Clock,
+        limits: WorkspaceLimits,
+        opened: list[Opened],
+        lease: SnapshotLease,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.hub, self.actor, self.clock, self.limits = hub, actor, clock, limits
         self.opened = opened
         self.worker: WorkerProcess | None = None
         self.closed_reason = ""
-        self._fds_open = True  # the parent's copies of the memfds, until the worker has its own
+        self._lease = lease  # the shared memfds of ``opened``, returned at close
         self._views: list[ViewInfo] = []
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
@@ -131,8 +140,8 @@ class Workspace:
                 "作業環境は指名職員だけが開けます", "only a designated user opens a workspace"
             )
         confinement = isolation(limits.allow_same_user)  # refuse before anything is decrypted
-        opened = _decrypt_granted(hub, actor, clock)
-        workspace = cls(hub, actor, clock, limits, opened)
+        opened, lease = _decrypt_granted(hub, actor, clock)
+        workspace = cls(hub, actor, clock, limits, opened, lease)
         try:
             workspace._start(confinement)
         except BaseException:
@@ -141,17 +150,13 @@ class Workspace:
         return workspace
 
     def _start(self, confinement: Isolation) -> None:
-        fds = [o.fd for o in self.opened]
         nproc = self.limits.max_processes
-        try:
-            if (full := process_limit_check(confinement, nproc, died=False)) is not None:
-                raise full
-            process = spawn(
-                confinement, WORKER_PROGRAM, pass_fds=fds,
-                address_space=self.limits.address_space, nproc=nproc,
-            )  # fmt: skip
-        finally:
-            self._close_parent_fds()  # the worker has its own copies; the parent keeps no plaintext
+        if (full := process_limit_check(confinement, nproc, died=False)) is not None:
+            raise full
+        process = spawn(
+            confinement, WORKER_PROGRAM, pass_fds=self._lease.fds,  # this workspace's snapshots, no other
+            address_space=self.limits.address_space, nproc=nproc,
+        )  # fmt: skip
         self.worker = WorkerProcess(process, self.limits.grace)
         try:
             header, _ = self.worker.request(self._open_request(), self.limits.open_timeout, 0)
@@ -178,54 +183,41 @@ class Workspace:
 
     def _load_record_keys(self) -> None:
         """The stored keys of every opened snapshot, through the gate under the decision that opened it, merged
-        into one (pid, rkey) table in this process and sent to the worker's control database."""
+        into one (pid, rkey) table in this process — or taken from the shared cache, which keeps the merge of
+        exactly these snapshots for the next workspace — and sent to the worker's control database."""
         if self.closed:
             return
         granted = [Granted(o.decision, o.snapshot_id, o.ref) for o in self.opened]
         try:
-            fds = open_granted_snapshots(self.hub.vault, granted, RECORD_KEYS_FILE)
+            keys = self.hub.snapshot_cache.derived("merged", granted, RECORD_KEYS_FILE, self._merged_keys)
         except SnapshotNotFoundError as e:
             raise WorkspaceError(
                 f"レコードキーが保管されていないスナップショットがあるため、秘匿処理した結果を出せません: {e.ja}",
                 f"a snapshot has no stored record keys (it was stored before imports kept them), so no "
                 f"disclosure-controlled result can be made: {e.en}",
             ) from e
-        try:
-            table = self._merged_keys(fds)
-        finally:
-            for fd in fds:
-                os.close(fd)
-        if table is None:
+        if keys is None:
             return  # closed meanwhile
         assert self.worker is not None
-        header, _ = self.worker.request(
-            {"op": "keys"}, self.limits.open_timeout, 0, payload=arrow_bytes(table)
-        )
+        header, _ = self.worker.request({"op": "keys"}, self.limits.open_timeout, 0, payload=keys)
         if not header.get("ok"):
             raise _open_failed(header)
 
-    def _merged_keys(self, fds: list[int]) -> pa.Table | None:
-        """The merged keys, or None if the workspace closed first: closing interrupts the merge (seconds of
-        every core for a large city), so a closed workspace leaves no work behind."""
+    def _merged_keys(self, fds: list[int]) -> bytes | None:
+        """The merged keys as an Arrow stream, or None if the workspace closed first: closing interrupts the
+        merge (seconds of every core for a large city), so a closed workspace leaves no work behind."""
         with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
             with self._keys_lock:
                 if self.closed:
                     return None
                 self._keys_con = con
             try:
-                return record_key_table(con, fds)
+                return arrow_bytes(record_key_table(con, fds))
             except duckdb.InterruptException:
                 return None
             finally:
                 with self._keys_lock:
                     self._keys_con = None
-
-    def _close_parent_fds(self) -> None:
-        if self._fds_open:  # never close a number the parent may have reused since
-            for opened in self.opened:
-                with contextlib.suppress(OSError):
-                    os.close(opened.fd)
-            self._fds_open = False
 
     def _record_keys_ready(self) -> None:
         self._start_record_keys()
@@ -390,6 +382,7 @@ class Workspace:
                     self._keys_con.interrupt()
             if self.worker is not None:
                 self.worker.close()
+            self._lease.close()
             self._pool.shutdown(wait=False)
             self._keys_pool.shutdown(wait=False)
             self._audit(AuditAction.WORKSPACE_CLOSED, reason=reason[:500])
@@ -400,7 +393,7 @@ class Workspace:
             self.worker.kill()
         self._pool.shutdown(wait=False)
         self._keys_pool.shutdown(wait=False)
-        self._close_parent_fds()
+        self._lease.close()
         self.closed_reason = "open failed"
 
     def _ensure_open(self) -> None:
@@ -443,9 +436,9 @@ class Workspace:
 # -- helpers ------------------------------------------------------------------------------------------------
 
 
-def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
-    """Decide every granted snapshot (a denial stops the open before anything is decrypted), then decrypt
-    them all at once through the gate."""
+def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> tuple[list[Opened], SnapshotLease]:
+    """Decide every granted snapshot (a denial stops the open before anything is decrypted), then lease them
+    all at once from the shared cache, which decrypts through the gate what it does not hold."""
     assert actor.user_id is not None
     with hub.session() as session:
         granted = _granted(active_grants(session, actor.user_id, clock))
@@ -464,8 +457,8 @@ def _decrypt_granted(hub: Hub, actor: Actor, clock: Clock) -> list[Opened]:
         resource = Resource(ResourceType.SNAPSHOT.value, None, "workspace")
         record_decision(hub.audit, actor, Action.SNAPSHOT_READ.value, resource, deny(NO_GRANT_POLICY, ja, en))
         raise WorkspaceError(ja, en)
-    fds = open_granted_snapshots(hub.vault, [Granted(o.decision, o.snapshot_id, o.ref) for o in opened])
-    return [dataclasses.replace(o, fd=fd) for o, fd in zip(opened, fds, strict=True)]
+    lease = hub.snapshot_cache.open([Granted(o.decision, o.snapshot_id, o.ref) for o in opened])
+    return [dataclasses.replace(o, fd=fd) for o, fd in zip(opened, lease.fds, strict=True)], lease
 
 
 def _decide_each(
