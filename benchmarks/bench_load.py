@@ -83,7 +83,12 @@ def designate_staff(home: Path, counts: dict[str, int], pending: int) -> list[Ac
     from sqlalchemy import select
 
     from renkei.hub.access import totp
-    from renkei.hub.access.applications import DatasetRequest, approve_part, create_application, submit
+    from renkei.hub.access.applications import (
+        DatasetRequest,
+        approve_part,
+        create_application,
+        submit,
+    )
     from renkei.hub.access.authz import Actor
     from renkei.hub.access.designation import designate_user
     from renkei.hub.access.passwords import Passwords, set_password
@@ -140,9 +145,12 @@ def designate_staff(home: Path, counts: dict[str, int], pending: int) -> list[Ac
 
 def _application(session: Any, hub: Any, actor: Any, today: dt.date, create: Any, request: Any,
                  datasets: tuple[str, ...] = ("juki", "kaigo")) -> Any:  # fmt: skip
-    return create(session, hub.audit, actor, purpose="負荷試験: 区・年齢別の人口と介護需要の把握",
-                  outputs="区・年齢階級別の集計表", use_start=today, use_end=today + dt.timedelta(days=30),
-                  row_level=False, requests=[request(d, all_periods=True) for d in datasets])  # fmt: skip
+    from renkei.hub.access.applications import ApplicationForm
+
+    form = ApplicationForm(purpose="負荷試験: 区・年齢別の人口と介護需要の把握", outputs="区・年齢階級別の集計表",
+                           use_start=today, use_end=today + dt.timedelta(days=30), row_level=False,
+                           requests=[request(d, all_periods=True) for d in datasets])  # fmt: skip
+    return create(session, hub.audit, actor, form)
 
 
 @dataclass
