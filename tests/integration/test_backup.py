@@ -26,13 +26,12 @@ from renkei.hub.backup import (
     BackupDamagedError,
     BackupError,
     BackupKeyError,
-    _snapshot,
     backup,
     hub_tables,
     read_rows,
     restore,
 )
-from renkei.hub.db import make_engine
+from renkei.hub.db import consistent_read, make_engine
 from renkei.hub.home import Hub, verify_vault
 from renkei.hub.migrate import upgrade
 from renkei.hub.services import admin, catalog
@@ -59,7 +58,7 @@ def world(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def rows(hub: Hub) -> dict[str, list[list[Any]]]:
-    with _snapshot(hub.engine) as conn:
+    with consistent_read(hub.engine, read_only=True) as conn:
         return {t.name: list(read_rows(conn, t)) for t in hub_tables()}
 
 

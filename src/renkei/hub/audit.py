@@ -65,7 +65,7 @@ from renkei.errors import KeyFileError, Location, RenkeiError
 from renkei.files import read_private, write_private
 from renkei.hub import merkle
 from renkei.hub.audit_actions import AUDIT_ACTIONS, AuditAction
-from renkei.hub.db import Base, is_disconnect, write_turn
+from renkei.hub.db import Base, consistent_read, is_disconnect, sqlite_rollback, write_turn
 from renkei.hub.settings import DEFAULTS
 
 T = TypeVar("T")
@@ -955,7 +955,7 @@ class AuditLog:
         """``base`` extended by the entries appended since; None when they do not verify (or cannot tell)."""
 
         def read() -> tuple[_Head, list[Checkpoint], _Scan]:
-            with _read_transaction(self._engine) as conn:
+            with consistent_read(self._engine) as conn:
                 head = _read_head(conn)
                 rows = conn.execute(
                     select(_checkpoints)
@@ -1014,7 +1014,7 @@ class AuditLog:
         }
 
         def read() -> tuple[_Head, list[Checkpoint], _Scan]:
-            with _read_transaction(self._engine) as conn:
+            with consistent_read(self._engine) as conn:
                 head = _read_head(conn)
                 stored = _read_checkpoints(conn)
                 wanted = sizes | {cp.size for cp in stored}
@@ -1097,32 +1097,9 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
         try:
             yield conn
         except BaseException:
-            _sqlite_rollback(conn)
+            sqlite_rollback(conn)
             raise
         conn.exec_driver_sql("COMMIT")
-
-
-def _sqlite_rollback(conn: Connection) -> None:
-    # SQLite may already have rolled back by itself (e.g. disk full); then there is nothing to undo.
-    if conn.connection.dbapi_connection is not None and conn.connection.dbapi_connection.in_transaction:
-        conn.exec_driver_sql("ROLLBACK")
-
-
-@contextmanager
-def _read_transaction(engine: Engine) -> Iterator[Connection]:
-    """One consistent snapshot for every query of a verification, even while others append."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN")
-            try:
-                yield conn
-            finally:
-                _sqlite_rollback(conn)
-            return
-        conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
 
 
 def _retrying(operation: Callable[[], T], *, may_reconnect: Callable[[], bool] = lambda: False) -> T:

@@ -77,7 +77,7 @@ from renkei.hub.access.authz import Action, Actor, Resource, ResourceType
 from renkei.hub.access.terminals import CA_CERT_FILE, CA_KEY_FILE
 from renkei.hub.audit import AUDIT_KEY_FILE, CHECKPOINT_COPY_FILE, MAX_RESOURCE, key_id, load_audit_key
 from renkei.hub.audit_actions import AuditAction
-from renkei.hub.db import DATABASE_URL_ENV, Base, make_engine
+from renkei.hub.db import DATABASE_URL_ENV, Base, consistent_read, make_engine
 from renkei.hub.disclosure.policy import POLICY_FILE
 from renkei.hub.disclosure.record_keys import RECORD_KEY_FILE
 from renkei.hub.home import PACKAGE_IDENTITY_FILE, STAGING_DIR, Hub
@@ -184,23 +184,6 @@ def read_rows(conn: Connection, table: Table) -> Iterator[list[Any]]:
     with result:
         for row in result:
             yield [_encode(v) for v in row]
-
-
-@contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """One consistent, read-only view of the whole database (PostgreSQL REPEATABLE READ; SQLite BEGIN)."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.exec_driver_sql("ROLLBACK")
-            return
-        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        with conn.begin():
-            yield conn
 
 
 def _revisions(engine: Engine) -> Any:
@@ -427,7 +410,7 @@ def _write_backup(
     head = _revisions(engine).get_current_head()
     table_info: dict[str, dict[str, Any]] = {}
     stage[:] = ["カタログの読み出し", "reading the catalog"]
-    with _snapshot(engine) as conn:
+    with consistent_read(engine, read_only=True) as conn:
         revision = _current_revision(conn)
         if revision != head:
             raise BackupError(

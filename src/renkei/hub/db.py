@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -173,3 +173,27 @@ def is_disconnect(exc: BaseException) -> bool:
     """The database connection was lost (server restarted, backend terminated, network): the statement did not
     run, or its transaction was rolled back, and a new connection may succeed."""
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def sqlite_rollback(conn: Connection) -> None:
+    """Roll back ``conn``'s transaction; SQLite may already have rolled back by itself (e.g. disk full)."""
+    if conn.connection.dbapi_connection is not None and conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("ROLLBACK")
+
+
+@contextmanager
+def consistent_read(engine: Engine, *, read_only: bool = False) -> Iterator[Connection]:
+    """One consistent snapshot of the database for every query in the block, even while others write
+    (SQLite: one deferred transaction; PostgreSQL: REPEATABLE READ, ``read_only`` as asked)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                sqlite_rollback(conn)
+            return
+        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=read_only)
+        with conn.begin():
+            yield conn
