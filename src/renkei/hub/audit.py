@@ -989,12 +989,9 @@ class AuditLog:
             good.append(cp.size)
         covered = max(good)
         since = base.report.uncovered_since if covered == base.report.covered else scan.time_at(covered)
-        warnings = [w for w in base.report.warnings if "not yet covered by a signed checkpoint" not in w]
+        warnings = [w for w in base.report.warnings if _UNCOVERED not in w]
         if scan.size > covered:
-            warnings.append(
-                f"seq {covered}〜{scan.size - 1} は署名済みチェックポイントで保護されていません"
-                f" (entries {covered}..{scan.size - 1} are not yet covered by a signed checkpoint)"
-            )
+            warnings.append(_uncovered_warning(covered, scan.size))
         report = VerifyReport(
             size=scan.size,
             root_hex=scan.frontier.root().hex(),
@@ -1031,10 +1028,7 @@ class AuditLog:
         checks.finish()
         covered = checks.covered
         if scan.size > covered:
-            warnings.append(
-                f"seq {covered}〜{scan.size - 1} は署名済みチェックポイントで保護されていません"
-                f" (entries {covered}..{scan.size - 1} are not yet covered by a signed checkpoint)"
-            )
+            warnings.append(_uncovered_warning(covered, scan.size))
         report = VerifyReport(
             size=scan.size,
             root_hex=scan.frontier.root().hex(),
@@ -1100,6 +1094,17 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
             sqlite_rollback(conn)
             raise
         conn.exec_driver_sql("COMMIT")
+
+
+_UNCOVERED = "not yet covered by a signed checkpoint"
+
+
+def _uncovered_warning(covered: int, size: int) -> str:
+    """The warning for entries ``covered``..``size - 1``, appended after the last signed checkpoint."""
+    return (
+        f"seq {covered}〜{size - 1} は署名済みチェックポイントで保護されていません"
+        f" (entries {covered}..{size - 1} are {_UNCOVERED})"
+    )
 
 
 def _retrying(operation: Callable[[], T], *, may_reconnect: Callable[[], bool] = lambda: False) -> T:
