@@ -152,6 +152,7 @@ ERRORS: dict[str, Answer] = {
     "renkei.hub.workspace.errors.WorkspaceError": Answer(EXIT_WORKSPACE, 409),
     "renkei.hub.workspace.errors.WorkspaceClosed": Answer(EXIT_WORKSPACE, 409),
     "renkei.hub.workspace.pool.WorkspacesFull": Answer(EXIT_WORKSPACE, 503, "workspaces_full"),
+    "renkei.hub.workspace.slots.WorkspaceBusy": Answer(EXIT_WORKSPACE, 503, "workspace_busy"),
     "renkei.hub.workspace.errors.QueryRefused": Answer(EXIT_WORKSPACE, 422),
     "renkei.hub.workspace.errors.QueryTimeout": Answer(EXIT_WORKSPACE, 504),
     "renkei.hub.workspace.errors.QueryFailed": Answer(EXIT_WORKSPACE, 422),

@@ -30,6 +30,7 @@ from renkei.hub.workspace.errors import (
     WorkspaceError,
 )
 from renkei.hub.workspace.gate import SnapshotCache
+from renkei.hub.workspace.slots import QuerySlots, WorkspaceBusy
 from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
 from renkei.manifest import DATA_FILE
 from tests.integration.hub_world import store_without_record_keys
@@ -462,6 +463,41 @@ def test_the_merged_record_keys_are_shared_by_workspaces_over_the_same_snapshots
             counts.append(ws.control_query(keys).to_pylist())
     assert counts[0] == counts[1] and counts[0][0]["n"] > 0
     assert cache.decryptions == 4  # two periods' data and their record keys, once for both workspaces
-    assert len(cache.derived_kept()) == 1
+    assert len(cache.derived_kept()) == 2  # the merged keys and which snapshots have no repeated pid
     cache.clear()
     assert cache.cached() == {} and cache.derived_kept() == []
+
+
+def test_the_datasets_without_a_repeated_pid_are_known_once_the_keys_are_in(
+    workspace: Workspace,
+) -> None:
+    repeated = workspace.control_query(
+        "SELECT d, bool_or(n > 1) AS r FROM (SELECT 'juki' AS d, period, pid, count(*) AS n FROM juki "
+        "WHERE pid IS NOT NULL GROUP BY ALL UNION ALL SELECT 'kaigo', period, pid, count(*) FROM kaigo "
+        "WHERE pid IS NOT NULL GROUP BY ALL) GROUP BY d"
+    ).to_pylist()
+    assert "juki" in workspace.unique_units()
+    assert workspace.unique_units() == {r["d"] for r in repeated if not r["r"]}
+
+
+def test_a_query_waits_for_a_slot_without_its_wall_clock_running_and_a_long_wait_is_refused(
+    world: WorkspaceWorld, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slots = QuerySlots(1, wait=LIMITS.timeout * 4)
+    monkeypatch.setattr(world.hub, "query_slots", slots)
+    answered = []
+    with slots.slot():
+        waiting = threading.Thread(target=lambda: answered.append(workspace.query("SELECT 42 AS x")))
+        waiting.start()
+        while slots.waiting == 0:
+            time.sleep(0.01)
+        time.sleep(LIMITS.timeout + 0.5)  # past the query's own limit, which has not started
+        assert not answered
+    waiting.join(10)
+    assert answered and answered[0].to_pylist() == [{"x": 42}]
+    slots.wait = 0.1
+    with slots.slot(), pytest.raises(WorkspaceBusy, match="busy"):
+        workspace.query("SELECT 43 AS x")
+    last = entries(world, "workspace.query", f"workspace/{workspace.id}")[-1]
+    assert last.result == "error" and "WorkspaceBusy" in last.details["error"]
+    assert workspace.query("SELECT 44 AS x").to_pylist() == [{"x": 44}]  # the workspace stays open

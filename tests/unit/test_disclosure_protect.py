@@ -76,6 +76,9 @@ class Workspace:
         )
         return {"juki": dict(columns.fetchall())}
 
+    def unique_units(self) -> frozenset[str]:
+        return frozenset()  # the deduplicating control queries, which hold for any base
+
     def control_query(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
 

@@ -108,3 +108,36 @@ def test_anything_else_is_not_controllable(sql: str) -> None:
 def test_untokenizable_or_deeply_nested_sql_is_not_controllable(sql: str) -> None:
     # Found by tests/fuzz: a TokenError and a RecursionError escaped analyse() as tracebacks.
     assert isinstance(analyse(sql, SCHEMA), NotControllable)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        'SELECT "住所_ward", count(*) FROM juki GROUP BY "住所_ward"',
+        'SELECT "住所_ward" AS ward, period, count(*) AS n FROM juki WHERE age >= 65 GROUP BY ward, period',
+        "SELECT j.period, count(*) FROM juki AS j WHERE EXISTS (SELECT 1 FROM kaigo k WHERE k.pid = j.pid) GROUP BY 1",
+    ],
+)
+def test_rows_of_a_base_without_a_repeated_pid_need_no_deduplication(
+    con: duckdb.DuckDBPyConnection, sql: str
+) -> None:
+    control = _controlled(sql)
+    assert control.one_row_control_sql is not None and control.base_view == "juki"
+    assert control.control_sql_over(frozenset({"kaigo"})) == control.control_sql
+    plain = control.control_sql_over(frozenset({"juki"}))
+    assert "DISTINCT" not in plain
+    rows = sorted(con.execute(plain).fetchall())
+    assert rows == sorted(con.execute(control.control_sql).fetchall())
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT age // 10 * 10 AS band, count(DISTINCT pid) FROM juki GROUP BY band",  # persons across periods
+        'SELECT j."住所_ward", count(*) FROM juki j JOIN kaigo k ON k.pid = j.pid GROUP BY ALL',  # a join repeats
+    ],
+)
+def test_distinct_persons_and_joins_stay_deduplicated(sql: str) -> None:
+    control = _controlled(sql)
+    assert control.one_row_control_sql is None
+    assert control.control_sql_over(frozenset({"juki", "kaigo"})) == control.control_sql

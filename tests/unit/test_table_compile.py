@@ -161,3 +161,55 @@ def test_request_validation() -> None:
         Measure(kind="sum")
     with pytest.raises(pydantic.ValidationError):
         Filter(column="age", op="between")
+
+
+UNIQUE_REQUESTS = [
+    TableRequest(dataset="juki", dimensions=[Category(column="住所_ward"), AgeBand(width=10), Period()]),
+    TableRequest(dataset="juki", dimensions=[HouseholdSize(), Period()]),
+    TableRequest(dataset="juki", dimensions=[Category(column="性別")], links=[Link(dataset="kaigo")]),
+    TableRequest(
+        dataset="kaigo",
+        dimensions=[Category(column="要介護度")],
+        measure=Measure(kind="sum", column="給付費月額"),
+    ),
+    TableRequest(dataset="juki", dimensions=[Period()], measure=Measure(kind="households")),
+]
+
+
+@pytest.mark.parametrize("request_", UNIQUE_REQUESTS)
+def test_a_base_without_a_repeated_pid_gives_the_same_cells_without_deduplication(
+    con: duckdb.DuckDBPyConnection, request_: TableRequest
+) -> None:
+    schema = _schema(con)
+    deduplicated = compile_table(request_, schema)
+    plain = compile_table(request_, schema, frozenset({"juki", "kaigo"}))
+    persons = request_.measure.kind != "households"
+    assert ("GROUP BY ALL) AS u" not in plain.control_sql) is persons  # households are always deduplicated
+    assert con.execute(plain.control_sql).fetchall() == con.execute(deduplicated.control_sql).fetchall()
+    assert con.execute(plain.sql).fetchall() == con.execute(deduplicated.sql).fetchall()
+
+
+def test_household_sizes_are_deduplicated_unless_the_register_has_no_repeated_pid(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    request = TableRequest(dataset="kaigo", dimensions=[HouseholdSize()])
+    schema = _schema(con)
+    assert "GROUP BY ALL) AS u" in compile_table(request, schema, frozenset({"kaigo"})).control_sql
+    assert (
+        "GROUP BY ALL) AS u" not in compile_table(request, schema, frozenset({"kaigo", "juki"})).control_sql
+    )
+
+
+def test_a_repeated_pid_counts_once_only_when_deduplicated(con: duckdb.DuckDBPyConnection) -> None:
+    """Why the workspace must know: over a base with a pid on two rows of a period, skipping the
+    deduplication would count that person twice."""
+    con.execute("INSERT INTO kaigo VALUES ('p3', '要介護1', 700, DATE '2024-01-01')")
+    request = TableRequest(dataset="kaigo", dimensions=[Category(column="要介護度"), Period()])
+    schema = _schema(con)
+    cell = ("要介護1", P1)
+    deduplicated = {
+        tuple(r[:2]): r[4] for r in con.execute(compile_table(request, schema).control_sql).fetchall()
+    }
+    plain = compile_table(request, schema, frozenset({"kaigo"})).control_sql
+    assert deduplicated[cell] == 2
+    assert {tuple(r[:2]): r[4] for r in con.execute(plain).fetchall()}[cell] == 3

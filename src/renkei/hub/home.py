@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow
     from renkei.hub.importer import Importer
     from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault, VerifyProblem
     from renkei.hub.workspace.gate import SnapshotCache
+    from renkei.hub.workspace.slots import QuerySlots
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
 STAGING_DIR = "staging"
@@ -105,6 +106,14 @@ class Hub:
         from renkei.hub.workspace.gate import SnapshotCache  # noqa: PLC0415 (lazy: see the imports)
 
         return SnapshotCache(self.vault, self.settings.workspace.shared_idle_seconds)
+
+    @cached_property
+    def query_slots(self) -> QuerySlots:
+        """How many workspace queries of this process run at once (renkei.hub.workspace.slots)."""
+        from renkei.hub.workspace.slots import QuerySlots  # noqa: PLC0415 (lazy: see the imports)
+
+        limits = self.settings.workspace
+        return QuerySlots(limits.max_running_queries, limits.queue_seconds)
 
     @property
     def inbox(self) -> Path:

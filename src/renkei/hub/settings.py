@@ -276,6 +276,18 @@ class WorkspaceSettings(_Section):
         ge=0,
         le=600,
     )
+    max_running_queries: int = _setting(
+        0,
+        "この基盤プロセスで同時に実行するクエリの上限（0: CPU コア数）。超えた分は順番を待つ",
+        "queries running at once in this process's workspaces (0: one per core); the others wait their turn",
+        ge=0,
+    )
+    queue_seconds: float = _setting(
+        120.0,
+        "実行枠が空くのを待つ最長時間（秒）。超えると混雑として断る",
+        "seconds a query waits for a running slot before it is refused as busy",
+        gt=0,
+    )
     max_rows: int = _setting(100_000, "結果の行数の上限", "rows a result may hold", ge=1)
     max_result_bytes: int = _setting(
         256 << 20, "結果の大きさの上限（バイト）", "bytes a result may take", ge=1

@@ -30,6 +30,15 @@ class Controllable:
     group_columns: tuple[str, ...]  # result columns that are grouping expressions
     count_columns: tuple[str, ...]  # result columns that are person counts
     control_sql: str  # one row per group: the group columns, n, ckey
+    base_view: str = ""  # the view of the first FROM item
+    one_row_control_sql: str | None = None  # the same without deduplication, for a count of rows over a base
+
+    def control_sql_over(self, unique: frozenset[str]) -> str:
+        """The control query, given the views in which a person is on one row per period (``unique``): over
+        such a base, without joins, a person in a period is one row already, so it is not deduplicated."""
+        if self.one_row_control_sql is not None and self.base_view in unique:
+            return self.one_row_control_sql
+        return self.control_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +85,15 @@ def analyse(sql: str, schema: Mapping[str, Mapping[str, str]]) -> Controllable |
             "グループ列と、同じ種類の人数列だけからなる結果が必要です",
             "the result must be its group columns and counts of one kind only",
         )
+    kind = count_kinds.pop()
+    one_row = kind == "rows" and not tree.args.get("joins")
     return Controllable(
         tuple(names),
         tuple(group_columns),
         tuple(count_columns),
-        _control_sql(tree, base, selected, count_kinds.pop()),
+        _control_sql(tree, base, selected, kind),
+        tree.args["from_"].this.name,
+        _control_sql(tree, base, selected, kind, distinct=False) if one_row else None,
     )
 
 
@@ -116,12 +129,16 @@ def _shape_refusal(tree: exp.Expr, schema: Mapping[str, Mapping[str, str]]) -> N
     return None
 
 
-def _control_sql(tree: exp.Select, base: str, selected: list[exp.Expr], kind: str) -> str:
+def _control_sql(
+    tree: exp.Select, base: str, selected: list[exp.Expr], kind: str, *, distinct: bool = True
+) -> str:
     """One row per group: the group columns, its persons n and their cell key, from the same FROM and WHERE."""
     unit_columns = [exp.alias_(exp.column(PID, table=base), "_unit")]
     if kind == "rows":
         unit_columns.append(exp.alias_(exp.column(PERIOD, table=base), "_period"))
-    units = exp.select(*selected, *unit_columns).distinct()
+    units = exp.select(*selected, *unit_columns)
+    if distinct:
+        units = units.distinct()
     units.set("from_", tree.args["from_"].copy())
     if tree.args.get("joins"):
         units.set("joins", [j.copy() for j in tree.args["joins"]])

@@ -72,8 +72,13 @@ class CompiledTable:
     control_sql: str
 
 
-def compile_table(request: TableRequest, schema: Schema) -> CompiledTable:
-    """The SQL for ``request`` over the views in ``schema``; raises :class:`TableRequestError`."""
+def compile_table(
+    request: TableRequest, schema: Schema, unique: frozenset[str] = frozenset()
+) -> CompiledTable:
+    """The SQL for ``request`` over the views in ``schema``; raises :class:`TableRequestError`.
+
+    ``unique`` names the datasets in which a person is on one row per period: counting their persons needs
+    no deduplication of (pid, period) first (the workspace knows them: ``Workspace.unique_units``)."""
     columns = _view(schema, request.dataset)
     _check_measure(request.measure, columns, request.dataset)
     names = tuple(_dimension_name(d) for d in request.dimensions)
@@ -85,11 +90,18 @@ def compile_table(request: TableRequest, schema: Schema) -> CompiledTable:
     where = _where(request, columns, schema)
     joins = _household_join(request, schema)
     dims_select = ", ".join(f"{e} AS {_quote(n)}" for e, n in zip(exprs, names, strict=True))
-    units = (
-        f"SELECT b.{_quote(unit)} AS _unit, b.{PERIOD} AS _period, {dims_select}"
-        + (f", sum({value}) AS _v" if value else "")
-        + f" FROM {_quote(request.dataset)} AS b{joins}{where} GROUP BY ALL"
-    )
+    if _one_row_per_unit(request, unit, unique):
+        units = (
+            f"SELECT b.{_quote(unit)} AS _unit, b.{PERIOD} AS _period, {dims_select}"
+            + (f", {value} AS _v" if value else "")
+            + f" FROM {_quote(request.dataset)} AS b{joins}{where}"
+        )
+    else:
+        units = (
+            f"SELECT b.{_quote(unit)} AS _unit, b.{PERIOD} AS _period, {dims_select}"
+            + (f", sum({value}) AS _v" if value else "")
+            + f" FROM {_quote(request.dataset)} AS b{joins}{where} GROUP BY ALL"
+        )
     measure = _measure_label(request.measure)
     dim_list = ", ".join(_quote(n) for n in names)
     user_sql = (
@@ -108,6 +120,15 @@ def compile_table(request: TableRequest, schema: Schema) -> CompiledTable:
 
 
 # --- parts ------------------------------------------------------------------------------------------------
+
+
+def _one_row_per_unit(request: TableRequest, unit: str, unique: frozenset[str]) -> bool:
+    """Whether each row of the request's base is already one unit in one period: persons of a dataset
+    without a repeated pid, joined (for household sizes) to a register without one. Links are EXISTS
+    conditions, which never repeat a row."""
+    if unit != PID or request.dataset not in unique:
+        return False
+    return RESIDENTS in unique or not any(isinstance(d, HouseholdSize) for d in request.dimensions)
 
 
 def _view(schema: Schema, dataset: str) -> Mapping[str, str]:

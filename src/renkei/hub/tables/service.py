@@ -26,6 +26,8 @@ class TableWorkspace(Protocol):
 
     def schema(self) -> Schema: ...
 
+    def unique_units(self) -> frozenset[str]: ...
+
     def control_query(self, sql: str) -> pa.Table: ...
 
 
@@ -67,7 +69,7 @@ def read_cells(table: pa.Table, dimensions: Sequence[str]) -> Cells:
 
 def build_table(workspace: TableWorkspace, request: TableRequest, protect: CellProtector) -> BuiltTable:
     """Compile, compute inside the sandbox, protect and shape one table."""
-    compiled = compile_table(request, workspace.schema())
+    compiled = compile_table(request, workspace.schema(), workspace.unique_units())
     cells = read_cells(workspace.control_query(compiled.control_sql), compiled.dimensions)
     shown_cells, record = protect(request, compiled, cells)
     shown = show(request, compiled.dimensions, compiled.measure, shown_cells)

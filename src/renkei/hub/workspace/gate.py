@@ -94,7 +94,7 @@ def _check(item: Granted) -> None:
 CacheKey = tuple[SnapshotRef, str]  # a snapshot and the name of its file
 DerivedKey = tuple[str, tuple[SnapshotRef, ...]]  # what is derived, from which snapshots (sorted)
 T = TypeVar("T")
-MAX_DERIVED = 8  # derived values kept at most (each about the size of one period's record keys)
+MAX_DERIVED = 16  # derived values kept at most (8 snapshot sets: their merged record keys and unique pids)
 
 
 @dataclass(eq=False)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -50,7 +50,7 @@ from renkei.hub.catalog import Snapshot
 from renkei.hub.disclosure.record_keys import RECORD_KEYS_FILE
 from renkei.hub.home import Hub
 from renkei.hub.settings import WorkspaceSettings
-from renkei.hub.vault import SnapshotNotFoundError
+from renkei.hub.vault import SnapshotNotFoundError, SnapshotRef
 from renkei.hub.workspace import lockdown
 from renkei.hub.workspace.errors import (
     QueryFailed,
@@ -74,8 +74,10 @@ from renkei.hub.workspace.views import (
     Opened,
     arrow_bytes,
     record_key_table,
+    unique_pid_refs,
     view_statements,
 )
+from renkei.manifest import DATA_FILE
 
 # What a user's grants open: (snapshot id, whether row-level) for the latest granted version of each period.
 GrantedSet = frozenset[tuple[int, bool]]
@@ -87,6 +89,8 @@ NO_GRANT_POLICY = "deny:no-grant"  # the decision that refuses a workspace to a 
 
 # The sandbox's limits are the hub's settings workspace.* (one model; a hub's own are hub.settings.workspace).
 WorkspaceLimits = WorkspaceSettings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class Workspace:
         self._keys: Future[None] | None = None  # started after the first query, or by the first control query
         self._keys_con: duckdb.DuckDBPyConnection | None = None  # the merge running now (close interrupts it)
         self._keys_lock = threading.Lock()
+        self._unique_units: frozenset[str] = frozenset()  # known once the record keys are in
 
     # -- opening ------------------------------------------------------------------------------------------
 
@@ -202,17 +207,38 @@ class Workspace:
         header, _ = self.worker.request({"op": "keys"}, self.limits.open_timeout, 0, payload=keys)
         if not header.get("ok"):
             raise _open_failed(header)
+        unique = self._unique_pid(granted)
+        if unique is None:
+            return  # closed meanwhile
+        datasets = {o.dataset for o in self.opened}
+        self._unique_units = frozenset(
+            d for d in datasets if all(o.ref in unique for o in self.opened if o.dataset == d)
+        )
 
     def _merged_keys(self, fds: list[int]) -> bytes | None:
-        """The merged keys as an Arrow stream, or None if the workspace closed first: closing interrupts the
-        merge (seconds of every core for a large city), so a closed workspace leaves no work behind."""
+        """The merged keys as an Arrow stream, or None if the workspace closed first."""
+        return self._in_parent(lambda con: arrow_bytes(record_key_table(con, fds)))
+
+    def _unique_pid(self, granted: list[Granted]) -> frozenset[SnapshotRef] | None:
+        """The opened snapshots in which no pid is on two rows (shared like the merged keys), or None if the
+        workspace closed first."""
+        refs = [item.ref for item in granted]
+
+        def build(fds: list[int]) -> frozenset[SnapshotRef] | None:
+            return self._in_parent(lambda con: unique_pid_refs(con, fds, refs))
+
+        return self.hub.snapshot_cache.derived("unique-pid", granted, DATA_FILE, build)
+
+    def _in_parent(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T | None:
+        """``work`` on a DuckDB of this trusted process, or None if the workspace closed first: closing
+        interrupts it (seconds of every core for a large city), so a closed workspace leaves no work behind."""
         with duckdb.connect(config={"threads": os.cpu_count() or 1}) as con:
             with self._keys_lock:
                 if self.closed:
                     return None
                 self._keys_con = con
             try:
-                return arrow_bytes(record_key_table(con, fds))
+                return work(con)
             except duckdb.InterruptException:
                 return None
             finally:
@@ -275,6 +301,15 @@ class Workspace:
     def views(self) -> list[ViewInfo]:
         return list(self._views)
 
+    def unique_units(self) -> frozenset[str]:
+        """The datasets in which a person is on one row per period (no pid twice in any opened snapshot):
+        their disclosure queries need not deduplicate (pid, period). Waits for the record keys, as every
+        control query does."""
+        with self._lock:
+            self._ensure_open()
+            self._record_keys_ready()
+            return self._unique_units
+
     @property
     def granted(self) -> GrantedSet:
         """The snapshots this workspace opened, as :func:`granted_set` names them."""
@@ -324,7 +359,8 @@ class Workspace:
         assert self.worker is not None
         request = {"op": "query", "db": db, "sql": sql, "max_rows": max_rows,
                    "max_bytes": self.limits.max_result_bytes}  # fmt: skip
-        return self.worker.request(request, self.limits.timeout, self.limits.max_result_bytes)
+        with self.hub.query_slots.slot():  # the wall clock starts once the query runs, not while it waits
+            return self.worker.request(request, self.limits.timeout, self.limits.max_result_bytes)
 
     def _run(self, db: str, sql: str, max_rows: int) -> pa.Table:
         return self._receive(lambda: self._send(db, sql, max_rows))
