@@ -6,6 +6,12 @@
     .venv/bin/python benchmarks/bench_load.py pages --demo D [--users 20 --seconds 60]
     .venv/bin/python benchmarks/bench_load.py load  --demo D [--users 50 --seconds 300 --ramp 10,25,50,75,100]
 
+``--page-think A,B`` (pages mode): each user waits uniform(A, B) seconds after each page and its favicon, as
+Locust's ``between(A, B)``; without it the users go from page to page at once (the closed loop of the figures
+in docs/benchmarks.md). Each run prints the server's CPU seconds (user + system, from /proc/PID/stat, its
+children included) per request served, and the load generator's own: a figure that does not depend on how
+busy the machine is.
+
 ``--profile FILE`` runs the server under benchmarks/sample_serve.py (every thread's stack every 5 ms, written
 to FILE when the server stops); ``--server-log FILE`` keeps the server's stderr (tracebacks of 500s).
 
@@ -294,6 +300,8 @@ class Staff:
     async def logout(self) -> None:
         await self.timed("logout", "POST", "/api/v1/session/logout")
 
+    page_think: tuple[float, float] | None = None  # pages mode: uniform(A, B) seconds after each page
+
     async def work(self, until: float, think: float) -> None:
         """Log in, do the role's job for about 35 s (a new TOTP step), log out; again until ``until``."""
         await asyncio.sleep(random.uniform(0, 5))  # noqa: S311 (spread the logins)
@@ -314,6 +322,8 @@ class Staff:
             for page in PAGES[role]:
                 await self.timed(page, "GET", page)
                 await self.timed(FLOOR, "GET", FLOOR)
+                if self.page_think is not None:
+                    await asyncio.sleep(random.uniform(*self.page_think))  # noqa: S311
             return
         await self.timed("GET /datasets", "GET", "/datasets")
         await self.timed("GET /datasets/juki", "GET", "/datasets/juki")
@@ -358,17 +368,40 @@ def _waiting_parts(reviews: Any) -> list[int]:
 
 
 async def run_users(accounts: list[Account], base_url: str, demo: Path, seconds: float, think: float,
-                    pages: bool) -> Stats:  # fmt: skip
+                    pages: bool, page_think: tuple[float, float] | None = None) -> Stats:  # fmt: skip
     stats = Stats()
     until = time.monotonic() + seconds
     staff = [Staff(a, base_url, demo, stats) for a in accounts]
     for member in staff:
         member.stats_mode_pages = pages
+        member.page_think = page_think
     await asyncio.gather(*(m.work(until, think) for m in staff))
     return stats
 
 
 # --- figures -------------------------------------------------------------------------------------------------
+
+AGGREGATES = ("login (both steps)",)  # figures made of other requests' times, not requests of their own
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and of its children that ended (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])  # fields 14-17 of proc(5)
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def requests_served(stats: Stats) -> int:
+    return sum(len(v) for a, v in stats.times.items() if a not in AGGREGATES)
+
+
+def cpu_summary(server_cpu: float, client_cpu: float, stats: Stats, seconds: float) -> str:
+    n = requests_served(stats)
+    per = f"{server_cpu * 1000 / n:.2f}" if n else "-"
+    client = f"{client_cpu * 1000 / n:.2f}" if n else "-"
+    return (f"requests: {n} in {seconds:.0f} s ({n / seconds:.1f}/s); server CPU {server_cpu:.1f} s = {per} ms "
+            f"per request ({server_cpu / seconds:.2f} cores); load generator CPU {client_cpu:.1f} s = {client} "
+            "ms per request")  # fmt: skip
 
 
 def pct(values: list[float], q: float) -> float:
@@ -447,6 +480,10 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--ramp", default="", help="after the main run: user counts of 60-second steps")
     parser.add_argument("--think", type=float, default=1.0, help="mean pause between rounds, seconds")
+    parser.add_argument(
+        "--page-think", default="", metavar="A,B",
+        help="pages mode: each user waits uniform(A, B) seconds after each page (default: no pause)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=18443)
     parser.add_argument("--database-url", default="")
     parser.add_argument(
@@ -458,6 +495,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     users = args.users or (20 if pages else 50)
     seconds = args.seconds or (60 if pages else 300)
     ramp = [int(n) for n in args.ramp.split(",") if n]
+    page_think = _between(args.page_think) if args.page_think else None
     env = dict(os.environ)
     if args.database_url:
         env["RENKEI_DATABASE_URL"] = os.environ["RENKEI_DATABASE_URL"] = args.database_url
@@ -479,10 +517,17 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     report: list[str] = [f"uptime at start: {_uptime()}"]
     try:
         chosen = _spread(accounts, users)
-        stats = asyncio.run(run_users(chosen, server.base_url, args.demo, seconds, args.think, pages))
+        server_cpu, client_cpu, wall = cpu_seconds(server.process.pid), _own_cpu(), time.monotonic()
+        stats = asyncio.run(
+            run_users(chosen, server.base_url, args.demo, seconds, args.think, pages, page_think)
+        )
+        server_cpu, client_cpu = cpu_seconds(server.process.pid) - server_cpu, _own_cpu() - client_cpu
+        wall = time.monotonic() - wall
+        think = f", page think {page_think[0]:g}-{page_think[1]:g} s" if page_think else ", closed loop"
         report += [
-            f"## {users} users, {seconds:.0f} s ({args.mode})",
+            f"## {users} users, {seconds:.0f} s ({args.mode}{think if pages else ''})",
             *table(stats, FLOOR if pages else None),
+            cpu_summary(server_cpu, client_cpu, stats, wall),
         ]
         report += [f"errors: {sum(stats.errors.values())}", *stats.error_samples]
         if not pages:
@@ -529,6 +574,19 @@ def _spread(accounts: list[Account], n: int) -> list[Account]:
         if not any(by_role.values()):
             break
     return chosen
+
+
+def _between(text: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    bounds = (float(low), float(high or low))
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise SystemExit("--page-think A,B needs 0 <= A <= B")
+    return bounds
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _uptime() -> str:

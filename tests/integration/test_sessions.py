@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from sqlalchemy import select
+from sqlalchemy import event, select
 from typer.testing import CliRunner
 
 from renkei.cli.access import register
@@ -23,7 +23,7 @@ from renkei.hub.access.sessions import (
     token_digest,
     write_transaction,
 )
-from renkei.hub.access.terminals import Terminal, revoke_terminal
+from renkei.hub.access.terminals import Terminal, registered_terminal, revoke_terminal
 from renkei.hub.audit import AuditEntry
 from renkei.hub.db import session_factory
 from renkei.hub.home import Hub
@@ -269,3 +269,80 @@ def test_cli_disable_ends_sessions_at_once(tmp_path: Path) -> None:
         entry = db.scalars(select(AuditEntry).where(AuditEntry.action == "admin.user_disable")).one()
     assert entry.details == {"sessions_ended": 1} and entry.actor.startswith("cli:")
     hub.engine.dispose()
+
+
+def read_then_validate(world: AccessWorld, token: str, terminal: Terminal | None = None) -> LoginSession:
+    """What the portal does per request: one read of the session row, then the decision on that row."""
+    with world.session() as db:
+        row = world.login.sessions.read_in(db, token)
+    return world.login.sessions.validate(token, terminal=terminal or world.terminal, read=row)
+
+
+def rejected_after_read(world: AccessWorld, token: str, terminal: Terminal | None = None) -> str:
+    with pytest.raises(SessionRejectedError) as caught:
+        read_then_validate(world, token, terminal)
+    return caught.value.reason
+
+
+def test_a_row_read_in_the_request_decides_as_strictly(world: AccessWorld) -> None:
+    """Each refusal holds when the portal hands validate() the row it read with the terminal (one statement)."""
+    session = open_session(world)
+    assert read_then_validate(world, session.token).id == session.id
+    other, _ = world.add_terminal("term-02")
+    assert rejected_after_read(world, open_session(world).token, other) == "terminal_mismatch"
+    disabled = open_session(world, "sato")
+    with world.session() as db:
+        db.execute(select(User).where(User.login_id == "sato")).scalar_one().disabled = True
+        db.commit()
+    assert rejected_after_read(world, disabled.token) == "user_disabled"
+    assert rejected_after_read(world, disabled.token) == "unknown"  # deleted by the refusal
+    with world.session() as db:
+        revoke_terminal(db, "term-01", revoked_by="test", clock=world.clock)
+        db.commit()
+    assert rejected_after_read(world, session.token) == "terminal_revoked"
+    assert rejected_after_read(world, "x" * 43) == "unknown"
+
+
+def test_a_row_read_in_the_request_still_times_out(world: AccessWorld) -> None:
+    idle = open_session(world)
+    world.clock.advance(seconds=IDLE_TIMEOUT.total_seconds() + 1)
+    assert rejected_after_read(world, idle.token) == "idle_timeout"
+    active = open_session(world)
+    elapsed = 0.0
+    while elapsed + 20 * 60 < ABSOLUTE_TIMEOUT.total_seconds():
+        world.clock.advance(minutes=20)
+        elapsed += 20 * 60
+        read_then_validate(world, active.token)  # restarts the idle clock: a write when older than 30 s
+    world.clock.advance(seconds=ABSOLUTE_TIMEOUT.total_seconds() - elapsed)
+    assert rejected_after_read(world, active.token) == "absolute_timeout"
+
+
+def test_the_session_rows_terminal_stands_in_only_for_its_own_certificate(world: AccessWorld) -> None:
+    """registered_terminal(candidate=…) skips its query only when the certificate is the candidate's."""
+    other, other_der = world.add_terminal("term-02")
+    session = open_session(world)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(world.engine, "before_cursor_execute", count)
+    try:
+        with world.session() as db:
+            row = world.login.sessions.read_in(db, session.token)
+            assert row is not None and row.terminal.name == "term-01"
+            ca = world.ca.certificate
+            own = registered_terminal(
+                db, world.terminal_cert_der, ca_certificate=ca, clock=world.clock, candidate=row.terminal
+            )
+            assert own is row.terminal and len(statements) == 1  # one statement for both checks
+            named = registered_terminal(
+                db, other_der, ca_certificate=ca, clock=world.clock, candidate=row.terminal
+            )
+            assert named is not None and named.id == other.id and len(statements) == 2  # looked up: term-02's
+            assert (
+                registered_terminal(db, b"junk", ca_certificate=ca, clock=world.clock, candidate=row.terminal)
+                is None
+            )
+    finally:
+        event.remove(world.engine, "before_cursor_execute", count)

@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import ssl
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from uvicorn.logging import AccessFormatter
 
 from renkei.errors import RenkeiError
 from renkei.hub.access import totp
@@ -32,7 +35,13 @@ from renkei.hub.access.terminals import CA_CERT_FILE
 from renkei.hub.access.throttle import ADDRESS_POLICY
 from renkei.hub.db import DATABASE_URL_ENV
 from renkei.web.cookies import CSRF_COOKIE
-from renkei.web.server import SOCKET_MODE, TLSFiles, bind_unix_socket, server_config
+from renkei.web.server import (
+    SOCKET_MODE,
+    TLSFiles,
+    access_log_off_the_loop,
+    bind_unix_socket,
+    server_config,
+)
 from renkei.web.settings import DEFAULT_CLIENT_CERT_HEADER, PROXY_SECRET_HEADER, WebSettings
 from tests.support.tls import free_port, running, self_signed
 from tests.web.support import Person, WebWorld, terminal_key_files, world_on
@@ -146,6 +155,35 @@ def test_renkei_serve_runs_the_portal_with_tls(
             process.terminate()
             output = process.communicate(timeout=15)[0].decode(errors="replace")
     assert f"https://127.0.0.1:{port}/" in output
+    # The access log is kept (written by its own thread, renkei.web.server.access_log_off_the_loop).
+    assert '"GET /api/v1/session/csrf HTTP/1.1" 200' in output
+
+
+def test_the_access_log_is_written_off_the_callers_thread() -> None:
+    """Each record reaches uvicorn's access formatter whole (its arguments intact), in the listener's thread;
+    what is still queued is written before the block ends; afterwards the logger has its handlers back."""
+    written: list[tuple[str, int]] = []
+
+    class Recording(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            written.append((self.format(record), threading.get_ident()))
+
+    logger = logging.getLogger("tests.access")
+    handler = Recording()
+    handler.setFormatter(
+        AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False)
+    )
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)
+    with access_log_off_the_loop("tests.access"):
+        assert logger.handlers != [handler]
+        for n in range(50):
+            logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/page/{n}", "1.1", 200)
+    assert logger.handlers == [handler]
+    assert [line for line, _ in written] == [
+        f'127.0.0.1:5000 - "GET /page/{n} HTTP/1.1" 200 OK' for n in range(50)
+    ]
+    assert threading.get_ident() not in {thread for _, thread in written}
 
 
 def _first_answer(port: int, server_cert: Path, client_files: tuple[Path, Path]) -> httpx.Response:

@@ -75,7 +75,12 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from renkei.web.app import create_app  # noqa: PLC0415
-    from renkei.web.server import TLSFiles, run_on_unix_socket, server_config  # noqa: PLC0415
+    from renkei.web.server import (  # noqa: PLC0415
+        TLSFiles,
+        access_log_off_the_loop,
+        run_on_unix_socket,
+        server_config,
+    )
 
     web = load_settings(hub_home(home)).web  # hub.toml and RENKEI_WEB_*, under the options given here
     # web.trusted_proxies is for set-up B over TCP; on a Unix socket the socket itself is the proof.
@@ -99,7 +104,8 @@ def serve(
         return
     scheme = "https" if tls else "http"
     err.print(f"renkei: {scheme}://{host}:{chosen_port}/ で待ち受けます (listening)", highlight=False)
-    uvicorn.Server(config).run()
+    with access_log_off_the_loop():  # the access log's writes in a thread, not on the event loop
+        uvicorn.Server(config).run()
 
 
 def _check_listening(has_tls: bool, uds: Path | None, proxies: tuple[str, ...], port: int | None) -> None:

@@ -33,7 +33,7 @@ from renkei.clock import Clock
 from renkei.hub.access.authz import Actor
 from renkei.hub.access.login import UNKNOWN_ACTOR, LoginService
 from renkei.hub.access.repeats import RepeatedEvents
-from renkei.hub.access.sessions import LoginSession, SessionRejectedError
+from renkei.hub.access.sessions import LoginSession, SessionRejectedError, SessionRow
 from renkei.hub.access.step_up import StepUpService, require_step_up
 from renkei.hub.access.terminals import Terminal, registered_terminal
 from renkei.hub.audit_actions import AuditAction
@@ -173,13 +173,20 @@ def identify_caller(request: Request) -> Caller:
             client_addr=origin.address,
         )
         raise ProxyRefusedError()
+    token = request.cookies.get(SESSION_COOKIE, "")
     with portal.db() as session:
+        # One read for both checks on nearly every request: the session row comes with its own terminal,
+        # which is the one the certificate names unless the token is used elsewhere (then a second query).
+        row = portal.login.sessions.read_in(session, token) if token else None
         named = registered_terminal(
-            session, origin.certificate, ca_certificate=portal.ca_certificate, clock=portal.clock
+            session,
+            origin.certificate,
+            ca_certificate=portal.ca_certificate,
+            clock=portal.clock,
+            candidate=row.terminal if row is not None else None,
         )
     terminal = named if named is not None and named.active else None
-    token = request.cookies.get(SESSION_COOKIE, "")
-    login = _validate(portal, token, terminal, named, origin) if token else None
+    login = _validate(portal, token, terminal, named, origin, row) if token else None
     return Caller(
         portal=portal,
         request_id=str(request.scope.get("state", {}).get("request_id", "")),
@@ -193,10 +200,15 @@ def identify_caller(request: Request) -> Caller:
 
 
 def _validate(
-    portal: Portal, token: str, terminal: Terminal | None, named: Terminal | None, origin: ClientOrigin
+    portal: Portal,
+    token: str,
+    terminal: Terminal | None,
+    named: Terminal | None,
+    origin: ClientOrigin,
+    row: SessionRow | None,
 ) -> LoginSession | None:
     try:
-        return portal.login.sessions.validate(token, terminal=terminal)
+        return portal.login.sessions.validate(token, terminal=terminal, read=row)
     except SessionRejectedError as exc:
         where = named.name if named is not None else ""
         if exc.reason == "unknown":

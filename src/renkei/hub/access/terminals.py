@@ -317,18 +317,30 @@ def registered_terminal(
     *,
     ca_certificate: x509.Certificate,
     clock: Clock = SYSTEM_CLOCK,
+    candidate: Terminal | None = None,
 ) -> Terminal | None:
     """The registered terminal ``cert_der`` was issued to, **revoked or not**; None for any other certificate.
 
     A revoked terminal proves nothing (that is :func:`identify_terminal`), but the audit entry of what it
-    tried should still name it.
+    tried should still name it. ``candidate`` is a terminal row read in ``session``'s transaction (the login
+    session's own terminal): when the certificate's fingerprint is its, it is that row (the fingerprint is
+    unique), and no second query is needed; otherwise the row is looked up.
     """
     if not cert_der:
         return None
-    window = _client_certificate_window(cert_der, ca_certificate.public_bytes(serialization.Encoding.DER))
+    window = _client_certificate_window(cert_der, _der(ca_certificate))
     if window is None or not window[0] <= clock.now() <= window[1]:
         return None
-    return session.scalar(select(Terminal).where(Terminal.fingerprint_sha256 == fingerprint(cert_der)))
+    presented = fingerprint(cert_der)
+    if candidate is not None and candidate.fingerprint_sha256 == presented:
+        return candidate
+    return session.scalar(select(Terminal).where(Terminal.fingerprint_sha256 == presented))
+
+
+@functools.lru_cache(maxsize=8)
+def _der(certificate: x509.Certificate) -> bytes:
+    """The CA certificate's DER (an immutable object's encoding: kept, not re-encoded on every request)."""
+    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 @functools.lru_cache(maxsize=1024)
