@@ -93,6 +93,7 @@ bench-workspace: $(STAMP)
 PAGES_DIR ?= bench-pages-run
 bench-pages: $(STAMP)
 	$(BIN)/renkei demo --dir $(PAGES_DIR) > /dev/null
+	$(BIN)/python benchmarks/bench_load.py pages --demo $(PAGES_DIR) --page-think 1,5
 	$(BIN)/python benchmarks/bench_load.py pages --demo $(PAGES_DIR)
 
 # Load (outside `make test`): 50 simulated staff for 5 minutes, then a ramp, against a hub whose catalog is a

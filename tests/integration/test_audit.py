@@ -576,6 +576,47 @@ def test_tampering_with_a_verified_entry_is_found_by_the_full_verification(
     assert not log.verify_recent().ok  # a log that does not verify is never a base
 
 
+def test_a_refreshed_base_spares_the_page_its_full_verification(
+    log: AuditLog, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's background pass (keep_verified) is what verifies in full: a page view after it only
+    extends the base, even when the previous base had expired."""
+    fill(log, engine)
+    assert log.refresh_verification().ok
+    fill(log, engine, 3)
+    full_passes: list[int] = []
+    real = log._verify  # counting the full passes is the point
+
+    def counted(*args: Any) -> Any:
+        full_passes.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(log, "_verify", counted)
+    recent = log.verify_recent()
+    assert recent.ok and recent.incremental and recent.full_size == SIZE and not full_passes
+    sql(engine, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1")
+    found = log.refresh_verification()  # the next background pass finds the edit and leaves no base
+    assert (found.problem, found.first_bad_seq) == (Problem.MODIFIED, 1)
+    page = log.verify_recent()
+    assert not page.ok and not page.incremental and page.first_bad_seq == 1 and len(full_passes) == 2
+
+
+def test_keep_verified_verifies_in_the_background_at_once_and_then_again(
+    log: AuditLog, engine: Engine
+) -> None:
+    fill(log, engine)
+    with log.keep_verified(every=dt.timedelta(milliseconds=20)):
+        deadline = dt.datetime.now() + dt.timedelta(seconds=20)
+        while log._verified is None and dt.datetime.now() < deadline:
+            threading.Event().wait(0.01)
+        assert log._verified is not None and log._verified.full_size == SIZE
+        fill(log, engine, 4)
+        while log._verified.full_size == SIZE and dt.datetime.now() < deadline:
+            threading.Event().wait(0.01)
+        assert log._verified.full_size == SIZE + 4  # a later pass took the new entries in full
+    assert not any(t.name == "audit-verify" for t in threading.enumerate())  # the thread ends with the block
+
+
 def test_the_cli_verify_finds_tampering_the_page_verified_before(tmp_path: Path) -> None:
     home = tmp_path / "hub"
     init_hub(home)

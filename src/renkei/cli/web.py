@@ -98,14 +98,17 @@ def serve(
     app = create_app(hub_home(home), settings)
     chosen_port = port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PLAIN_PORT)
     config = server_config(app, host=host, port=chosen_port, tls=tls)
-    if uds is not None:
-        err.print(f"renkei: unix:{uds} で待ち受けます (listening)", highlight=False)
-        run_on_unix_socket(config, uds)
-        return
-    scheme = "https" if tls else "http"
-    err.print(f"renkei: {scheme}://{host}:{chosen_port}/ で待ち受けます (listening)", highlight=False)
-    with access_log_off_the_loop():  # the access log's writes in a thread, not on the event loop
-        uvicorn.Server(config).run()
+    # The audit log's full verification in a thread of its own, so that no page view (/admin,
+    # /audit/inspection) waits for it; the access log's writes in another, not on the event loop.
+    with app.state.portal.hub.audit.keep_verified():
+        if uds is not None:
+            err.print(f"renkei: unix:{uds} で待ち受けます (listening)", highlight=False)
+            run_on_unix_socket(config, uds)
+            return
+        scheme = "https" if tls else "http"
+        err.print(f"renkei: {scheme}://{host}:{chosen_port}/ で待ち受けます (listening)", highlight=False)
+        with access_log_off_the_loop():
+            uvicorn.Server(config).run()
 
 
 def _check_listening(has_tls: bool, uds: Path | None, proxies: tuple[str, ...], port: int | None) -> None:

@@ -22,6 +22,7 @@ import enum
 import functools
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -122,6 +123,7 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text cannot h
 _RETRY_ATTEMPTS = 8
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _RECONNECTS = 1  # a lost connection is tried once more, on a new one (the pool checks it first)
+logger = logging.getLogger("renkei.audit")
 FULL_VERIFY_EVERY = dt.timedelta(minutes=10)  # verify_recent: the longest an incremental base is trusted
 _SCAN_BATCH = 2000
 _MISMATCH_MEMORY = 10_000  # rows kept to tell a swap or a renumbering from a plain modification
@@ -950,6 +952,42 @@ class AuditLog:
         report, frontier = self._verify()
         self._verified = _Verified(report.size, now, frontier, report) if report.ok else None
         return report
+
+    def refresh_verification(self) -> VerifyReport:
+        """A full verification that becomes :meth:`verify_recent`'s new base, run without holding it up: the
+        pages meanwhile extend the previous base (for :meth:`keep_verified`'s thread, so that no page view
+        pays for the full pass). A log that does not verify leaves no base: the next page verifies in full
+        and shows the findings."""
+        now = _now()
+        report, frontier = self._verify()
+        with self._verify_lock:
+            base = self._verified
+            if base is None or base.full_at <= now:  # never replace a base that is newer than this pass
+                self._verified = _Verified(report.size, now, frontier, report) if report.ok else None
+        return report
+
+    @contextmanager
+    def keep_verified(self, every: dt.timedelta = FULL_VERIFY_EVERY / 2) -> Iterator[None]:
+        """For the block, a daemon thread verifies the log in full at once and then ``every`` (half the age
+        :meth:`verify_recent` trusts, so a page always finds a base). A pass that fails to read the log is
+        logged and tried again at the next turn; it never stops the block."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    self.refresh_verification()
+                except Exception:  # a database outage: the pages' own verification reports it
+                    logger.exception("background audit verification failed")
+                stop.wait(every.total_seconds())
+
+        thread = threading.Thread(target=run, name="audit-verify", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
     def _extend(self, base: _Verified) -> _Verified | None:
         """``base`` extended by the entries appended since; None when they do not verify (or cannot tell)."""
