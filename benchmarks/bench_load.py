@@ -27,7 +27,7 @@ Each simulated user is an asyncio task with its own httpx client (the terminal's
 cookies), on loopback only, for a bounded time. It logs in (password, then the TOTP code of the current
 30-second step: a user logs in again only in a later step) and then, by role:
 
-- analyst: the catalog (``/datasets``, ``/datasets/juki``), a table (``POST /api/v1/tables``), SQL
+- analyst: the catalog (``/datasets``, ``/datasets/juki``), a table (``POST /api/v1/tables``, one of six standard ones), SQL
   (``POST /api/v1/query``), an export of that table (``POST /api/v1/exports``; the login counts as step-up);
 - steward: the catalog, the approval inbox (``/reviews``), approve one waiting part;
 - pages mode: each role's pages (``GET``) in turn, and ``/favicon.ico`` as the floor.
@@ -57,12 +57,22 @@ import httpx
 
 PASSWORD = "港の見える丘で朝の珈琲を"  # noqa: S105 (a benchmark account's password)
 ANALYST_DEPT, STEWARD_DEPT = "政策調査課", "市民課"
-TABLE = {
-    "dataset": "juki",
-    "dimensions": [{"kind": "column", "column": "住所_ward"}, {"kind": "age_band", "width": 10, "top": 90}],
-    "title": "負荷試験の表",
-}
-SQL = 'SELECT "住所_ward", count(*) AS n FROM juki GROUP BY ALL ORDER BY ALL'
+WARD, AGE10 = {"kind": "column", "column": "住所_ward"}, {"kind": "age_band", "width": 10, "top": 90}
+TABLES = [
+    {"dataset": "juki", "dimensions": dimensions, "title": "負荷試験の表"}
+    for dimensions in (
+        [WARD, AGE10],
+        [WARD, {"kind": "column", "column": "性別"}],
+        [{"kind": "age_band", "width": 5, "top": 100}, {"kind": "column", "column": "性別"}],
+        [WARD, {"kind": "column", "column": "続柄"}],
+        [AGE10, {"kind": "period"}],
+        [WARD, {"kind": "period"}],
+    )
+]  # each analyst's round picks one: six standard tables
+SQLS = [
+    f"SELECT {columns}, count(*) AS n FROM juki GROUP BY ALL ORDER BY ALL"
+    for columns in ('"住所_ward"', '"性別"', '"住所_ward", "性別"', '"続柄"')
+]
 PAGES = {
     "analyst": ["/home", "/datasets", "/datasets/juki", "/applications", "/grants", "/workspace", "/exports",
                 "/dashboards"],
@@ -328,10 +338,12 @@ class Staff:
         await self.timed("GET /datasets", "GET", "/datasets")
         await self.timed("GET /datasets/juki", "GET", "/datasets/juki")
         if role == "analyst":
-            table = await self.timed("POST /api/v1/tables", "POST", "/api/v1/tables", json=TABLE)
+            request = random.choice(TABLES)  # noqa: S311
+            table = await self.timed("POST /api/v1/tables", "POST", "/api/v1/tables", json=request)
             if table is not None:
                 self.stats.done[me, "table"] += 1
-            if await self.timed("POST /api/v1/query", "POST", "/api/v1/query", json={"sql": SQL}):
+            sql = random.choice(SQLS)  # noqa: S311
+            if await self.timed("POST /api/v1/query", "POST", "/api/v1/query", json={"sql": sql}):
                 self.stats.done[me, "query"] += 1
             if table is not None:
                 body = {"release_id": table.json()["release_id"], "format": "csv"}
@@ -455,6 +467,16 @@ def audit_reconciliation(home: Path, stats: Stats) -> list[str]:
             lost, extra = lost + max(0, n - here), extra + max(0, here - n)
         if done or in_log:
             lines.append(f"| {action} ({' + '.join(sources)}) | {done} | {in_log} | {lost} | {extra} |")
+    with hub.session() as session:
+        details = session.scalars(
+            select(AuditEntry.details).where(
+                AuditEntry.actor.like(f"load{RUN}-%"), AuditEntry.action == "workspace.query",
+                AuditEntry.result == "ok",
+            )
+        ).all()  # fmt: skip
+    control = [d for d in details if d.get("db") == "control"]
+    reused = sum(1 for d in control if d.get("reused"))
+    lines.append(f"control queries: {len(control)}, of which answered with a kept result (reused): {reused}")
     return lines
 
 

@@ -30,6 +30,7 @@ from renkei.hub.workspace.errors import (
     WorkspaceError,
 )
 from renkei.hub.workspace.gate import SnapshotCache
+from renkei.hub.workspace.reuse import ControlResults
 from renkei.hub.workspace.slots import QuerySlots, WorkspaceBusy
 from renkei.hub.workspace.workspace import Workspace, WorkspaceLimits
 from renkei.manifest import DATA_FILE
@@ -501,3 +502,37 @@ def test_a_query_waits_for_a_slot_without_its_wall_clock_running_and_a_long_wait
     last = entries(world, "workspace.query", f"workspace/{workspace.id}")[-1]
     assert last.result == "error" and "WorkspaceBusy" in last.details["error"]
     assert workspace.query("SELECT 44 AS x").to_pylist() == [{"x": 44}]  # the workspace stays open
+
+
+def test_a_control_result_is_reused_over_the_same_snapshots_and_still_decided_and_audited(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = ControlResults(1 << 20)
+    monkeypatch.setattr(world.hub, "control_results", results)
+    sql = "SELECT period, count(*) AS n FROM juki GROUP BY ALL ORDER BY ALL"
+    opened, grants, answers = [], [], []
+    try:
+        for _ in range(2):
+            user, actor = world.analyst()
+            grants.append(world.grant(user, "juki", world.periods))
+            opened.append(Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS))
+            answers.append(opened[-1].control_query(sql, reusable=True).to_pylist())
+        assert answers[0] == answers[1] and len(answers[0]) == len(world.periods)
+        assert (results.hits, results.misses) == (1, 1)
+        first, second = (entries(world, "workspace.query", f"workspace/{w.id}")[-1] for w in opened)
+        assert "reused" not in first.details and second.details["reused"] is True
+        assert second.details["db"] == "control" and second.details["snapshots"] == first.details["snapshots"]
+        opened[1].control_query(sql)  # not declared reusable: it runs
+        assert results.hits == 1
+        user, actor = world.analyst()
+        world.grant(user, "juki", world.periods[:1])
+        with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as other:
+            assert other.control_query(sql, reusable=True).num_rows == 1  # other snapshots: computed
+        assert (results.hits, results.misses) == (1, 2)
+        world.revoke(grants[1])
+        with pytest.raises(WorkspaceClosed, match="revoked"):
+            opened[1].control_query(sql, reusable=True)  # a kept result is handed out only under a grant
+        assert results.hits == 2  # it was found, and refused by the decision
+    finally:
+        for ws in opened:
+            ws.close()

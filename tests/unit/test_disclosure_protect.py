@@ -79,7 +79,7 @@ class Workspace:
     def unique_units(self) -> frozenset[str]:
         return frozenset()  # the deduplicating control queries, which hold for any base
 
-    def control_query(self, sql: str) -> pa.Table:
+    def control_query(self, sql: str, *, reusable: bool = False) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
 
     def true_cells(self, request: TableRequest) -> dict[tuple[Any, ...], int]:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # the importer, the vault, Alembic and the specs load pyarrow
     from renkei.hub.importer import Importer
     from renkei.hub.vault import CatalogRecord, SnapshotRef, Vault, VerifyProblem
     from renkei.hub.workspace.gate import SnapshotCache
+    from renkei.hub.workspace.reuse import ControlResults
     from renkei.hub.workspace.slots import QuerySlots
 
 PACKAGE_IDENTITY_FILE = "package_identity.txt"
@@ -114,6 +115,13 @@ class Hub:
 
         limits = self.settings.workspace
         return QuerySlots(limits.max_running_queries, limits.queue_seconds)
+
+    @cached_property
+    def control_results(self) -> ControlResults:
+        """Control results reused across this process's workspaces (renkei.hub.workspace.reuse)."""
+        from renkei.hub.workspace.reuse import ControlResults  # noqa: PLC0415 (lazy: see the imports)
+
+        return ControlResults(self.settings.workspace.reuse_mib << 20)
 
     @property
     def inbox(self) -> Path:

@@ -288,6 +288,12 @@ class WorkspaceSettings(_Section):
         "seconds a query waits for a running slot before it is refused as busy",
         gt=0,
     )
+    reuse_mib: int = _setting(
+        64,
+        "同じスナップショットに対する同じ集計（制御クエリ）の結果を再利用のため保持する上限（MiB、0 で再利用しない）",
+        "MiB of control results kept for reuse by the same query over the same snapshots (0: no reuse)",
+        ge=0,
+    )
     max_rows: int = _setting(100_000, "結果の行数の上限", "rows a result may hold", ge=1)
     max_result_bytes: int = _setting(
         256 << 20, "結果の大きさの上限（バイト）", "bytes a result may take", ge=1

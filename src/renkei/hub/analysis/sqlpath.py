@@ -129,7 +129,9 @@ def _aggregate(
 ) -> SqlResult:
     answer = workspace.query(sql)
     user = answer.rename_columns(list(controlled.columns)).to_pylist()
-    derived = workspace.control_query(controlled.control_sql_over(workspace.unique_units())).to_pylist()
+    derived = workspace.control_query(
+        controlled.control_sql_over(workspace.unique_units()), reusable=controlled.deterministic
+    ).to_pylist()
     groups = controlled.group_columns
     by_group = {tuple(r[g] for g in groups): r for r in derived}
     if len(by_group) != len(user) or any(

@@ -32,6 +32,7 @@ class Controllable:
     control_sql: str  # one row per group: the group columns, n, ckey
     base_view: str = ""  # the view of the first FROM item
     one_row_control_sql: str | None = None  # the same without deduplication, for a count of rows over a base
+    deterministic: bool = False  # only functions of DETERMINISTIC: its result may be reused (workspace.reuse)
 
     def control_sql_over(self, unique: frozenset[str]) -> str:
         """The control query, given the views in which a person is on one row per period (``unique``): over
@@ -94,7 +95,26 @@ def analyse(sql: str, schema: Mapping[str, Mapping[str, str]]) -> Controllable |
         _control_sql(tree, base, selected, kind),
         tree.args["from_"].this.name,
         _control_sql(tree, base, selected, kind, distinct=False) if one_row else None,
+        deterministic(tree),
     )
+
+
+# Functions whose value depends on their arguments alone. Anything else — random(), now(), current_date,
+# uuid(), nextval(), a function sqlglot does not know (Anonymous) — makes a query's result not reusable.
+DETERMINISTIC: tuple[type[exp.Func], ...] = tuple(
+    getattr(exp, name)
+    for name in (
+        "Count", "Sum", "Cast", "TryCast", "Least", "Greatest", "Coalesce", "Nullif", "If", "Case", "And",
+        "Or", "Xor", "Abs", "Round", "Floor", "Ceil", "Extract", "TimestampTrunc", "DateTrunc", "Year",
+        "Month", "Day", "TimeToStr", "Upper", "Lower", "Substring", "Length", "Concat", "Trim", "StrPosition",
+    )
+    if hasattr(exp, name)
+)  # fmt: skip
+
+
+def deterministic(tree: exp.Expr) -> bool:
+    """Whether every function in ``tree`` is one of :data:`DETERMINISTIC` (unknown ones count as volatile)."""
+    return all(isinstance(f, DETERMINISTIC) for f in tree.find_all(exp.Func))
 
 
 def _unique_names(tree: exp.Select) -> list[str]:

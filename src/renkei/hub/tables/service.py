@@ -28,7 +28,7 @@ class TableWorkspace(Protocol):
 
     def unique_units(self) -> frozenset[str]: ...
 
-    def control_query(self, sql: str) -> pa.Table: ...
+    def control_query(self, sql: str, *, reusable: bool = False) -> pa.Table: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,9 @@ def read_cells(table: pa.Table, dimensions: Sequence[str]) -> Cells:
 def build_table(workspace: TableWorkspace, request: TableRequest, protect: CellProtector) -> BuiltTable:
     """Compile, compute inside the sandbox, protect and shape one table."""
     compiled = compile_table(request, workspace.schema(), workspace.unique_units())
-    cells = read_cells(workspace.control_query(compiled.control_sql), compiled.dimensions)
+    # Compiled from the request alone (no volatile function): the same table over the same snapshots may
+    # reuse another workspace's result (renkei.hub.workspace.reuse).
+    cells = read_cells(workspace.control_query(compiled.control_sql, reusable=True), compiled.dimensions)
     shown_cells, record = protect(request, compiled, cells)
     shown = show(request, compiled.dimensions, compiled.measure, shown_cells)
     record = {

@@ -329,12 +329,31 @@ class Workspace:
             finally:
                 self._start_record_keys()  # the first query has its answer: now the keys may take the cores
 
-    def control_query(self, sql: str) -> pa.Table:
-        """Run hub-generated SQL on the control database (which alone holds ``_record_keys``)."""
+    def control_query(self, sql: str, *, reusable: bool = False) -> pa.Table:
+        """Run hub-generated SQL on the control database (which alone holds ``_record_keys``).
+
+        ``reusable``: the caller knows ``sql`` to be deterministic, so the same SQL over the same snapshots
+        may be answered with a result kept from any workspace of this process (renkei.hub.workspace.reuse),
+        authorized and audited as if it had run."""
         with self._lock:
             self._ensure_open()
-            self._record_keys_ready()
-            return self._audited("control", sql, self.limits.max_rows)
+            if not reusable:
+                self._record_keys_ready()
+                return self._audited("control", sql, self.limits.max_rows)
+            results = self.hub.control_results
+            wait = self.hub.query_slots.wait + self.limits.timeout  # as long as running it could take
+            if (kept := results.get(self.granted, sql, wait=wait)) is not None:
+                snapshots = self._authorize_reading(sql)
+                self._audit_query("control", sql, snapshots, rows=kept.num_rows, reused=True)
+                return kept
+            try:
+                self._record_keys_ready()
+                table = self._audited("control", sql, self.limits.max_rows)
+            except BaseException:
+                results.abandon(self.granted, sql)
+                raise
+            results.put(self.granted, sql, table)
+            return table
 
     def _audited(self, db: str, sql: str, max_rows: int) -> pa.Table:
         # The query runs in the sandbox while the grants are decided; its result is read only after every
@@ -461,11 +480,21 @@ class Workspace:
         )
 
     def _audit_query(
-        self, db: str, sql: str, snapshots: list[str], *, rows: int = 0, result: str = "ok", reason: str = ""
+        self,
+        db: str,
+        sql: str,
+        snapshots: list[str],
+        *,
+        rows: int = 0,
+        result: str = "ok",
+        reason: str = "",
+        reused: bool = False,
     ) -> None:
         details: dict[str, object] = {"db": db, **_sql_details(sql), "snapshots": snapshots, "rows": rows}
         if reason:
             details["error"] = reason
+        if reused:
+            details["reused"] = True  # answered with a kept result of the same SQL over the same snapshots
         self._audit(AuditAction.WORKSPACE_QUERY, result, **details)
 
 
