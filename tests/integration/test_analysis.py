@@ -169,10 +169,12 @@ def test_export_within_quota_with_the_hash_in_the_audit_log(
     with pytest.raises(Forbidden, match="2 件まで"):  # the quota, decided by authorize()
         service.export_release(ww.hub, analyst, release.id, ExportFormat.CSV, clock=ww.clock)
     with ww.hub.session() as session:
-        logged = [
-            e.details for e in session.scalars(select(AuditEntry).where(AuditEntry.action == "export.file"))
-        ]
+        entries = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "export.file")))
+    logged = [e.details for e in entries]
     assert {d["sha256"] for d in logged} >= {csv_file.sha256, xlsx_file.sha256}
+    mine = [e for e in entries if e.details["sha256"] in {csv_file.sha256, xlsx_file.sha256}]
+    assert {(e.terminal, e.client_addr) for e in mine} == {(analyst.terminal, analyst.client_addr)}
+    assert analyst.terminal  # the entry names the terminal the file went to
 
 
 def test_only_a_steward_of_the_owning_department_reviews(

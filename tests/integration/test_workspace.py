@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from renkei.hub.audit import AuditEntry
 from renkei.hub.disclosure.record_keys import RECORD_KEY_FILE
+from renkei.hub.home import Hub
 from renkei.hub.vault import SnapshotRef
 from renkei.hub.workspace import lockdown, process
 from renkei.hub.workspace.errors import (
@@ -536,3 +537,20 @@ def test_a_control_result_is_reused_over_the_same_snapshots_and_still_decided_an
     finally:
         for ws in opened:
             ws.close()
+
+
+def test_a_hub_opened_by_a_relative_path_decrypts_its_snapshots(
+    world: WorkspaceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`renkei serve --home hub`: the decrypting children run in "/", so the home must be absolute for them
+    (the 1.5M-city load run of stop 21 failed every table with "cannot read the stored file" before)."""
+    monkeypatch.chdir(world.hub.home.parent)
+    hub = Hub(Path(world.hub.home.name))
+    assert hub.home == world.hub.home.absolute()
+    user, actor = world.analyst()
+    world.grant(user, "juki", world.periods[:1])
+    try:
+        with Workspace.open(hub, actor, clock=world.clock, limits=LIMITS) as ws:
+            assert ws.query("SELECT count(*) AS n FROM juki").to_pylist()[0]["n"] > 0
+    finally:
+        hub.engine.dispose()

@@ -63,6 +63,9 @@ class Hub:
     home: Path
 
     def __post_init__(self) -> None:
+        # Absolute once and for all: the vault's decrypting children and the workspace workers run in "/",
+        # so a relative home (`renkei serve --home hub`) would name files they cannot find.
+        self.home = self.home.absolute()
         check_home(self.home, HUB)  # every hub command and the portal start here
         self.settings  # noqa: B018 (loaded now: an invalid setting stops the start, not a later request)
         if rotation_pending(self.home):

@@ -76,6 +76,8 @@ def export_release(
                 actor=actor.name,
                 action=AuditAction.EXPORT_FILE,
                 resource=f"export/{export_id}",
+                terminal=actor.terminal,  # where the file went: the 点検 asks which terminal downloaded what
+                client_addr=actor.client_addr,
                 details={
                     "release": release_id,
                     "sha256": digest,
