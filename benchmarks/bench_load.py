@@ -252,14 +252,19 @@ class Stats:
 
 
 class Staff:
-    def __init__(self, account: Account, base_url: str, demo: Path, stats: Stats) -> None:
+    def __init__(self, account: Account, base_url: str, demo: Path, stats: Stats, desk: int = 0) -> None:
         self.account, self.stats = account, stats
         terminal = demo / "terminal"
-        self.client = httpx.AsyncClient(
-            base_url=base_url, verify=False,  # noqa: S501 (the demo's self-signed server certificate, loopback)
+        # Each user at a desk of their own: its own loopback source address (127.0.1.<desk>), as staff on
+        # separate terminals have, so the per-address login throttle sees one person per address.
+        transport = httpx.AsyncHTTPTransport(
+            verify=False,  # the demo's self-signed server certificate, on loopback
             cert=(str(terminal / "demo-terminal.crt"), str(terminal / "demo-terminal.key")),
-            timeout=120, headers={"Accept-Language": "ja"},
-        )  # fmt: skip
+            local_address=f"127.0.1.{desk % 250 + 1}",
+        )
+        self.client = httpx.AsyncClient(
+            base_url=base_url, transport=transport, timeout=120, headers={"Accept-Language": "ja"}
+        )
         self.csrf = ""
         self.last_step = -1
 
@@ -383,7 +388,7 @@ async def run_users(accounts: list[Account], base_url: str, demo: Path, seconds:
                     pages: bool, page_think: tuple[float, float] | None = None) -> Stats:  # fmt: skip
     stats = Stats()
     until = time.monotonic() + seconds
-    staff = [Staff(a, base_url, demo, stats) for a in accounts]
+    staff = [Staff(a, base_url, demo, stats, desk) for desk, a in enumerate(accounts)]
     for member in staff:
         member.stats_mode_pages = pages
         member.page_think = page_think

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from renkei.clock import FakeClock
 from renkei.hub.access.authz import Forbidden, InvalidTransition
 from renkei.hub.access.people import Role, User
-from renkei.hub.analysis.errors import AnalysisError, ReleaseNotFound
+from renkei.hub.analysis.errors import AnalysisError
 from renkei.hub.analysis.ledger import Release, ReleaseStatus
 from renkei.hub.analysis.opendata import (
     PrivacyBudget,
@@ -361,8 +361,19 @@ def test_who_may_publish_and_every_denial_is_recorded(world: World, case: Case) 
     in_review = release(world, analyst, [name], snapshots, status=ReleaseStatus.REVIEW)
     with pytest.raises(InvalidTransition):
         publish_opendata(hub, world.actor(steward), in_review, 0.1, clock=world.clock)
-    with pytest.raises(ReleaseNotFound):
-        preview_opendata(hub, world.actor(steward), 999_999, 0.1, clock=world.clock)
+    # A release that does not exist and one the caller may not see get the same answer (no oracle on ids),
+    # each a recorded denial.
+    outsider = world.actor(world.user(Role.STEWARD, "保険年金課"))
+    answers = []
+    for release_id_ in (999_999, release_id):
+        for call in (preview_opendata, publish_opendata):
+            size = world.audit.size()
+            with pytest.raises(Forbidden) as refused:
+                call(hub, outsider, release_id_, 0.1, clock=world.clock)
+            answers.append(str(refused.value).replace(str(release_id_), "N"))
+            [decision] = [e for e in world.entries(size) if e.action == "authz.decision"]
+            assert decision.result == "denied"
+    assert answers[:2] == answers[2:]
     assert spent(world, name, 2025) == 0.0
 
 

@@ -281,6 +281,7 @@ def test_a_snapshot_stored_without_record_keys_refuses_control_but_not_queries(
                 ws.control_query("SELECT count(*) FROM _record_keys")
             assert "juki/2030-01-01/v1" in refused.value.en and not ws.closed
         assert ws.query("SELECT 1 AS x").num_rows == 1
+        assert ws.unique_units() == {"juki"}  # known without the record keys (a kept table needs no keys)
 
 
 def test_lockdown_that_does_not_read_back_refuses_to_open(
@@ -463,6 +464,7 @@ def test_the_merged_record_keys_are_shared_by_workspaces_over_the_same_snapshots
         world.grant(user, "juki", world.periods)
         with Workspace.open(world.hub, actor, clock=world.clock, limits=LIMITS) as ws:
             counts.append(ws.control_query(keys).to_pylist())
+            ws.unique_units()
     assert counts[0] == counts[1] and counts[0][0]["n"] > 0
     assert cache.decryptions == 4  # two periods' data and their record keys, once for both workspaces
     assert len(cache.derived_kept()) == 2  # the merged keys and which snapshots have no repeated pid

@@ -65,7 +65,7 @@ from renkei.hub.access.authz import (
     rule,
 )
 from renkei.hub.access.people import Role
-from renkei.hub.analysis.errors import AnalysisError, ReleaseNotFound
+from renkei.hub.analysis.errors import AnalysisError
 from renkei.hub.analysis.ledger import Release, ReleaseKind, ReleaseStatus
 from renkei.hub.audit import AuditLog, UTCDateTime
 from renkei.hub.audit_actions import AuditAction
@@ -191,7 +191,6 @@ def preview_opendata(
     """The table as it would be published at ``epsilon`` (one example draw), its error and budget; spends
     nothing."""
     with hub.session() as session:
-        _existing(session, release_id)
         resource = release_resource(release_id)
         check(session, hub.audit, actor, Action.OPENDATA_PREVIEW, resource, clock=clock)
         plan = _plan(hub, session, release_id, epsilon)
@@ -213,7 +212,6 @@ def publish_opendata(
 ) -> PublishedOpenData:
     """Spend ε on every dataset and 年度 the table reads (or refuse), draw the noise, write the file."""
     with hub.session() as session:
-        _existing(session, release_id)
         decision = check(
             session, hub.audit, actor, Action.OPENDATA_PUBLISH, release_resource(release_id), clock=clock
         )
@@ -310,11 +308,6 @@ class _Plan:
     budget_keys: list[tuple[int, int]]  # (dataset id, 年度), sorted: rows are locked in this order
     total_micro: int
     sources: list[dict[str, Any]]
-
-
-def _existing(session: Session, release_id: int) -> None:
-    if session.get(Release, release_id) is None:
-        raise ReleaseNotFound(f"集計表 {release_id} はありません", f"no release {release_id}", None)
 
 
 def _plan(hub: OpenDataHub, session: Session, release_id: int, epsilon: float | None) -> _Plan:
@@ -655,23 +648,23 @@ def _may_publish(
     datasets. Publish: a steward of the department owning every dataset it reads, never the requester.
     Either only once the table is released or approved. Admins run the hub and do not decide."""
     release = session.get(Release, resource.id, populate_existing=True) if resource.id is not None else None
+    publish = action is Action.OPENDATA_PUBLISH
+    if publish and principal.role is not Role.STEWARD:  # before the release is looked at: says nothing of it
+        return deny(
+            "deny:role", "公開はデータ管理者が行います", "only stewards publish", label=resource.label
+        )
     if release is None:
-        return deny("deny:not-found", "集計表がありません", "no such release")
+        return _hidden("deny:not-found", resource, publish)
     label_ = f"release/{release.id}"
     owners = set(session.scalars(select(Dataset.owner_id).where(Dataset.name.in_(release.datasets))))
     owning_steward = principal.role is Role.STEWARD and principal.department_id in owners
     requester = principal.user_id == release.user_id
-    if action is Action.OPENDATA_PREVIEW:
-        if not (owning_steward or (requester and principal.role in (Role.ANALYST, Role.STEWARD))):
-            return deny(
-                "deny:not-owner",
-                "公開前の確認は作成者か所管課のデータ管理者が行います",
-                "only the table's requester or a steward of an owning department previews it",
-                label=label_,
-            )
+    if not (owning_steward or requester):
+        return _hidden("deny:not-owner", resource, publish)  # the same answer as for a release that is not
+    if not publish:
+        if not (owning_steward or principal.role in (Role.ANALYST, Role.STEWARD)):
+            return _hidden("deny:not-owner", resource, publish)
     else:
-        if principal.role is not Role.STEWARD:
-            return deny("deny:role", "公開はデータ管理者が行います", "only stewards publish", label=label_)
         if requester:
             return deny(
                 "deny:separation-of-duties",
@@ -712,3 +705,14 @@ __all__ = [
     "preview_opendata",
     "publish_opendata",
 ]
+
+
+def _hidden(policy: str, resource: Resource, publish: bool) -> Verdict:
+    """One answer for a release that does not exist and one the caller may not see: the id is no oracle."""
+    what_ja, what_en = ("公開", "publish") if publish else ("公開前の確認", "preview")
+    return deny(
+        policy,
+        f"{resource.label} はないか、{what_ja}の権限がありません（作成者か所管課のデータ管理者が行います）",
+        f"no {resource.label}, or not one you may {what_en} (the requester or an owning steward does)",
+        label=resource.label,
+    )

@@ -123,9 +123,11 @@ class Workspace:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
         self._keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-keys-{self.id}")
         self._keys: Future[None] | None = None  # started after the first query, or by the first control query
-        self._keys_con: duckdb.DuckDBPyConnection | None = None  # the merge running now (close interrupts it)
+        self._parent_cons: set[duckdb.DuckDBPyConnection] = (
+            set()
+        )  # work in this process now (close interrupts it)
         self._keys_lock = threading.Lock()
-        self._unique_units: frozenset[str] = frozenset()  # known once the record keys are in
+        self._unique_units: frozenset[str] | None = None  # known at the first unique_units()
 
     # -- opening ------------------------------------------------------------------------------------------
 
@@ -207,13 +209,6 @@ class Workspace:
         header, _ = self.worker.request({"op": "keys"}, self.limits.open_timeout, 0, payload=keys)
         if not header.get("ok"):
             raise _open_failed(header)
-        unique = self._unique_pid(granted)
-        if unique is None:
-            return  # closed meanwhile
-        datasets = {o.dataset for o in self.opened}
-        self._unique_units = frozenset(
-            d for d in datasets if all(o.ref in unique for o in self.opened if o.dataset == d)
-        )
 
     def _merged_keys(self, fds: list[int]) -> bytes | None:
         """The merged keys as an Arrow stream, or None if the workspace closed first."""
@@ -236,14 +231,14 @@ class Workspace:
             with self._keys_lock:
                 if self.closed:
                     return None
-                self._keys_con = con
+                self._parent_cons.add(con)
             try:
                 return work(con)
             except duckdb.InterruptException:
                 return None
             finally:
                 with self._keys_lock:
-                    self._keys_con = None
+                    self._parent_cons.discard(con)
 
     def _record_keys_ready(self) -> None:
         self._start_record_keys()
@@ -303,11 +298,20 @@ class Workspace:
 
     def unique_units(self) -> frozenset[str]:
         """The datasets in which a person is on one row per period (no pid twice in any opened snapshot):
-        their disclosure queries need not deduplicate (pid, period). Waits for the record keys, as every
-        control query does."""
+        their disclosure queries need not deduplicate (pid, period). Found once per set of snapshots (shared
+        like the merged keys) and without waiting for the record keys, so a table whose result is kept
+        (renkei.hub.workspace.reuse) is answered before this workspace's keys are in."""
         with self._lock:
             self._ensure_open()
-            self._record_keys_ready()
+            if self._unique_units is None:
+                granted = [Granted(o.decision, o.snapshot_id, o.ref) for o in self.opened]
+                unique = self._unique_pid(granted)
+                self._ensure_open()  # closed meanwhile: the scan was interrupted
+                assert unique is not None
+                datasets = {o.dataset for o in self.opened}
+                self._unique_units = frozenset(
+                    d for d in datasets if all(o.ref in unique for o in self.opened if o.dataset == d)
+                )
             return self._unique_units
 
     @property
@@ -433,8 +437,8 @@ class Workspace:
                 return
             self.closed_reason = reason
             with self._keys_lock:
-                if self._keys_con is not None:
-                    self._keys_con.interrupt()
+                for con in self._parent_cons:
+                    con.interrupt()
             if self.worker is not None:
                 self.worker.close()
             self._lease.close()
