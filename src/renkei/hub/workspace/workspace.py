@@ -182,8 +182,9 @@ class Workspace:
         )
 
     def _start_record_keys(self) -> None:
-        """Load the record keys in the background, once: they are seconds of work for a large city that only
-        the control database needs, so they never delay the user's first query."""
+        """Load the record keys in the background, once, when the first control query that runs needs them:
+        they are seconds of work and ~150 MB of the worker for a large city that only the control database
+        needs, and a workspace whose tables are all kept results (renkei.hub.workspace.reuse) needs none."""
         with self._lock:
             if self._keys is None and not self.closed:
                 self._keys = self._keys_pool.submit(self._load_record_keys)
@@ -328,10 +329,7 @@ class Workspace:
             except QueryRefused as e:
                 self._audit_query("user", sql, [], result="rejected", reason=e.en)
                 raise
-            try:
-                return self._audited("user", sql, max_rows or self.limits.max_rows)
-            finally:
-                self._start_record_keys()  # the first query has its answer: now the keys may take the cores
+            return self._audited("user", sql, max_rows or self.limits.max_rows)
 
     def control_query(self, sql: str, *, reusable: bool = False) -> pa.Table:
         """Run hub-generated SQL on the control database (which alone holds ``_record_keys``).
