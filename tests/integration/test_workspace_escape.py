@@ -243,8 +243,9 @@ def test_changing_the_configuration(setting: Setting, name: str) -> None:
 def test_exhausting_memory(setting: Setting) -> None:
     sql = "SELECT length(string_agg(range::VARCHAR, ',')) AS n FROM range(20000000)"
     assert runs(duckdb.connect(), sql)[0][0] > LIMITS.memory_mib << 20  # positive control
-    with pytest.raises(QueryFailed, match="OutOfMemory"):
+    with pytest.raises(QueryFailed, match="OutOfMemory") as refused:
         setting.ws.query(sql)
+    assert "workspace.memory_mib" in refused.value.en and f"{LIMITS.memory_mib} MiB" in refused.value.ja
     assert setting.ws.query("SELECT 1 AS alive")["alive"].to_pylist() == [1]
 
 

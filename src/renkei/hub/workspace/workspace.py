@@ -368,7 +368,7 @@ class Workspace:
                 pending.result()  # discarded; a closed workspace has killed the worker, so this ends at once
             raise
         try:
-            table = self._receive(pending.result)
+            table = self._receive(pending.result, db)
         except WorkspaceError as e:
             self._audit_query(db, sql, snapshots, result="error", reason=f"{type(e).__name__}: {e.en}"[:500])
             raise
@@ -384,9 +384,9 @@ class Workspace:
             return self.worker.request(request, self.limits.timeout, self.limits.max_result_bytes)
 
     def _run(self, db: str, sql: str, max_rows: int) -> pa.Table:
-        return self._receive(lambda: self._send(db, sql, max_rows))
+        return self._receive(lambda: self._send(db, sql, max_rows), db)
 
-    def _receive(self, reply: Callable[[], tuple[dict[str, Any], bytes | None]]) -> pa.Table:
+    def _receive(self, reply: Callable[[], tuple[dict[str, Any], bytes | None]], db: str) -> pa.Table:
         try:
             header, payload = reply()
         except WorkerGone as e:
@@ -395,7 +395,7 @@ class Workspace:
                 raise _timeout(self.limits.timeout, closed=True) from e
             raise WorkspaceClosed(e.ja, e.en) from e
         if not header.get("ok"):
-            raise _query_error(header, self.limits)
+            raise _query_error(header, self.limits, db)
         assert payload is not None
         return pa.ipc.open_stream(payload).read_all()
 
@@ -608,10 +608,22 @@ def _open_failed(header: dict[str, Any]) -> WorkspaceError:
     )
 
 
-def _query_error(header: dict[str, Any], limits: WorkspaceLimits) -> WorkspaceError:
+def _query_error(header: dict[str, Any], limits: WorkspaceLimits, db: str) -> WorkspaceError:
     kind = header.get("kind")
     if kind == "interrupted":
         return _timeout(limits.timeout, closed=False)
+    if header.get("type") == "OutOfMemoryException":  # the sandbox cannot spill to disk: name the limit
+        setting, mib = (
+            ("workspace.memory_mib", limits.memory_mib)
+            if db == "user"
+            else ("workspace.control_memory_mib", limits.control_memory_mib)
+        )
+        return QueryFailed(
+            f"作業環境のメモリ上限（{mib} MiB）を超えました。集計の軸や期間を減らすか、管理者に設定 {setting}"
+            " の見直しを依頼してください",
+            f"OutOfMemoryException: the query needs more than the workspace's {mib} MiB ({setting}); use fewer"
+            " dimensions or periods, or ask an administrator to raise the setting",
+        )
     if kind == "too_large":
         return QueryRefused(
             "結果が大きすぎます。集計するか件数を絞ってください",
