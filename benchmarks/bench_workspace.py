@@ -270,7 +270,7 @@ def _first_query(hub: Any, actor: Any, figures: dict[str, Any]) -> Any:
     figures["open"].append(time.perf_counter() - start)
     workspace.query(Q1)
     figures["first_query"].append(time.perf_counter() - start)
-    workspace.control_query("SELECT count(*) FROM _record_keys")  # the stored keys, loaded by this first control query
+    workspace.control_query("SELECT count(*) FROM _record_keys")  # loads the stored keys now
     figures["keys_ready"].append(time.perf_counter() - start)
     return workspace
 
