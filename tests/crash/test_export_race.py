@@ -102,7 +102,7 @@ def race(hub: Hub, analyst: Actor, release_id: int) -> list[dict[str, object]]:
         lines = reports.read().decode().splitlines()  # until every child has exited (closed its end)
     for pid in children:
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, lines
+        assert os.waitstatus_to_exitcode(status) == 0, [line for line in lines if '"error"' in line] or lines
     return [json.loads(line) for line in lines]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from renkei.cli.analysis import _write_new, build_request
 from renkei.hub.access.authz import Actor, Forbidden, InvalidTransition
 from renkei.hub.access.people import Role, User
-from renkei.hub.access.quotas import set_quota
+from renkei.hub.access.quotas import QuotaExceeded, set_quota
 from renkei.hub.analysis import service
 from renkei.hub.analysis.ledger import ExportFormat, Release, ReleaseStatus
 from renkei.hub.audit import AuditEntry
@@ -166,7 +166,7 @@ def test_export_within_quota_with_the_hash_in_the_audit_log(
     xlsx_file = service.export_release(ww.hub, analyst, release.id, ExportFormat.XLSX, clock=ww.clock)
     book = openpyxl.load_workbook(io.BytesIO(xlsx_file.content))
     assert book.sheetnames == ["集計表", "規則"]
-    with pytest.raises(Forbidden, match="2 件まで"):  # the quota, decided by authorize()
+    with pytest.raises(QuotaExceeded, match="2 件まで"):  # the quota, decided by authorize()
         service.export_release(ww.hub, analyst, release.id, ExportFormat.CSV, clock=ww.clock)
     with ww.hub.session() as session:
         entries = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "export.file")))

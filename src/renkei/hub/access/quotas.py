@@ -304,7 +304,8 @@ def _may_export(
     quota = session.get(DownloadQuota, principal.user_id, populate_existing=True)
     over = quota_refusal(quota, resource.rows, resource.bytes, city_today(clock))
     if over is not None:
-        return deny(*over, grant_ids=tuple(grant_ids))
+        # The same refusal as reserve_download's, whichever finds the limit first (exporters racing for the last place)
+        return deny(*over, grant_ids=tuple(grant_ids), error=QuotaExceeded)
     return allow(
         "grant+quota",
         "利用承認とダウンロード制限の範囲内です",
