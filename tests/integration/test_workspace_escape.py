@@ -246,6 +246,7 @@ def test_exhausting_memory(setting: Setting) -> None:
     with pytest.raises(QueryFailed, match="OutOfMemory") as refused:
         setting.ws.query(sql)
     assert "workspace.memory_mib" in refused.value.en and f"{LIMITS.memory_mib} MiB" in refused.value.ja
+    assert "failed to allocate" in refused.value.en  # DuckDB's own words: sizes, never a value
     assert setting.ws.query("SELECT 1 AS alive")["alive"].to_pylist() == [1]
 
 

@@ -33,8 +33,17 @@ MAX_KEYS_FRAME = 2 << 30  # the record keys of a city of millions, as Arrow byte
 INTERRUPT = signal.SIGUSR1
 BATCH_ROWS = 8192
 # Messages of these errors come from the query text and the schema, never from data values.
+# Errors whose text names SQL, settings or sizes, never a data value (an out-of-memory error says what it
+# tried to allocate and how much was in use: what an administrator needs to size the limits).
 SAFE_MESSAGES = frozenset(
-    {"ParserException", "BinderException", "CatalogException", "SyntaxException", "PermissionException"}
+    {
+        "ParserException",
+        "BinderException",
+        "CatalogException",
+        "SyntaxException",
+        "PermissionException",
+        "OutOfMemoryException",
+    }
 )
 
 

@@ -622,7 +622,7 @@ def _query_error(header: dict[str, Any], limits: WorkspaceLimits, db: str) -> Wo
             f"作業環境のメモリ上限（{mib} MiB）を超えました。集計の軸や期間を減らすか、管理者に設定 {setting}"
             " の見直しを依頼してください",
             f"OutOfMemoryException: the query needs more than the workspace's {mib} MiB ({setting}); use fewer"
-            " dimensions or periods, or ask an administrator to raise the setting",
+            f" dimensions or periods, or ask an administrator to raise the setting ({header.get('message', '')})",
         )
     if kind == "too_large":
         return QueryRefused(
