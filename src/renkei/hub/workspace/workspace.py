@@ -123,9 +123,8 @@ class Workspace:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-{self.id}")
         self._keys_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"workspace-keys-{self.id}")
         self._keys: Future[None] | None = None  # started after the first query, or by the first control query
-        self._parent_cons: set[duckdb.DuckDBPyConnection] = (
-            set()
-        )  # work in this process now (close interrupts it)
+        # DuckDB work of this process for the workspace (the key merge, the unique-pid scan): close interrupts it
+        self._parent_cons: set[duckdb.DuckDBPyConnection] = set()
         self._keys_lock = threading.Lock()
         self._unique_units: frozenset[str] | None = None  # known at the first unique_units()
 
